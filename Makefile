@@ -1,0 +1,42 @@
+# Two commands on a fresh machine with only python3:
+#   make demo   set up .venv, then simulate -> analyse -> report on the embedded sample
+#   make test   set up .venv, then run the whole test suite
+PY      ?= python3
+VENV    := .venv
+VPY     := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+OUT     ?= demo_output
+
+.PHONY: all install test demo docs bench clean reference
+
+all: test
+
+$(VPY):
+	$(PY) -m venv $(VENV)
+	$(VPY) -m pip install --quiet --upgrade pip
+
+$(STAMP): $(VPY) pyproject.toml requirements/constraints.txt
+	$(VPY) -m pip install --quiet -c requirements/constraints.txt -e ".[dev,docx]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(VPY) -m pytest -n 2 -q tests
+
+demo: $(STAMP)
+	$(VENV)/bin/ips-impact demo --out $(OUT)
+
+docs: $(STAMP)
+	$(VPY) -m pip install --quiet -c requirements/constraints.txt -e ".[docs]"
+	$(VPY) docs/build.py
+
+bench: $(STAMP)
+	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(VPY) $$f || exit 1; done
+
+# Regenerate the R reference numbers (needs R; the test suite itself does not).
+reference:
+	bash tests/reference/r/run_all.sh
+
+clean:
+	rm -rf $(VENV) $(OUT) .pytest_cache build *.egg-info
