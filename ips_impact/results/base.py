@@ -1,0 +1,636 @@
+"""The frozen base of every result: tidy schema, summary, HTML, JSON, spec, warnings, ledger.
+
+Every estimator of :mod:`ips_impact` returns a frozen dataclass built on
+:class:`ResultBase`. This module fixes what they have in common so that a result of
+any family can be tidied, compared, adjusted for multiple testing and saved the same way.
+
+Building a new result family (for other modules of the package)
+---------------------------------------------------------------
+1. Decorate the class with :func:`result_dataclass` (frozen, keyword-only fields,
+   identity equality, no generated ``repr``) and inherit from :class:`ResultBase`.
+2. Implement ``_tidy_rows(self) -> list[dict]``: one dict per estimand row, with the
+   keys of :data:`TIDY_COLUMNS` (build them with :func:`make_row`, which derives the
+   statistic, p-value and confidence interval from estimate, standard error and df).
+3. Optionally override ``_summary_title`` and ``_summary_lines`` for ``.summary()``.
+4. If you define ``__post_init__``, call ``super().__post_init__()`` first: it freezes
+   every field (DataFrames and arrays become read-only copies, mappings become
+   read-only mappings, lists become tuples) and refuses person keys.
+
+Results never change. :func:`with_ri` and :func:`with_adjusted_pvalues` (or
+:func:`dataclasses.replace`) return a *new* result; the optional tidy columns
+``ri_p_value``, ``ri_se``, ``adj_p_value`` and ``family`` live in the ``annotations``
+field (one value per tidy row) and appear in ``.tidy()`` only when set.
+
+Conventions of the tidy table
+-----------------------------
+``term`` is the regressor whose coefficient is the effect (``"arm"``; for ``late`` the
+take-up column). ``estimand`` is a short code: ``"itt"``, ``"late"``, ``"lee_lower"``,
+``"lee_upper"``, ``"balance"``, ``"spillover"``, ``"subgroup"``… ``horizon`` is the event
+time ``k`` (int) of a horizon, the label ``"a:b"`` of a window, or ``None``. ``df`` is
+the degrees of freedom of the reference t distribution; ``inf`` means a normal
+reference. ``control_mean`` is the mean outcome of the control arm in the estimation
+sample.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, TypeVar
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ips_impact.errors import DisclosureError, EstimationError
+
+__all__ = [
+    "TIDY_COLUMNS",
+    "OPTIONAL_TIDY_COLUMNS",
+    "LEDGER_COLUMNS",
+    "PERSON_KEY_COLUMNS",
+    "ResultBase",
+    "result_dataclass",
+    "make_row",
+    "wald_inference",
+    "critical_value",
+    "horizon_label",
+    "with_ri",
+    "with_adjusted_pvalues",
+    "freeze",
+    "frozen_frame",
+    "to_jsonable",
+]
+
+#: Columns of every ``.tidy()`` table, in this order.
+TIDY_COLUMNS: tuple[str, ...] = (
+    "outcome",
+    "term",
+    "estimand",
+    "horizon",
+    "estimate",
+    "std_error",
+    "statistic",
+    "p_value",
+    "conf_low",
+    "conf_high",
+    "df",
+    "nobs",
+    "n_treated",
+    "n_control",
+    "control_mean",
+)
+
+#: Columns appended to ``.tidy()`` (in this order) only when a result carries them.
+OPTIONAL_TIDY_COLUMNS: tuple[str, ...] = ("ri_p_value", "ri_se", "adj_p_value", "family")
+
+#: Columns of a result's ``.ledger`` (rows set aside by the estimator).
+LEDGER_COLUMNS: tuple[str, ...] = ("reason", "n_rows", "n_treated", "n_control")
+
+#: Column names that would carry a person or household key; refused in any result.
+PERSON_KEY_COLUMNS: frozenset[str] = frozenset(
+    {"person_id", "index_person_id", "household_id", "employer_id"}
+)
+
+_T = TypeVar("_T")
+
+
+def result_dataclass(cls: type[_T]) -> type[_T]:
+    """Decorate a result class: frozen, keyword-only, identity equality, base ``repr``.
+
+    ``eq=False`` because results hold DataFrames (whose ``==`` is element-wise);
+    ``repr=False`` so that :meth:`ResultBase.__repr__` (a short summary) is kept.
+    """
+    return dataclasses.dataclass(frozen=True, kw_only=True, eq=False, repr=False)(cls)
+
+
+# --------------------------------------------------------------------------- freezing
+
+
+def frozen_frame(frame: pd.DataFrame | pd.Series) -> pd.DataFrame | pd.Series:
+    """Return a copy of ``frame`` whose data cannot be changed in place.
+
+    Every column is copied into a read-only NumPy array, so that ``.loc``/``.iloc``
+    assignment or writing through ``.to_numpy()`` raises instead of silently changing
+    a result.
+    """
+    if isinstance(frame, pd.Series):
+        arr = frame.to_numpy(copy=True)
+        arr.setflags(write=False)
+        return pd.Series(arr, index=frame.index.copy(), name=frame.name, copy=False)
+    cols: dict[Any, np.ndarray] = {}
+    for i, col in enumerate(frame.columns):
+        arr = frame.iloc[:, i].to_numpy(copy=True)
+        arr.setflags(write=False)
+        cols[col] = arr
+    if frame.columns.has_duplicates:
+        raise EstimationError(
+            "a result table has duplicate column names",
+            column=[str(c) for c in frame.columns[frame.columns.duplicated()]],
+            fix="give every column of the table a distinct name.",
+        )
+    out = pd.DataFrame(cols, index=frame.index.copy(), columns=frame.columns, copy=False)
+    return out
+
+
+def freeze(value: Any) -> Any:
+    """Return an immutable (or read-only) equivalent of ``value``.
+
+    DataFrames/Series → read-only copies; arrays → read-only copies; mappings →
+    :class:`types.MappingProxyType` of frozen values; lists/tuples → tuples; sets →
+    frozensets. Other values are returned as they are.
+    """
+    if isinstance(value, (pd.DataFrame, pd.Series)):
+        return frozen_frame(value)
+    if isinstance(value, np.ndarray):
+        arr = value.copy()
+        arr.setflags(write=False)
+        return arr
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: freeze(v) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return tuple(freeze(v) for v in value)
+    if isinstance(value, (set, frozenset)):
+        return frozenset(value)
+    return value
+
+
+def _check_no_person_key(value: Any, where: str) -> None:
+    """Refuse a table that holds a person or household key (disclosure control)."""
+    if isinstance(value, pd.DataFrame):
+        names = {str(c) for c in value.columns} | {str(n) for n in value.index.names}
+        bad = sorted(names & PERSON_KEY_COLUMNS)
+        if bad:
+            raise DisclosureError(
+                f"result field '{where}' holds a person or household key",
+                column=bad,
+                fix="aggregate before building a result; no key may reach a result.",
+            )
+    elif isinstance(value, pd.Series):
+        names = {str(value.name)} | {str(n) for n in value.index.names}
+        bad = sorted(names & PERSON_KEY_COLUMNS)
+        if bad:
+            raise DisclosureError(
+                f"result field '{where}' holds a person or household key",
+                column=bad,
+                fix="aggregate before building a result; no key may reach a result.",
+            )
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            _check_no_person_key(v, f"{where}.{k}")
+    elif isinstance(value, tuple):
+        for i, v in enumerate(value):
+            _check_no_person_key(v, f"{where}[{i}]")
+
+
+def _normalise_ledger(ledger: Any) -> pd.DataFrame:
+    """Ledger as a DataFrame with at least :data:`LEDGER_COLUMNS` (empty if none)."""
+    if ledger is None:
+        frame = pd.DataFrame({c: pd.Series([], dtype="int64") for c in LEDGER_COLUMNS})
+        frame["reason"] = frame["reason"].astype(object)
+        return frame
+    if isinstance(ledger, pd.DataFrame):
+        frame = ledger.reset_index(drop=True)
+    else:
+        frame = pd.DataFrame(list(ledger))
+    missing = [c for c in LEDGER_COLUMNS if c not in frame.columns]
+    if missing:
+        raise EstimationError(
+            "a result ledger lacks required columns",
+            column=missing,
+            fix=f"build the ledger with the columns {', '.join(LEDGER_COLUMNS)}.",
+        )
+    rest = [c for c in frame.columns if c not in LEDGER_COLUMNS]
+    return frame[list(LEDGER_COLUMNS) + rest]
+
+
+# -------------------------------------------------------------------------- inference
+
+
+def critical_value(level: float, df: float | None = None) -> float:
+    """Two-sided critical value: quantile ``(1 + level) / 2`` of t(df) (normal if df is None/inf)."""
+    _check_level(level)
+    q = 0.5 + level / 2.0
+    if df is None or not np.isfinite(df):
+        return float(stats.norm.ppf(q))
+    return float(stats.t.ppf(q, df))
+
+
+def _check_level(level: float) -> None:
+    if not isinstance(level, (float, int)) or not (0.0 < float(level) < 1.0):
+        raise EstimationError(
+            f"level must be a number strictly between 0 and 1; you passed {level!r}",
+            fix="use e.g. level=0.95 for 95% confidence intervals.",
+        )
+
+
+def wald_inference(
+    estimate: float, std_error: float, df: float | None = None, level: float = 0.95
+) -> tuple[float, float, float, float]:
+    r"""Statistic, two-sided p-value and confidence interval of one estimate.
+
+    .. math:: t = \hat\theta / \widehat{se}, \quad p = 2\,P(T_{df} > |t|), \quad
+              \hat\theta \pm t_{df, (1+level)/2}\,\widehat{se}
+
+    with ``T_inf`` the standard normal. Returns ``(statistic, p_value, conf_low, conf_high)``;
+    NaN where the standard error is missing or not positive.
+    """
+    est = float(estimate)
+    se = float(std_error)
+    crit = critical_value(level, df)
+    if not (np.isfinite(se) and se > 0 and np.isfinite(est)):
+        return (math.nan, math.nan, math.nan, math.nan)
+    stat = est / se
+    if df is None or not np.isfinite(df):
+        p = float(2.0 * stats.norm.sf(abs(stat)))
+    else:
+        p = float(2.0 * stats.t.sf(abs(stat), df))
+    return (stat, p, est - crit * se, est + crit * se)
+
+
+def horizon_label(horizon: int | None = None, window: Sequence[int] | None = None) -> Any:
+    """Tidy ``horizon`` value: the int ``k`` of a horizon, ``"a:b"`` for a window, else None."""
+    if horizon is not None and window is not None:
+        raise EstimationError(
+            "give either horizon= or window=, not both",
+            fix="use horizon=k for one event time or window=(a, b) for a range.",
+        )
+    if horizon is not None:
+        return int(horizon)
+    if window is not None:
+        a, b = window
+        return f"{int(a)}:{int(b)}"
+    return None
+
+
+def _df_value(df: float | None) -> float:
+    return math.inf if df is None else float(df)
+
+
+def make_row(
+    *,
+    outcome: str,
+    estimate: float,
+    std_error: float,
+    nobs: int,
+    n_treated: int,
+    n_control: int,
+    term: str = "arm",
+    estimand: str = "itt",
+    horizon: Any = None,
+    df: float | None = None,
+    control_mean: float = math.nan,
+    level: float = 0.95,
+    statistic: float | None = None,
+    p_value: float | None = None,
+    conf_low: float | None = None,
+    conf_high: float | None = None,
+) -> dict[str, Any]:
+    """One tidy row (a dict with the keys of :data:`TIDY_COLUMNS`).
+
+    Statistic, p-value and interval default to the Wald values of
+    :func:`wald_inference` with reference t(``df``) (normal when ``df`` is None);
+    pass them explicitly when the estimator uses another reference (e.g. an
+    Imbens–Manski interval).
+    """
+    stat, p, lo, hi = wald_inference(estimate, std_error, df, level)
+    return {
+        "outcome": str(outcome),
+        "term": str(term),
+        "estimand": str(estimand),
+        "horizon": horizon,
+        "estimate": float(estimate),
+        "std_error": float(std_error),
+        "statistic": float(stat if statistic is None else statistic),
+        "p_value": float(p if p_value is None else p_value),
+        "conf_low": float(lo if conf_low is None else conf_low),
+        "conf_high": float(hi if conf_high is None else conf_high),
+        "df": _df_value(df),
+        "nobs": int(nobs),
+        "n_treated": int(n_treated),
+        "n_control": int(n_control),
+        "control_mean": float(control_mean),
+    }
+
+
+# ----------------------------------------------------------------------------- JSON
+
+
+def to_jsonable(value: Any) -> Any:
+    """Convert ``value`` to plain JSON types, deterministically.
+
+    NaN → ``None``; ±inf → ``"inf"``/``"-inf"``; NumPy scalars → Python scalars;
+    arrays/tuples → lists; DataFrames → ``{"columns", "index", "data"}`` (row-major);
+    Series → ``{"index", "data"}``; periods/timestamps → ISO strings; mappings → dicts
+    with string keys in insertion order.
+    """
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (np.bool_,)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        if math.isnan(v):
+            return None
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return v
+    if isinstance(value, pd.DataFrame):
+        return {
+            "columns": [to_jsonable(c) for c in value.columns],
+            "index": [to_jsonable(i) for i in value.index],
+            "data": [[to_jsonable(v) for v in row] for row in value.itertuples(index=False)],
+        }
+    if isinstance(value, pd.Series):
+        return {
+            "name": to_jsonable(value.name),
+            "index": [to_jsonable(i) for i in value.index],
+            "data": [to_jsonable(v) for v in value.tolist()],
+        }
+    if isinstance(value, np.ndarray):
+        return [to_jsonable(v) for v in value.tolist()]
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted(to_jsonable(v) for v in value)
+    if isinstance(value, (pd.Timestamp, pd.Period)):
+        return str(value)
+    if value is pd.NaT:
+        return None
+    if dataclasses.is_dataclass(value) and hasattr(value, "to_dict"):
+        return value.to_dict()
+    return str(value)
+
+
+# ----------------------------------------------------------------------- formatting
+
+
+def _fmt_num(x: Any, digits: int = 4) -> str:
+    if x is None:
+        return ""
+    if isinstance(x, (int, np.integer)) and not isinstance(x, bool):
+        return str(int(x))
+    if isinstance(x, (float, np.floating)):
+        v = float(x)
+        if math.isnan(v):
+            return ""
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return f"{v:.{digits}f}"
+    return str(x)
+
+
+def _fmt_p(x: Any) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return ""
+    v = float(x)
+    return "<0.001" if v < 0.001 else f"{v:.3f}"
+
+
+def _text_table(frame: pd.DataFrame) -> str:
+    """Deterministic fixed-width text rendering of a tidy-like table."""
+    shown = frame.copy()
+    for col in shown.columns:
+        if col in ("p_value", "ri_p_value", "adj_p_value"):
+            shown[col] = [_fmt_p(v) for v in shown[col]]
+        elif col in ("nobs", "n_treated", "n_control"):
+            shown[col] = [_fmt_num(v) for v in shown[col]]
+        elif col == "df":
+            shown[col] = [_fmt_num(v, 1) for v in shown[col]]
+        else:
+            shown[col] = [
+                _fmt_num(v) if not isinstance(v, str) else v for v in shown[col].tolist()
+            ]
+    return shown.to_string(index=False)
+
+
+# ---------------------------------------------------------------------------- base
+
+
+@result_dataclass
+class ResultBase:
+    """Common fields and behaviour of every result (see the module docstring).
+
+    Parameters
+    ----------
+    spec
+        The options that produced the result (outcome, horizon, covariates,
+        cov_type…): a read-only mapping, enough to refit the same model.
+    warnings
+        Messages the estimator raised as warnings (tuple of str).
+    ledger
+        Rows set aside by the estimator: ``reason, n_rows, n_treated, n_control``
+        (and possibly ``table``, ``column``). Never holds person keys.
+    annotations
+        Optional tidy columns (keys among :data:`OPTIONAL_TIDY_COLUMNS`), each a
+        tuple with one value per tidy row. Set with :func:`with_ri` /
+        :func:`with_adjusted_pvalues`, never by hand.
+    """
+
+    spec: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    ledger: pd.DataFrame | None = None
+    annotations: Mapping[str, tuple[Any, ...]] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Freeze every field so that a result can never drift from what produced it.
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "ledger":
+                value = _normalise_ledger(value)
+            elif f.name == "warnings":
+                if isinstance(value, str):
+                    value = (value,)
+                value = tuple(str(w) for w in value)
+            elif f.name == "annotations":
+                bad = [k for k in value if k not in OPTIONAL_TIDY_COLUMNS]
+                if bad:
+                    raise EstimationError(
+                        f"unknown annotation column(s) {bad}",
+                        fix=f"use only {', '.join(OPTIONAL_TIDY_COLUMNS)}.",
+                    )
+                value = {k: tuple(v) for k, v in value.items()}
+            _check_no_person_key(value, f.name)
+            object.__setattr__(self, f.name, freeze(value))
+
+    # ---- to be provided by subclasses
+    def _tidy_rows(self) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def _summary_title(self) -> str:
+        return type(self).__name__
+
+    def _summary_lines(self) -> list[str]:
+        return []
+
+    # ---- common behaviour
+    def tidy(self) -> pd.DataFrame:
+        """The result as a DataFrame with the columns of :data:`TIDY_COLUMNS`.
+
+        Optional columns (``ri_p_value``, ``ri_se``, ``adj_p_value``, ``family``) are
+        appended when set. A new DataFrame on each call.
+        """
+        rows = self._tidy_rows()
+        frame = pd.DataFrame(rows, columns=list(TIDY_COLUMNS))
+        if len(frame):
+            for col in ("nobs", "n_treated", "n_control"):
+                frame[col] = frame[col].astype("int64")
+        for col in OPTIONAL_TIDY_COLUMNS:
+            if col in self.annotations:
+                vals = self.annotations[col]
+                if len(vals) != len(frame):
+                    raise EstimationError(
+                        f"annotation '{col}' has {len(vals)} values for {len(frame)} tidy rows",
+                        fix="give one value per row of .tidy().",
+                    )
+                frame[col] = list(vals)
+        return frame
+
+    @property
+    def n_rows(self) -> int:
+        """Number of rows of :meth:`tidy`."""
+        return len(self._tidy_rows())
+
+    def summary(self) -> str:
+        """A plain-text summary: title, tidy table, notes, warnings and set-aside rows."""
+        lines = [self._summary_title()]
+        lines.append("=" * len(lines[0]))
+        tidy = self.tidy()
+        keep = [
+            c
+            for c in (
+                "outcome", "term", "estimand", "horizon", "estimate", "std_error",
+                "p_value", "conf_low", "conf_high", "nobs", "n_treated", "n_control",
+                "control_mean", *OPTIONAL_TIDY_COLUMNS,
+            )
+            if c in tidy.columns
+        ]
+        lines.append(_text_table(tidy[keep]))
+        extra = self._summary_lines()
+        if extra:
+            lines.append("")
+            lines.extend(extra)
+        if self.warnings:
+            lines.append("")
+            lines.append("Warnings:")
+            lines.extend(f"  - {w}" for w in self.warnings)
+        ledger = self.ledger
+        if len(ledger):
+            lines.append("")
+            lines.append("Rows set aside:")
+            for row in ledger.itertuples(index=False):
+                lines.append(
+                    f"  - {row.reason}: {int(row.n_rows)} "
+                    f"(treated {int(row.n_treated)}, control {int(row.n_control)})"
+                )
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}: {self._summary_title()}>"
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def _repr_html_(self) -> str:
+        """HTML rendering for notebooks: title, tidy table, notes and warnings."""
+        tidy = self.tidy()
+        parts = [f"<h4>{html.escape(self._summary_title())}</h4>"]
+        shown = tidy.copy()
+        for col in ("p_value", "ri_p_value", "adj_p_value"):
+            if col in shown:
+                shown[col] = [_fmt_p(v) for v in shown[col]]
+        parts.append(
+            shown.to_html(index=False, float_format=lambda v: f"{v:.4f}", na_rep="")
+        )
+        extra = self._summary_lines()
+        if extra:
+            parts.append("<pre>" + html.escape("\n".join(extra)) + "</pre>")
+        if self.warnings:
+            items = "".join(f"<li>{html.escape(w)}</li>" for w in self.warnings)
+            parts.append(f"<p><b>Warnings</b></p><ul>{items}</ul>")
+        if len(self.ledger):
+            parts.append("<p><b>Rows set aside</b></p>")
+            parts.append(self.ledger.to_html(index=False))
+        return "\n".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe, deterministic dictionary: type, tidy rows and every field.
+
+        ``json.dumps(result.to_dict())`` always works; the same result gives the same
+        dictionary (NaN becomes ``None``, infinities the strings ``"inf"``/``"-inf"``).
+        """
+        out: dict[str, Any] = {"type": type(self).__name__}
+        out["tidy"] = [to_jsonable(r) for r in self.tidy().to_dict(orient="records")]
+        for f in dataclasses.fields(self):
+            out[f.name] = to_jsonable(getattr(self, f.name))
+        return out
+
+    def to_json(self, **kwargs: Any) -> str:
+        """:meth:`to_dict` as a JSON string with sorted keys (byte-stable)."""
+        kwargs.setdefault("sort_keys", True)
+        return json.dumps(self.to_dict(), **kwargs)
+
+
+# ----------------------------------------------------------------------- annotating
+
+
+def _per_row(result: ResultBase, name: str, values: Any, *, probability: bool) -> tuple:
+    n = result.n_rows
+    if np.ndim(values) == 0:
+        vals = [values]
+    else:
+        vals = list(values)
+    if len(vals) != n:
+        raise EstimationError(
+            f"{name} has {len(vals)} value(s) but the result has {n} tidy row(s)",
+            fix="give one value per row of result.tidy(), in its order.",
+        )
+    if name == "family":
+        return tuple(None if v is None else str(v) for v in vals)
+    out = []
+    for v in vals:
+        x = math.nan if v is None else float(v)
+        if probability and not math.isnan(x) and not (0.0 <= x <= 1.0):
+            raise EstimationError(
+                f"{name} must lie in [0, 1]; got {x}",
+                fix="pass p-values, not statistics.",
+            )
+        out.append(x)
+    return tuple(out)
+
+
+def with_ri(
+    result: ResultBase, ri_p_value: float | Iterable[float], ri_se: float | Iterable[float] | None = None
+) -> ResultBase:
+    """A new result carrying randomization-inference p-values (one per tidy row).
+
+    ``ri_se`` is the Monte Carlo standard error of each p-value (``None`` when the
+    randomization distribution was enumerated exactly).
+    """
+    ann = dict(result.annotations)
+    ann["ri_p_value"] = _per_row(result, "ri_p_value", ri_p_value, probability=True)
+    if ri_se is not None:
+        ann["ri_se"] = _per_row(result, "ri_se", ri_se, probability=False)
+    else:
+        ann.pop("ri_se", None)
+    return dataclasses.replace(result, annotations=ann)
+
+
+def with_adjusted_pvalues(
+    result: ResultBase, adj_p_value: float | Iterable[float], family: str | Iterable[str] | None = None
+) -> ResultBase:
+    """A new result carrying multiplicity-adjusted p-values and the family they belong to."""
+    ann = dict(result.annotations)
+    ann["adj_p_value"] = _per_row(result, "adj_p_value", adj_p_value, probability=True)
+    if family is not None:
+        fam = [family] * result.n_rows if isinstance(family, str) else family
+        ann["family"] = _per_row(result, "family", fam, probability=False)
+    return dataclasses.replace(result, annotations=ann)

@@ -1,0 +1,325 @@
+"""Tests of the frozen result types (ips_impact.results)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+matplotlib.use("Agg")
+
+from ips_impact.errors import DisclosureError, EstimationError
+from ips_impact.results import (
+    BALANCE_COLUMNS,
+    OPTIONAL_TIDY_COLUMNS,
+    TIDY_COLUMNS,
+    BalanceTable,
+    BoundsResult,
+    DynamicEffectResult,
+    EffectResult,
+    imbens_manski_interval,
+    make_row,
+    with_adjusted_pvalues,
+    with_ri,
+)
+
+
+def _effect(**kw):
+    base = dict(
+        outcome="work_on_di", estimate=0.095, std_error=0.03, df=590, nobs=600,
+        n_treated=300, n_control=300, control_mean=0.29, horizon=6,
+        spec={"cov_type": "HC2", "covariates": ["age", "sex"]},
+    )
+    base.update(kw)
+    return EffectResult(**base)
+
+
+def test_tidy_schema_and_values():
+    r = _effect()
+    t = r.tidy()
+    assert tuple(t.columns) == TIDY_COLUMNS
+    assert len(t) == 1
+    row = t.iloc[0]
+    crit = stats.t.ppf(0.975, 590)
+    assert row["term"] == "arm" and row["estimand"] == "itt" and row["horizon"] == 6
+    assert row["statistic"] == pytest.approx(0.095 / 0.03, rel=1e-12)
+    assert row["p_value"] == pytest.approx(2 * stats.t.sf(0.095 / 0.03, 590), rel=1e-12)
+    assert row["conf_low"] == pytest.approx(0.095 - crit * 0.03, rel=1e-12)
+    assert row["conf_high"] == pytest.approx(0.095 + crit * 0.03, rel=1e-12)
+    assert row["nobs"] == 600 and row["n_treated"] == 300 and row["control_mean"] == 0.29
+    assert t["nobs"].dtype == np.int64
+    # accessors give the effect row directly
+    assert r.p_value == row["p_value"] and r.conf_int() == (row["conf_low"], row["conf_high"])
+
+
+def test_normal_reference_when_df_is_none():
+    r = _effect(df=None)
+    assert r.df == math.inf
+    z = stats.norm.ppf(0.95)
+    lo, hi = r.conf_int(level=0.90)
+    assert lo == pytest.approx(0.095 - z * 0.03, rel=1e-12)
+    assert hi == pytest.approx(0.095 + z * 0.03, rel=1e-12)
+    assert r.p_value == pytest.approx(2 * stats.norm.sf(0.095 / 0.03), rel=1e-12)
+
+
+def test_result_is_frozen_and_isolated_from_inputs():
+    coefs = pd.DataFrame({"estimate": [0.095, 0.5], "std_error": [0.03, 0.1]},
+                         index=pd.Index(["arm", "(Intercept)"], name="term"))
+    spec = {"covariates": ["age"]}
+    r = _effect(coefficients=coefs, spec=spec)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        r.estimate = 1.0  # type: ignore[misc]
+    with pytest.raises(ValueError):
+        r.coefficients.loc["arm", "estimate"] = 9.0
+    with pytest.raises(ValueError):
+        r.coefficients["std_error"].to_numpy()[0] = 9.0
+    with pytest.raises(TypeError):
+        r.spec["covariates"] = ["x"]  # type: ignore[index]
+    # changing the caller's objects afterwards does not reach the result
+    coefs.loc["arm", "estimate"] = 123.0
+    spec["covariates"].append("sex")
+    assert r.coefficients.loc["arm", "estimate"] == 0.095
+    assert r.spec["covariates"] == ("age",)
+    # missing inference columns are derived
+    assert r.coefficients.loc["(Intercept)", "statistic"] == pytest.approx(5.0)
+    # tidy returns a fresh copy
+    t = r.tidy()
+    t.loc[0, "estimate"] = 5.0
+    assert r.tidy().loc[0, "estimate"] == 0.095
+
+
+def test_from_fit_takes_se_from_vcov():
+    params = pd.Series({"(Intercept)": 0.3, "arm": 0.1, "age": -0.01})
+    v = np.array([[0.04, 0.001, 0.0], [0.001, 0.0009, 0.0], [0.0, 0.0, 0.0001]])
+    vcov = pd.DataFrame(v, index=params.index, columns=params.index)
+    r = EffectResult.from_fit(outcome="y", params=params, vcov=vcov, df=100, nobs=103,
+                              n_treated=50, n_control=53)
+    assert r.estimate == 0.1 and r.std_error == pytest.approx(0.03, rel=1e-12)
+    assert r.coefficients.loc["age", "std_error"] == pytest.approx(0.01, rel=1e-12)
+    assert r.vcov.loc["arm", "(Intercept)"] == 0.001
+    with pytest.raises(EstimationError, match="no coefficient 'ips_started'"):
+        EffectResult.from_fit(outcome="y", params=params, vcov=vcov, df=100, nobs=103,
+                              n_treated=50, n_control=53, term="ips_started")
+
+
+def test_with_ri_and_adjusted_return_new_results():
+    r = _effect()
+    r2 = with_ri(r, 0.012, ri_se=0.001)
+    assert r2 is not r
+    assert "ri_p_value" not in r.tidy().columns and r.ri_p_value is None
+    t2 = r2.tidy()
+    assert list(t2.columns) == list(TIDY_COLUMNS) + ["ri_p_value", "ri_se"]
+    assert t2.loc[0, "ri_p_value"] == 0.012 and r2.ri_p_value == 0.012
+    r3 = with_adjusted_pvalues(r2, [0.04], family="primary")
+    t3 = r3.tidy()
+    assert list(t3.columns) == list(TIDY_COLUMNS) + list(OPTIONAL_TIDY_COLUMNS)
+    assert t3.loc[0, "family"] == "primary" and r3.adj_p_value == 0.04
+    assert r3.estimate == r.estimate and r3.spec == r.spec
+    with pytest.raises(EstimationError, match="2 value"):
+        with_ri(r, [0.1, 0.2])
+    with pytest.raises(EstimationError, match=r"\[0, 1\]"):
+        with_ri(r, 1.5)
+    with pytest.raises(EstimationError, match="unknown annotation"):
+        dataclasses.replace(r, annotations={"q_value": (0.1,)})
+
+
+def test_to_dict_is_json_safe_and_deterministic():
+    r = _effect(control_mean=float("nan"), diagnostics={"first_stage_f": np.float64(55.5)},
+                ledger=[{"reason": "outcome missing", "n_rows": 4, "n_treated": 1, "n_control": 3}])
+    d = r.to_dict()
+    s = json.dumps(d)  # must not raise (NaN/inf converted)
+    assert d["type"] == "EffectResult"
+    assert d["control_mean"] is None and d["tidy"][0]["control_mean"] is None
+    assert d["diagnostics"] == {"first_stage_f": 55.5}
+    assert d["ledger"]["data"] == [["outcome missing", 4, 1, 3]]
+    r_again = _effect(control_mean=float("nan"), diagnostics={"first_stage_f": 55.5},
+                      ledger=[{"reason": "outcome missing", "n_rows": 4, "n_treated": 1,
+                               "n_control": 3}])
+    assert r.to_json() == r_again.to_json()
+    assert json.loads(s)["tidy"][0]["estimate"] == 0.095
+    assert _effect(df=None).to_dict()["df"] == "inf"
+
+
+def test_summary_and_html_show_the_numbers():
+    r = _effect(ledger=[{"reason": "outcome missing", "n_rows": 4, "n_treated": 1, "n_control": 3}],
+                warnings=("few persons in stratum BXL",))
+    s = r.summary()
+    assert "0.0950" in s and "0.0300" in s and "0.0361" in s and "0.1539" in s
+    assert "few persons in stratum BXL" in s
+    assert "outcome missing: 4 (treated 1, control 3)" in s
+    assert "HC2" in s
+    h = r._repr_html_()
+    assert "<table" in h and "0.0950" in h and "few persons in stratum BXL" in h
+    assert repr(r) == "<EffectResult: ITT of arm on work_on_di at horizon 6>"
+
+
+def test_person_keys_are_refused():
+    with pytest.raises(DisclosureError, match="person_id"):
+        _effect(ledger=pd.DataFrame({"reason": ["x"], "n_rows": [1], "n_treated": [1],
+                                     "n_control": [0], "person_id": ["p1"]}))
+    with pytest.raises(DisclosureError, match="household_id"):
+        _effect(diagnostics={"tab": pd.DataFrame({"household_id": ["h"]})})
+
+
+def test_bad_level_and_ledger_are_typed_errors():
+    with pytest.raises(EstimationError, match="level"):
+        _effect(level=95)
+    with pytest.raises(EstimationError, match="n_treated"):
+        _effect(ledger=[{"reason": "x", "n_rows": 1}])
+    with pytest.raises(EstimationError, match="effect term 'arm'"):
+        _effect(coefficients=pd.DataFrame({"estimate": [1.0], "std_error": [1.0]}, index=["x"]))
+
+
+def test_make_row_explicit_values_win():
+    row = make_row(outcome="y", estimate=1.0, std_error=0.5, nobs=10, n_treated=5, n_control=5,
+                   conf_low=-3.0, conf_high=4.0)
+    assert tuple(row) == TIDY_COLUMNS
+    assert row["conf_low"] == -3.0 and row["conf_high"] == 4.0
+    assert row["statistic"] == 2.0 and row["df"] == math.inf
+
+
+# ------------------------------------------------------------------------- dynamic
+
+
+def _dynamic(crit=2.6):
+    effects = tuple(
+        EffectResult(outcome="y", estimate=0.01 * k, std_error=0.02 + 0.001 * k, df=200,
+                     nobs=200, n_treated=100, n_control=100, horizon=k)
+        for k in range(-4, 6)
+    )
+    return DynamicEffectResult(
+        outcome="y", effects=effects, sup_t_crit=crit,
+        pretest={"statistic": 1.5, "df_num": 4, "df_denom": math.inf, "p_value": 0.83,
+                 "test": "chi2"},
+    )
+
+
+def test_dynamic_tidy_band_and_lookup():
+    d = _dynamic()
+    t = d.tidy()
+    assert list(t["horizon"]) == list(range(-4, 6))
+    assert t.loc[t["horizon"] == 3, "estimate"].item() == pytest.approx(0.03)
+    b = d.band()
+    row = b[b["k"] == 3].iloc[0]
+    assert row["band_low"] == pytest.approx(0.03 - 2.6 * 0.023)
+    assert row["band_high"] == pytest.approx(0.03 + 2.6 * 0.023)
+    # the simultaneous band is wider than the pointwise interval
+    assert (b["band_high"] > b["conf_high"]).all()
+    assert d.effect_at(2).estimate == pytest.approx(0.02)
+    with pytest.raises(EstimationError, match="no effect estimated at k = 40"):
+        d.effect_at(40)
+    assert "p = 0.830" in d.summary()
+    r = with_ri(d, np.linspace(0.1, 1.0, 10))
+    assert r.tidy()["ri_p_value"].iloc[-1] == 1.0
+
+
+def test_dynamic_plot_returns_axes():
+    import matplotlib.pyplot as plt
+
+    d = _dynamic()
+    ax = d.plot()
+    assert hasattr(ax, "get_xlabel") and "event time" in ax.get_xlabel()
+    # the error-bar points are the estimates, at the event times
+    line = [ln for ln in ax.get_lines() if len(ln.get_xdata()) == 10][0]
+    np.testing.assert_allclose(line.get_xdata(), np.arange(-4, 6))
+    np.testing.assert_allclose(line.get_ydata(), 0.01 * np.arange(-4, 6))
+    plt.close("all")
+
+
+def test_dynamic_rejects_duplicate_horizons():
+    e = _effect()
+    with pytest.raises(EstimationError, match="same horizon"):
+        DynamicEffectResult(outcome="y", effects=(e, e))
+
+
+# -------------------------------------------------------------------------- bounds
+
+
+def test_imbens_manski_limits_and_equation():
+    # point identified: two-sided normal quantile
+    lo, hi, c = imbens_manski_interval(1.0, 1.0, 0.5, 0.5, 0.95)
+    assert c == pytest.approx(stats.norm.ppf(0.975), rel=1e-12)
+    assert (lo, hi) == pytest.approx((1.0 - c * 0.5, 1.0 + c * 0.5))
+    # very wide set: one-sided quantile
+    _, _, c = imbens_manski_interval(0.0, 100.0, 1.0, 1.0, 0.95)
+    assert c == pytest.approx(stats.norm.ppf(0.95), rel=1e-10)
+    # in between, C solves Phi(C + width/max se) - Phi(-C) = level
+    lo, hi, c = imbens_manski_interval(-0.1, 0.2, 0.1, 0.15, 0.9)
+    gap = stats.norm.cdf(c + 0.3 / 0.15) - stats.norm.cdf(-c)
+    assert gap == pytest.approx(0.9, abs=1e-12)
+    assert stats.norm.ppf(0.9) < c < stats.norm.ppf(0.95)
+    assert lo == pytest.approx(-0.1 - c * 0.1) and hi == pytest.approx(0.2 + c * 0.15)
+
+
+def _bounds(**kw):
+    base = dict(outcome="earnings", selection="employed", lower=-100.0, upper=300.0,
+                se_lower=50.0, se_upper=60.0, trim_share=0.2, trimmed_arm="treated",
+                share_selected_treated=0.4, share_selected_control=0.32, nobs=600,
+                n_treated=300, n_control=300, n_selected_treated=120, n_selected_control=96,
+                control_mean=4000.0, horizon=10)
+    base.update(kw)
+    return BoundsResult(**base)
+
+
+def test_bounds_tidy_rows_carry_the_im_interval():
+    b = _bounds()
+    t = b.tidy()
+    assert list(t["estimand"]) == ["lee_lower", "lee_upper"]
+    assert list(t["estimate"]) == [-100.0, 300.0]
+    assert list(t["std_error"]) == [50.0, 60.0]
+    lo, hi, _ = imbens_manski_interval(-100.0, 300.0, 50.0, 60.0, 0.95)
+    assert (t["conf_low"] == lo).all() and (t["conf_high"] == hi).all()
+    assert b.conf_int() == (lo, hi)
+    assert "Imbens-Manski 95% CI" in b.summary()
+    with pytest.raises(EstimationError, match="exceeds upper"):
+        _bounds(lower=400.0)
+    with pytest.raises(EstimationError, match="trimmed_arm"):
+        _bounds(trimmed_arm="ips")
+
+
+# ------------------------------------------------------------------------- balance
+
+
+def _balance_table():
+    return pd.DataFrame(
+        {
+            "covariate": ["age", "region", "region"],
+            "level": [None, "VL", "WAL"],
+            "mean_treated": [41.0, 0.55, 0.45],
+            "mean_control": [40.0, 0.56, 0.44],
+            "sd_treated": [10.0, 0.5, 0.5],
+            "sd_control": [11.0, 0.5, 0.5],
+            "difference": [1.0, -0.01, 0.01],
+            "norm_diff": [1.0 / np.sqrt((100 + 121) / 2), -0.02, 0.02],
+            "estimate": [0.9, -0.01, 0.01],
+            "std_error": [0.8, 0.04, 0.04],
+            "df": [595.0, 595.0, 595.0],
+            "p_value": [0.26, 0.8, 0.8],
+            "n_treated": [300, 300, 300],
+            "n_control": [300, 300, 300],
+            "n_missing_treated": [0, 0, 0],
+            "n_missing_control": [0, 0, 0],
+        }
+    )
+
+
+def test_balance_table_tidy_and_summary():
+    bt = BalanceTable(table=_balance_table(),
+                      joint={"statistic": 0.7, "df_num": 3, "df_denom": 596, "p_value": 0.55,
+                             "test": "F"})
+    t = bt.tidy()
+    assert list(t["outcome"]) == ["age", "region=VL", "region=WAL"]
+    assert (t["estimand"] == "balance").all()
+    assert t.loc[0, "estimate"] == 0.9 and t.loc[0, "control_mean"] == 40.0
+    assert t.loc[0, "p_value"] == 0.26
+    s = bt.summary()
+    assert "region=WAL" in s and "41.0000" in s and "p = 0.550" in s
+    with pytest.raises(EstimationError, match="norm_diff"):
+        BalanceTable(table=_balance_table().drop(columns="norm_diff"))
+    assert set(BALANCE_COLUMNS) <= set(bt.to_frame().columns)
