@@ -1,0 +1,91 @@
+"""Risk tables: counts at risk and events per (stratum, distinct time, group).
+
+Every estimator of the survival core works on these tables rather than on person
+rows, so that its cost grows with the number of distinct times (24 quarters in the
+trial), not with the number of persons.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["RiskTable", "risk_table", "as_codes"]
+
+
+def as_codes(values: np.ndarray | None, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes 0..L-1 and the sorted distinct labels (all zeros when ``None``)."""
+    if values is None:
+        return np.zeros(n, dtype=np.int64), np.array([0])
+    labels, codes = np.unique(np.asarray(values), return_inverse=True)
+    return codes.astype(np.int64).ravel(), labels
+
+
+@dataclass(frozen=True)
+class RiskTable:
+    """Counts per distinct (stratum, time), one column per group.
+
+    Attributes
+    ----------
+    stratum, time
+        Arrays of length K (sorted by stratum, then time).
+    at_risk, events, censored
+        Arrays (K, G): persons with time >= t in the stratum, events at t, censored at t.
+    stratum_end
+        For each row, the index one past the last row of its stratum.
+    """
+
+    stratum: np.ndarray
+    time: np.ndarray
+    at_risk: np.ndarray
+    events: np.ndarray
+    censored: np.ndarray
+    stratum_end: np.ndarray
+
+
+def _reverse_cumsum_within(x: np.ndarray, stratum_end: np.ndarray) -> np.ndarray:
+    """Sum of rows r..end-of-stratum for every row r (x has rows sorted by stratum)."""
+    rc = np.cumsum(x[::-1], axis=0)[::-1]
+    pad = np.concatenate([rc, np.zeros((1,) + rc.shape[1:])], axis=0)
+    return rc - pad[stratum_end]
+
+
+def risk_table(
+    time: np.ndarray,
+    event: np.ndarray,
+    group: np.ndarray,
+    n_groups: int,
+    strata: np.ndarray | None = None,
+) -> RiskTable:
+    """Build the risk table of right-censored data.
+
+    ``group`` and ``strata`` are integer codes (0-based). A person censored at t is
+    in the risk set at t (the convention of R ``survival``).
+    """
+    time = np.asarray(time, dtype=float)
+    event = np.asarray(event, dtype=float)
+    n = time.shape[0]
+    s = np.zeros(n, dtype=np.int64) if strata is None else np.asarray(strata, dtype=np.int64)
+    # one key per (stratum, time); np.unique on a structured pair keeps the sort order
+    keys = np.rec.fromarrays([s, time], names="s,t")
+    uniq, inv = np.unique(keys, return_inverse=True)
+    inv = inv.ravel()
+    k = uniq.shape[0]
+    idx = inv * n_groups + np.asarray(group, dtype=np.int64)
+    tot = np.bincount(idx, minlength=k * n_groups).reshape(k, n_groups).astype(float)
+    ev = np.bincount(idx, weights=event, minlength=k * n_groups).reshape(k, n_groups)
+    ustr = np.asarray(uniq["s"])
+    # index one past the last row of each row's stratum
+    change = np.flatnonzero(np.diff(ustr)) + 1
+    ends = np.concatenate([change, [k]])
+    stratum_end = np.repeat(ends, np.diff(np.concatenate([[0], ends])))
+    at_risk = _reverse_cumsum_within(tot, stratum_end)
+    return RiskTable(
+        stratum=ustr,
+        time=np.asarray(uniq["t"], dtype=float),
+        at_risk=at_risk,
+        events=ev,
+        censored=tot - ev,
+        stratum_end=stratum_end,
+    )
