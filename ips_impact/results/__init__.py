@@ -20,6 +20,7 @@ from ips_impact.results.base import (
     with_adjusted_pvalues,
     with_ri,
 )
+from ips_impact.results.compare import ComparisonTable, compare
 from ips_impact.results.effect import (
     BALANCE_COLUMNS,
     BalanceTable,
@@ -47,4 +48,6 @@ __all__ = [
     "BoundsResult",
     "BalanceTable",
     "imbens_manski_interval",
+    "compare",
+    "ComparisonTable",
 ]

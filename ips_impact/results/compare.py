@@ -1,0 +1,396 @@
+"""Multi-model tables: ``compare(results)`` → :class:`ComparisonTable`.
+
+One column per result, one block of rows per effect (estimate, then its standard error
+in parentheses, optionally the confidence interval and p-values), then footer rows
+(outcome, horizon, control mean, observations, standard-error type). The numbers come
+from each result's ``.tidy()`` only, so any result family can be compared.
+
+Rows are keyed by ``term`` and ``estimand``; a result with several rows for the same
+term and estimand (one per event time, say) adds its ``horizon`` to the key. Output is
+deterministic: the same results and options give byte-identical text.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ips_impact.errors import EstimationError
+from ips_impact.results.base import ResultBase, frozen_frame
+
+__all__ = ["compare", "ComparisonTable", "SHOW_OPTIONS", "PVALUE_OPTIONS", "FOOTER_OPTIONS"]
+
+#: Lines that may be shown under each estimate.
+SHOW_OPTIONS = ("std_error", "conf_int", "p_value", "ri_p_value", "adj_p_value")
+#: p-value columns that may drive the significance stars.
+PVALUE_OPTIONS = ("p_value", "ri_p_value", "adj_p_value")
+#: Footer rows that may be shown.
+FOOTER_OPTIONS = ("outcome", "horizon", "control_mean", "nobs", "n_treated", "n_control", "cov_type")
+
+_FOOTER_LABELS = {
+    "outcome": "Outcome",
+    "horizon": "Horizon",
+    "control_mean": "Control mean",
+    "nobs": "Observations",
+    "n_treated": "Treated",
+    "n_control": "Control",
+    "cov_type": "Standard errors",
+}
+_SHOW_LABELS = {
+    "std_error": "std_error",
+    "conf_int": "conf_int",
+    "p_value": "p_value",
+    "ri_p_value": "ri_p_value",
+    "adj_p_value": "adj_p_value",
+}
+
+
+def _check_choice(name: str, value: Any, allowed: Sequence[str]) -> None:
+    if value not in allowed:
+        raise EstimationError(
+            f"{name} must be one of {', '.join(repr(a) for a in allowed)}; you passed {value!r}",
+            fix=f"choose {name} among the allowed values.",
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class ComparisonTable:
+    """A formatted multi-model table (frozen). Build it with :func:`compare`.
+
+    Attributes
+    ----------
+    data
+        Long numeric table: the tidy rows of every result with a ``model`` column
+        and the ``row`` key used in the formatted table.
+    cells
+        The formatted grid (strings): index ``(row, line)``, one column per model.
+    notes
+        Footnotes (significance legend, what the parentheses hold).
+    """
+
+    data: pd.DataFrame
+    cells: pd.DataFrame
+    notes: tuple[str, ...]
+    title: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data", frozen_frame(self.data))
+        object.__setattr__(self, "cells", frozen_frame(self.cells))
+        object.__setattr__(self, "notes", tuple(self.notes))
+
+    # ---- plain data
+    def to_frame(self) -> pd.DataFrame:
+        """The formatted grid as strings: index ``(row, line)``, one column per model."""
+        return self.cells.copy()
+
+    def tidy(self) -> pd.DataFrame:
+        """The numbers behind the table (one tidy row per model × effect row)."""
+        return self.data.copy()
+
+    def _grid(self) -> tuple[list[str], list[list[str]], int]:
+        """Header, body rows (first cell = label), index where the footer starts."""
+        header = [""] + [str(c) for c in self.cells.columns]
+        body: list[list[str]] = []
+        footer_start = None
+        for i, ((row, line), vals) in enumerate(zip(self.cells.index, self.cells.itertuples(index=False))):
+            if line == "footer" and footer_start is None:
+                footer_start = i
+            label = row if line in ("estimate", "footer") else ""
+            body.append([label] + [str(v) for v in vals])
+        return header, body, (len(body) if footer_start is None else footer_start)
+
+    # ---- renderers
+    def to_markdown(self) -> str:
+        """GitHub-flavoured Markdown table, with the notes below it."""
+        header, body, _ = self._grid()
+
+        def esc(s: str) -> str:
+            return s.replace("|", "\\|")
+
+        lines = []
+        if self.title:
+            lines += [f"**{esc(self.title)}**", ""]
+        lines.append("| " + " | ".join(esc(h) for h in header) + " |")
+        lines.append("|" + "|".join([":---"] + [":---:"] * (len(header) - 1)) + "|")
+        for r in body:
+            lines.append("| " + " | ".join(esc(c) for c in r) + " |")
+        if self.notes:
+            lines.append("")
+            lines.extend(self.notes)
+        return "\n".join(lines) + "\n"
+
+    def to_latex(self) -> str:
+        """LaTeX ``tabular`` with booktabs rules (needs ``\\usepackage{booktabs}``)."""
+        header, body, fstart = self._grid()
+        ncol = len(header)
+        out = []
+        if self.title:
+            out.append(f"% {self.title}")
+        out.append("\\begin{tabular}{l" + "c" * (ncol - 1) + "}")
+        out.append("\\toprule")
+        out.append(" & ".join(_latex_escape(h) for h in header) + " \\\\")
+        out.append("\\midrule")
+        for i, r in enumerate(body):
+            if i == fstart and fstart < len(body):
+                out.append("\\midrule")
+            out.append(" & ".join(_latex_escape(c) for c in r) + " \\\\")
+        out.append("\\bottomrule")
+        out.append("\\end{tabular}")
+        if self.notes:
+            out.append(
+                "\\par\\footnotesize " + " ".join(_latex_escape(n) for n in self.notes)
+            )
+        return "\n".join(out) + "\n"
+
+    def to_html(self) -> str:
+        """HTML ``<table>`` (estimates in the body, footer rows in ``<tfoot>``)."""
+        header, body, fstart = self._grid()
+        out = ['<table class="ips-compare">']
+        if self.title:
+            out.append(f"<caption>{html.escape(self.title)}</caption>")
+        out.append("<thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr></thead>")
+        out.append("<tbody>")
+        for i, r in enumerate(body):
+            if i == fstart:
+                out.append("</tbody><tfoot>")
+            cells = [f"<th>{html.escape(r[0])}</th>"] + [f"<td>{html.escape(c)}</td>" for c in r[1:]]
+            out.append("<tr>" + "".join(cells) + "</tr>")
+        out.append("</tfoot>" if fstart < len(body) else "</tbody>")
+        out.append("</table>")
+        if self.notes:
+            out.append("<p>" + "<br>".join(html.escape(n) for n in self.notes) + "</p>")
+        return "\n".join(out) + "\n"
+
+    def _repr_html_(self) -> str:
+        return self.to_html()
+
+    def __str__(self) -> str:
+        return self.to_markdown()
+
+    def __repr__(self) -> str:
+        return f"<ComparisonTable: {len(self.cells.columns)} models, {len(self.data)} effect rows>"
+
+    def to_docx(self, path: str | Path) -> Path:
+        """Write the table to a Word document at ``path`` (needs the ``docx`` extra).
+
+        Returns the path written.
+        """
+        try:
+            import docx  # python-docx, optional dependency
+        except ImportError as exc:
+            raise ImportError(
+                "to_docx needs python-docx; install it with: pip install ips_impact[docx]"
+            ) from exc
+        header, body, _ = self._grid()
+        document = docx.Document()
+        if self.title:
+            document.add_paragraph(self.title)
+        table = document.add_table(rows=1 + len(body), cols=len(header))
+        for j, h in enumerate(header):
+            table.cell(0, j).text = h
+        for i, r in enumerate(body, start=1):
+            for j, c in enumerate(r):
+                table.cell(i, j).text = c
+        for n in self.notes:
+            document.add_paragraph(n)
+        path = Path(path)
+        document.save(str(path))
+        return path
+
+
+def _latex_escape(s: str) -> str:
+    repl = {
+        "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+        "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+    }
+    return "".join(repl.get(ch, ch) for ch in s)
+
+
+def _fmt(x: Any, digits: int) -> str:
+    if x is None:
+        return ""
+    v = float(x)
+    if math.isnan(v):
+        return ""
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    s = f"{v:.{digits}f}"
+    # no "-0.000"
+    return s[1:] if s.startswith("-") and float(s) == 0 else s
+
+
+def _stars(p: Any, levels: Sequence[float]) -> str:
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return ""
+    return "*" * sum(1 for lv in levels if float(p) < lv)
+
+
+def compare(
+    results: Sequence[ResultBase] | Mapping[str, ResultBase],
+    *,
+    names: Sequence[str] | None = None,
+    stars: bool = False,
+    star_levels: Sequence[float] = (0.1, 0.05, 0.01),
+    pvalue: str = "p_value",
+    show: Sequence[str] = ("std_error",),
+    footer: Sequence[str] = ("outcome", "horizon", "control_mean", "nobs", "cov_type"),
+    digits: int = 3,
+    labels: Mapping[str, str] | None = None,
+    title: str | None = None,
+) -> ComparisonTable:
+    """Put several results side by side.
+
+    Parameters
+    ----------
+    results
+        Results (any family with ``.tidy()``), or a mapping ``name → result`` (the
+        names head the columns).
+    names
+        Column headings (default: the mapping's keys, else ``(1)``, ``(2)``, …).
+    stars
+        Add significance stars to estimates: one per level of ``star_levels`` that
+        the p-value falls below (default ``*`` p < 0.1, ``**`` p < 0.05, ``***`` p < 0.01).
+    pvalue
+        Which p-value drives the stars: one of :data:`PVALUE_OPTIONS`.
+    show
+        Lines under each estimate, among :data:`SHOW_OPTIONS`: ``"std_error"`` (in
+        parentheses), ``"conf_int"`` (in brackets), ``"p_value"``, ``"ri_p_value"``,
+        ``"adj_p_value"`` (in braces, labelled).
+    footer
+        Footer rows among :data:`FOOTER_OPTIONS`.
+    digits
+        Decimals of every number but counts.
+    labels
+        Display names for terms (e.g. ``{"arm": "Offered IPS"}``).
+    title
+        Caption.
+
+    Returns
+    -------
+    ComparisonTable
+    """
+    if isinstance(results, Mapping):
+        items = list(results.items())
+        res = [r for _, r in items]
+        default_names = [str(k) for k, _ in items]
+    else:
+        res = list(results)
+        default_names = [f"({i + 1})" for i in range(len(res))]
+    if not res:
+        raise EstimationError("compare() needs at least one result", fix="pass a list of results.")
+    bad = [type(r).__name__ for r in res if not hasattr(r, "tidy")]
+    if bad:
+        raise EstimationError(
+            f"compare() takes results with a .tidy() method; got {', '.join(sorted(set(bad)))}",
+            fix="pass results returned by the estimators of ips_impact.",
+        )
+    cols = list(names) if names is not None else default_names
+    if len(cols) != len(res):
+        raise EstimationError(
+            f"{len(cols)} names for {len(res)} results", fix="give one name per result."
+        )
+    if len(set(cols)) != len(cols):
+        raise EstimationError("column names must be distinct", fix="give each result its own name.")
+    _check_choice("pvalue", pvalue, PVALUE_OPTIONS)
+    for s in show:
+        _check_choice("show", s, SHOW_OPTIONS)
+    for f in footer:
+        _check_choice("footer", f, FOOTER_OPTIONS)
+    if not isinstance(digits, int) or digits < 0:
+        raise EstimationError(f"digits must be a non-negative int; you passed {digits!r}")
+    levels = sorted(float(x) for x in star_levels)[::-1]  # e.g. 0.1, 0.05, 0.01
+    labels = dict(labels or {})
+
+    frames = []
+    for name, r in zip(cols, res):
+        t = r.tidy().copy()
+        t.insert(0, "model", name)
+        key = t["term"].map(lambda x: labels.get(x, x)) + " (" + t["estimand"] + ")"
+        dup = key.duplicated(keep=False)
+        key = key.where(~dup, key + ", k=" + t["horizon"].astype(str))
+        t.insert(1, "row", key)
+        t["cov_type"] = (r.spec.get("cov_type") if hasattr(r, "spec") else None)
+        frames.append(t)
+    data = pd.concat(frames, ignore_index=True, sort=False)
+    wanted = [c for c in ("ri_p_value", "adj_p_value") if c in show]
+    if stars and pvalue != "p_value":
+        wanted.append(pvalue)
+    for col in wanted:
+        if col not in data.columns:
+            raise EstimationError(
+                f"the table asks for {col!r} but no result carries it",
+                fix="add randomization-inference or adjusted p-values first, or drop it from show.",
+            )
+
+    row_order = list(dict.fromkeys(data["row"]))
+    index: list[tuple[str, str]] = []
+    grid: list[list[str]] = []
+    for row in row_order:
+        lines = ["estimate"] + list(show)
+        for line in lines:
+            vals = []
+            for name in cols:
+                hit = data[(data["model"] == name) & (data["row"] == row)]
+                if hit.empty:
+                    vals.append("")
+                    continue
+                h = hit.iloc[0]
+                if line == "estimate":
+                    s = _fmt(h["estimate"], digits)
+                    if stars:
+                        s += _stars(h.get(pvalue), levels)
+                elif line == "std_error":
+                    s = f"({_fmt(h['std_error'], digits)})"
+                elif line == "conf_int":
+                    s = f"[{_fmt(h['conf_low'], digits)}, {_fmt(h['conf_high'], digits)}]"
+                else:
+                    v = h.get(line)
+                    s = "" if v is None or pd.isna(v) else f"{{{line}: {_fmt(v, digits)}}}"
+                vals.append(s)
+            index.append((row, line))
+            grid.append(vals)
+    for f in footer:
+        vals = []
+        for name, r in zip(cols, res):
+            sub = data[data["model"] == name]
+            first = sub.iloc[0]
+            if f == "outcome":
+                uniq = list(dict.fromkeys(sub["outcome"]))
+                vals.append(", ".join(str(u) for u in uniq))
+            elif f == "horizon":
+                hs = list(dict.fromkeys(sub["horizon"]))
+                if len(hs) == 1:
+                    vals.append("" if hs[0] is None or (isinstance(hs[0], float) and math.isnan(hs[0]))
+                                else str(hs[0]))
+                else:
+                    vals.append(f"{hs[0]}..{hs[-1]}")
+            elif f == "control_mean":
+                vals.append(_fmt(first["control_mean"], digits))
+            elif f in ("nobs", "n_treated", "n_control"):
+                vals.append(str(int(first[f])))
+            elif f == "cov_type":
+                ct = first["cov_type"]
+                vals.append("" if ct is None else str(ct))
+        index.append((_FOOTER_LABELS[f], "footer"))
+        grid.append(vals)
+    cells = pd.DataFrame(grid, index=pd.MultiIndex.from_tuples(index, names=["row", "line"]),
+                         columns=cols)
+
+    notes = []
+    if "std_error" in show:
+        notes.append("Standard errors in parentheses.")
+    if "conf_int" in show:
+        lv = sorted({round(float(getattr(r, "level", 0.95)) * 100) for r in res})
+        notes.append(f"{'/'.join(str(x) for x in lv)}% confidence intervals in brackets.")
+    if stars:
+        legend = ", ".join(f"{'*' * (i + 1)} p < {lv:g}" for i, lv in enumerate(levels))
+        src = {"p_value": "", "ri_p_value": " (randomization inference)",
+               "adj_p_value": " (adjusted for multiple testing)"}[pvalue]
+        notes.append(f"{legend}{src}.")
+    return ComparisonTable(data=data, cells=cells, notes=tuple(notes), title=title)
