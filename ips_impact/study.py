@@ -95,9 +95,7 @@ class LinkageReport:
 
     def __repr__(self) -> str:
         lines = ["Linkage of randomized persons to the panel", self.by_arm.to_string(index=False), "",
-                 self.by_stratum.to_string(index=False), "",
-                 f"Differential linkage (Fisher's exact test, IPS vs control): odds ratio "
-                 f"{self.odds_ratio:.3f}, p = {self.p_value:.4f}"]
+                 self.by_stratum.to_string(index=False), "", self._test_line()]
         if len(self.other_tables):
             lines += ["", self.other_tables.to_string(index=False)]
         return "\n".join(lines)
@@ -105,8 +103,13 @@ class LinkageReport:
     def _repr_html_(self) -> str:
         return (f"<h4>Linkage to the panel</h4>{self.by_arm.to_html(index=False)}"
                 f"{self.by_stratum.to_html(index=False)}"
-                f"<p>Differential linkage (Fisher's exact test): odds ratio {self.odds_ratio:.3f}, "
-                f"p = {self.p_value:.4f}</p>{self.other_tables.to_html(index=False)}")
+                f"<p>{self._test_line()}</p>{self.other_tables.to_html(index=False)}")
+
+    def _test_line(self) -> str:
+        odds = ("not defined (no unlinked person in one arm)" if not np.isfinite(self.odds_ratio)
+                or self.odds_ratio == 0 else f"{self.odds_ratio:.3f}")
+        return (f"Differential linkage (Fisher's exact test, IPS vs control): odds ratio {odds}, "
+                f"p = {self.p_value:.4f}")
 
 
 @dataclass(frozen=True)

@@ -283,6 +283,8 @@ def validate_table(frame: pd.DataFrame, table: str) -> pd.DataFrame:
     """Run the generic rules of one table; returns the frame with keys as strings and 0/1 as floats."""
     schema = SCHEMAS[table]
     check_not_empty(frame, table)
+    # rows are named by position in messages: a duplicated index would make that ambiguous
+    frame = frame.reset_index(drop=True)
     if frame.columns.duplicated().any():
         dups = frame.columns[frame.columns.duplicated()].unique().tolist()
         raise DataContractError("has duplicate column names", table=table, column=dups,
