@@ -1,0 +1,615 @@
+r"""Intention-to-treat effects: the effect of being offered IPS.
+
+:func:`itt` estimates, for an outcome at one event time (``horizon=h``) or over a
+window of event times (``window=(a, b)``), the average effect of assignment
+
+.. math:: \tau = E[Y_i(1) - Y_i(0)]
+
+where :math:`Y_i(z)` is person i's potential outcome under assignment z (at k = h,
+or its mean / sum over a ≤ k ≤ b, or — stacked — the average over the window of the
+per-period effects). Randomization makes the arm independent of the potential
+outcomes within strata, so a regression of the outcome on the arm (adjusted as
+chosen) estimates τ without modelling assumptions; the covariates only sharpen it.
+
+:func:`itt_components` hands the arrays of a fitted result to randomization
+inference, which re-computes the statistic under re-drawn assignments.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ips_impact.errors import EstimationError, IpsImpactWarning
+from ips_impact.estimators._data import (
+    ADJUSTMENTS,
+    AGGREGATES,
+    RegressionDesign,
+    arm_counts,
+    check_option,
+    cluster_labels,
+    covariate_matrix,
+    dummies,
+    person_mask,
+    regression_design,
+    require_numeric_outcome,
+)
+from ips_impact.inference.covariance import OLSDesign, OLSFit, resolve_cov_type
+from ips_impact.results.base import ResultBase, critical_value, horizon_label, result_dataclass
+from ips_impact.results.effect import EffectResult
+
+__all__ = ["itt", "itt_components", "ITTComponents", "CategoricalEffectResult"]
+
+
+# ----------------------------------------------------------------------------- result
+
+
+@result_dataclass
+class CategoricalEffectResult(ResultBase):
+    r"""Effects on the share of persons in each category of a categorical outcome.
+
+    For a categorical outcome C (sector, worker class, contract type…) and each level
+    :math:`\ell`, the effect is on the *unconditional* share
+
+    .. math:: \tau_\ell = P(C_i(1) = \ell) - P(C_i(0) = \ell),
+
+    i.e. on the indicator :math:`1\{C_i = \ell\}` among all persons observed at the
+    horizon — persons observed without a category (not at work) count as 0 for every
+    level. The effects therefore sum to the effect on having any category; they are
+    not effects on the composition of jobs among those at work (which would condition
+    on a post-randomization outcome).
+
+    Parameters
+    ----------
+    outcome
+        The categorical column.
+    levels
+        Category levels, in the order of ``effects``.
+    effects
+        One :class:`~ips_impact.results.effect.EffectResult` per level (its ``outcome``
+        is ``"column=level"``).
+    """
+
+    outcome: str
+    levels: tuple[str, ...]
+    effects: tuple[EffectResult, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.levels) != len(self.effects) or not self.effects:
+            raise EstimationError("a categorical result needs one effect per level")
+        super().__post_init__()
+
+    def effect_at(self, level: str) -> EffectResult:
+        """The effect on the share in ``level``."""
+        if level not in self.levels:
+            raise EstimationError(
+                f"no category {level!r} of {self.outcome!r}",
+                fix=f"choose one of {', '.join(map(repr, self.levels))}",
+            )
+        return self.effects[self.levels.index(level)]
+
+    def _tidy_rows(self) -> list[dict[str, Any]]:
+        return [row for e in self.effects for row in e._tidy_rows()]
+
+    def _summary_title(self) -> str:
+        return f"ITT of arm on the share in each category of {self.outcome}"
+
+    def _summary_lines(self) -> list[str]:
+        return [
+            "Shares among all persons observed (no category = 0 in every level); "
+            "not conditional on being at work."
+        ]
+
+
+# ------------------------------------------------------------------------ preparation
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    Y: np.ndarray  # (N, L) outcome rows; L > 1 for the levels of a categorical outcome
+    person_index: np.ndarray  # (N,) rows of study.persons
+    k: np.ndarray | None  # (N,) event time of stacked rows
+    arm: np.ndarray  # (N,)
+    design: RegressionDesign
+    clusters: np.ndarray | None
+    cov_type: str
+    outcome_labels: tuple[str, ...]
+    levels: tuple[str, ...] | None
+    horizon: Any
+    n_missing: tuple[int, int]  # persons without outcome (treated, control)
+    ledger: tuple[dict[str, Any], ...]
+    spec: dict[str, Any]
+
+
+def _spec(**kw: Any) -> dict[str, Any]:
+    subset = kw["subset"]
+    if isinstance(subset, pd.Series):
+        subset = subset.to_numpy()
+    if subset is not None and not isinstance(subset, str):
+        subset = np.asarray(subset, dtype=bool)
+    kw["subset"] = subset
+    kw["covariates"] = tuple(kw["covariates"]) if not isinstance(kw["covariates"], str) else (kw["covariates"],)
+    kw["window"] = None if kw["window"] is None else tuple(int(v) for v in kw["window"])
+    return kw
+
+
+def _category_values(study: Any, outcome: str, ks: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
+    """(n_persons, T, L) indicators of each category; NaN where the person is unobserved."""
+    panel = study.panel
+    rows = np.isin(panel["k"].to_numpy(), ks)
+    sub = panel.loc[rows, ["person_id", "k", outcome]]
+    pidx = pd.Index(study.persons["person_id"]).get_indexer(sub["person_id"])
+    col = sub[outcome]
+    has = col.notna().to_numpy()
+    codes, levels = pd.factorize(col.astype(str).where(has), sort=True)
+    levels = tuple(str(v) for v in levels)
+    if not levels:
+        raise EstimationError(
+            f"categorical outcome {outcome!r} has no category in the requested event times",
+            table="panel", column=outcome, fix="check the horizon or window",
+        )
+    n, T, L = study.n_persons, ks.size, len(levels)
+    out = np.full((n, T, L), np.nan)
+    t = np.searchsorted(ks, sub["k"].to_numpy())
+    out[pidx, t, :] = 0.0
+    ok = codes >= 0
+    out[pidx[ok], t[ok], codes[ok]] = 1.0
+    return out, levels
+
+
+def _prepare(study: Any, outcome: str, spec: dict[str, Any]) -> _Prepared:
+    horizon, window, aggregate = spec["horizon"], spec["window"], spec["aggregate"]
+    adjustment = check_option(spec["adjustment"], ADJUSTMENTS, "adjustment")
+    aggregate = check_option(aggregate, AGGREGATES, "aggregate")
+    critical_value(spec["level"])
+    if horizon is None and window is None:
+        raise EstimationError(
+            "itt needs the event time(s) of the outcome",
+            fix="pass horizon=k (e.g. horizon=6 for 18 months in quarters) or window=(a, b)",
+        )
+    hlabel = horizon_label(horizon, window)  # refuses both at once
+    persons = study.persons
+    kmin, kmax = study.k_range
+    if horizon is not None:
+        if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)):
+            raise EstimationError(f"horizon must be an integer event time; you passed {horizon!r}")
+        ks = np.array([int(horizon)])
+    else:
+        try:
+            a, b = (int(v) for v in window)
+        except (TypeError, ValueError):
+            raise EstimationError(
+                f"window must be a pair of integer event times (a, b); you passed {window!r}"
+            ) from None
+        if a > b:
+            raise EstimationError(f"window=({a}, {b}) is empty: a must not exceed b", fix=f"pass window=({b}, {a})")
+        ks = np.arange(a, b + 1)
+    if ks[0] < kmin or ks[-1] > kmax:
+        raise EstimationError(
+            f"{'horizon ' + str(int(ks[0])) if horizon is not None else f'window ({ks[0]}, {ks[-1]})'} "
+            f"is outside the observed follow-up (k from {kmin} to {kmax})",
+            table="panel", column="k", fix=f"choose event times between {kmin} and {kmax}",
+        )
+
+    # ---- outcome values (n, T, L)
+    study.require_outcome(outcome, categorical_ok=True)
+    if outcome in study.outcomes:
+        vals = study.outcome_matrix(outcome, ks)[:, :, None]
+        levels = None
+        labels: tuple[str, ...] = (outcome,)
+    else:
+        vals, levels = _category_values(study, outcome, ks)
+        labels = tuple(f"{outcome}={lv}" for lv in levels)
+    mask = person_mask(persons, spec["subset"])
+    arm_all = persons["arm"].to_numpy().astype(np.int8)
+    ledger: list[dict[str, Any]] = []
+
+    if aggregate == "stack" and window is not None:
+        obs = np.isfinite(vals[:, :, 0]) & mask[:, None]  # (n, T)
+        pi, ti = np.nonzero(obs)
+        Y = vals[pi, ti, :]
+        k_rows: np.ndarray | None = ks[ti]
+        has_any = obs.any(axis=1)
+        miss_persons = mask & ~has_any
+        n_rows_missing = int((mask[:, None] & ~np.isfinite(vals[:, :, 0])).sum())
+        if n_rows_missing:
+            ar = np.broadcast_to(arm_all[:, None], obs.shape)[mask[:, None] & ~np.isfinite(vals[:, :, 0])]
+            n1, n0 = arm_counts(ar)
+            ledger.append({"reason": f"person-periods without {outcome} in the window (excluded)",
+                           "n_rows": n_rows_missing, "n_treated": n1, "n_control": n0})
+    else:
+        if vals.shape[1] == 1:
+            agg = vals[:, 0, :]
+        else:
+            # complete windows only: a mean or sum over fewer periods would mean something else
+            agg = vals.mean(axis=1) if aggregate == "mean" else vals.sum(axis=1)
+        observed = np.isfinite(agg[:, 0])
+        pi = np.flatnonzero(mask & observed)
+        Y = agg[pi]
+        k_rows = None
+        miss_persons = mask & ~observed
+    n_miss = arm_counts(arm_all[miss_persons])
+    if miss_persons.any():
+        what = "at the horizon" if horizon is not None else (
+            "at every period of the window" if aggregate != "stack" else "at any period of the window")
+        ledger.insert(0, {"reason": f"persons without {outcome} {what} (excluded)",
+                          "n_rows": int(miss_persons.sum()), "n_treated": n_miss[0], "n_control": n_miss[1]})
+    for j in range(Y.shape[1]):
+        require_numeric_outcome(Y[:, j], labels[j] if levels is None else outcome)
+    arm = arm_all[pi].astype(np.float64)
+    if arm.min() == arm.max():
+        raise EstimationError(
+            "every person with an observed outcome is in the same arm; there is no contrast",
+            table="panel", column=outcome, fix="check the subset, horizon or window",
+        )
+
+    # ---- covariates and strata (persons with an outcome only)
+    sel = persons.iloc[np.unique(pi)]
+    covs = spec["covariates"]
+    if adjustment == "none" and covs:
+        raise EstimationError(
+            "adjustment='none' takes no covariates",
+            fix="use adjustment='ancova' or 'lin' to adjust for covariates, or drop covariates=",
+        )
+    Zp, znames = covariate_matrix(sel, covs)
+    row_of = np.searchsorted(sel.index.to_numpy(), pi)
+    Z = Zp[row_of] if Zp.shape[1] else None
+    strata = spec["strata"]
+    S = None
+    snames: tuple[str, ...] = ()
+    if strata is True or isinstance(strata, str):
+        if strata is True:
+            codes_all = study.design.stratum
+            labs: Sequence[Any] = study.design.stratum_labels
+            sname = "stratum"
+        else:
+            if strata not in persons.columns:
+                raise EstimationError(
+                    f"strata must be True, False or a column of persons; you passed {strata!r}",
+                    table="persons", fix="pass strata=True to use the randomization strata",
+                )
+            if persons[strata].isna().any():
+                raise EstimationError(f"strata column {strata!r} has missing values", table="persons",
+                                      column=strata, n_rows=int(persons[strata].isna().sum()))
+            codes_all, labs = pd.factorize(persons[strata], sort=True)
+            labs = [str(v) for v in labs]
+            sname = strata
+        codes = np.asarray(codes_all)[pi]
+        if adjustment in ("none", "lin"):
+            # the interacted (blocked) estimator needs both arms in every stratum
+            c1 = np.bincount(codes, weights=arm, minlength=len(labs))
+            c0 = np.bincount(codes, weights=1 - arm, minlength=len(labs))
+            bad = np.flatnonzero(((c1 == 0) | (c0 == 0)) & (c1 + c0 > 0))
+            if bad.size:
+                raise EstimationError(
+                    f"stratum/strata {', '.join(repr(str(labs[b])) for b in bad[:5])} "
+                    "have persons with an observed outcome in one arm only, so the "
+                    f"within-stratum contrast of adjustment={adjustment!r} does not exist",
+                    column=sname, n_rows=int(bad.size),
+                    fix="use adjustment='ancova', merge small strata (strata='<column>'), or strata=False",
+                )
+        S, snames = dummies(codes, list(labs), sname)
+        if not S.shape[1]:
+            S = None
+    elif strata is not False:
+        raise EstimationError(f"strata must be True, False or a column of persons; you passed {strata!r}")
+
+    extra = None
+    enames: tuple[str, ...] = ()
+    if k_rows is not None:
+        kc, klab = pd.factorize(k_rows, sort=True)
+        extra, enames = dummies(kc, [int(v) for v in klab], "k")
+        if not extra.shape[1]:
+            extra = None
+
+    design = regression_design(arm, adjustment=adjustment, covariates=Z, covariate_names=znames,
+                               strata=S, strata_names=snames, extra=extra, extra_names=enames)
+
+    # ---- clusters and covariance type
+    cluster = spec["cluster"]
+    clusters = None
+    if cluster is not None:
+        clusters = cluster_labels(persons, cluster)[pi]
+    elif k_rows is not None:
+        clusters = pi  # stacked rows of one person are dependent
+    cov_type = resolve_cov_type(spec["cov_type"], clustered=clusters is not None)
+    return _Prepared(
+        Y=Y, person_index=pi, k=k_rows, arm=arm, design=design, clusters=clusters, cov_type=cov_type,
+        outcome_labels=labels, levels=levels, horizon=hlabel, n_missing=n_miss, ledger=tuple(ledger),
+        spec=spec,
+    )
+
+
+def _welch_df(y: np.ndarray, arm: np.ndarray) -> float:
+    """Welch–Satterthwaite df of the unblocked difference in means (estimatr's)."""
+    v = []
+    for a in (1.0, 0.0):
+        ya = y[arm == a]
+        v.append((ya.var(ddof=1) / ya.size, ya.size))
+    (a1, n1), (a0, n0) = v
+    return float((a1 + a0) ** 2 / (a1**2 / (n1 - 1) + a0**2 / (n0 - 1)))
+
+
+def _fit_prepared(prep: _Prepared, *, level: float, outcome: str) -> EffectResult | CategoricalEffectResult:
+    caught: list[str] = []
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always", IpsImpactWarning)
+        design = OLSDesign(prep.design.X, prep.design.names, cov_type=prep.cov_type, clusters=prep.clusters)
+    for w in rec:
+        caught.append(str(w.message))
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    j = prep.design.arm_index
+    welch = (prep.design.adjustment == "none" and prep.design.X.shape[1] == 2
+             and prep.cov_type == "HC2" and prep.k is None)
+    effects = []
+    n1 = int((prep.arm == 1).sum())
+    n0 = int(prep.arm.size - n1)
+    n_persons = int(np.unique(prep.person_index).size)
+    ledger = pd.DataFrame(list(prep.ledger), columns=["reason", "n_rows", "n_treated", "n_control"])
+    spec = dict(prep.spec)
+    spec["cov_type"] = prep.cov_type
+    spec["outcome"] = outcome
+    for m, label in enumerate(prep.outcome_labels):
+        y = prep.Y[:, m]
+        fit: OLSFit = design.fit(y, df_for=[j])
+        df = _welch_df(y, prep.arm) if welch else float(fit.df[j])
+        names = list(fit.names)
+        effects.append(
+            EffectResult.from_fit(
+                outcome=label,
+                params=pd.Series(fit.coef, index=names),
+                vcov=pd.DataFrame(fit.vcov, index=names, columns=names),
+                nobs=fit.nobs, n_treated=n1, n_control=n0, df=df, term="arm", level=level,
+                horizon=prep.horizon,
+                control_mean=float(y[prep.arm == 0].mean()),
+                n_missing_treated=prep.n_missing[0], n_missing_control=prep.n_missing[1],
+                diagnostics={
+                    "adjustment": prep.design.adjustment,
+                    "cov_type": prep.cov_type,
+                    "n_persons": n_persons,
+                    "n_clusters": fit.n_clusters,
+                    "stacked_rows": prep.k is not None,
+                },
+                spec=spec, warnings=tuple(caught), ledger=ledger,
+            )
+        )
+    if prep.levels is None:
+        return effects[0]
+    return CategoricalEffectResult(outcome=outcome, levels=prep.levels, effects=tuple(effects),
+                                   spec=spec, warnings=tuple(caught), ledger=ledger)
+
+
+# ------------------------------------------------------------------------------- itt
+
+
+def itt(
+    study: Any,
+    outcome: str,
+    *,
+    horizon: int | None = None,
+    window: tuple[int, int] | None = None,
+    aggregate: str = "mean",
+    covariates: Sequence[str] = (),
+    adjustment: str = "ancova",
+    strata: bool | str = True,
+    cov_type: str | None = None,
+    cluster: str | None = None,
+    level: float = 0.95,
+    subset: Any = None,
+) -> EffectResult | CategoricalEffectResult:
+    r"""Intention-to-treat effect of the offer of IPS on an outcome.
+
+    Estimand (with :math:`Z_i` the assigned arm and :math:`Y_i(z)` potential outcomes):
+
+    * ``horizon=h``: :math:`\tau_h = E[Y_{ih}(1) - Y_{ih}(0)]`, the outcome at event
+      time k = h (k = 0 is the randomization period);
+    * ``window=(a, b)``, ``aggregate="mean"`` / ``"sum"``: the effect on the person's
+      mean :math:`\bar Y_i = \frac{1}{b-a+1}\sum_{k=a}^{b} Y_{ik}` (or the sum) — only
+      persons observed at every k of the window enter, so that the aggregate means the
+      same for everyone;
+    * ``window=(a, b)``, ``aggregate="stack"``: person-period rows
+      :math:`Y_{ik} = \alpha_k + \tau Z_i + \dots + e_{ik}` with period fixed effects
+      :math:`\alpha_k`, clustered by person (CR2 by default); with a balanced window τ
+      is the average of the per-period effects, :math:`\frac{1}{b-a+1}\sum_k \tau_k`,
+      and partly observed persons contribute their observed periods.
+
+    What each ``adjustment`` estimates, with strata :math:`b` of size :math:`n_b`:
+
+    * ``"none"``: without strata, the difference in means
+      :math:`\bar Y_1 - \bar Y_0` (estimatr ``difference_in_means``; with HC2 its
+      Neyman standard error and Welch df); with strata, the blocked difference in
+      means :math:`\sum_b \frac{n_b}{n}(\bar Y_{1b} - \bar Y_{0b})` (estimatr
+      ``difference_in_means(blocks=)``), computed as arm interacted with centred
+      stratum dummies. Unbiased for the average effect τ.
+    * ``"ancova"``: :math:`Y_i = \alpha + \tau Z_i + X_i'\beta + \gamma_{b(i)} + e_i`
+      (additive covariates and stratum fixed effects). With equal assignment
+      probabilities across strata it estimates τ; with unequal probabilities the
+      stratum effects weight each stratum by :math:`n_b p_b(1-p_b)` (a
+      variance-weighted average, not τ when effects differ across strata).
+    * ``"lin"`` (Lin 2013): :math:`Y_i = \alpha + \tau Z_i + \tilde W_i'\beta +
+      Z_i \tilde W_i'\delta + e_i` with :math:`\tilde W` the covariates and stratum
+      dummies centred at their sample means. τ is the stratum-size-weighted average
+      effect :math:`\sum_b \frac{n_b}{n}\tau_b` (= τ) even with unequal assignment
+      probabilities, and is never less precise asymptotically than "none".
+
+    Parameters
+    ----------
+    study
+        A :class:`~ips_impact.study.Study`.
+    outcome
+        A numeric panel column (``study.outcomes``), or a categorical one
+        (``study.categorical_outcomes``): then one effect per category on the
+        *unconditional* share in that category (see :class:`CategoricalEffectResult`).
+    horizon, window, aggregate
+        Event time(s) of the outcome; exactly one of ``horizon``/``window``.
+        ``aggregate`` is ``"mean"``, ``"sum"`` or ``"stack"`` (windows only).
+    covariates
+        Baseline columns of ``study.persons`` (categorical ones become dummies; missing
+        values are refused).
+    adjustment
+        ``"none"``, ``"ancova"`` or ``"lin"`` (above).
+    strata
+        ``True``: the randomization strata of ``study.design``; ``False``: none; or a
+        column of ``persons`` to use as strata. One stratum ⇒ same as ``False``.
+    cov_type
+        ``"HC0"``–``"HC3"``, ``"CR0"``, ``"CR1"``, ``"CR2"``
+        (:data:`~ips_impact.inference.covariance.COV_TYPES`). Default ``"HC2"``,
+        ``"CR2"`` when clustered (``cluster=`` or stacked rows).
+    cluster
+        A column of ``persons`` (e.g. ``"household_id"``, ``"site"``); stacked rows
+        are clustered by person when ``cluster`` is not given.
+    level
+        Confidence level.
+    subset
+        Boolean mask on ``persons``, a boolean column name, or a query string
+        (``"region == 'VL'"``).
+
+    Returns
+    -------
+    EffectResult or CategoricalEffectResult
+        ``term == "arm"``; ``n_missing_treated`` / ``n_missing_control`` count the
+        persons excluded for a missing outcome (also in ``.ledger``). ``nobs``,
+        ``n_treated``, ``n_control`` count regression rows (person-periods when
+        stacked; ``diagnostics["n_persons"]`` counts persons).
+
+    Raises
+    ------
+    EstimationError
+        Unknown ``cov_type``/``adjustment``/``aggregate`` (the message lists the
+        allowed values), a CR type without a cluster, fewer than 2 clusters, horizon or
+        window outside the observed follow-up, an outcome without variation, collinear
+        covariates, a stratum with one arm under "none"/"lin".
+    DataContractError
+        The outcome is not a panel column.
+
+    Warns
+    -----
+    SmallSampleWarning
+        Fewer than 20 clusters.
+    """
+    spec = _spec(horizon=horizon, window=window, aggregate=aggregate, covariates=covariates,
+                 adjustment=adjustment, strata=strata, cov_type=cov_type, cluster=cluster,
+                 level=level, subset=subset)
+    prep = _prepare(study, outcome, spec)
+    return _fit_prepared(prep, level=level, outcome=outcome)
+
+
+# ------------------------------------------------------------------ RI components
+
+
+@dataclass(frozen=True)
+class ITTComponents:
+    r"""The arrays behind a fitted :func:`itt` result, for randomization inference.
+
+    Rows are the regression rows (persons, or person-periods when stacked). The
+    regression is :math:`y = \alpha + \tau z + N\gamma + (z \odot I)\delta + e`, with
+    ``N = nuisance[:, 1:]`` and ``I = interact`` (empty unless ``adjustment`` is "lin",
+    or "none" with strata). Under a re-drawn assignment :math:`z^*` (a row of
+    ``study.design.permutations(...)``), the rows take ``z*[person_index]``; the
+    nuisance and the centred interaction columns do not depend on the assignment, so:
+
+    * without interactions (``interact.shape[1] == 0``), by Frisch–Waugh–Lovell
+      :math:`\hat\tau(z^*) = \tilde z^{*\prime}\tilde y / \tilde z^{*\prime}\tilde z^*`
+      with :math:`\tilde{\cdot}` the residual from ``nuisance`` — residualise ``y``
+      once, then one matrix product over the permutation matrix;
+    * with interactions, :math:`\hat\tau(z^*)` is the Lin estimator: per arm,
+      regress y on the centred ``interact`` columns; τ = difference of the intercepts.
+
+    Attributes
+    ----------
+    y
+        (N,) outcome of each row (the indicator of ``level`` for categorical outcomes).
+    person_index
+        (N,) row of ``study.persons`` of each regression row.
+    arm
+        (N,) observed assignment of each row (0/1 float).
+    nuisance, nuisance_names
+        (N, q) columns not involving the arm: intercept first, then covariates,
+        stratum dummies (centred under "lin", and under "none" with strata), period
+        fixed effects of stacked rows.
+    interact, interact_names
+        (N, r) centred columns interacted with the arm.
+    adjustment, cov_type
+        As fitted.
+    clusters
+        (N,) cluster codes (``None`` for HC types); stacked rows are clustered by person.
+    estimate
+        The fitted τ.
+    outcome
+        The outcome label of the row of the result these arrays belong to.
+    """
+
+    y: np.ndarray
+    person_index: np.ndarray
+    arm: np.ndarray
+    nuisance: np.ndarray
+    nuisance_names: tuple[str, ...]
+    interact: np.ndarray
+    interact_names: tuple[str, ...]
+    adjustment: str
+    cov_type: str
+    clusters: np.ndarray | None
+    estimate: float
+    outcome: str
+
+    def __post_init__(self) -> None:
+        for a in (self.y, self.person_index, self.arm, self.nuisance, self.interact, self.clusters):
+            if a is not None:
+                a.setflags(write=False)
+
+    def design_matrix(self, arm: np.ndarray | None = None) -> np.ndarray:
+        """The full regressor matrix ``[1, z, N, z ⊙ I]`` for ``arm`` (default: observed)."""
+        z = self.arm if arm is None else np.asarray(arm, dtype=np.float64)
+        return np.hstack([self.nuisance[:, :1], z[:, None], self.nuisance[:, 1:], z[:, None] * self.interact])
+
+
+def itt_components(study: Any, result: EffectResult | CategoricalEffectResult, *, level: str | None = None) -> ITTComponents:
+    """The arrays of a fitted :func:`itt` result (see :class:`ITTComponents`).
+
+    Parameters
+    ----------
+    study
+        The study the result was fitted on.
+    result
+        An :func:`itt` result (its ``spec`` is replayed; nothing is refitted).
+    level
+        For a :class:`CategoricalEffectResult`, the category whose indicator is ``y``
+        (required then).
+
+    Raises
+    ------
+    EstimationError
+        The result does not come from :func:`itt`, or ``level`` is missing/unknown.
+    """
+    spec = dict(result.spec)
+    needed = ("horizon", "window", "aggregate", "covariates", "adjustment", "strata", "cov_type",
+              "cluster", "level", "subset", "outcome")
+    if any(k not in spec for k in needed):
+        raise EstimationError("the result was not produced by itt(); its spec cannot be replayed")
+    outcome = spec.pop("outcome")
+    prep = _prepare(study, outcome, spec)
+    m = 0
+    if prep.levels is not None:
+        if level is None or level not in prep.levels:
+            raise EstimationError(
+                f"pass level= one of {', '.join(map(repr, prep.levels))} for the categorical outcome {outcome!r}"
+            )
+        m = prep.levels.index(level)
+        est = result.effect_at(level).estimate  # type: ignore[union-attr]
+    else:
+        est = result.estimate  # type: ignore[union-attr]
+    d = prep.design
+    return ITTComponents(
+        y=prep.Y[:, m].copy(), person_index=prep.person_index.copy(), arm=prep.arm.copy(),
+        nuisance=d.nuisance.copy(), nuisance_names=d.nuisance_names,
+        interact=d.interact.copy(), interact_names=d.interact_names,
+        adjustment=d.adjustment, cov_type=prep.cov_type,
+        clusters=None if prep.clusters is None else np.asarray(prep.clusters).copy(),
+        estimate=float(est), outcome=prep.outcome_labels[m],
+    )
+
