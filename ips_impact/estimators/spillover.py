@@ -24,8 +24,9 @@ index person, :math:`T_h = Y_{i(h)} + \sum_{j \in h} Y_j` (household earnings, h
 DI or other benefits): :math:`\tau_T = E[T_h(1) - T_h(0)]`, one row per index person.
 
 The regressions are those of :func:`ips_impact.itt`: ``adjustment="none"`` (difference
-in means), ``"ancova"`` (stratum fixed effects and additive covariates) or ``"lin"``
-(arm × covariates centred at their sample mean, Lin 2013). ``covariates`` are columns of
+in means; with ``strata=True`` the blocked difference in means, arm × centred stratum
+indicators), ``"ancova"`` (stratum fixed effects and additive covariates) or ``"lin"``
+(arm × covariates and strata centred at their sample mean, Lin 2013). ``covariates`` are columns of
 ``study.persons`` (the index person's baseline characteristics); ``member_covariates``
 are columns of the members' own panel taken at event time ``baseline`` (default
 :math:`k=-1`, the period before randomization) — typically the member's own
@@ -52,7 +53,8 @@ import numpy as np
 import pandas as pd
 
 from ips_impact.errors import EstimationError, SmallSampleWarning
-from ips_impact.inference.covariance import OLSDesign, check_cov_type, COV_TYPES
+from ips_impact.estimators._data import covariate_matrix
+from ips_impact.inference.covariance import COV_TYPES, OLSDesign, check_cov_type
 from ips_impact.results.base import horizon_label
 from ips_impact.results.effect import EffectResult
 
@@ -235,39 +237,18 @@ def _require_members(study: Any) -> None:
 def _person_covariates(
     study: Any, covariates: Sequence[str]
 ) -> tuple[np.ndarray, tuple[str, ...], np.ndarray]:
-    """Index persons' covariates as a numeric matrix (persons × columns).
+    """Index persons' covariates (persons × columns), as :func:`ips_impact.itt` builds them.
 
-    Numeric and boolean columns enter as they are; other columns as indicators of
-    each level but the first (sorted). Returns the matrix, its column names and a
-    boolean mask of persons with a missing value in any of them.
+    Numeric and boolean columns enter as they are; other columns as indicators of each
+    level but the first. Missing values are refused (as in ``itt``), so the returned
+    mask of persons with a missing value is always empty; it is kept for the callers.
     """
-    persons = study.persons
-    n = len(persons)
-    mats: list[np.ndarray] = []
-    names: list[str] = []
-    missing = np.zeros(n, dtype=bool)
-    reserved = ("person_id", "arm", "household_id", "randomization_date", "randomization_period")
     for c in covariates:
-        if c not in persons.columns or c in reserved:
-            allowed = [x for x in persons.columns if x not in reserved]
-            raise EstimationError(
-                f"covariate {c!r} is not a baseline column of persons",
-                table="persons", column=c, examples=allowed,
-                fix="choose covariates among the columns of study.persons listed.",
-            )
-        col = persons[c]
-        missing |= col.isna().to_numpy()
-        if pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col):
-            mats.append(col.to_numpy(dtype=np.float64, na_value=np.nan)[:, None])
-            names.append(c)
-        else:
-            levels = sorted(col.dropna().astype(str).unique())
-            vals = col.astype(str).to_numpy()
-            for lv in levels[1:]:
-                mats.append((vals == lv).astype(np.float64)[:, None])
-                names.append(f"{c}[{lv}]")
-    mat = np.hstack(mats) if mats else np.zeros((n, 0))
-    return mat, tuple(names), missing
+        if c in ("household_id", "randomization_date", "randomization_period"):
+            raise EstimationError(f"{c!r} cannot be a covariate", table="persons", column=c,
+                                  fix="remove it from covariates")
+    mat, names = covariate_matrix(study.persons, covariates)
+    return mat, names, np.zeros(len(study.persons), dtype=bool)
 
 
 def stratum_dummies(study: Any) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -534,11 +515,11 @@ def _member_model(study: Any, spec: dict[str, Any]) -> tuple[ModelMatrices, dict
                                   miss & keep, arm[row_person]))
         keep &= ~miss
     extra_parts, extra_names = [], []
+    if spec["strata"]:
+        sd, sd_names = stratum_dummies(study)
+        extra_parts.append(sd[row_person])
+        extra_names += sd_names
     if adjustment != "none":
-        if spec["strata"]:
-            sd, sd_names = stratum_dummies(study)
-            extra_parts.append(sd[row_person])
-            extra_names += sd_names
         extra_parts.append(pcov[row_person])
         extra_names += pcov_names
         extra_parts.append(mcov)
@@ -570,7 +551,7 @@ def _member_model(study: Any, spec: dict[str, Any]) -> tuple[ModelMatrices, dict
         y=y_, row_person=rp_, arm=arm,
         targets_v=np.ones((len(y_), 1)), targets_names=("arm",),
         base=np.ones((len(y_), 1)), base_names=("(Intercept)",),
-        extra=extra_, extra_names=extra_names, lin=adjustment == "lin",
+        extra=extra_, extra_names=extra_names, lin=adjustment in ("lin", "none"),
         clusters=clusters, ledger=ledger,
     )
     info = {
@@ -639,10 +620,11 @@ def spillover(
         Event time of the member covariates (default −1, the period before
         randomization).
     adjustment
-        ``"none"`` (difference in means), ``"ancova"`` (stratum fixed effects and
-        additive covariates), ``"lin"`` (arm × centred covariates and strata).
+        ``"none"`` (difference in means; blocked by stratum when ``strata``),
+        ``"ancova"`` (stratum fixed effects and additive covariates), ``"lin"`` (arm ×
+        centred covariates and strata).
     strata
-        Include the index persons' randomization strata (``ancova`` / ``lin``).
+        Use the index persons' randomization strata.
     conf_level
         Confidence level of the interval (named so because ``level`` chooses the
         member or household level).
@@ -817,11 +799,11 @@ def _total_model(study: Any, spec: dict[str, Any]) -> tuple[ModelMatrices, dict[
         keep &= ~pmiss
     rp = np.flatnonzero(keep)
     extra_parts, extra_names = [], []
+    if spec["strata"]:
+        sd, sd_names = stratum_dummies(study)
+        extra_parts.append(sd[rp])
+        extra_names += sd_names
     if spec["adjustment"] != "none":
-        if spec["strata"]:
-            sd, sd_names = stratum_dummies(study)
-            extra_parts.append(sd[rp])
-            extra_names += sd_names
         extra_parts.append(pcov[rp])
         extra_names += pcov_names
     extra = np.hstack(extra_parts) if extra_parts else np.zeros((len(rp), 0))
@@ -833,7 +815,7 @@ def _total_model(study: Any, spec: dict[str, Any]) -> tuple[ModelMatrices, dict[
         y=total[rp], row_person=rp, arm=arm,
         targets_v=np.ones((len(rp), 1)), targets_names=("arm",),
         base=np.ones((len(rp), 1)), base_names=("(Intercept)",),
-        extra=extra, extra_names=extra_names, lin=spec["adjustment"] == "lin",
+        extra=extra, extra_names=extra_names, lin=spec["adjustment"] in ("lin", "none"),
         clusters=clusters, ledger=ledger,
     )
     info = {

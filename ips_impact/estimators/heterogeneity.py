@@ -1,0 +1,694 @@
+r"""Heterogeneity of the effect: by subgroup, or along a continuous moderator.
+
+With :math:`Z_i` the arm and :math:`G_i` a baseline subgroup (region, site, household
+type, partner at work, tercile of local unemployment, any column of ``persons``),
+:func:`heterogeneity` estimates the subgroup effects
+
+.. math:: \tau_g = E\left[Y_i(1) - Y_i(0) \mid G_i = g\right]
+
+from the fully interacted regression
+
+.. math:: y_i = \sum_g \mathbb 1[G_i = g]\,(\alpha_g + \tau_g Z_i) + s_i'\delta + x_i'\beta + e_i
+
+(``adjustment="ancova"``: stratum effects :math:`s_i` and covariates :math:`x_i` are
+additive and common to the subgroups; ``"none"``: neither (with ``strata=True`` the
+arm is interacted with the stratum indicators centred within each subgroup, a blocked
+difference in means per subgroup); ``"lin"``: arm × covariates and strata centred
+within each subgroup) and tests :math:`H_0: \tau_1 = \dots = \tau_G` with the Wald
+statistic
+
+.. math:: W = (R\hat\tau)'(R\hat V R')^{-1}(R\hat\tau), \qquad F = W / q,
+
+:math:`R` the :math:`q = G-1` contrasts :math:`\tau_g - \tau_1` and :math:`\hat V` the
+same robust covariance as the subgroup effects; p from :math:`F(q, N-K)` for HC types
+and :math:`F(q, C-1)` for the cluster-robust types (C clusters; clubSandwich's
+"Naive-F").
+
+A continuous moderator :math:`m` enters centred at its sample mean :math:`\bar m`:
+
+.. math:: y_i = \alpha + \tau Z_i + \lambda (m_i - \bar m) + \gamma Z_i (m_i - \bar m)
+          + s_i'\delta + x_i'\beta + e_i,
+
+so that :math:`\tau` is the effect at the mean moderator and :math:`\gamma` the change
+of the effect per unit of :math:`m` (the joint test is :math:`\gamma = 0`).
+
+Each subgroup also gets its minimum detectable effect (80% power, 5% two-sided, from
+its own standard error; :func:`ips_impact.power.mde`); a subgroup with fewer than 30
+persons in an arm draws a :class:`~ips_impact.errors.SmallSampleWarning`.
+
+Randomization inference: :func:`randomization_problem` returns the
+:class:`~ips_impact.inference.randomization.LinearProblem` (outcome, row → person map,
+nuisance design, arm multipliers = subgroup indicators or ``[1, m − m̄]``) whose
+coefficients are the subgroup effects under any re-drawn assignment.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ips_impact.errors import DataContractError, EstimationError, SmallSampleWarning
+from ips_impact.estimators._data import cluster_labels
+from ips_impact.estimators.spillover import (
+    _AGGREGATES,
+    ModelMatrices,
+    _ledger_row,
+    _person_covariates,
+    assemble,
+    check_choice,
+    check_conf_level,
+    check_horizon_window,
+    check_names,
+    fit_model,
+    stratum_dummies,
+)
+from ips_impact.inference.covariance import COV_TYPES, check_cov_type
+from ips_impact.power import mde as _mde
+from ips_impact.results.base import horizon_label
+from ips_impact.results.heterogeneity import HeterogeneityResult
+
+__all__ = ["heterogeneity", "randomization_problem", "DERIVED_MODERATORS", "check_sites"]
+
+#: Moderators derived from the study (besides any column of ``persons``).
+DERIVED_MODERATORS: tuple[str, ...] = (
+    "household_type",
+    "partner_at_work",
+    "unemployment_tercile",
+    "fidelity",
+)
+_MODERATOR_KINDS = ("auto", "categorical", "continuous")
+_ADJUSTMENTS = ("none", "ancova", "lin")
+_UNEMPLOYMENT_COLUMNS = ("local_unemployment", "unemployment_rate")
+#: IPS fidelity scale: 25 items scored 1-5.
+FIDELITY_RANGE = (25.0, 125.0)
+
+
+# ------------------------------------------------------------------ sites table
+
+
+def check_sites(sites: Any) -> pd.DataFrame:
+    """Validate a sites table; one row per site with its mean fidelity score.
+
+    Parameters
+    ----------
+    sites
+        DataFrame with ``site``, ``fidelity`` (or ``fidelity_score``): the total of the
+        25-item IPS fidelity scale (25–125), and optionally ``assessment_date``. A site
+        assessed several times gets the mean of its scores (``n_assessments`` counts
+        them).
+
+    Raises
+    ------
+    DataContractError
+        Not a DataFrame, missing columns, missing or out-of-range scores.
+    """
+    if not isinstance(sites, pd.DataFrame):
+        raise DataContractError(
+            f"sites must be a DataFrame, got {type(sites).__name__}", table="sites",
+            fix="pass a table with the columns site, fidelity (25-125), assessment_date",
+        )
+    s = sites.rename(columns={"fidelity_score": "fidelity"})
+    missing = [c for c in ("site", "fidelity") if c not in s.columns]
+    if missing:
+        raise DataContractError(
+            "is missing required columns", table="sites", column=missing,
+            examples=list(s.columns), fix="give the columns site and fidelity (25-125)",
+        )
+    score = pd.to_numeric(s["fidelity"], errors="coerce")
+    bad = score.isna() | (score < FIDELITY_RANGE[0]) | (score > FIDELITY_RANGE[1])
+    if bad.any():
+        raise DataContractError(
+            "has fidelity scores that are missing or outside the 25-item IPS scale (25-125)",
+            table="sites", column="fidelity", n_rows=int(bad.sum()),
+            examples=s.loc[bad, "site"].astype(str).tolist(),
+            fix="give the total of the 25 items (each scored 1-5) for every assessment",
+        )
+    if "assessment_date" in s.columns:
+        d = pd.to_datetime(s["assessment_date"], errors="coerce")
+        badd = s["assessment_date"].notna() & d.isna()
+        if badd.any():
+            raise DataContractError(
+                "has unparseable assessment dates", table="sites", column="assessment_date",
+                n_rows=int(badd.sum()), examples=s.loc[badd, "site"].astype(str).tolist(),
+                fix="write dates as YYYY-MM-DD",
+            )
+    if s["site"].isna().any():
+        raise DataContractError("has rows without a site", table="sites", column="site",
+                                n_rows=int(s["site"].isna().sum()), fix="fill the site label")
+    g = pd.DataFrame({"site": s["site"].astype(str), "fidelity": score}).groupby("site", sort=True)
+    return pd.DataFrame({"fidelity": g["fidelity"].mean(), "n_assessments": g.size()}).reset_index()
+
+
+# ------------------------------------------------------------------ moderators
+
+
+def _baseline_roster(study: Any) -> pd.DataFrame:
+    """Members (index_person_id, person_id, role) in each index person's household at
+    randomization, from the roster (members without any panel row included)."""
+    roster = study.households
+    persons = study.persons
+    if roster is None or "household_id" not in persons.columns:
+        raise EstimationError(
+            "household moderators need the household roster",
+            table="households",
+            fix="build the Study with households=<roster>",
+        )
+    p = persons[["person_id", "household_id", "randomization_date"]].rename(
+        columns={"person_id": "index_person_id"})
+    cand = roster.merge(p[p["household_id"].notna()], on="household_id")
+    cand = cand[(cand["person_id"] != cand["index_person_id"])
+                & ~cand["person_id"].isin(persons["person_id"])]
+    d = cand["randomization_date"]
+    # the Study's baseline rule: present on the randomization date (unknown dates kept)
+    later = cand["valid_from"].notna() & (cand["valid_from"] > d)
+    left = cand["valid_to"].notna() & (cand["valid_to"] < d)
+    return cand.loc[~later & ~left, ["index_person_id", "person_id", "role"]].drop_duplicates()
+
+
+def _household_type(study: Any) -> pd.Series:
+    r"""single / couple / couple with children / single parent / other, per index person.
+
+    From the baseline roster: partner and child → "couple with children"; partner, no
+    child → "couple"; child, no partner → "single parent"; only parents or other
+    members → "other"; nobody → "single". Missing when the person has no household.
+    """
+    persons = study.persons
+    base = _baseline_roster(study)
+    has = base.assign(one=1).pivot_table(index="index_person_id", columns="role", values="one",
+                                         aggfunc="max", fill_value=0)
+    pid = persons["person_id"]
+    partner = pid.map(has["partner"] if "partner" in has else pd.Series(dtype=float)).fillna(0) > 0
+    child = pid.map(has["child"] if "child" in has else pd.Series(dtype=float)).fillna(0) > 0
+    anyone = pid.isin(base["index_person_id"])
+    out = np.select(
+        [partner & child, partner, child, anyone],
+        ["couple with children", "couple", "single parent", "other"],
+        default="single",
+    )
+    out = pd.Series(out, index=persons.index, dtype=object)
+    out[persons["household_id"].isna().to_numpy()] = None
+    return out
+
+
+def _partner_at_work(study: Any, baseline: int) -> pd.Series:
+    """"no partner" / "partner not at work" / "partner at work" at event time ``baseline``.
+
+    Missing when a partner is in the roster but not observed at ``baseline``.
+    """
+    persons = study.persons
+    base = _baseline_roster(study)
+    members = study.members
+    if "employed" not in members.columns:
+        raise EstimationError(
+            "partner_at_work needs the members' 'employed' (or sep_code / n_jobs) column",
+            table="members", column="employed",
+            fix="include the partners' LMD rows with sep_code or n_jobs in the panel",
+        )
+    partners = base[base["role"] == "partner"]
+    m = members[(members["role"] == "partner") & (members["k"] == baseline)]
+    m = m[m["employed"].notna()]
+    at_work = m.groupby("index_person_id")["employed"].max()
+    pid = persons["person_id"]
+    has_partner = pid.isin(partners["index_person_id"])
+    observed = pid.isin(at_work.index)
+    work = pid.map(at_work)
+    out = np.where(~has_partner, "no partner",
+                   np.where(work.fillna(0).to_numpy() > 0, "partner at work", "partner not at work"))
+    out = pd.Series(out, index=persons.index, dtype=object)
+    out[(has_partner & ~observed).to_numpy()] = None
+    out[persons["household_id"].isna().to_numpy()] = None
+    return out
+
+
+def _moderator(
+    study: Any, by: str, sites: pd.DataFrame | None, baseline: int
+) -> tuple[pd.Series, str | None, str]:
+    """Moderator values aligned with persons, a forced kind (or None) and the column used."""
+    persons = study.persons
+    if by == "household_type":
+        return _household_type(study), "categorical", by
+    if by == "partner_at_work":
+        return _partner_at_work(study, baseline), "categorical", by
+    if by == "unemployment_tercile":
+        col = next((c for c in _UNEMPLOYMENT_COLUMNS if c in persons.columns), None)
+        if col is None:
+            raise EstimationError(
+                "unemployment_tercile needs a column of local unemployment in persons",
+                table="persons", column=list(_UNEMPLOYMENT_COLUMNS),
+                fix="add local_unemployment (rate in the person's municipality or district) "
+                "to the assignment table",
+            )
+        return persons[col], "tercile", col
+    if by == "fidelity":
+        if sites is None:
+            raise EstimationError(
+                "by='fidelity' needs the sites table", table="sites",
+                fix="pass sites=<DataFrame with site, fidelity, assessment_date>",
+            )
+        if "site" not in persons.columns:
+            raise EstimationError("by='fidelity' needs the persons' site", table="persons",
+                                  column="site", fix="add site to the assignment table")
+        fid = sites.set_index("site")["fidelity"]
+        return persons["site"].astype(str).map(fid).where(persons["site"].notna()), "continuous", by
+    reserved = ("person_id", "arm", "randomization_date", "randomization_period")
+    if by not in persons.columns or by in reserved:
+        allowed = [c for c in persons.columns if c not in reserved] + list(DERIVED_MODERATORS)
+        raise EstimationError(
+            f"by must be a column of persons or one of {', '.join(DERIVED_MODERATORS)}; "
+            f"you passed {by!r}",
+            table="persons", column=by, examples=allowed,
+            fix="choose one of the moderators listed",
+        )
+    return persons[by], None, by
+
+
+# ------------------------------------------------------------------- the model
+
+
+def _spec(**kw: Any) -> dict[str, Any]:
+    if not isinstance(kw["outcome"], str):
+        raise EstimationError(f"outcome must be a column name (str); you passed {kw['outcome']!r}",
+                              fix="e.g. outcome='work_on_di'")
+    if not isinstance(kw["by"], str):
+        raise EstimationError(f"by must be a column name (str); you passed {kw['by']!r}",
+                              fix="e.g. by='region'")
+    horizon, window = check_horizon_window(kw["horizon"], kw["window"])
+    adjustment = check_choice("adjustment", kw["adjustment"], _ADJUSTMENTS)
+    covariates = check_names("covariates", kw["covariates"])
+    if adjustment == "none" and covariates:
+        raise EstimationError("adjustment='none' takes no covariates",
+                              fix="use adjustment='ancova' or 'lin', or drop covariates=")
+    cluster = kw["cluster"]
+    if cluster is not None and not isinstance(cluster, str):
+        raise EstimationError(f"cluster must be a column name of persons; you passed {cluster!r}",
+                              fix="e.g. cluster='household_id'")
+    cov_type = kw["cov_type"]
+    if cov_type is None:
+        cov_type = "CR2" if cluster is not None else "HC2"
+    cov_type = check_cov_type(cov_type)
+    if COV_TYPES[cov_type].clustered and cluster is None:
+        raise EstimationError(f"cov_type {cov_type!r} is cluster-robust but no cluster was given",
+                              fix="pass cluster=<column of persons>, or use 'HC2'")
+    if not COV_TYPES[cov_type].clustered and cluster is not None:
+        raise EstimationError(f"cov_type {cov_type!r} ignores cluster={cluster!r}",
+                              fix="use cov_type='CR2' (or 'CR1'), or drop cluster=")
+    cut = kw["cut"]
+    if cut is not None and (isinstance(cut, bool) or not isinstance(cut, (int, np.integer)) or cut < 2):
+        raise EstimationError(f"cut must be a whole number of quantile groups >= 2; you passed {cut!r}",
+                              fix="e.g. cut=3 for terciles")
+    mpa = kw["min_per_arm"]
+    if isinstance(mpa, bool) or not isinstance(mpa, (int, np.integer)) or mpa < 0:
+        raise EstimationError(f"min_per_arm must be a whole number >= 0; you passed {mpa!r}",
+                              fix="e.g. min_per_arm=30")
+    for name in ("strata",):
+        if not isinstance(kw[name], bool):
+            raise EstimationError(f"{name} must be True or False; you passed {kw[name]!r}")
+    b = kw["baseline"]
+    if isinstance(b, bool) or not isinstance(b, (int, np.integer)):
+        raise EstimationError(f"baseline must be a whole number (event time); you passed {b!r}",
+                              fix="e.g. baseline=-1")
+    return {
+        "estimator": "heterogeneity",
+        "outcome": kw["outcome"],
+        "by": kw["by"],
+        "horizon": horizon,
+        "window": window,
+        "aggregate": check_choice("aggregate", kw["aggregate"], _AGGREGATES),
+        "moderator": check_choice("moderator", kw["moderator"], _MODERATOR_KINDS),
+        "cut": None if cut is None else int(cut),
+        "covariates": covariates,
+        "adjustment": adjustment,
+        "strata": kw["strata"],
+        "cov_type": cov_type,
+        "cluster": cluster,
+        "level": check_conf_level("level", kw["level"]),
+        "baseline": int(b),
+        "min_per_arm": int(mpa),
+        "mde_power": check_conf_level("mde_power", kw["mde_power"]),
+        "mde_alpha": check_conf_level("mde_alpha", kw["mde_alpha"]),
+    }
+
+
+def _person_outcome(study: Any, spec: dict[str, Any]) -> np.ndarray:
+    outcome, horizon, window = spec["outcome"], spec["horizon"], spec["window"]
+    study.require_outcome(outcome)
+    if horizon is not None:
+        return study.outcome_at(outcome, horizon).to_numpy(dtype=float)
+    ks = np.arange(window[0], window[1] + 1)
+    mat = study.outcome_matrix(outcome, ks)
+    obs = ~np.isnan(mat)
+    n_obs = obs.sum(axis=1)
+    total = np.where(obs, mat, 0.0).sum(axis=1)
+    if spec["aggregate"] == "mean":
+        return np.where(n_obs > 0, total / np.maximum(n_obs, 1), np.nan)
+    return np.where(n_obs > 0, total, np.nan)
+
+
+def _build(study: Any, spec: dict[str, Any], sites: pd.DataFrame | None) -> dict[str, Any]:
+    """Sample, moderator coding and model matrices (shared with randomization_problem)."""
+    persons = study.persons
+    n = len(persons)
+    arm = np.asarray(study.design.arm, dtype=np.int64)
+    y = _person_outcome(study, spec)
+    values, forced, column = _moderator(study, spec["by"], sites, spec["baseline"])
+    ledger: list[dict[str, Any]] = []
+    keep = np.ones(n, dtype=bool)
+    miss_y = np.isnan(y)
+    if miss_y.any():
+        ledger.append(_ledger_row(f"persons with no observed '{spec['outcome']}'", miss_y, arm))
+        keep &= ~miss_y
+    miss_m = values.isna().to_numpy()
+    if (miss_m & keep).any():
+        ledger.append(_ledger_row(f"persons with a missing moderator '{spec['by']}'", miss_m & keep, arm))
+        keep &= ~miss_m
+
+    kind = spec["moderator"]
+    cut = spec["cut"]
+    if forced == "tercile":
+        cut = cut or 3
+        forced = None
+    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    if cut is not None:
+        if not numeric:
+            raise EstimationError(f"cut= needs a numeric moderator; {column!r} is not numeric",
+                                  table="persons", column=column, fix="drop cut=")
+        kind = "categorical"
+    elif forced is not None:
+        if kind != "auto" and kind != forced:
+            raise EstimationError(
+                f"by={spec['by']!r} is a {forced} moderator; you asked moderator={kind!r}",
+                fix=f"use moderator='auto' or {forced!r}")
+        kind = forced
+    elif kind == "auto":
+        # numbers with more than two values are continuous; text, categories, booleans
+        # and 0/1 indicators are subgroups
+        nvals = values[keep].nunique()
+        kind = "continuous" if numeric and nvals > 2 else "categorical"
+    elif kind == "continuous" and not numeric:
+        raise EstimationError(f"moderator {column!r} is not numeric, so it cannot be continuous",
+                              table="persons", column=column, fix="use moderator='categorical'")
+
+    extra_range = None
+    if kind == "categorical":
+        if cut is not None:
+            v = values.to_numpy(dtype=float)
+            probs = np.linspace(0.0, 1.0, cut + 1)
+            # quantiles of the estimation sample, R's type 7 (numpy's "linear"); intervals
+            # (a, b] with the lowest value included, as cut(..., include.lowest = TRUE)
+            edges = np.quantile(v[keep], probs)
+            if np.unique(edges).size < edges.size:
+                raise EstimationError(
+                    f"{column!r} has too many tied values for {cut} quantile groups",
+                    table="persons", column=column, fix="use a smaller cut= or moderator='categorical'")
+            codes_all = np.clip(np.searchsorted(edges, v, side="left"), 1, cut) - 1
+            labels = [f"Q{i + 1}" for i in range(cut)]
+            ranges = [f"{'[' if i == 0 else '('}{edges[i]:.6g}, {edges[i + 1]:.6g}]" for i in range(cut)]
+            codes = np.where(keep, codes_all, -1)
+        else:
+            if isinstance(values.dtype, pd.CategoricalDtype):
+                cats = [str(c) for c in values.cat.categories]
+                lab = values.astype(object).map(lambda x: None if pd.isna(x) else str(x))
+            else:
+                lab = values.map(lambda x: None if pd.isna(x) else (str(int(x)) if isinstance(x, float) and float(x).is_integer() else str(x)))
+                cats = sorted(lab[keep].dropna().unique().tolist())
+            cats = [c for c in cats if c in set(lab[keep].tolist())]
+            labels = cats
+            ranges = None
+            pos = {c: i for i, c in enumerate(cats)}
+            codes = np.array([pos.get(x, -1) if x is not None else -1 for x in lab], dtype=np.int64)
+            codes[~keep] = -1
+        # subgroups with one arm only cannot have an effect: set aside, with a ledger entry
+        one_arm = []
+        for gi, gl in enumerate(labels):
+            in_g = codes == gi
+            if in_g.any() and (arm[in_g].min() == arm[in_g].max()):
+                one_arm.append(gl)
+                ledger.append(_ledger_row(f"persons of subgroup {gl!r}, which has only one arm",
+                                          in_g, arm))
+                keep &= ~in_g
+        if one_arm:
+            warnings.warn(f"subgroup(s) {', '.join(map(repr, one_arm))} of {spec['by']!r} have "
+                          "persons in one arm only and are left out", SmallSampleWarning, stacklevel=3)
+        present = [gi for gi, _ in enumerate(labels) if ((codes == gi) & keep).any()]
+        if len(present) < 2:
+            raise EstimationError(
+                f"{spec['by']!r} leaves fewer than two subgroups with both arms",
+                table="persons", column=column, fix="choose another moderator")
+        labels = [labels[gi] for gi in present]
+        if ranges is not None:
+            ranges = [ranges[gi] for gi in present]
+        remap = np.full(max(codes.max() + 1, 1), -1)
+        remap[present] = np.arange(len(present))
+        codes = np.where(keep & (codes >= 0), remap[np.maximum(codes, 0)], -1)
+    else:
+        labels, ranges = None, None
+        mvals = values.to_numpy(dtype=float)
+        extra_range = (float(np.nanmin(mvals[keep])), float(np.nanmax(mvals[keep])))
+
+    # covariates (refused if missing, as in itt) and clusters
+    pcov, pcov_names, _ = _person_covariates(study, spec["covariates"])
+    clusters_all = cluster_labels(persons, spec["cluster"]) if spec["cluster"] is not None else None
+    rows = np.flatnonzero(keep)
+    if rows.size == 0:
+        raise EstimationError("no person is left in the estimation sample",
+                              fix="check the outcome, horizon and moderator")
+    extra_parts, extra_names = [], []
+    if spec["strata"]:
+        sd, sd_names = stratum_dummies(study)
+        extra_parts.append(sd[rows])
+        extra_names += list(sd_names)
+    if spec["adjustment"] != "none":
+        extra_parts.append(pcov[rows])
+        extra_names += list(pcov_names)
+    extra = np.hstack(extra_parts) if extra_parts else np.zeros((rows.size, 0))
+    lin = spec["adjustment"] in ("lin", "none")
+    if kind == "categorical":
+        g = codes[rows]
+        D = (g[:, None] == np.arange(len(labels))[None, :]).astype(float)
+        names = tuple(f"arm:{spec['by']}={lab}" for lab in labels)
+        model = assemble(
+            y=y[rows], row_person=rows, arm=arm, targets_v=D, targets_names=names,
+            base=D, base_names=tuple(f"{spec['by']}={lab}" for lab in labels),
+            extra=extra, extra_names=extra_names, lin=lin, lin_groups=g,
+            clusters=None if clusters_all is None else clusters_all[rows], ledger=ledger,
+        )
+        centre = math.nan
+        groups = g
+    else:
+        m = values.to_numpy(dtype=float)[rows]
+        centre = float(m.mean())
+        mc = m - centre
+        V = np.column_stack([np.ones(rows.size), mc])
+        model = assemble(
+            y=y[rows], row_person=rows, arm=arm, targets_v=V,
+            targets_names=("arm", f"arm:{spec['by']}"),
+            base=V, base_names=("(Intercept)", spec["by"]),
+            extra=extra, extra_names=extra_names, lin=lin,
+            clusters=None if clusters_all is None else clusters_all[rows], ledger=ledger,
+        )
+        groups = None
+    return {"model": model, "kind": kind, "labels": labels, "ranges": ranges, "groups": groups,
+            "centre": centre, "arm": arm, "range": extra_range, "column": column}
+
+
+def heterogeneity(
+    study: Any,
+    outcome: str,
+    *,
+    by: str = "region",
+    horizon: int | None = None,
+    window: tuple[int, int] | None = None,
+    aggregate: Literal["mean", "sum"] = "mean",
+    moderator: Literal["auto", "categorical", "continuous"] = "auto",
+    cut: int | None = None,
+    covariates: Sequence[str] = (),
+    adjustment: Literal["none", "ancova", "lin"] = "ancova",
+    strata: bool = True,
+    cov_type: str | None = None,
+    cluster: str | None = None,
+    level: float = 0.95,
+    sites: pd.DataFrame | None = None,
+    baseline: int = -1,
+    min_per_arm: int = 30,
+    mde_power: float = 0.8,
+    mde_alpha: float = 0.05,
+) -> HeterogeneityResult:
+    r"""Effects by subgroup (or along a continuous moderator) and the test of equality.
+
+    Estimands: :math:`\tau_g = E[Y_i(1) - Y_i(0) \mid G_i = g]` for each subgroup, and
+    :math:`H_0: \tau_1 = \dots = \tau_G`; for a continuous moderator :math:`m`, the
+    effect at :math:`\bar m` and the slope :math:`\gamma` of the linear projection of
+    the effect on :math:`m` (see the module docstring for the regressions).
+
+    Parameters
+    ----------
+    study
+        A :class:`ips_impact.Study`.
+    outcome
+        Numeric panel column.
+    by
+        A column of ``study.persons`` (``"region"``, ``"site"``, any baseline
+        covariate), or a derived moderator: ``"household_type"`` (single, couple,
+        couple with children, single parent, other — from the baseline roster),
+        ``"partner_at_work"`` (no partner / partner not at work / partner at work at
+        event time ``baseline``), ``"unemployment_tercile"`` (terciles of the column
+        ``local_unemployment`` of persons), ``"fidelity"`` (the IPS fidelity score of
+        the person's site, from ``sites``; continuous).
+    horizon, window, aggregate
+        Outcome at event time ``k = horizon`` or its mean/sum over ``window=(a, b)``.
+    moderator
+        ``"auto"`` (text, categories, booleans and 0/1 → subgroups; other numbers →
+        continuous), ``"categorical"`` or ``"continuous"``.
+    cut
+        Cut a numeric moderator into this many quantile groups (3 = terciles).
+    covariates, adjustment, strata
+        As in :func:`ips_impact.itt` (covariates: columns of ``persons``).
+    cov_type, cluster
+        Covariance type (default ``"HC2"``, or ``"CR2"`` when ``cluster`` is given).
+    level
+        Confidence level of the intervals.
+    sites
+        Site table (``site``, ``fidelity`` 25–125, ``assessment_date``), needed for
+        ``by="fidelity"``; with ``by="site"`` it adds each site's fidelity to the
+        subgroup table.
+    baseline
+        Event time of baseline characteristics of household members (default −1).
+    min_per_arm
+        A subgroup with fewer persons in an arm draws a SmallSampleWarning (30).
+    mde_power, mde_alpha
+        Power and two-sided size of the reported minimum detectable effects.
+
+    Returns
+    -------
+    HeterogeneityResult
+
+    Raises
+    ------
+    EstimationError, DataContractError
+        Unknown option or moderator (the allowed ones are listed), fewer than two
+        subgroups with both arms, bad sites table, collinear regressors.
+    """
+    spec = _spec(
+        outcome=outcome, by=by, horizon=horizon, window=window, aggregate=aggregate,
+        moderator=moderator, cut=cut, covariates=covariates, adjustment=adjustment,
+        strata=strata, cov_type=cov_type, cluster=cluster, level=level, baseline=baseline,
+        min_per_arm=min_per_arm, mde_power=mde_power, mde_alpha=mde_alpha,
+    )
+    site_table = check_sites(sites) if sites is not None else None
+    built = _build(study, spec, site_table)
+    model: ModelMatrices = built["model"]
+    arm = built["arm"]
+    fit, msgs = fit_model(model, arm, spec["cov_type"])
+    msgs = list(msgs)
+
+    t_idx = [fit.names.index(nm) for nm in model.interact_names[: len(model.targets)]]
+    b = np.asarray(fit.coef)[t_idx]
+    V = np.asarray(fit.vcov)[np.ix_(t_idx, t_idx)]
+    se = np.sqrt(np.diag(V))
+    df = np.asarray(fit.df)[t_idx]
+    crit = stats.t.ppf(0.5 + spec["level"] / 2.0, df)
+    tstat = b / se
+    pval = 2.0 * stats.t.sf(np.abs(tstat), df)
+    mdes = _mde(se, df=df, alpha=spec["mde_alpha"], power=spec["mde_power"])
+
+    # joint test: equal subgroup effects, or a zero interaction
+    if built["kind"] == "categorical":
+        q = len(b) - 1
+        R = np.hstack([-np.ones((q, 1)), np.eye(q)])
+        test = "equal_effects"
+    else:
+        q = 1
+        R = np.array([[0.0, 1.0]])
+        test = "no_interaction"
+    rb = R @ b
+    W = float(rb @ np.linalg.solve(R @ V @ R.T, rb))
+    df_denom = float(fit.n_clusters - 1) if fit.n_clusters is not None else float(fit.nobs - fit.rank)
+    joint = {
+        "test": test, "statistic": W / q, "chi2": W, "df_num": q, "df_denom": df_denom,
+        "p_value": float(stats.f.sf(W / q, q, df_denom)),
+        "p_value_chi2": float(stats.chi2.sf(W, q)),
+    }
+
+    # per-subgroup counts and control means
+    z = model.arm_rows(arm)
+    yv = model.y
+    rows = []
+    if built["kind"] == "categorical":
+        g = built["groups"]
+        for i, lab in enumerate(built["labels"]):
+            in_g = g == i
+            c = in_g & (z == 0)
+            rows.append((lab, int(in_g.sum()), int((in_g & (z == 1)).sum()), int(c.sum()),
+                         float(yv[c].mean()) if c.any() else math.nan))
+    else:
+        c = z == 0
+        for lab in ("at mean", "per unit"):
+            rows.append((lab, len(yv), int((z == 1).sum()), int(c.sum()), float(yv[c].mean())))
+    sub = pd.DataFrame({
+        "subgroup": [r[0] for r in rows],
+        "term": list(model.interact_names[: len(model.targets)]),
+        "estimate": b, "std_error": se, "statistic": tstat, "p_value": pval,
+        "conf_low": b - crit * se, "conf_high": b + crit * se, "df": df,
+        "nobs": [r[1] for r in rows], "n_treated": [r[2] for r in rows],
+        "n_control": [r[3] for r in rows], "control_mean": [r[4] for r in rows],
+        "mde": mdes,
+    })
+    sub["small"] = (sub["n_treated"] < spec["min_per_arm"]) | (sub["n_control"] < spec["min_per_arm"])
+    if built["kind"] == "continuous":
+        sub["small"] = False
+    if built["ranges"] is not None:
+        sub["range"] = built["ranges"]
+    if site_table is not None and spec["by"] == "site":
+        fid = site_table.set_index("site")
+        sub["fidelity"] = sub["subgroup"].map(fid["fidelity"]).to_numpy(dtype=float)
+        sub["n_assessments"] = sub["subgroup"].map(fid["n_assessments"]).fillna(0).astype(int).to_numpy()
+    small = sub.loc[sub["small"], "subgroup"].tolist()
+    if small:
+        msg = (f"subgroup(s) {', '.join(map(repr, small))} of {spec['by']!r} have fewer than "
+               f"{spec['min_per_arm']} persons in an arm: their effects are imprecise (see the "
+               "minimum detectable effect)")
+        warnings.warn(msg, SmallSampleWarning, stacklevel=2)
+        msgs.append(msg)
+
+    spec_out = dict(spec)
+    if built["range"] is not None:
+        spec_out["moderator_range"] = built["range"]
+    if model.dropped:
+        spec_out["dropped_collinear"] = model.dropped
+    names = list(sub["term"])
+    return HeterogeneityResult(
+        outcome=spec["outcome"], by=spec["by"], moderator=built["kind"],
+        subgroups=sub, joint=joint, vcov=pd.DataFrame(V, index=names, columns=names),
+        nobs=int(len(yv)), n_treated=int((z == 1).sum()), n_control=int((z == 0).sum()),
+        horizon=horizon_label(spec["horizon"], spec["window"]), level=spec["level"],
+        centre=built["centre"], spec=spec_out, warnings=tuple(msgs),
+        ledger=list(model.ledger) if model.ledger else None,
+    )
+
+
+def randomization_problem(study: Any, result: HeterogeneityResult, *, sites: pd.DataFrame | None = None) -> Any:
+    """The linear problem behind a :func:`heterogeneity` result, for randomization inference.
+
+    Returns a :class:`~ips_impact.inference.randomization.LinearProblem` whose
+    coefficients ``coef`` are the reported effects (subgroup effects, or effect at the
+    mean and interaction) under any re-drawn assignment. A joint statistic that is a
+    fixed function of them (e.g. :math:`(R\\hat\\tau)'(R\\hat V_{obs}R')^{-1}(R\\hat\\tau)`
+    with the observed ``result.vcov``) then has its randomization distribution too.
+    Pass the same ``sites`` as for the fit when ``by="fidelity"``.
+    """
+    spec = {k: v for k, v in result.spec.items() if k not in ("moderator_range", "dropped_collinear")}
+    if spec.get("estimator") != "heterogeneity":
+        raise EstimationError("this result does not come from heterogeneity()",
+                              fix="use the randomization_problem of the estimator that produced it")
+    spec["covariates"] = tuple(spec["covariates"])
+    site_table = check_sites(sites) if sites is not None else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SmallSampleWarning)
+        built = _build(study, spec, site_table)
+    return built["model"].problem()
