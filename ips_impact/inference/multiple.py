@@ -188,6 +188,12 @@ def _prep_draws(t_obs: Any, t_draws: Any) -> tuple[np.ndarray, np.ndarray]:
     return np.abs(t_obs), np.where(np.isnan(t_draws), np.inf, np.abs(t_draws))
 
 
+def _tolerance(a_obs: np.ndarray, a_draws: np.ndarray) -> np.ndarray:
+    """Tie tolerance per statistic: 1e-9 times its scale (largest finite |T|)."""
+    finite = np.where(np.isfinite(a_draws), a_draws, 0.0)
+    return _TIE_RTOL * np.maximum(a_obs, finite.max(axis=0))
+
+
 def stepdown_maxt(
     t_obs: Any, t_draws: Any, *, exact: bool = False, standardize: bool = True
 ) -> np.ndarray:
@@ -223,7 +229,7 @@ def stepdown_maxt(
     order = np.argsort(-a_obs, kind="stable")
     # Successive maxima over the hypotheses not yet rejected (l >= j).
     tail_max = np.maximum.accumulate(a_draws[:, order][:, ::-1], axis=1)[:, ::-1]
-    count = (tail_max >= a_obs[order][None, :] * (1.0 - _TIE_RTOL)).sum(axis=0)
+    count = (tail_max >= (a_obs - _tolerance(a_obs, a_draws))[order][None, :]).sum(axis=0)
     b = a_draws.shape[0]
     p = count / b if exact else (1.0 + count) / (1.0 + b)
     p = np.maximum.accumulate(p)
@@ -239,13 +245,14 @@ def _pool_pvalues(a_obs: np.ndarray, a_draws: np.ndarray, exact: bool) -> tuple[
     pool = a_draws if exact else np.vstack([a_obs[None, :], a_draws])
     n_pool = pool.shape[0]
     srt = np.sort(pool, axis=0)
+    tol = _tolerance(a_obs, a_draws)
     p_obs = np.empty(a_obs.size)
     p_draws = np.empty(a_draws.shape)
     for k in range(a_obs.size):
         col = srt[:, k]
-        # #{t >= x} = n - #{t < x(1 - rtol)}: ties within rtol count as extreme.
-        p_obs[k] = (n_pool - np.searchsorted(col, a_obs[k] * (1 - _TIE_RTOL), side="left")) / n_pool
-        p_draws[:, k] = (n_pool - np.searchsorted(col, a_draws[:, k] * (1 - _TIE_RTOL), side="left")) / n_pool
+        # #{t >= x} = n - #{t < x - tol}: ties within the tolerance count as extreme.
+        p_obs[k] = (n_pool - np.searchsorted(col, a_obs[k] - tol[k], side="left")) / n_pool
+        p_draws[:, k] = (n_pool - np.searchsorted(col, a_draws[:, k] - tol[k], side="left")) / n_pool
     return p_obs, p_draws
 
 

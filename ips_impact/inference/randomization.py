@@ -16,8 +16,9 @@ known exactly. The randomization p-value of :math:`T_{obs} = T(z_{obs})` is
   at the price of a slight conservativeness of order 1/B. Its Monte Carlo standard
   error is :math:`\\sqrt{\\hat p (1 - \\hat p) / B}`.
 
-Comparisons use a relative tolerance of 1e-9 so that draws reproducing the observed
-statistic up to floating-point rounding count as ties (as they must); a draw whose
+Comparisons use a tolerance of 1e-9 times the scale of the statistic (the largest
+:math:`|T|`) so that draws reproducing the observed statistic up to floating-point
+rounding count as ties (as they must); a draw whose
 statistic is undefined (singular design) counts as at least as extreme (conservative).
 
 The engine
@@ -73,6 +74,8 @@ __all__ = [
     "ri_confidence_interval",
     "randomization_inference",
     "randomization_ci",
+    "family_distribution",
+    "RandomizationNotAvailableError",
 ]
 
 #: Scratch memory allowed for one chunk of draws (bytes); the peak stays well below 2 GB.
@@ -290,10 +293,19 @@ def linear_statistics(
 # ----------------------------------------------------------------------- p-values
 def _n_extreme(t_obs: np.ndarray, t_draws: np.ndarray) -> np.ndarray:
     """#{b : |T_b| >= |T_obs|} per column, ties within TIE_RTOL, NaN draws counted."""
-    thr = np.abs(t_obs) * (1.0 - TIE_RTOL)
+    thr = np.abs(t_obs) - _tie_tolerance(t_obs, t_draws)
     with np.errstate(invalid="ignore"):
         hit = (np.abs(t_draws) >= thr) | np.isnan(t_draws)
     return hit.sum(axis=0)
+
+
+def _tie_tolerance(t_obs: np.ndarray, t_draws: np.ndarray) -> np.ndarray:
+    """TIE_RTOL times the scale of each statistic (largest |T| seen), so that an
+    observed statistic that is zero up to rounding ties with draws that are zero too."""
+    with np.errstate(invalid="ignore"):
+        finite = np.where(np.isfinite(t_draws), np.abs(t_draws), 0.0)
+    scale = np.maximum(np.nan_to_num(np.abs(t_obs)), finite.max(axis=0) if finite.size else 0.0)
+    return TIE_RTOL * scale
 
 
 def ri_pvalues(
@@ -366,7 +378,8 @@ def ri_confidence_interval(
     def pval(tau: np.ndarray) -> np.ndarray:
         tau = np.atleast_1d(tau)[:, None]
         stat = np.abs(a[None, :] - tau * c[None, :])
-        thr = np.abs(estimate - tau) * (1.0 - TIE_RTOL)
+        diff = np.abs(estimate - tau)
+        thr = diff - TIE_RTOL * np.maximum(diff, np.nanmax(np.where(ok, stat, 0.0), axis=1)[:, None])
         count = ((stat >= thr) | ~ok[None, :]).sum(axis=1)
         return count / b if exact else (1.0 + count) / (1.0 + b)
 
@@ -437,9 +450,176 @@ def randomization_distribution(
 
 
 # ------------------------------------------------------------ public entry point
-def _result_adapters() -> dict[str, Any]:
-    """Map estimand codes to functions ``(study, result) -> list[_RowStatistic]``."""
-    return {}
+#: Where the randomization hook of each estimator lives: ``spec["estimator"]`` ->
+#: module exposing ``randomization_problem(study, result)`` returning a
+#: :class:`LinearProblem` (or a sequence of them) whose statistics, concatenated,
+#: are the tidy rows of the result, in order.
+_HOOK_MODULES: dict[str, str] = {
+    "itt": "ips_impact.estimators.itt",
+    "itt_by_period": "ips_impact.estimators.dynamic",
+    "did": "ips_impact.estimators.did",
+    "spillover": "ips_impact.estimators.spillover",
+    "household_total": "ips_impact.estimators.spillover",
+    "heterogeneity": "ips_impact.estimators.heterogeneity",
+    "time_to_event": "ips_impact.estimators.survival",
+    "spell_survival": "ips_impact.estimators.survival",
+    "competing_risks": "ips_impact.estimators.survival",
+}
+
+
+class RandomizationNotAvailableError(EstimationError):
+    """Randomization inference is not (yet) implemented for this kind of result."""
+
+
+def _estimator_of(result: Any) -> str:
+    spec = getattr(result, "spec", None) or {}
+    est = spec.get("estimator") if hasattr(spec, "get") else None
+    if est is None:
+        raise RandomizationNotAvailableError(
+            f"a {type(result).__name__} without spec['estimator'] cannot be re-randomized",
+            fix="pass results returned by the estimators of ips_impact",
+        )
+    return str(est)
+
+
+def _problems_of(study: Any, result: Any) -> list[LinearProblem]:
+    """The linear problems (statistics = tidy rows) behind one result."""
+    import importlib
+
+    est = _estimator_of(result)
+    module_name = _HOOK_MODULES.get(est)
+    hook = None
+    if module_name is not None:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            module = None
+        hook = getattr(module, "randomization_problem", None) if module is not None else None
+    if hook is None:
+        raise RandomizationNotAvailableError(
+            f"RI for {est} not available yet",
+            fix="use the model-based p-value of this result; randomization inference "
+            f"supports results of: {', '.join(_available_estimators())}",
+        )
+    probs = hook(study, result)
+    plist = [probs] if isinstance(probs, LinearProblem) else list(probs)
+    n_stat = sum(p.n_statistics for p in plist)
+    if n_stat != result.n_rows:
+        raise EstimationError(
+            f"the randomization problem of {est} has {n_stat} statistic(s) for "
+            f"{result.n_rows} tidy row(s)",
+            fix="report this as a bug of the estimator's randomization_problem",
+        )
+    return plist
+
+
+def _available_estimators() -> list[str]:
+    import importlib
+
+    out = []
+    for est, mod in _HOOK_MODULES.items():
+        try:
+            if hasattr(importlib.import_module(mod), "randomization_problem"):
+                out.append(est)
+        except ImportError:
+            continue
+    return out
+
+
+def _check_options(n_permutations: Any, seed: Any, level: Any = 0.95) -> None:
+    if isinstance(n_permutations, bool) or not isinstance(n_permutations, (int, np.integer)) or n_permutations < 1:
+        raise EstimationError(
+            f"n_permutations must be a positive integer; you passed {n_permutations!r}",
+            fix="use e.g. n_permutations=10_000",
+        )
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise EstimationError(
+            f"seed must be a non-negative integer; you passed {seed!r}",
+            fix="use e.g. seed=0 (the same seed gives the same p-values)",
+        )
+    if not isinstance(level, (float, int)) or not 0 < float(level) < 1:
+        raise EstimationError(
+            f"level must be strictly between 0 and 1; you passed {level!r}",
+            fix="use e.g. level=0.95",
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class _Family:
+    """Statistics of a list of results on one shared assignment matrix."""
+
+    results: list[Any]
+    problems: list[list[LinearProblem]]
+    assignments: AssignmentMatrix
+    observed: np.ndarray  # (m,)
+    draws: np.ndarray  # (B, m)
+    sizes: list[int]
+
+
+def _design_of(study: Any) -> Any:
+    design = getattr(study, "design", None)
+    if design is None or not hasattr(design, "arm"):
+        raise DesignError(
+            "the study has no randomization design",
+            fix="pass the Study the results were fitted on",
+        )
+    return design
+
+
+def _family(study: Any, results: list[Any], n_permutations: int, seed: int,
+            *, extra_arm_column: bool = False) -> _Family:
+    design = _design_of(study)
+    arm = np.asarray(design.arm, dtype=np.int8)
+    problems = [_problems_of(study, r) for r in results]
+    flat = [p for ps in problems for p in ps]
+    if extra_arm_column:
+        # Append the observed arm of each row as one more outcome (for test inversion).
+        flat = [
+            dataclasses.replace(p, y=np.column_stack([p.y, arm[p.row_person].astype(float)]))
+            for p in flat
+        ]
+    am = assignment_matrix(arm, design.stratum, n_permutations, seed)
+    obs = linear_statistics(flat, arm[None, :])
+    dist = linear_statistics(flat, am.draws)
+    return _Family(
+        results=results, problems=problems, assignments=am,
+        observed=np.concatenate([o[0] for o in obs]) if obs else np.zeros(0),
+        draws=np.concatenate(dist, axis=1) if dist else np.zeros((am.n_draws, 0)),
+        sizes=[sum(p.n_statistics for p in ps) for ps in problems],
+    )
+
+
+def _check_reproduces(results: list[Any], observed: np.ndarray) -> None:
+    """The engine's statistic under the observed assignment must be the estimate."""
+    pos = 0
+    for r in results:
+        est = r.tidy()["estimate"].to_numpy(dtype=float)
+        got = observed[pos : pos + est.size]
+        pos += est.size
+        bad = np.isfinite(est) & ~np.isclose(got, est, rtol=1e-7, atol=1e-9 * (1 + np.nanmax(np.abs(est))))
+        if bad.any():
+            raise EstimationError(
+                f"randomization inference does not reproduce the estimate of a "
+                f"{_estimator_of(r)} result ({got[bad][0]!r} vs {est[bad][0]!r})",
+                fix="report this as a bug: the estimator and its randomization_problem disagree",
+            )
+
+
+def family_distribution(
+    study: Any, results: Sequence[Any], *, n_permutations: int = 10_000, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Observed statistics of every tidy row of ``results`` and their joint
+    randomization distribution on ONE assignment matrix (for step-down adjustments).
+
+    Returns
+    -------
+    (observed (m,), draws (B, m), exact)
+    """
+    _check_options(n_permutations, seed)
+    rlist = list(results)
+    fam = _family(study, rlist, n_permutations, seed)
+    _check_reproduces(rlist, fam.observed)
+    return fam.observed, fam.draws, fam.assignments.exact
 
 
 def randomization_inference(
@@ -449,8 +629,110 @@ def randomization_inference(
     n_permutations: int = 10_000,
     seed: int = 0,
 ) -> Any:
-    """Randomization p-values for fitted results; returns NEW results.
+    r"""Randomization p-values for fitted results; returns NEW results.
 
-    Placeholder wiring; see :func:`_randomization_inference`.
+    The assignment is re-drawn as the design did (complete randomization within strata,
+    same number treated per stratum; household members and person-period rows follow
+    their randomized person) ONCE, and every statistic of every result is recomputed on
+    the same draws by :func:`linear_statistics`. The statistic is the estimate itself
+    (coefficient of the arm), compared in absolute value:
+
+    .. math:: p = \frac{1 + \#\{b : |\hat\tau(z_b)| \ge |\hat\tau(z_{obs})|\}}{1 + B}
+
+    (exact proportion over all :math:`N` assignments when :math:`N \le` ``n_permutations``).
+    This is an exact test of the sharp null :math:`Y_i(1) = Y_i(0)` for every person.
+
+    Parameters
+    ----------
+    study : Study
+        The study the results were fitted on.
+    results : result or sequence of results
+        Results of ``itt``, ``spillover``, ``household_total`` (and the other
+        estimators as their randomization hooks land; others raise
+        :class:`RandomizationNotAvailableError` naming the estimator).
+    n_permutations : int
+        Monte Carlo draws B (default 10,000).
+    seed : int
+        Seed of the draws; the same seed gives the same p-values.
+
+    Returns
+    -------
+    The same structure as ``results``: new results with ``ri_p_value`` and ``ri_se``
+    (Monte Carlo standard error :math:`\sqrt{p(1-p)/B}`; absent when exact).
     """
-    raise NotImplementedError
+    from ips_impact.results.base import with_ri
+
+    _check_options(n_permutations, seed)
+    single = not isinstance(results, (list, tuple))
+    rlist = [results] if single else list(results)
+    fam = _family(study, rlist, n_permutations, seed)
+    _check_reproduces(rlist, fam.observed)
+    p, se = ri_pvalues(fam.observed, fam.draws, exact=fam.assignments.exact)
+    out, pos = [], 0
+    for r, n in zip(rlist, fam.sizes):
+        pr, sr = p[pos : pos + n], se[pos : pos + n]
+        pos += n
+        out.append(with_ri(r, pr, None if fam.assignments.exact else sr))
+    return out[0] if single else out
+
+
+def randomization_ci(
+    study: Any,
+    results: Any,
+    *,
+    level: float = 0.95,
+    n_permutations: int = 10_000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    r"""Randomization confidence intervals by test inversion (constant additive effect).
+
+    For each tidy row: the set of :math:`\tau` such that the randomization test of
+    :math:`H_\tau: Y_i(1) = Y_i(0) + \tau` for every person has p-value
+    :math:`> 1 - level` (see :func:`ri_confidence_interval`). Rows whose statistic is
+    not shifted one-for-one by a constant effect (checked numerically) get NaN.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per tidy row of each result: ``outcome, term, estimand, horizon,
+        estimate, ri_p_value, ri_conf_low, ri_conf_high, level, n_draws, exact``.
+    """
+    _check_options(n_permutations, seed, level)
+    rlist = [results] if not isinstance(results, (list, tuple)) else list(results)
+    fam = _family(study, rlist, n_permutations, seed, extra_arm_column=True)
+    # Columns per problem: (len(coef) x (K + 1)), coef-major; split y and arm columns.
+    rows = []
+    pos = 0
+    for r, probs in zip(rlist, fam.problems):
+        tidy = r.tidy()
+        stats_a, stats_c, obs_a, obs_c = [], [], [], []
+        for p in probs:
+            k = p.n_outcomes
+            width = len(p.coef) * (k + 1)
+            block = fam.draws[:, pos : pos + width].reshape(-1, len(p.coef), k + 1)
+            oblock = fam.observed[pos : pos + width].reshape(len(p.coef), k + 1)
+            pos += width
+            stats_a.append(block[:, :, :k].reshape(block.shape[0], -1))
+            stats_c.append(np.repeat(block[:, :, k], k, axis=1))
+            obs_a.append(oblock[:, :k].ravel())
+            obs_c.append(np.repeat(oblock[:, k], k))
+        a = np.concatenate(stats_a, axis=1)
+        c = np.concatenate(stats_c, axis=1)
+        oa = np.concatenate(obs_a)
+        oc = np.concatenate(obs_c)
+        _check_reproduces([r], oa)
+        p_ri, _ = ri_pvalues(oa, a, exact=fam.assignments.exact)
+        for i in range(oa.size):
+            if np.isclose(oc[i], 1.0, atol=1e-8):
+                lo, hi = ri_confidence_interval(oa[i], a[:, i], c[:, i], exact=fam.assignments.exact, level=level)
+            else:
+                lo, hi = math.nan, math.nan
+            row = tidy.iloc[i]
+            rows.append({
+                "outcome": row["outcome"], "term": row["term"], "estimand": row["estimand"],
+                "horizon": row["horizon"], "estimate": float(row["estimate"]),
+                "ri_p_value": float(p_ri[i]), "ri_conf_low": lo, "ri_conf_high": hi,
+                "level": float(level), "n_draws": fam.assignments.n_draws,
+                "exact": fam.assignments.exact,
+            })
+    return pd.DataFrame(rows)

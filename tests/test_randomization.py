@@ -1,0 +1,188 @@
+"""randomization_inference / randomization_ci / resampling adjustments on fitted results."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import make_frames
+from ips_impact.errors import EstimationError
+from ips_impact.inference.multiple import adjust_pvalues, p_adjust
+from ips_impact.inference.permutation import enumerate_assignments
+from ips_impact.inference.randomization import (
+    RandomizationNotAvailableError,
+    family_distribution,
+    randomization_ci,
+    randomization_inference,
+)
+from ips_impact.results import EffectResult
+from ips_impact.study import Study
+
+spillover_mod = pytest.importorskip("ips_impact.estimators.spillover")
+
+
+def _study(n, seed, assignment=None):
+    f = make_frames(n=n, seed=seed)
+    a = f["assignment"] if assignment is None else assignment
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Study.from_frames(a, f["panel"], households=f["households"]), f
+
+
+def _fit(study, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tiny samples: small-cluster warnings
+        return spillover_mod.spillover(study, "earnings", **kw)
+
+
+def test_exact_p_value_equals_refitting_every_assignment():
+    """8 persons, 2 strata of 4 with 2 treated: 36 assignments, enumerated. The
+    brute force rebuilds the study with each assignment and refits the estimator."""
+    study, frames = _study(8, seed=3)
+    result = _fit(study, horizon=2, adjustment="none")
+    ri = randomization_inference(study, result, n_permutations=10_000, seed=0)
+    assert "ri_se" not in ri.tidy().columns  # exact: no Monte Carlo error
+
+    arm, stratum = study.design.arm, study.design.stratum
+    ids = study.persons["person_id"].tolist()
+    estimates = []
+    for z in enumerate_assignments(arm, stratum):
+        a = frames["assignment"].copy()
+        a["arm"] = a["person_id"].map(dict(zip(ids, z.tolist())))
+        s2, _ = _study(8, seed=3, assignment=a)
+        estimates.append(_fit(s2, horizon=2, adjustment="none").estimate)
+    estimates = np.abs(np.array(estimates))
+    assert estimates.size == 36
+    scale = 1e-9 * estimates.max()
+    expected = np.mean(estimates >= abs(result.estimate) - scale)
+    assert ri.ri_p_value == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    study, _ = _study(60, seed=3)
+    results = [
+        _fit(study, horizon=2, adjustment="none"),
+        _fit(study, horizon=2, adjustment="ancova", covariates=("age",)),
+        _fit(study, horizon=2, adjustment="lin", covariates=("age",)),
+        _fit(study, window=(1, 4)),
+        _fit(study, window=(1, 4), level="household"),
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results.append(spillover_mod.household_total(study, "earnings", horizon=3))
+    return study, results
+
+
+def test_new_results_with_ri_columns_and_originals_untouched(fitted):
+    study, results = fitted
+    out = randomization_inference(study, results, n_permutations=999, seed=1)
+    assert isinstance(out, list) and len(out) == len(results)
+    for before, after in zip(results, out):
+        assert after is not before
+        assert "ri_p_value" not in before.tidy().columns
+        tidy = after.tidy()
+        p = tidy.loc[0, "ri_p_value"]
+        # Monte Carlo p-values live on the grid (1 + c) / (1 + B).
+        assert 0 < p <= 1 and abs(p * 1000 - round(p * 1000)) < 1e-9
+        assert tidy.loc[0, "ri_se"] == pytest.approx(np.sqrt(p * (1 - p) / 999))
+        assert tidy.loc[0, "estimate"] == before.estimate
+
+
+def test_same_seed_same_pvalues_other_seed_differs(fitted):
+    study, results = fitted
+    a = [r.ri_p_value for r in randomization_inference(study, results, n_permutations=500, seed=7)]
+    b = [r.ri_p_value for r in randomization_inference(study, results, n_permutations=500, seed=7)]
+    c = [r.ri_p_value for r in randomization_inference(study, results, n_permutations=500, seed=8)]
+    assert a == b
+    assert a != c
+
+
+def test_ri_close_to_model_pvalue_in_a_regular_case(fitted):
+    """Not a parity test (different nulls), a sanity check: with 60 households the
+    randomization and HC/CR p-values of a difference in means are of the same size."""
+    study, results = fitted
+    r = randomization_inference(study, results[0], n_permutations=4000, seed=2)
+    assert abs(r.ri_p_value - r.p_value) < 0.05
+
+
+def test_randomization_ci_contains_estimate_and_inverts_the_test(fitted):
+    study, results = fitted
+    ci = randomization_ci(study, results[:3], level=0.9, n_permutations=999, seed=3)
+    assert list(ci.columns[:4]) == ["outcome", "term", "estimand", "horizon"]
+    assert len(ci) == 3
+    assert np.all(ci["ri_conf_low"] < ci["estimate"]) and np.all(ci["estimate"] < ci["ri_conf_high"])
+    # The interval excludes 0 exactly when the RI p-value is at most 0.10.
+    excludes_zero = (ci["ri_conf_low"] > 0) | (ci["ri_conf_high"] < 0)
+    assert list(excludes_zero) == list(ci["ri_p_value"] <= 0.10)
+
+
+def test_family_distribution_is_joint(fitted):
+    study, results = fitted
+    obs, draws, exact = family_distribution(study, results, n_permutations=300, seed=0)
+    assert obs.shape == (6,) and draws.shape == (300, 6) and not exact
+    np.testing.assert_allclose(obs, [r.estimate for r in results], rtol=1e-7)
+    # Same assignment matrix for every statistic: the member-level and household-level
+    # means over the same window move together across draws.
+    assert np.corrcoef(draws[:, 3], draws[:, 4])[0, 1] > 0.5
+
+
+@pytest.mark.parametrize("method", ["westfall-young", "romano-wolf"])
+def test_resampling_adjustments_on_results(fitted, method):
+    study, results = fitted
+    ri = randomization_inference(study, results, n_permutations=999, seed=4)
+    adj = adjust_pvalues(results, method=method, study=study, n_permutations=999, seed=4)
+    p_ri = np.array([r.ri_p_value for r in ri])
+    p_adj = np.array([r.adj_p_value for r in adj])
+    assert np.all(p_adj >= p_ri - 1e-12)
+    assert np.all(p_adj <= np.minimum(1, len(results) * p_ri) + 1e-12)
+    assert adj[0].tidy().loc[0, "family"] == method
+
+
+def test_ri_p_values_can_be_adjusted_by_p_value_methods(fitted):
+    study, results = fitted
+    ri = randomization_inference(study, results, n_permutations=500, seed=5)
+    adj = adjust_pvalues(ri, method="bh", pvalue="ri_p_value", family="spillovers")
+    np.testing.assert_allclose([r.adj_p_value for r in adj], p_adjust([r.ri_p_value for r in ri], "bh"))
+    with pytest.raises(EstimationError, match="ri_p_value"):
+        adjust_pvalues(results, method="bh", pvalue="ri_p_value")
+
+
+def test_result_type_not_available_yet_is_a_typed_error(fitted):
+    study, _ = fitted
+    r = EffectResult(outcome="y", estimate=0.1, std_error=0.1, nobs=10, n_treated=5, n_control=5,
+                     spec={"estimator": "lee_bounds"})
+    with pytest.raises(RandomizationNotAvailableError, match="RI for lee_bounds not available yet"):
+        randomization_inference(study, r)
+    bare = EffectResult(outcome="y", estimate=0.1, std_error=0.1, nobs=10, n_treated=5, n_control=5)
+    with pytest.raises(RandomizationNotAvailableError, match="spec"):
+        randomization_inference(study, bare)
+
+
+@pytest.mark.parametrize("kw,match", [({"n_permutations": 0}, "n_permutations"),
+                                      ({"seed": -1}, "seed"), ({"seed": 1.5}, "seed")])
+def test_bad_options(fitted, kw, match):
+    study, results = fitted
+    with pytest.raises(EstimationError, match=match):
+        randomization_inference(study, results[0], **kw)
+
+
+def test_estimate_not_reproduced_is_refused(fitted):
+    """A result whose estimate the randomization problem cannot reproduce (here: a
+    tampered copy) is refused rather than given a p-value for another statistic."""
+    import dataclasses
+
+    study, results = fitted
+    tampered = dataclasses.replace(results[0], estimate=results[0].estimate + 1.0)
+    with pytest.raises(EstimationError, match="does not reproduce"):
+        randomization_inference(study, tampered, n_permutations=50)
+
+
+def test_tidy_frames_concatenate(fitted):
+    study, results = fitted
+    out = randomization_inference(study, results, n_permutations=200, seed=0)
+    table = pd.concat([r.tidy() for r in out], ignore_index=True)
+    assert {"ri_p_value", "ri_se"} <= set(table.columns)
