@@ -43,7 +43,7 @@ from ips_impact.inference.covariance import OLSDesign, OLSFit, resolve_cov_type
 from ips_impact.results.base import ResultBase, critical_value, horizon_label, result_dataclass
 from ips_impact.results.effect import EffectResult
 
-__all__ = ["itt", "itt_components", "ITTComponents", "CategoricalEffectResult"]
+__all__ = ["itt", "itt_components", "ITTComponents", "CategoricalEffectResult", "design_for_rows"]
 
 
 # ----------------------------------------------------------------------------- result
@@ -107,6 +107,97 @@ class CategoricalEffectResult(ResultBase):
 
 
 # ------------------------------------------------------------------------ preparation
+
+
+def design_for_rows(
+    study: Any,
+    spec: dict[str, Any],
+    pi: np.ndarray,
+    arm: np.ndarray,
+    k_rows: np.ndarray | None = None,
+    *,
+    outcome: str = "outcome",
+) -> tuple[RegressionDesign, np.ndarray | None, str]:
+    """Regressors, cluster codes and covariance type for regression rows of persons ``pi``.
+
+    Shared by :func:`itt` and :func:`~ips_impact.estimators.dynamic.itt_by_period`.
+    ``spec`` holds ``adjustment``, ``covariates``, ``strata``, ``cluster``, ``cov_type``;
+    ``k_rows`` (event time of each row) adds period fixed effects and, without a
+    ``cluster``, clusters the rows by person.
+    """
+    persons = study.persons
+    adjustment = check_option(spec["adjustment"], ADJUSTMENTS, "adjustment")
+    # covariates and strata of the persons with an outcome only
+    sel = persons.iloc[np.unique(pi)]
+    covs = spec["covariates"]
+    if adjustment == "none" and covs:
+        raise EstimationError(
+            "adjustment='none' takes no covariates",
+            fix="use adjustment='ancova' or 'lin' to adjust for covariates, or drop covariates=",
+        )
+    Zp, znames = covariate_matrix(sel, covs)
+    row_of = np.searchsorted(sel.index.to_numpy(), pi)
+    Z = Zp[row_of] if Zp.shape[1] else None
+    strata = spec["strata"]
+    S = None
+    snames: tuple[str, ...] = ()
+    if strata is True or isinstance(strata, str):
+        if strata is True:
+            codes_all = study.design.stratum
+            labs: Sequence[Any] = study.design.stratum_labels
+            sname = "stratum"
+        else:
+            if strata not in persons.columns:
+                raise EstimationError(
+                    f"strata must be True, False or a column of persons; you passed {strata!r}",
+                    table="persons", fix="pass strata=True to use the randomization strata",
+                )
+            if persons[strata].isna().any():
+                raise EstimationError(f"strata column {strata!r} has missing values", table="persons",
+                                      column=strata, n_rows=int(persons[strata].isna().sum()))
+            codes_all, labs = pd.factorize(persons[strata], sort=True)
+            labs = [str(v) for v in labs]
+            sname = strata
+        codes = np.asarray(codes_all)[pi]
+        if adjustment in ("none", "lin"):
+            # the interacted (blocked) estimator needs both arms in every stratum
+            c1 = np.bincount(codes, weights=arm, minlength=len(labs))
+            c0 = np.bincount(codes, weights=1 - arm, minlength=len(labs))
+            bad = np.flatnonzero(((c1 == 0) | (c0 == 0)) & (c1 + c0 > 0))
+            if bad.size:
+                raise EstimationError(
+                    f"stratum/strata {', '.join(repr(str(labs[b])) for b in bad[:5])} "
+                    "have persons with an observed outcome in one arm only, so the "
+                    f"within-stratum contrast of adjustment={adjustment!r} does not exist",
+                    column=sname, n_rows=int(bad.size),
+                    fix="use adjustment='ancova', merge small strata (strata='<column>'), or strata=False",
+                )
+        S, snames = dummies(codes, list(labs), sname)
+        if not S.shape[1]:
+            S = None
+    elif strata is not False:
+        raise EstimationError(f"strata must be True, False or a column of persons; you passed {strata!r}")
+
+    extra = None
+    enames: tuple[str, ...] = ()
+    if k_rows is not None:
+        kc, klab = pd.factorize(k_rows, sort=True)
+        extra, enames = dummies(kc, [int(v) for v in klab], "k")
+        if not extra.shape[1]:
+            extra = None
+
+    design = regression_design(arm, adjustment=adjustment, covariates=Z, covariate_names=znames,
+                               strata=S, strata_names=snames, extra=extra, extra_names=enames)
+
+    # ---- clusters and covariance type
+    cluster = spec["cluster"]
+    clusters = None
+    if cluster is not None:
+        clusters = cluster_labels(persons, cluster)[pi]
+    elif k_rows is not None:
+        clusters = pi  # stacked rows of one person are dependent
+    cov_type = resolve_cov_type(spec["cov_type"], clustered=clusters is not None)
+    return design, clusters, cov_type
 
 
 @dataclass(frozen=True)
@@ -248,76 +339,7 @@ def _prepare(study: Any, outcome: str, spec: dict[str, Any]) -> _Prepared:
             table="panel", column=outcome, fix="check the subset, horizon or window",
         )
 
-    # ---- covariates and strata (persons with an outcome only)
-    sel = persons.iloc[np.unique(pi)]
-    covs = spec["covariates"]
-    if adjustment == "none" and covs:
-        raise EstimationError(
-            "adjustment='none' takes no covariates",
-            fix="use adjustment='ancova' or 'lin' to adjust for covariates, or drop covariates=",
-        )
-    Zp, znames = covariate_matrix(sel, covs)
-    row_of = np.searchsorted(sel.index.to_numpy(), pi)
-    Z = Zp[row_of] if Zp.shape[1] else None
-    strata = spec["strata"]
-    S = None
-    snames: tuple[str, ...] = ()
-    if strata is True or isinstance(strata, str):
-        if strata is True:
-            codes_all = study.design.stratum
-            labs: Sequence[Any] = study.design.stratum_labels
-            sname = "stratum"
-        else:
-            if strata not in persons.columns:
-                raise EstimationError(
-                    f"strata must be True, False or a column of persons; you passed {strata!r}",
-                    table="persons", fix="pass strata=True to use the randomization strata",
-                )
-            if persons[strata].isna().any():
-                raise EstimationError(f"strata column {strata!r} has missing values", table="persons",
-                                      column=strata, n_rows=int(persons[strata].isna().sum()))
-            codes_all, labs = pd.factorize(persons[strata], sort=True)
-            labs = [str(v) for v in labs]
-            sname = strata
-        codes = np.asarray(codes_all)[pi]
-        if adjustment in ("none", "lin"):
-            # the interacted (blocked) estimator needs both arms in every stratum
-            c1 = np.bincount(codes, weights=arm, minlength=len(labs))
-            c0 = np.bincount(codes, weights=1 - arm, minlength=len(labs))
-            bad = np.flatnonzero(((c1 == 0) | (c0 == 0)) & (c1 + c0 > 0))
-            if bad.size:
-                raise EstimationError(
-                    f"stratum/strata {', '.join(repr(str(labs[b])) for b in bad[:5])} "
-                    "have persons with an observed outcome in one arm only, so the "
-                    f"within-stratum contrast of adjustment={adjustment!r} does not exist",
-                    column=sname, n_rows=int(bad.size),
-                    fix="use adjustment='ancova', merge small strata (strata='<column>'), or strata=False",
-                )
-        S, snames = dummies(codes, list(labs), sname)
-        if not S.shape[1]:
-            S = None
-    elif strata is not False:
-        raise EstimationError(f"strata must be True, False or a column of persons; you passed {strata!r}")
-
-    extra = None
-    enames: tuple[str, ...] = ()
-    if k_rows is not None:
-        kc, klab = pd.factorize(k_rows, sort=True)
-        extra, enames = dummies(kc, [int(v) for v in klab], "k")
-        if not extra.shape[1]:
-            extra = None
-
-    design = regression_design(arm, adjustment=adjustment, covariates=Z, covariate_names=znames,
-                               strata=S, strata_names=snames, extra=extra, extra_names=enames)
-
-    # ---- clusters and covariance type
-    cluster = spec["cluster"]
-    clusters = None
-    if cluster is not None:
-        clusters = cluster_labels(persons, cluster)[pi]
-    elif k_rows is not None:
-        clusters = pi  # stacked rows of one person are dependent
-    cov_type = resolve_cov_type(spec["cov_type"], clustered=clusters is not None)
+    design, clusters, cov_type = design_for_rows(study, spec, pi, arm, k_rows, outcome=outcome)
     return _Prepared(
         Y=Y, person_index=pi, k=k_rows, arm=arm, design=design, clusters=clusters, cov_type=cov_type,
         outcome_labels=labels, levels=levels, horizon=hlabel, n_missing=n_miss, ledger=tuple(ledger),

@@ -52,6 +52,7 @@ from ips_impact.errors import (
 )
 from ips_impact.estimators._survival.competing import cumulative_incidence, cif_at, gray_test
 from ips_impact.estimators._survival.cox import COX_TIES, cox_fit, cox_zph
+from ips_impact.estimators._survival.discrete import hazard_glm
 from ips_impact.estimators._survival.km import kaplan_meier, km_median, rmst, survival_at
 from ips_impact.estimators._survival.logrank import logrank
 from ips_impact.estimators._survival.randomization import survival_statistics
@@ -842,7 +843,7 @@ def discrete_time_hazard(
     (Prentice & Gloeckler 1978): :math:`\beta` is the log hazard ratio of IPS in the
     underlying continuous-time model, with no approximation for ties. ``"logit"`` gives
     the discrete-time log odds ratio. Standard errors are clustered by person
-    (statsmodels' CR1 correction, = R ``sandwich::vcovCL(type = "HC1")``).
+    (CR1: expected-information bread, G/(G-1) (n-1)/(n-p); = R ``sandwich::vcovCL(type = "HC1")``).
 
     Periods in which nobody has the event carry no information on beta (their
     intercept would be minus infinity) and are left out; the ledger says how many rows.
@@ -852,8 +853,6 @@ def discrete_time_hazard(
     EffectResult
         ``estimand`` ``"log_hazard_ratio"`` (cloglog) or ``"log_odds_ratio"`` (logit), term ``"arm"``.
     """
-    import statsmodels.api as sm
-
     from ips_impact.results.effect import EffectResult
 
     label = _event_label(event)
@@ -913,17 +912,14 @@ def discrete_time_hazard(
         cols.append(x_cov[pi, j])
         names.append(c)
     x = np.column_stack(cols)
-    fam_link = sm.families.links.CLogLog() if link == "cloglog" else sm.families.links.Logit()
     msgs: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        fit = sm.GLM(y, x, family=sm.families.Binomial(link=fam_link)).fit(
-            cov_type="cluster", cov_kwds={"groups": pi}, tol=1e-12, maxiter=200
-        )
+        fit = hazard_glm(y, x, pi, link)
     for w in caught:
-        _warn(msgs, f"GLM: {w.message}", EstimationWarning)
-    params = pd.Series(np.asarray(fit.params), index=names)
-    vcov = pd.DataFrame(np.asarray(fit.cov_params()), index=names, columns=names)
+        _warn(msgs, f"hazard model: {w.message}", EstimationWarning)
+    params = pd.Series(fit.params, index=names)
+    vcov = pd.DataFrame(fit.vcov, index=names, columns=names)
     kept_persons = np.zeros(arm.size, dtype=bool)
     kept_persons[pi] = True
     spec = {
@@ -938,7 +934,7 @@ def discrete_time_hazard(
         estimand="log_hazard_ratio" if link == "cloglog" else "log_odds_ratio",
         spec=spec, warnings=tuple(msgs), ledger=pd.DataFrame(ledger) if ledger else None,
         diagnostics={"n_person_periods": int(pi.size), "n_events": int(y.sum()),
-                     "n_clusters": int(np.unique(pi).size), "link": link},
+                     "n_clusters": fit.n_clusters, "link": link, "converged": fit.converged},
     )
 
 

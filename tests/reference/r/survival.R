@@ -167,11 +167,15 @@ pp <- do.call(rbind, lapply(seq_len(nrow(lungq)), function(i) {
   data.frame(id = lungq$id[i], k = tt, arm = lungq$arm[i],
              y = as.integer(tt == lungq$time[i] & lungq$event[i] == 1))
 }))
+# quarters in which nobody has the event carry no information on the arm effect (their
+# intercepts diverge to -Inf); ips_impact leaves them out, and so does the reference.
+pp <- pp[pp$k %in% unique(pp$k[pp$y == 1]), ]
 for (link in c("cloglog", "logit")) {
-  g <- glm(y ~ arm + factor(k), family = binomial(link = link), data = pp)
+  g <- glm(y ~ arm + factor(k), family = binomial(link = link), data = pp,
+           control = glm.control(epsilon = 1e-12, maxit = 100))
   V <- vcovCL(g, cluster = ~id, type = "HC1")
   ref$lungq[[paste0("discrete_", link)]] <- list(
-    call = sprintf("glm(y ~ arm + factor(k), family = binomial(link = '%s'), data = person-period rows of lungq); sqrt(diag(sandwich::vcovCL(g, cluster = ~id, type = 'HC1')))['arm']", link),
+    call = sprintf("glm(y ~ arm + factor(k), family = binomial(link = '%s'), control = glm.control(epsilon = 1e-12), data = person-period rows of lungq in quarters with >= 1 event); sqrt(diag(sandwich::vcovCL(g, cluster = ~id, type = 'HC1')))['arm']", link),
     coef = unname(coef(g)["arm"]), se = unname(sqrt(V["arm", "arm"])), n_rows = nrow(pp)
   )
 }

@@ -1,0 +1,408 @@
+r"""Lee (2009) trimming bounds for outcomes observed only under selection.
+
+Earnings, hours or the contract type of a job exist only for those at work. If IPS
+raises employment, the treated at work include people who would not have worked
+without IPS, so comparing the earnings of workers across arms is not a causal effect.
+Lee (2009) bounds the effect on the *always-selected* (those who would work in either
+arm),
+
+.. math:: \Delta = E[Y_i(1) - Y_i(0) \mid S_i(1) = S_i(0) = 1],
+
+under random assignment and monotone selection (:math:`S_i(1) \ge S_i(0)` for every
+person, or the reverse for every person). With :math:`s_z = P(S = 1 \mid Z = z)` and,
+say, :math:`s_1 \ge s_0`, the selected treated are a mixture of always-selected (share
+:math:`1 - p`, :math:`p = (s_1 - s_0)/s_1`) and persons selected only because of
+treatment. The worst cases put the latter at the top or the bottom of the outcome
+distribution:
+
+.. math:: \Delta_L = \frac{1}{1-p}\int_0^{1-p} F^{-1}_{Y \mid Z=1,S=1}(u)\,du
+                    - E[Y \mid Z=0, S=1], \qquad
+          \Delta_U = \frac{1}{1-p}\int_p^{1} F^{-1}_{Y \mid Z=1,S=1}(u)\,du
+                    - E[Y \mid Z=0, S=1].
+
+When :math:`s_0 > s_1` the control arm is trimmed instead (with the signs reversed).
+
+Estimation. The trimmed means are the sample analogues of the quantile integrals: with
+the :math:`n_s` selected outcomes of the trimmed arm sorted and
+:math:`m = (1-p)\,n_s` kept, the lower mean averages the :math:`\lfloor m \rfloor`
+smallest values plus the fraction :math:`m - \lfloor m \rfloor` of the next one. This
+equals the smallest mean over all sub-samples of size :math:`m` (when it is an
+integer) and treats ties exactly, unlike trimming at ``y <= quantile``.
+
+Standard errors. ``se_method="analytic"`` uses Lee (2009, Proposition 3): for the
+lower bound (treated arm trimmed; :math:`\pi_z` the share assigned to arm z, N the
+persons with a known selection status)
+
+.. math:: N\,\mathrm{Var}(\hat\Delta_L) \approx
+   \frac{\sigma^2_L + p\,(y_{1-p} - \mu_L)^2}{s_1 \pi_1 (1-p)}
+   + \Big(\frac{y_{1-p} - \mu_L}{1-p}\Big)^2 V_p
+   + \frac{\sigma^2_0}{s_0 \pi_0},\quad
+   V_p = (1-p)^2\Big(\frac{1-s_0}{s_0\pi_0} + \frac{1-s_1}{s_1\pi_1}\Big),
+
+with :math:`\mu_L, \sigma^2_L` the mean and variance of the kept (lower) part,
+:math:`y_{1-p}` the trimming quantile and :math:`\sigma^2_0` the variance of the
+selected controls; the upper bound is symmetric. ``se_method="bootstrap"`` resamples
+persons within arm × stratum (``n_bootstrap`` draws, ``seed``) and takes the standard
+deviation of the bootstrap bounds.
+
+The confidence interval for :math:`\Delta` is that of Imbens and Manski (2004); see
+:func:`ips_impact.results.effect.imbens_manski_interval`.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ips_impact.errors import DataContractError, EstimationError, EstimationWarning
+from ips_impact.results.base import horizon_label
+from ips_impact.results.effect import BoundsResult
+
+__all__ = ["lee_bounds", "trimming_bounds", "SE_METHODS"]
+
+#: Allowed values of ``se_method``.
+SE_METHODS = ("analytic", "bootstrap")
+
+
+def _trimmed(sorted_y: np.ndarray, keep: float) -> tuple[float, float, float, float, float, float]:
+    """Lower and upper trimmed means of a sorted sample keeping a share ``keep``.
+
+    Returns ``(mean_low, var_low, q_low, mean_high, var_high, q_high)``: mean and
+    (weighted) variance of the lower kept part and its boundary quantile
+    :math:`y_{keep}`, then the same for the upper part (boundary :math:`y_{1-keep}`).
+    """
+    n = sorted_y.size
+    m = keep * n
+    if abs(m - round(m)) < 1e-9:  # (s1 - s0)/s1 in floating point: snap to whole persons
+        m = float(round(m))
+    w = np.clip(m - np.arange(n), 0.0, 1.0)  # weight of the i-th smallest value
+    lo_mean = float(w @ sorted_y / m)
+    lo_var = float(w @ (sorted_y - lo_mean) ** 2 / m)
+    wr = w[::-1]
+    hi_mean = float(wr @ sorted_y / m)
+    hi_var = float(wr @ (sorted_y - hi_mean) ** 2 / m)
+    k = max(int(math.ceil(m - 1e-12)), 1)
+    return lo_mean, lo_var, float(sorted_y[k - 1]), hi_mean, hi_var, float(sorted_y[n - k])
+
+
+def _bounds_core(y: np.ndarray, s: np.ndarray, z: np.ndarray) -> dict[str, Any]:
+    """Point estimates and analytic standard errors (arrays already cleaned)."""
+    n = z.size
+    n1, n0 = int(z.sum()), int(n - z.sum())
+    sel1, sel0 = (z == 1) & s, (z == 0) & s
+    k1, k0 = int(sel1.sum()), int(sel0.sum())
+    s1, s0 = k1 / n1, k0 / n0
+    pi1, pi0 = n1 / n, n0 / n
+    y1, y0 = np.sort(y[sel1]), np.sort(y[sel0])
+    if s1 >= s0:
+        trimmed, p = "treated", (s1 - s0) / s1
+        ys, s_t, pi_t = y1, s1, pi1
+        y_other, s_o, pi_o = y0, s0, pi0
+    else:
+        trimmed, p = "control", (s0 - s1) / s0
+        ys, s_t, pi_t = y0, s0, pi0
+        y_other, s_o, pi_o = y1, s1, pi1
+    keep = 1.0 - p
+    lo_m, lo_v, q_lo, hi_m, hi_v, q_hi = _trimmed(ys, keep)
+    mu_o = float(y_other.mean())
+    var_o = float(y_other.var())
+    vp = keep**2 * ((1 - s0) / (s0 * pi0) + (1 - s1) / (s1 * pi1))
+
+    def v_trim(mean: float, var: float, q: float) -> float:
+        return (var + p * (q - mean) ** 2) / (s_t * pi_t * keep) + ((q - mean) / keep) ** 2 * vp
+
+    v_other = var_o / (s_o * pi_o)
+    v_lo = v_trim(lo_m, lo_v, q_lo) + v_other
+    v_hi = v_trim(hi_m, hi_v, q_hi) + v_other
+    if trimmed == "treated":
+        lower, upper = lo_m - mu_o, hi_m - mu_o
+        se_lower, se_upper = math.sqrt(v_lo / n), math.sqrt(v_hi / n)
+        control_mean = mu_o
+    else:
+        # control trimmed: keeping its high values gives the lower bound of the effect
+        lower, upper = mu_o - hi_m, mu_o - lo_m
+        se_lower, se_upper = math.sqrt(v_hi / n), math.sqrt(v_lo / n)
+        control_mean = float(y0.mean())
+    return {
+        "lower": lower, "upper": upper, "se_lower": se_lower, "se_upper": se_upper,
+        "trim_share": p, "trimmed_arm": trimmed, "share_selected_treated": s1,
+        "share_selected_control": s0, "nobs": n, "n_treated": n1, "n_control": n0,
+        "n_selected_treated": k1, "n_selected_control": k0, "control_mean": control_mean,
+    }
+
+
+def _bootstrap(y: np.ndarray, s: np.ndarray, z: np.ndarray, groups: np.ndarray,
+               n_bootstrap: int, seed: int) -> tuple[float, float]:
+    """Standard deviations of the bounds over resamples of persons within arm × stratum.
+
+    Vectorised: each replicate is a row of multiplicities; the trimmed means come from
+    weighted cumulative sums over the sorted selected outcomes of each arm.
+    """
+    rng = np.random.Generator(np.random.PCG64(seed))
+    n = z.size
+    counts = np.zeros((n_bootstrap, n), dtype=np.int64)
+    cell = groups * 2 + z
+    for c in np.unique(cell):
+        idx = np.flatnonzero(cell == c)
+        counts[:, idx] = rng.multinomial(idx.size, np.full(idx.size, 1.0 / idx.size), size=n_bootstrap)
+    lows, highs = np.empty(n_bootstrap), np.empty(n_bootstrap)
+    arms = {}
+    for a in (0, 1):
+        in_arm = z == a
+        sel = in_arm & s
+        order = np.flatnonzero(sel)[np.argsort(y[sel], kind="stable")]
+        arms[a] = (counts[:, in_arm].sum(axis=1), order)
+    for b in range(n_bootstrap):
+        c = counts[b]
+        est = []
+        share = {}
+        for a in (0, 1):
+            tot, order = arms[a]
+            w = c[order].astype(float)
+            share[a] = w.sum() / tot[b]
+            est.append((w, y[order]))
+        if share[0] == 0 or share[1] == 0:
+            lows[b] = highs[b] = np.nan
+            continue
+        t = 1 if share[1] >= share[0] else 0
+        p = abs(share[1] - share[0]) / share[t]
+        w, ys = est[t]
+        m = (1 - p) * w.sum()
+        cw = np.cumsum(w)
+        keep_lo = np.clip(m - (cw - w), 0.0, w)  # weight kept from the bottom
+        cwr = np.cumsum(w[::-1])[::-1]
+        keep_hi = np.clip(m - (cwr - w), 0.0, w)  # weight kept from the top
+        lo_m, hi_m = keep_lo @ ys / m, keep_hi @ ys / m
+        wo, yo = est[1 - t]
+        mu_o = wo @ yo / wo.sum()
+        if t == 1:
+            lows[b], highs[b] = lo_m - mu_o, hi_m - mu_o
+        else:
+            lows[b], highs[b] = mu_o - hi_m, mu_o - lo_m
+    ok = np.isfinite(lows)
+    return float(np.std(lows[ok], ddof=1)), float(np.std(highs[ok], ddof=1))
+
+
+def trimming_bounds(
+    y: Any,
+    selected: Any,
+    arm: Any,
+    *,
+    outcome: str = "y",
+    selection: str = "selected",
+    strata: Any = None,
+    level: float = 0.95,
+    se_method: str = "analytic",
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+    horizon: Any = None,
+    spec: dict[str, Any] | None = None,
+    warnings_: Sequence[str] = (),
+    ledger: Any = None,
+) -> BoundsResult:
+    r"""Lee bounds from plain arrays (one entry per person).
+
+    Parameters
+    ----------
+    y
+        Outcome; only its values where ``selected`` is true are used (may be NaN
+        elsewhere).
+    selected
+        0/1 (or bool): whether the outcome is observed (e.g. at work). No missing.
+    arm
+        0/1 assignment.
+    strata
+        Stratum codes, used only to resample within arm × stratum for the bootstrap.
+    level, se_method, n_bootstrap, seed
+        See :func:`lee_bounds`.
+
+    Returns
+    -------
+    BoundsResult
+        Bounds on :math:`E[Y(1) - Y(0) \mid S(1) = S(0) = 1]` (see the module docstring).
+    """
+    if se_method not in SE_METHODS:
+        raise EstimationError(
+            f"se_method must be one of {', '.join(repr(m) for m in SE_METHODS)}; you passed {se_method!r}",
+            fix="use 'analytic' (Lee 2009) or 'bootstrap'.",
+        )
+    if not isinstance(level, float) or not 0 < level < 1:
+        raise EstimationError(f"level must be a float strictly between 0 and 1; you passed {level!r}")
+    if se_method == "bootstrap" and (not isinstance(n_bootstrap, int) or n_bootstrap < 50):
+        raise EstimationError(f"n_bootstrap must be an int >= 50; you passed {n_bootstrap!r}",
+                              fix="use e.g. n_bootstrap=1000.")
+    yv = np.asarray(y, dtype=float)
+    sv = np.asarray(selected, dtype=float)
+    zv = np.asarray(arm, dtype=float)
+    if not (yv.shape == sv.shape == zv.shape) or yv.ndim != 1:
+        raise EstimationError(
+            f"y, selected and arm must be vectors of the same length; got shapes "
+            f"{yv.shape}, {sv.shape}, {zv.shape}"
+        )
+    for name, v in (("selected", sv), ("arm", zv)):
+        if not np.isin(v, (0.0, 1.0)).all():
+            raise EstimationError(f"{name} must hold only 0 and 1 (no missing values)",
+                                  column=name, n_rows=int((~np.isin(v, (0.0, 1.0))).sum()))
+    s = sv == 1.0
+    z = zv.astype(np.int64)
+    if (s & ~np.isfinite(yv)).any():
+        raise EstimationError(
+            "the outcome is missing for selected persons", column=outcome,
+            n_rows=int((s & ~np.isfinite(yv)).sum()),
+            fix="set these persons aside (lee_bounds does this and records it in the ledger).",
+        )
+    for a, label in ((1, "treated"), (0, "control")):
+        k = int((s & (z == a)).sum())
+        if k < 2:
+            raise EstimationError(
+                f"only {k} selected person(s) in the {label} arm: the bounds are not defined",
+                column=selection,
+                fix="choose a horizon or window where more persons are selected.",
+            )
+    core = _bounds_core(yv, s, z)
+    if se_method == "bootstrap":
+        g = np.zeros(z.size, dtype=np.int64) if strata is None else pd.factorize(np.asarray(strata))[0]
+        core["se_lower"], core["se_upper"] = _bootstrap(yv, s, z, g, n_bootstrap, seed)
+    return BoundsResult(
+        outcome=outcome, selection=selection, horizon=horizon, level=level,
+        se_method=se_method, spec=spec or {"estimator": "lee_bounds", "se_method": se_method},
+        warnings=tuple(warnings_), ledger=ledger, **core,
+    )
+
+
+def lee_bounds(
+    study: Any,
+    outcome: str,
+    *,
+    selection: str,
+    horizon: int | None = None,
+    window: tuple[int, int] | None = None,
+    level: float = 0.95,
+    se_method: str = "analytic",
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+) -> BoundsResult:
+    r"""Lee (2009) bounds on the effect of IPS on an outcome observed only under ``selection``.
+
+    Estimand: :math:`\Delta = E[Y_i(1) - Y_i(0) \mid S_i(1) = S_i(0) = 1]`, the effect on
+    those selected (e.g. at work) whichever arm they were assigned to; identified up
+    to the interval :math:`[\Delta_L, \Delta_U]` under monotone selection (see the
+    module docstring for the formulas). The direction of monotonicity is read from the
+    data: the arm with the larger selection rate is trimmed.
+
+    Parameters
+    ----------
+    study
+        A :class:`~ips_impact.study.Study`.
+    outcome
+        Numeric panel column (e.g. ``"earnings"``, ``"fte"``).
+    selection
+        0/1 panel column under which the outcome is observed (e.g. ``"employed"``).
+    horizon
+        Event time k: :math:`S_i` and :math:`Y_i` at k.
+    window
+        ``(a, b)``: :math:`S_i = 1` if selected in any period a ≤ k ≤ b, and
+        :math:`Y_i` = mean of the outcome over the selected periods of the window.
+    level
+        Confidence level of the Imbens–Manski interval.
+    se_method
+        ``"analytic"`` (Lee 2009, Proposition 3) or ``"bootstrap"``.
+    n_bootstrap, seed
+        Bootstrap draws (resampling persons within arm × stratum) and seed.
+
+    Returns
+    -------
+    BoundsResult
+
+    Notes
+    -----
+    Persons whose selection status is unknown (no panel row) or who are selected but
+    lack the outcome are set aside and counted per arm in the ledger. The bounds pool
+    the strata, which assumes the same assignment probability in every stratum; with
+    unequal probabilities a warning is raised.
+    """
+    study.require_outcome(outcome)
+    study.require_outcome(selection)
+    if (horizon is None) == (window is None):
+        raise EstimationError(
+            "give exactly one of horizon= or window=",
+            fix="use horizon=k for one event time or window=(a, b) for a range.",
+        )
+    kmin, kmax = study.k_range
+    if horizon is not None:
+        ks = [int(horizon)]
+    else:
+        try:
+            a, b = (int(window[0]), int(window[1]))
+        except (TypeError, ValueError, IndexError):
+            raise EstimationError(f"window must be a pair of ints (a, b); you passed {window!r}") from None
+        if a > b:
+            raise EstimationError(f"window {window!r} has a > b", fix="pass (a, b) with a <= b.")
+        ks = list(range(a, b + 1))
+    bad = [k for k in (ks[0], ks[-1]) if not kmin <= k <= kmax]
+    if bad:
+        raise EstimationError(
+            f"{'horizon' if horizon is not None else 'window'} {ks[0] if horizon is not None else tuple(window)} "
+            f"is outside the observed follow-up (k from {kmin} to {kmax})",
+            table="panel", column="k", fix=f"choose event times between {kmin} and {kmax}.",
+        )
+    S = study.outcome_matrix(selection, ks)
+    Y = study.outcome_matrix(outcome, ks)
+    vals = S[np.isfinite(S)]
+    if not np.isin(vals, (0.0, 1.0)).all():
+        raise DataContractError(
+            f"selection column {selection!r} must be 0/1",
+            table="panel", column=selection, n_rows=int((~np.isin(vals, (0.0, 1.0))).sum()),
+            examples=sorted(set(vals[~np.isin(vals, (0.0, 1.0))].tolist()))[:5],
+            fix="use a 0/1 indicator such as 'employed'.",
+        )
+    arm = np.asarray(study.design.arm, dtype=np.int64)
+    if horizon is not None:
+        s_known = np.isfinite(S[:, 0])
+        sel = s_known & (S[:, 0] == 1)
+        y = np.where(sel, Y[:, 0], np.nan)
+    else:
+        s_known = np.isfinite(S).any(axis=1)
+        sel_mat = S == 1
+        sel = sel_mat.any(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ysel = np.where(sel_mat & np.isfinite(Y), Y, 0.0).sum(axis=1)
+            nsel = (sel_mat & np.isfinite(Y)).sum(axis=1)
+            y = np.where(nsel > 0, ysel / np.maximum(nsel, 1), np.nan)
+        y = np.where(sel, y, np.nan)
+    y_missing = sel & ~np.isfinite(y)
+    keep = s_known & ~y_missing
+    ledger, warn = [], []
+    for mask, reason in ((~s_known, f"selection {selection!r} not observed"),
+                         (y_missing, f"selected but outcome {outcome!r} missing")):
+        if mask.any():
+            n1, n0 = int((mask & (arm == 1)).sum()), int((mask & (arm == 0)).sum())
+            ledger.append({"reason": reason, "n_rows": n1 + n0, "n_treated": n1, "n_control": n0})
+    if y_missing.any():
+        warn.append(f"{int(y_missing.sum())} selected person(s) lack the outcome {outcome!r} and are "
+                    "set aside: the bounds assume these are missing at random within the selected")
+    probs = np.asarray(study.design.counts["p_treated"], dtype=float)
+    probs = probs[np.isfinite(probs)]
+    if probs.size > 1 and np.ptp(probs) > 0.02:
+        warn.append("assignment probabilities differ across strata (from "
+                    f"{probs.min():.3f} to {probs.max():.3f}); pooled Lee bounds assume equal "
+                    "probabilities")
+    hl = horizon_label(horizon, window)
+    spec = {"estimator": "lee_bounds", "outcome": outcome, "selection": selection,
+            "horizon": horizon, "window": None if window is None else tuple(int(w) for w in window),
+            "level": level, "se_method": se_method,
+            "n_bootstrap": n_bootstrap if se_method == "bootstrap" else None,
+            "seed": seed if se_method == "bootstrap" else None}
+    result = trimming_bounds(
+        y[keep], sel[keep].astype(float), arm[keep], outcome=outcome, selection=selection,
+        strata=np.asarray(study.design.stratum)[keep], level=level, se_method=se_method,
+        n_bootstrap=n_bootstrap, seed=seed, horizon=hl, spec=spec, warnings_=warn, ledger=ledger,
+    )
+    for w in warn:
+        warnings.warn(w, EstimationWarning, stacklevel=2)
+    return result
