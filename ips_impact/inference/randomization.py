@@ -471,9 +471,17 @@ class RandomizationNotAvailableError(EstimationError):
     """Randomization inference is not (yet) implemented for this kind of result."""
 
 
+#: Keys of the spec of an :func:`~ips_impact.estimators.itt.itt` result (which carries
+#: no ``"estimator"`` entry): recognised by these.
+_ITT_SPEC_KEYS = frozenset({"horizon", "window", "aggregate", "covariates", "adjustment",
+                            "strata", "cov_type", "cluster", "level", "subset"})
+
+
 def _estimator_of(result: Any) -> str:
     spec = getattr(result, "spec", None) or {}
     est = spec.get("estimator") if hasattr(spec, "get") else None
+    if est is None and _ITT_SPEC_KEYS <= set(spec):
+        est = "itt"
     if est is None:
         raise RandomizationNotAvailableError(
             f"a {type(result).__name__} without spec['estimator'] cannot be re-randomized",
@@ -482,14 +490,35 @@ def _estimator_of(result: Any) -> str:
     return str(est)
 
 
+def _itt_problems(study: Any, result: Any) -> list[LinearProblem]:
+    """ITT (any adjustment; horizon, window or stacked rows): from ``itt_components``.
+
+    The regression is :math:`y = \\alpha + \\tau z + N\\gamma + (z \\odot I)\\delta`: the
+    nuisance is N (intercept first), the arm multiplies ``[1, I]`` and τ is the first
+    coefficient. Stacked rows follow their person (``person_index``). For a categorical
+    outcome, one problem per level (the tidy rows' order).
+    """
+    from ips_impact.estimators.itt import itt_components
+
+    levels = getattr(result, "levels", None)
+    comps = ([itt_components(study, result)] if levels is None
+             else [itt_components(study, result, level=lv) for lv in levels])
+    out = []
+    for c in comps:
+        inter = np.column_stack([np.ones(len(c.y)), np.asarray(c.interact, dtype=float).reshape(len(c.y), -1)])
+        out.append(LinearProblem(y=np.asarray(c.y, dtype=float), row_person=np.asarray(c.person_index),
+                                 nuisance=np.asarray(c.nuisance, dtype=float), interact=inter, coef=(0,)))
+    return out
+
+
 def _problems_of(study: Any, result: Any) -> list[LinearProblem]:
     """The linear problems (statistics = tidy rows) behind one result."""
     import importlib
 
     est = _estimator_of(result)
     module_name = _HOOK_MODULES.get(est)
-    hook = None
-    if module_name is not None:
+    hook = _itt_problems if est == "itt" else None
+    if hook is None and module_name is not None:
         try:
             module = importlib.import_module(module_name)
         except ImportError:
@@ -518,6 +547,9 @@ def _available_estimators() -> list[str]:
 
     out = []
     for est, mod in _HOOK_MODULES.items():
+        if est == "itt":
+            out.append(est)
+            continue
         try:
             if hasattr(importlib.import_module(mod), "randomization_problem"):
                 out.append(est)
