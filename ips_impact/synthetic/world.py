@@ -1,0 +1,320 @@
+"""The two potential worlds of a synthetic sample and how they are revealed.
+
+:func:`build_world` draws the sample (population, households, job spells) and
+simulates the monthly paths of both worlds. :func:`quarterly` turns the monthly paths
+of a chosen world per person into the quarterly LMD outcomes; the same function gives
+the potential outcomes Y(0), Y(1) (all persons in one world) and the revealed outcomes
+(each person in the world of their assigned arm), so revealed = potential by
+construction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ips_impact.synthetic import dynamics as dyn
+from ips_impact.synthetic.households import Members, draw_households
+from ips_impact.synthetic.params import REGIONS, SyntheticParams
+from ips_impact.synthetic.population import Population, draw_assignment, draw_population
+
+__all__ = ["World", "Group", "build_world", "quarterly", "OUTCOMES", "COMPONENTS", "rngs_for"]
+
+#: Numeric outcome columns of the panel (those for which the truth is computed).
+OUTCOMES: tuple[str, ...] = (
+    "employed", "work_on_di", "earnings", "fte", "days_worked", "n_jobs",
+    "self_employed", "temp_agency", "permanent_contract", "on_di", "di_benefit",
+    "authorised_work", "unemployment_benefit",
+)
+
+#: Random components, each with its own child SeedSequence (append only: the order
+#: fixes the streams, so adding a component never shifts the others).
+COMPONENTS: tuple[str, ...] = (
+    "ids", "population", "households", "design", "spells_participants",
+    "paths_participants", "spells_members", "paths_members",
+)
+
+
+def rngs_for(seed: int) -> dict[str, np.random.Generator]:
+    """One independent PCG64 generator per component, spawned from ``seed``."""
+    children = np.random.SeedSequence(seed).spawn(len(COMPONENTS))
+    return {name: np.random.Generator(np.random.PCG64(ss)) for name, ss in zip(COMPONENTS, children)}
+
+
+@dataclass(frozen=True)
+class Group:
+    """A group of persons simulated together (participants, or members with a panel)."""
+
+    person_id: np.ndarray
+    start_month: np.ndarray  # absolute month index of column 0
+    rand_col: np.ndarray
+    onset_col: np.ndarray
+    retire_col: np.ndarray
+    wage_ft: np.ndarray
+    benefit_primary: np.ndarray
+    benefit_invalidity: np.ndarray
+    ub_amount: np.ndarray  # 0 when not eligible
+    paths: dyn.Paths
+    spells: dyn.SpellDraws
+    index: np.ndarray  # position of the (index) participant in the population
+    region: np.ndarray  # region code of the index participant
+    role: np.ndarray  # "index", "partner", "child"
+    baseline: np.ndarray  # in the baseline roster (always true for participants)
+    benefit_rows: np.ndarray  # bool: has monthly insurer records
+
+    @property
+    def m(self) -> int:
+        return int(self.person_id.size)
+
+
+@dataclass(frozen=True)
+class World:
+    """Everything drawn for one sample: population, members and both potential worlds."""
+
+    params: SyntheticParams
+    seed: int
+    pop: Population
+    members: Members
+    index_lipro: np.ndarray
+    arm: np.ndarray  # int8 assigned arm of the original draw
+    n_treated: np.ndarray  # IPS places per stratum (code)
+    participants: Group
+    member_group: Group | None
+    origin: int  # quarters simulated before the randomization quarter
+    n_quarters: int
+
+
+def _benefits(wage: np.ndarray, situation: np.ndarray, p: SyntheticParams) -> tuple[np.ndarray, np.ndarray]:
+    """Monthly DI benefit in primary incapacity and in invalidity (before work cuts)."""
+    lost = np.minimum(p.benefit_scale * wage, p.wage_cap)
+    rate_inv = np.array([p.replacement_dependants, p.replacement_single, p.replacement_cohabitant])
+    floor = np.array([p.benefit_min_dependants, p.benefit_min_single, p.benefit_min_cohabitant])
+    prim = np.clip(p.replacement_primary * lost, floor[situation], p.benefit_max)
+    inv = np.clip(rate_inv[situation] * lost, floor[situation], p.benefit_max)
+    return prim, inv
+
+
+def build_world(n: int, seed: int, p: SyntheticParams, *, members: bool = True) -> World:
+    """Draw a sample and simulate both potential worlds.
+
+    Parameters
+    ----------
+    n
+        Number of randomized participants.
+    seed
+        Seed of the whole sample (components get independent child streams).
+    p
+        Parameters.
+    members
+        Simulate the household members' panels (skipped by the fast path).
+    """
+    rngs = rngs_for(seed)
+    pop = draw_population(n, p, rngs)
+    pop, mem, index_lipro = draw_households(pop, p, rngs["households"], rngs["ids"])
+    # design: complete randomization within strata, p_treated of each stratum
+    n_strata = int(pop.stratum_code.max()) + 1
+    size = np.bincount(pop.stratum_code, minlength=n_strata)
+    want = size * p.p_treated
+    n_treated = np.floor(want).astype(np.int64)
+    frac = want - n_treated
+    n_treated += (rngs["design"].random(n_strata) < frac).astype(np.int64)
+    arm = draw_assignment(rngs["design"], pop.stratum_code, n_treated)
+
+    origin = max(p.history_quarters, p.pre_quarters)
+    n_q = origin + p.post_quarters + 1
+    T = 3 * n_q
+    start = (pop.rand_month // 3) * 3 - 3 * origin
+    rand_col = pop.rand_month - start
+    onset_col = rand_col - pop.di_months
+    retire_col = rand_col + np.floor((p.retirement_age - pop.age) * 12.0).astype(np.int64)
+    z = pop.employability
+    reg_rate = np.array([p.entry_rate_post.get(r, 0.0) for r in REGIONS])[pop.region]
+    reg_eff = np.array([p.effect_by_region.get(r, 1.0) for r in REGIONS])[pop.region]
+    amp = p.effect_size * reg_eff
+    boost = np.stack([pop.takeup_if_control * amp, pop.takeup_if_ips * amp])
+    sp = dyn.draw_spells(n, p, rngs["spells_participants"])
+    paths = dyn.simulate_paths(
+        rngs["paths_participants"], n_months=T, origin=origin, rand_col=rand_col,
+        onset_col=onset_col, retire_col=retire_col, di_exit_from=rand_col + 1,
+        active_from=np.zeros(n, dtype=np.int64),
+        h_in_no_di=p.entry_rate_no_di * np.exp(z), h_in_di_pre=p.entry_rate_pre_di * np.exp(z),
+        h_in_di_post=reg_rate * np.exp(z),
+        h_out_no_di=np.full(n, p.exit_rate_no_di), h_out_di=np.full(n, p.job_exit_rate),
+        boost=boost,
+        di_exit=(p.di_exit_rate, p.di_exit_rate_working, p.di_exit_rate_working_above_half),
+        di_reentry=p.di_reentry_rate,
+        di_exit_mult=(p.ips_di_exit_multiplier - 1.0) * np.stack(
+            [pop.takeup_if_control, pop.takeup_if_ips]
+        ),
+        p_emp0_di=p.p_employed_at_origin_di, p_emp0_no_di=p.p_employed_at_origin_no_di,
+        onset_job_loss=p.onset_job_loss, spell_fte=sp.fte, p=p,
+    )
+    prim, inv = _benefits(pop.wage_ft, pop.situation, p)
+    participants = Group(
+        person_id=pop.person_id, start_month=start, rand_col=rand_col, onset_col=onset_col,
+        retire_col=retire_col, wage_ft=pop.wage_ft, benefit_primary=prim,
+        benefit_invalidity=inv, ub_amount=np.where(pop.ub_eligible, pop.ub_amount, 0.0),
+        paths=paths, spells=sp, index=np.arange(n), region=pop.region,
+        role=np.full(n, "index", dtype=object), baseline=np.ones(n, dtype=bool),
+        benefit_rows=np.ones(n, dtype=bool),
+    )
+    member_group = None
+    if members:
+        sel = np.flatnonzero(mem.has_panel)
+        m = sel.size
+        ix = mem.index[sel]
+        age = mem.age[sel]
+        mz = mem.employability[sel]
+        on_di = mem.on_di[sel]
+        eff = mem.effect[sel]
+        ent = mem.entry_rate[sel]
+        ext = mem.exit_rate[sel]
+        msp = dyn.draw_spells(m, p, rngs["spells_members"])
+        # members' jobs do not depend on the arm: both worlds use the control fte
+        msp = _same_fte(msp)
+        mrand = rand_col[ix]
+        mboost = np.stack([pop.takeup_if_control[ix] * eff, pop.takeup_if_ips[ix] * eff])
+        mpaths = dyn.simulate_paths(
+            rngs["paths_members"], n_months=T, origin=origin, rand_col=mrand,
+            onset_col=np.where(on_di, -1, T + 1), retire_col=mrand + np.floor((p.retirement_age - age) * 12.0).astype(np.int64),
+            di_exit_from=np.full(m, T + 1), active_from=mrand - np.floor((age - 16.0) * 12.0).astype(np.int64),
+            h_in_no_di=ent * np.exp(mz), h_in_di_pre=0.25 * ent * np.exp(mz),
+            h_in_di_post=0.25 * ent * np.exp(mz), h_out_no_di=ext, h_out_di=ext,
+            boost=mboost, di_exit=(0.0, 0.0, 0.0), di_reentry=0.0,
+            di_exit_mult=np.zeros((2, m)),
+            p_emp0_di=0.1, p_emp0_no_di=float(np.mean(ent / (ent + ext))) if m else 0.5,
+            onset_job_loss=0.0, spell_fte=msp.fte, p=p,
+        )
+        msit = np.where(mem.role[sel] == "partner", 2, 1).astype(np.int8)
+        mprim, minv = _benefits(mem.wage_ft[sel], msit, p)
+        member_group = Group(
+            person_id=mem.person_id[sel], start_month=start[ix], rand_col=mrand,
+            onset_col=np.where(on_di, -60, T + 1), retire_col=mrand + np.floor((p.retirement_age - age) * 12.0).astype(np.int64),
+            wage_ft=mem.wage_ft[sel], benefit_primary=mprim, benefit_invalidity=minv,
+            ub_amount=np.zeros(m), paths=mpaths, spells=msp, index=ix, region=pop.region[ix],
+            role=mem.role[sel], baseline=mem.baseline[sel], benefit_rows=on_di,
+        )
+    return World(
+        params=p, seed=seed, pop=pop, members=mem, index_lipro=index_lipro, arm=arm,
+        n_treated=n_treated, participants=participants, member_group=member_group,
+        origin=origin, n_quarters=n_q,
+    )
+
+
+def _same_fte(s: dyn.SpellDraws) -> dyn.SpellDraws:
+    import dataclasses
+
+    return dataclasses.replace(s, fte=np.stack([s.fte[0], s.fte[0]]))
+
+
+def monthly(g: Group, sel: np.ndarray, p: SyntheticParams) -> dict[str, np.ndarray]:
+    """Monthly states of the world ``sel`` (0/1 per person), arrays (T, m)."""
+    rows = np.arange(g.m)
+    T = g.paths.n_months
+    emp = g.paths.employed[:, sel, rows]
+    di = g.paths.on_di[:, sel, rows]
+    cur = g.paths.spell[:, sel, rows] % np.int16(dyn.N_SPELLS)
+    r = rows[None, :]
+    fte = np.where(emp, g.spells.fte[sel, rows][r, cur], 0.0)
+    col = np.arange(T)[:, None]
+    inv = (col - g.onset_col[None, :]) >= 12
+    cut = np.where(emp, np.maximum(0.0, fte - p.authorised_work_threshold), 0.0)
+    full = np.where(inv, g.benefit_invalidity[None, :], g.benefit_primary[None, :])
+    benefit = np.round(np.where(di, full * (1.0 - cut), 0.0), 2)
+    retired = col >= g.retire_col[None, :]
+    return {
+        "employed": emp, "on_di": di, "cur": cur, "fte": fte, "invalidity": inv & di,
+        "benefit": benefit, "authorised": emp & di & g.spells.authorised[r, cur],
+        "ub": np.where((~emp) & (~di) & (~retired), g.ub_amount[None, :], 0.0),
+        "retired": retired,
+    }
+
+
+def quarterly(g: Group, sel: np.ndarray, p: SyntheticParams, *, details: bool = True) -> dict[str, np.ndarray]:
+    """Quarterly LMD outcomes of the world ``sel`` per person, arrays (Q, m).
+
+    ``employed`` and the job characteristics refer to the last month of the quarter
+    (LMD codes the position on the last day); earnings and days are sums over the
+    quarter; DI benefit and unemployment benefit are monthly means; DI flags are
+    "any month". With ``details=False`` the categorical job characteristics and
+    ``sep_code`` are skipped (fast path).
+    """
+    mo = monthly(g, sel, p)
+    T, m = mo["employed"].shape
+    Q = T // 3
+    rows = np.arange(m)[None, :]
+    cur = mo["cur"]
+
+    def q3(a: np.ndarray) -> np.ndarray:
+        return a.reshape(Q, 3, m)
+
+    emp_m = mo["employed"]
+    emp = q3(emp_m)[:, 2]
+    last_cur = q3(cur)[:, 2]
+    on_di = q3(mo["on_di"]).any(axis=1)
+    wage = np.where(emp_m, mo["fte"] * g.wage_ft[None, :] * g.spells.wage_factor[rows, cur], 0.0)
+    days = np.where(emp_m, np.round(p.days_per_month * (0.3 + 0.7 * mo["fte"])), 0.0)
+    out: dict[str, np.ndarray] = {
+        "employed": emp.astype(np.int8),
+        "on_di": on_di.astype(np.int8),
+        "work_on_di": (emp & on_di).astype(np.int8),
+        "earnings": np.round(q3(np.round(wage, 2)).sum(axis=1), 2),
+        "days_worked": q3(days).sum(axis=1).astype(np.int16),
+        "fte": q3(mo["fte"])[:, 2],
+        "self_employed": (emp & g.spells.self_employed[rows, last_cur]).astype(np.int8),
+        "n_jobs": np.where(emp, g.spells.n_jobs[rows, last_cur], 0).astype(np.int8),
+        "temp_agency": (emp & g.spells.temp_agency[rows, last_cur]).astype(np.int8),
+        "permanent_contract": (emp & g.spells.permanent[rows, last_cur]).astype(np.int8),
+        "di_benefit": q3(mo["benefit"]).mean(axis=1),
+        "authorised_work": q3(mo["authorised"]).any(axis=1).astype(np.int8),
+        "unemployment_benefit": q3(mo["ub"]).mean(axis=1),
+    }
+    # DI phase of the quarter: the phase of its last month on DI (phases only go
+    # from primary to invalidity, so "invalidity in any month" is that phase)
+    inv_q = q3(mo["invalidity"]).any(axis=1)
+    out["di_phase"] = np.where(on_di, np.where(inv_q, 2, 1), 0).astype(np.int8)
+    if details:
+        salaried = emp & ~g.spells.self_employed[rows, last_cur]
+        out["nace"] = np.where(emp, g.spells.nace[rows, last_cur], -1).astype(np.int8)
+        out["worker_class"] = np.where(salaried, g.spells.worker_class[rows, last_cur], -1).astype(np.int8)
+        di_last = q3(mo["on_di"])[:, 2]
+        ret_last = q3(mo["retired"])[:, 2]
+        ub_last = q3(mo["ub"])[:, 2] > 0
+        civil = g.spells.civil_servant[rows, last_cur]
+        self_e = g.spells.self_employed[rows, last_cur]
+        out["sep_code"] = np.where(
+            emp, np.where(self_e, 121, np.where(civil, 112, 111)),
+            np.where(ret_last, 331, np.where(di_last, 311, np.where(ub_last, 211, 321))),
+        ).astype(np.int16)
+    out["_monthly"] = mo  # type: ignore[assignment]
+    return out
+
+
+def stratum_counts(w: World) -> np.ndarray:
+    """IPS places per stratum code in the original draw."""
+    return w.n_treated
+
+
+def redraw(w: World, rng: np.random.Generator) -> np.ndarray:
+    """A new assignment drawn exactly as the design did (same counts per stratum)."""
+    return draw_assignment(rng, w.pop.stratum_code, w.n_treated)
+
+
+def quarter_labels(start_month: np.ndarray, n_q: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-person quarter codes (absolute) and the label lookup table."""
+    q0 = start_month // 3
+    lo, hi = int(q0.min()), int(q0.max()) + n_q
+    labels = np.array([f"{q // 4}Q{q % 4 + 1}" for q in range(lo, hi)], dtype=object)
+    return q0 - lo, labels
+
+
+def month_labels(start_month: np.ndarray, n_m: int) -> tuple[np.ndarray, np.ndarray]:
+    lo, hi = int(start_month.min()), int(start_month.max()) + n_m
+    labels = np.array([f"{mm // 12}-{mm % 12 + 1:02d}" for mm in range(lo, hi)], dtype=object)
+    return start_month - lo, labels
+
+
+def as_frame_dates(d: np.ndarray) -> pd.Series:
+    return pd.Series(d.astype("datetime64[ns]"))
