@@ -316,7 +316,7 @@ def _analyse(
         j = np.searchsorted(kma.time, tau, side="left")
         at_tau = float(kma.at_risk[j]) if j < kma.time.size else 0.0
         if at_tau < min_at_risk:
-            _warn(msgs, f"only {int(at_tau)} persons of the {lab} arm are still at risk at tau = {tau:g} "
+            _warn(msgs, f"only {int(at_tau)} {'person' if int(at_tau) == 1 else 'persons'} of the {lab} arm {'is' if int(at_tau) == 1 else 'are'} still at risk at tau = {tau:g} "
                         f"(fewer than {min_at_risk}): estimates near tau are imprecise", SmallSampleWarning)
 
     km_rows = []

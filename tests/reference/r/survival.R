@@ -44,7 +44,7 @@ lg <- survival::lung
 lg <- lg[!is.na(lg$inst) & !is.na(lg$ph.ecog), ]
 lung <- data.frame(
   id = seq_len(nrow(lg)), time = lg$time, event = as.integer(lg$status == 2),
-  arm = as.integer(lg$sex == 2), stratum = paste0("ecog", lg$ph.ecog),
+  arm = as.integer(lg$sex == 2), stratum = paste0("ecog", pmin(lg$ph.ecog, 2)),  # ecog 3: 1 person
   age = lg$age, cluster = as.integer(lg$inst)
 )
 # lung in quarters (91.3125 days): heavy ties, as in quarterly LMD data.
