@@ -130,7 +130,7 @@ def check_sites(sites: Any) -> pd.DataFrame:
             fix="give the total of the 25 items (each scored 1-5) for every assessment",
         )
     if "assessment_date" in s.columns:
-        d = pd.to_datetime(s["assessment_date"], errors="coerce")
+        d = pd.to_datetime(s["assessment_date"], errors="coerce", format="ISO8601")
         badd = s["assessment_date"].notna() & d.isna()
         if badd.any():
             raise DataContractError(

@@ -363,9 +363,17 @@ def assemble(
 
     ``base`` (intercept or group indicators) is always kept; ``extra`` (strata and
     covariates) columns that are linear combinations of earlier ones are dropped and
-    named in ``dropped``. With ``lin``, every kept extra column, centred at its mean
-    (within each group of ``lin_groups`` when given), is interacted with the arm.
+    named in ``dropped``. With ``lin``, every kept extra column, centred at its mean,
+    is interacted with the arm; with ``lin_groups`` (integer group codes) the extra
+    columns are first split by group (group-specific slopes) and centred within their
+    group, so that each group's effect is the Lin estimate on that group alone.
     """
+    if lin and lin_groups is not None and extra.shape[1]:
+        # Lin within subgroups: every subgroup gets its own covariate slopes, so that each
+        # subgroup effect is the Lin estimate on that subgroup alone
+        glabels = np.unique(lin_groups)
+        extra = np.hstack([extra * (lin_groups == g)[:, None] for g in glabels])
+        extra_names = [f"{g}:{n}" for g in glabels for n in extra_names]
     nuis = np.column_stack([base, extra]) if extra.shape[1] else base
     names = tuple(base_names) + tuple(extra_names)
     keep = independent_columns(nuis, base.shape[1])
@@ -382,14 +390,15 @@ def assemble(
                 centred = ex - ex.mean(axis=0)
                 lin_cols, lin_names = centred, [f"arm:{n}" for n in ex_names]
             else:
-                cols, lin_names = [], []
-                glabels = np.unique(lin_groups)
-                for g in glabels:
-                    in_g = lin_groups == g
-                    c = np.where(in_g[:, None], ex - ex[in_g].mean(axis=0), 0.0)
-                    cols.append(c)
-                    lin_names += [f"arm:{g}:{n}" for n in ex_names]
-                lin_cols = np.hstack(cols)
+                # the group-specific columns centred within their group (zero elsewhere)
+                member = np.zeros(ex.shape[1], dtype=np.int64)
+                for j, n in enumerate(ex_names):
+                    member[j] = int(str(n).split(":", 1)[0])
+                in_g = lin_groups[:, None] == member[None, :]
+                sums = np.where(in_g, ex, 0.0).sum(axis=0)
+                counts = np.maximum(in_g.sum(axis=0), 1)
+                lin_cols = np.where(in_g, ex - sums / counts, 0.0)
+                lin_names = [f"arm:{n}" for n in ex_names]
             # Interactions that vanish or repeat (a stratum nested in a group) are dropped
             # given the observed assignment; the targets come first and are kept.
             z = np.asarray(arm, dtype=np.float64)[row_person]
