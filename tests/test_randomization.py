@@ -38,26 +38,33 @@ def _fit(study, **kw):
         return spillover_mod.spillover(study, "earnings", **kw)
 
 
-def test_exact_p_value_equals_refitting_every_assignment():
-    """8 persons, 2 strata of 4 with 2 treated: 36 assignments, enumerated. The
-    brute force rebuilds the study with each assignment and refits the estimator."""
+@pytest.fixture(scope="module")
+def tiny_world():
+    """8 persons, 2 strata of 4 with 2 treated: 36 assignments. The study is rebuilt
+    with each of them (the brute force refits the estimators on these studies)."""
     study, frames = _study(8, seed=3)
-    result = _fit(study, horizon=2, adjustment="none")
-    ri = randomization_inference(study, result, n_permutations=10_000, seed=0)
-    assert "ri_se" not in ri.tidy().columns  # exact: no Monte Carlo error
-
     arm, stratum = study.design.arm, study.design.stratum
     ids = study.persons["person_id"].tolist()
-    estimates = []
+    rebuilt = []
     for z in enumerate_assignments(arm, stratum):
         a = frames["assignment"].copy()
         a["arm"] = a["person_id"].map(dict(zip(ids, z.tolist())))
-        s2, _ = _study(8, seed=3, assignment=a)
-        estimates.append(_fit(s2, horizon=2, adjustment="none").estimate)
-    estimates = np.abs(np.array(estimates))
-    assert estimates.size == 36
-    scale = 1e-9 * estimates.max()
-    expected = np.mean(estimates >= abs(result.estimate) - scale)
+        rebuilt.append(_study(8, seed=3, assignment=a)[0])
+    assert len(rebuilt) == 36
+    return study, rebuilt
+
+
+def _brute_force_p(estimates, observed):
+    estimates = np.abs(np.asarray(estimates))
+    return np.mean(estimates >= abs(observed) - 1e-9 * estimates.max())
+
+
+def test_spillover_exact_p_value_equals_refitting_every_assignment(tiny_world):
+    study, rebuilt = tiny_world
+    result = _fit(study, horizon=2, adjustment="none")
+    ri = randomization_inference(study, result, n_permutations=10_000, seed=0)
+    assert "ri_se" not in ri.tidy().columns  # exact: no Monte Carlo error
+    expected = _brute_force_p([_fit(s, horizon=2, adjustment="none").estimate for s in rebuilt], result.estimate)
     assert ri.ri_p_value == pytest.approx(expected, abs=1e-12)
 
 
@@ -186,3 +193,72 @@ def test_tidy_frames_concatenate(fitted):
     out = randomization_inference(study, results, n_permutations=200, seed=0)
     table = pd.concat([r.tidy() for r in out], ignore_index=True)
     assert {"ri_p_value", "ri_se"} <= set(table.columns)
+
+
+# ------------------------------------------------------------------------- itt
+itt_mod = pytest.importorskip("ips_impact.estimators.itt")
+
+
+def _itt(study, outcome, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return itt_mod.itt(study, outcome, **kw)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"horizon": 2, "adjustment": "none"},
+        {"horizon": 3, "adjustment": "lin", "covariates": ("age",)},
+        {"window": (1, 4), "aggregate": "stack", "adjustment": "ancova", "covariates": ("age",)},
+    ],
+    ids=["dim", "lin", "stack"],
+)
+def test_itt_exact_p_value_equals_refitting_every_assignment(tiny_world, kw):
+    study, rebuilt = tiny_world
+    result = _itt(study, "earnings", **kw)
+    ri = randomization_inference(study, result, n_permutations=10_000)
+    expected = _brute_force_p([_itt(s, "earnings", **kw).estimate for s in rebuilt], result.estimate)
+    assert 0 < expected < 1
+    assert ri.ri_p_value == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.fixture(scope="module")
+def itt_fitted():
+    study, _ = _study(80, seed=3)
+    results = []
+    for adj in ("none", "ancova", "lin"):
+        cov = () if adj == "none" else ("age",)
+        results.append(_itt(study, "earnings", horizon=3, adjustment=adj, covariates=cov))
+        results.append(_itt(study, "employed", window=(1, 4), adjustment=adj, covariates=cov))
+        results.append(_itt(study, "employed", window=(1, 4), aggregate="stack", adjustment=adj, covariates=cov))
+    results.append(_itt(study, "employed", horizon=2, strata=False, adjustment="none"))
+    results.append(_itt(study, "employed", horizon=2, cluster="household_id"))
+    return study, results
+
+
+def test_itt_every_option_reproduces_its_estimate(itt_fitted):
+    study, results = itt_fitted
+    obs, draws, exact = family_distribution(study, results, n_permutations=200, seed=0)
+    np.testing.assert_allclose(obs, [r.estimate for r in results], rtol=1e-8)
+    out = randomization_inference(study, results, n_permutations=200, seed=0)
+    assert all(0 < r.ri_p_value <= 1 for r in out)
+
+
+def test_itt_stacked_rows_follow_their_person(itt_fitted):
+    """A balanced window: the stacked ITT equals the ITT on the person mean, for the
+    observed assignment and for every re-drawn one (rows follow their person)."""
+    study, results = itt_fitted
+    mean_ancova, stack_ancova = results[4], results[5]
+    assert stack_ancova.spec["aggregate"] == "stack"
+    _, draws, _ = family_distribution(study, [mean_ancova, stack_ancova], n_permutations=300, seed=1)
+    np.testing.assert_allclose(draws[:, 0], draws[:, 1], rtol=1e-6, atol=1e-10)
+
+
+def test_itt_randomization_ci_close_to_wald(itt_fitted):
+    study, results = itt_fitted
+    ci = randomization_ci(study, results[:3], n_permutations=2000, seed=0)
+    for r, (_, row) in zip(results[:3], ci.iterrows()):
+        width = r.conf_high - r.conf_low
+        assert abs(row["ri_conf_low"] - r.conf_low) < 0.1 * width
+        assert abs(row["ri_conf_high"] - r.conf_high) < 0.1 * width
