@@ -324,14 +324,32 @@ def test_lin_and_window(trial):
 
 def test_randomization_problem_reproduces_subgroup_effects(trial):
     st = trial[0]
-    res = heterogeneity(st, "earnings", by="region", horizon=2, covariates=["age"])
-    prob = randomization_problem(st, res)
     arm = np.asarray(st.design.arm)
-    got = linear_statistics(prob, arm[None, :])[0][0]
-    np.testing.assert_allclose(got, res.subgroups["estimate"], rtol=1e-10)
+    res = heterogeneity(st, "earnings", by="region", horizon=2, covariates=["age"])
+    probs = randomization_problem(st, res)
+    got = np.concatenate([s[0] for s in linear_statistics(probs, arm[None, :])])
+    assert got.size == len(res.tidy())  # one statistic per tidy row
+    np.testing.assert_allclose(got[:3], res.subgroups["estimate"], rtol=1e-10)
+    assert np.isnan(got[3])  # three subgroups: no linear statistic for the joint row
     cont = heterogeneity(st, "earnings", by="age", horizon=2)
-    got = linear_statistics(randomization_problem(st, cont), arm[None, :])[0][0]
-    np.testing.assert_allclose(got, cont.subgroups["estimate"], rtol=1e-10)
+    got = np.concatenate([s[0] for s in linear_statistics(randomization_problem(st, cont), arm[None, :])])
+    np.testing.assert_allclose(got, list(cont.subgroups["estimate"]) + [cont.subgroups["estimate"].iloc[1]],
+                               rtol=1e-10)
+
+
+def test_randomization_inference_end_to_end(trial):
+    from ips_impact.inference.randomization import randomization_inference
+
+    st = trial[0]
+    two = heterogeneity(st, "earnings", by="household_type", horizon=2, adjustment="lin",
+                        covariates=["age"])
+    arm = np.asarray(st.design.arm)
+    got = np.concatenate([s[0] for s in linear_statistics(randomization_problem(st, two), arm[None, :])])
+    est = two.subgroups["estimate"].to_numpy()
+    assert got[2] == pytest.approx(est[1] - est[0], rel=1e-10)  # the contrast
+    ri = randomization_inference(st, two, n_permutations=200, seed=1)
+    p = ri.tidy()["ri_p_value"]
+    assert p.notna().all() and ((p > 0) & (p <= 1)).all()
 
 
 def test_plots(trial):

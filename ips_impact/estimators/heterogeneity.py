@@ -672,14 +672,25 @@ def heterogeneity(
     )
 
 
-def randomization_problem(study: Any, result: HeterogeneityResult, *, sites: pd.DataFrame | None = None) -> Any:
-    """The linear problem behind a :func:`heterogeneity` result, for randomization inference.
+def randomization_problem(
+    study: Any, result: HeterogeneityResult, *, sites: pd.DataFrame | None = None
+) -> list[Any]:
+    r"""The linear problems behind a :func:`heterogeneity` result, one statistic per tidy row.
 
-    Returns a :class:`~ips_impact.inference.randomization.LinearProblem` whose
-    coefficients ``coef`` are the reported effects (subgroup effects, or effect at the
-    mean and interaction) under any re-drawn assignment. A joint statistic that is a
-    fixed function of them (e.g. :math:`(R\\hat\\tau)'(R\\hat V_{obs}R')^{-1}(R\\hat\\tau)`
-    with the observed ``result.vcov``) then has its randomization distribution too.
+    Returns two :class:`~ips_impact.inference.randomization.LinearProblem`:
+
+    1. the reported effects (subgroup effects :math:`\hat\tau_g`, or the effect at the
+       mean and the interaction :math:`\hat\gamma`) under any re-drawn assignment: the
+       arm multiplies the subgroup indicators (or ``[1, m - m̄]``), the nuisance holds
+       the subgroup intercepts, strata and covariates;
+    2. the statistic of the joint-test row. With one restriction it is a coefficient:
+       :math:`\hat\tau_2 - \hat\tau_1` (two subgroups, reparametrised as arm ×
+       ``[1, 1(G = 2)]``) or :math:`\hat\gamma`; under the sharp null of no effect its
+       randomization distribution gives an exact p-value. With more than two subgroups
+       no single coefficient is the Wald statistic (a quadratic form), so the problem is
+       degenerate on purpose (an all-zero multiplier) and the randomization p-value of
+       the joint row comes out NaN: not available rather than wrong.
+
     Pass the same ``sites`` as for the fit when ``by="fidelity"``.
     """
     spec = {k: v for k, v in result.spec.items() if k not in ("moderator_range", "dropped_collinear")}
@@ -691,4 +702,20 @@ def randomization_problem(study: Any, result: HeterogeneityResult, *, sites: pd.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SmallSampleWarning)
         built = _build(study, spec, site_table)
-    return built["model"].problem()
+    model: ModelMatrices = built["model"]
+    main = model.problem()
+    n_t = len(model.targets)
+    from ips_impact.inference.randomization import LinearProblem
+
+    if built["kind"] == "continuous":
+        joint = LinearProblem(y=model.y, row_person=model.row_person, nuisance=model.nuisance,
+                              interact=model.interact, coef=(1,))
+    elif n_t == 2:
+        v = model.interact.copy()
+        v[:, 0] = v[:, 0] + v[:, 1]  # [1(G=1), 1(G=2)] -> [1, 1(G=2)]: same span
+        joint = LinearProblem(y=model.y, row_person=model.row_person, nuisance=model.nuisance,
+                              interact=v, coef=(1,))
+    else:
+        joint = LinearProblem(y=model.y, row_person=model.row_person, nuisance=model.nuisance,
+                              interact=np.zeros((len(model.y), 1)), coef=(0,))
+    return [main, joint]
