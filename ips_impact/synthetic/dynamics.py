@@ -58,6 +58,7 @@ class Paths:
     spell: np.ndarray  # int16: index into the spell draws of the current/last job
     n_months: int
     origin: int  # quarters simulated before the randomization quarter
+    spell_at_rand: np.ndarray  # (m,) spells started by the randomization month
 
 
 def effect_shape(s: np.ndarray, p: SyntheticParams) -> np.ndarray:
@@ -179,7 +180,6 @@ def simulate_paths(
     sp_rec = np.empty((T, 2, m), dtype=np.int16)
     rows = np.arange(m)
     S = spell_fte.shape[2]
-    arms = np.arange(2)[:, None]
     for t in range(T):
         u_emp = rng.random(m)
         u_di = rng.random(m)
@@ -189,6 +189,7 @@ def simulate_paths(
             emp = np.stack([e0, e0])
             di = np.stack([di0, di0])
             spell = np.zeros((2, m), dtype=np.int16)
+            spell_at_rand = np.zeros(m, dtype=np.int16)
         else:
             retired = (t >= retire_col) | (t < active_from)
             onset = t == onset_col
@@ -197,8 +198,7 @@ def simulate_paths(
             di = di | onset
             emp = emp & ~lose
             # DI exit after randomization, more likely when working above half time
-            cur = spell.astype(np.int64) % S
-            fte_now = spell_fte[arms, rows[None, :], cur]
+            fte_now = spell_fte_now(spell_fte, spell, spell_at_rand)
             decay = np.exp(-np.maximum(t - rand_col, 0) / max(p.ips_di_exit_fade_months, 1e-9))
             rate = np.where(
                 emp,
@@ -220,7 +220,26 @@ def simulate_paths(
             enter = (~emp) & (u_emp < h_in)
             emp = (stay | enter) & ~retired
             spell = spell + enter.astype(np.int16)
+        # jobs held by the randomization month are the same in both worlds
+        spell_at_rand = np.where(t <= rand_col, spell[0], spell_at_rand)
         emp_rec[t] = emp
         di_rec[t] = di
         sp_rec[t] = spell
-    return Paths(employed=emp_rec, on_di=di_rec, spell=sp_rec, n_months=T, origin=origin)
+    return Paths(
+        employed=emp_rec, on_di=di_rec, spell=sp_rec, n_months=T, origin=origin,
+        spell_at_rand=spell_at_rand,
+    )
+
+
+def spell_fte_now(spell_fte: np.ndarray, spell: np.ndarray, spell_at_rand: np.ndarray) -> np.ndarray:
+    """Part-time fraction of the current job in each world, arrays (2, m).
+
+    Jobs that started by the randomization month keep the control-world fraction in
+    both worlds (IPS cannot change the past); later jobs use their world's fraction.
+    """
+    m = spell.shape[1]
+    S = spell_fte.shape[2]
+    rows = np.arange(m)[None, :]
+    cur = spell.astype(np.int64) % S
+    new = spell > spell_at_rand[None, :]
+    return np.where(new, spell_fte[np.arange(2)[:, None], rows, cur], spell_fte[0][rows, cur])

@@ -83,7 +83,8 @@ def draw_households(
         np.where(hh[pi] == t_cc, "MAR+", "MAR0"),
         np.where(hh[pi] == t_cc, "UNM+", "UNM0"),
     )
-    lipro_couple = np.where(p_late & (hh[pi] == t_one), "UNM+", lipro_couple)
+    # a partner who moves in later cohabits (marriage would come later still)
+    lipro_couple = np.where(p_late, np.where(hh[pi] == t_one, "UNM+", "UNM0"), lipro_couple)
     p_z = 0.6 * rng.standard_normal(n_p) - 0.02 * np.maximum(p_age - 45.0, 0.0)
     p_wage = 3000.0 * np.exp(0.3 * rng.standard_normal(n_p))
     p_di = rng.random(n_p) < p.partner_di_share

@@ -10,6 +10,7 @@ construction.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -135,6 +136,10 @@ def build_world(n: int, seed: int, p: SyntheticParams, *, members: bool = True) 
     amp = p.effect_size * reg_eff
     boost = np.stack([pop.takeup_if_control * amp, pop.takeup_if_ips * amp])
     sp = dyn.draw_spells(n, p, rngs["spells_participants"])
+    # the more part-time jobs of the IPS world are jobs found with IPS: only for
+    # persons who start IPS in that world (exclusion restriction)
+    d = np.stack([pop.takeup_if_control, pop.takeup_if_ips])[:, :, None]
+    sp = dataclasses.replace(sp, fte=np.where(d, sp.fte[1][None], sp.fte[0][None]))
     paths = dyn.simulate_paths(
         rngs["paths_participants"], n_months=T, origin=origin, rand_col=rand_col,
         onset_col=onset_col, retire_col=retire_col, di_exit_from=rand_col + 1,
@@ -204,8 +209,6 @@ def build_world(n: int, seed: int, p: SyntheticParams, *, members: bool = True) 
 
 
 def _same_fte(s: dyn.SpellDraws) -> dyn.SpellDraws:
-    import dataclasses
-
     return dataclasses.replace(s, fte=np.stack([s.fte[0], s.fte[0]]))
 
 
@@ -217,7 +220,11 @@ def monthly(g: Group, sel: np.ndarray, p: SyntheticParams) -> dict[str, np.ndarr
     di = g.paths.on_di[:, sel, rows]
     cur = g.paths.spell[:, sel, rows] % np.int16(dyn.N_SPELLS)
     r = rows[None, :]
-    fte = np.where(emp, g.spells.fte[sel, rows][r, cur], 0.0)
+    spell_no = g.paths.spell[:, sel, rows]
+    fte_world = g.spells.fte[sel, rows][r, cur]
+    fte_ctrl = g.spells.fte[0][r, cur]
+    # jobs held by the randomization month are the same in both worlds
+    fte = np.where(emp, np.where(spell_no > g.paths.spell_at_rand[None, :], fte_world, fte_ctrl), 0.0)
     col = np.arange(T)[:, None]
     inv = (col - g.onset_col[None, :]) >= 12
     cut = np.where(emp, np.maximum(0.0, fte - p.authorised_work_threshold), 0.0)
