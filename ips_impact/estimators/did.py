@@ -82,13 +82,13 @@ def did(
         ``"k"`` (default): period effects by event time; ``"period"``: by calendar
         period (absorbs seasonality and business cycle under rolling enrolment).
     cov_type
-        Clustered by person (or ``cluster``): ``"CR1"`` multiplies the sandwich by
-        :math:`G/(G-1) \cdot (N-1)/(N-K)` with K = 1 (the regressors net of the absorbed
-        effects (linearmodels ``debiased=True, group_debias=True, auto_df=False,
-        count_effects=False``; the effects are not counted, as in Stata's
-        ``xtreg, fe vce(cluster)`` where they are nested in the clusters); ``"CR0"`` applies no correction and
-        equals the CR0 sandwich of the dummy-variable regression. Inference uses
-        t(G − 1).
+        Clustered by person (or ``cluster``). ``"CR1"`` multiplies the sandwich by
+        :math:`G/(G-1) \cdot (N-1)/(N-K)` with K = 1 regressor: the absorbed
+        effects are not counted, as in Stata's ``xtreg, fe vce(cluster)`` where they
+        are nested in the clusters (linearmodels ``debiased=True,
+        group_debias=True, auto_df=False, count_effects=False``). ``"CR0"``
+        applies no correction and equals the CR0 sandwich of the dummy-variable
+        regression. Inference uses t(G − 1).
     cluster
         A column of ``persons`` whose groups nest persons (e.g. ``"household_id"``);
         default: the person.
