@@ -262,3 +262,50 @@ def test_itt_randomization_ci_close_to_wald(itt_fitted):
         width = r.conf_high - r.conf_low
         assert abs(row["ri_conf_low"] - r.conf_low) < 0.1 * width
         assert abs(row["ri_conf_high"] - r.conf_high) < 0.1 * width
+
+
+# -------------------------------------------------------------- survival, subgroups
+def test_survival_exact_p_values_equal_refitting_every_assignment(tiny_world):
+    surv = pytest.importorskip("ips_impact.estimators.survival")
+    study, rebuilt = tiny_world
+
+    def fit(s, tau=None):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return surv.time_to_event(s, "employed", start=1, tau=tau)
+
+    # The RMST horizon tau is data-dependent by default; the randomization statistic
+    # holds it at its observed value, so the brute force refits with that tau.
+    result = fit(study, tau=fit(study).tau)
+    ri = randomization_inference(study, result, n_permutations=10_000).tidy().set_index("term")
+    refits = [fit(s, tau=result.tau).tidy().set_index("term") for s in rebuilt]
+    obs = result.tidy().set_index("term")
+    # The log-rank statistic is the chi-square; RMST difference its estimate.
+    for term, col in (("logrank", "statistic"), ("rmst_difference", "estimate")):
+        expected = _brute_force_p([r.loc[term, col] for r in refits], obs.loc[term, col])
+        assert ri.loc[term, "ri_p_value"] == pytest.approx(expected, abs=1e-12), term
+    assert np.isnan(ri.loc["survival_difference", "ri_p_value"])  # not re-randomized
+
+
+@pytest.fixture(scope="module")
+def three_groups():
+    f = make_frames(n=90, seed=21)
+    f["assignment"]["education"] = np.random.default_rng(1).choice(["low", "mid", "high"], 90)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Study.from_frames(f["assignment"], f["panel"], households=f["households"])
+
+
+def test_heterogeneity_joint_test_with_three_subgroups(three_groups):
+    het = pytest.importorskip("ips_impact.estimators.heterogeneity")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = het.heterogeneity(three_groups, "earnings", by="education", horizon=2)
+    obs, draws, _ = family_distribution(three_groups, [res], n_permutations=400, seed=0)
+    tidy = res.tidy()
+    assert len(tidy) == 4 and tidy.loc[3, "term"] == "joint:education"
+    # The joint statistic is the Wald form with the observed covariance: W = q F.
+    assert obs[3] == pytest.approx(2 * tidy.loc[3, "statistic"], rel=1e-8)
+    assert np.all(draws[:, 3] >= 0)
+    ri = randomization_inference(three_groups, res, n_permutations=400, seed=0).tidy()
+    assert ri["ri_p_value"].notna().all()

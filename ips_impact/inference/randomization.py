@@ -547,7 +547,7 @@ def _available_estimators() -> list[str]:
 
     out = []
     for est, mod in _HOOK_MODULES.items():
-        if est == "itt":
+        if est == "itt" or est in _CUSTOM:
             out.append(est)
             continue
         try:
@@ -578,14 +578,20 @@ def _check_options(n_permutations: Any, seed: Any, level: Any = 0.95) -> None:
 
 @dataclass(frozen=True, eq=False)
 class _Family:
-    """Statistics of a list of results on one shared assignment matrix."""
+    """Statistics of a list of results on one shared assignment matrix.
+
+    ``problems[i]`` is the list of linear problems of result i (``None`` for a result
+    whose statistics are computed by a custom function, e.g. survival); ``checked``
+    flags the statistics whose observed value must reproduce the tidy estimate.
+    """
 
     results: list[Any]
-    problems: list[list[LinearProblem]]
+    problems: list[list[LinearProblem] | None]
     assignments: AssignmentMatrix
     observed: np.ndarray  # (m,)
     draws: np.ndarray  # (B, m)
     sizes: list[int]
+    checked: np.ndarray  # (m,) bool
 
 
 def _design_of(study: Any) -> Any:
@@ -598,37 +604,107 @@ def _design_of(study: Any) -> Any:
     return design
 
 
+def _survival_statistics(
+    study: Any, result: Any, arm: np.ndarray, draws: np.ndarray, *, chunk: int = 1000
+) -> tuple[np.ndarray, np.ndarray]:
+    """Log-rank chi-square, Cox log hazard ratio (arm-only model) and RMST difference
+    under each assignment, from the survival module's vectorised
+    ``randomization_statistics``; other tidy rows (survival or median difference) get
+    NaN (not available). The observed statistics are recomputed the same way, so the
+    comparison is like with like even when the reported Cox model had covariates."""
+    from ips_impact.estimators.survival import randomization_statistics
+
+    terms = result.tidy()["term"].tolist()
+    obs = randomization_statistics(study, result, arm[None, :])
+    parts = [randomization_statistics(study, result, draws[i : i + chunk])
+             for i in range(0, draws.shape[0], chunk)]
+    dist = pd.concat(parts, ignore_index=True)
+    t_obs = np.array([float(obs[t].iloc[0]) if t in obs.columns else math.nan for t in terms])
+    t_draws = np.column_stack([
+        dist[t].to_numpy(dtype=float) if t in dist.columns else np.full(draws.shape[0], math.nan)
+        for t in terms
+    ])
+    return t_obs, t_draws
+
+
+#: Estimators whose statistics are not linear in the outcome: custom functions
+#: ``(study, result, arm, draws) -> (observed (m,), draws (B, m))``.
+_CUSTOM: dict[str, Any] = {"time_to_event": _survival_statistics}
+
+
+def _heterogeneity_joint(result: Any, observed: np.ndarray, draws: np.ndarray) -> None:
+    """Joint test of equal subgroup effects with more than two subgroups: the Wald
+    form with the observed covariance, :math:`W(z) = (R\\hat\\tau(z))'(R\\hat V R')^{-1}
+    (R\\hat\\tau(z))`, :math:`R` the contrasts with the first subgroup, evaluated on the
+    subgroup-effect draws (in place: the last column, which the hook leaves NaN)."""
+    vcov = getattr(result, "vcov", None)
+    g = observed.size - 1
+    if vcov is None or g <= 2 or not np.isnan(observed[-1]):
+        return
+    v = np.asarray(vcov, dtype=float)[:g, :g]
+    r = np.column_stack([-np.ones(g - 1), np.eye(g - 1)])
+    m = np.linalg.pinv(r @ v @ r.T)
+    d_obs = r @ observed[:g]
+    observed[-1] = d_obs @ m @ d_obs
+    d = draws[:, :g] @ r.T
+    draws[:, -1] = np.einsum("bi,ij,bj->b", d, m, d)
+
+
 def _family(study: Any, results: list[Any], n_permutations: int, seed: int,
             *, extra_arm_column: bool = False) -> _Family:
     design = _design_of(study)
     arm = np.asarray(design.arm, dtype=np.int8)
-    problems = [_problems_of(study, r) for r in results]
-    flat = [p for ps in problems for p in ps]
+    estimators = [_estimator_of(r) for r in results]
+    problems: list[list[LinearProblem] | None] = [
+        None if est in _CUSTOM else _problems_of(study, r) for est, r in zip(estimators, results)
+    ]
+    am = assignment_matrix(arm, design.stratum, n_permutations, seed)
+    flat = [p for ps in problems if ps is not None for p in ps]
     if extra_arm_column:
         # Append the observed arm of each row as one more outcome (for test inversion).
         flat = [
             dataclasses.replace(p, y=np.column_stack([p.y, arm[p.row_person].astype(float)]))
             for p in flat
         ]
-    am = assignment_matrix(arm, design.stratum, n_permutations, seed)
-    obs = linear_statistics(flat, arm[None, :])
-    dist = linear_statistics(flat, am.draws)
+    # Every linear statistic of every result in one pass over the draws.
+    obs_lin = linear_statistics(flat, arm[None, :]) if flat else []
+    dist_lin = linear_statistics(flat, am.draws) if flat else []
+    obs_parts, dist_parts, sizes, checked = [], [], [], []
+    j = 0
+    for est, r, ps in zip(estimators, results, problems):
+        if ps is None:
+            o, d = _CUSTOM[est](study, r, arm, am.draws)
+            chk = np.zeros(o.size, dtype=bool)
+        else:
+            o = np.concatenate([x[0] for x in obs_lin[j : j + len(ps)]])
+            d = np.concatenate(dist_lin[j : j + len(ps)], axis=1)
+            j += len(ps)
+            chk = np.ones(o.size, dtype=bool)
+            if est == "heterogeneity" and not extra_arm_column:
+                o, d = o.copy(), d.copy()
+                _heterogeneity_joint(r, o, d)
+        obs_parts.append(o)
+        dist_parts.append(d)
+        sizes.append(o.size)
+        checked.append(chk)
     return _Family(
         results=results, problems=problems, assignments=am,
-        observed=np.concatenate([o[0] for o in obs]) if obs else np.zeros(0),
-        draws=np.concatenate(dist, axis=1) if dist else np.zeros((am.n_draws, 0)),
-        sizes=[sum(p.n_statistics for p in ps) for ps in problems],
+        observed=np.concatenate(obs_parts) if obs_parts else np.zeros(0),
+        draws=np.concatenate(dist_parts, axis=1) if dist_parts else np.zeros((am.n_draws, 0)),
+        sizes=sizes, checked=np.concatenate(checked) if checked else np.zeros(0, dtype=bool),
     )
 
 
-def _check_reproduces(results: list[Any], observed: np.ndarray) -> None:
+def _check_reproduces(results: list[Any], observed: np.ndarray, checked: np.ndarray | None = None) -> None:
     """The engine's statistic under the observed assignment must be the estimate."""
     pos = 0
     for r in results:
         est = r.tidy()["estimate"].to_numpy(dtype=float)
         got = observed[pos : pos + est.size]
+        chk = np.ones(est.size, dtype=bool) if checked is None else checked[pos : pos + est.size]
         pos += est.size
-        bad = np.isfinite(est) & ~np.isclose(got, est, rtol=1e-7, atol=1e-9 * (1 + np.nanmax(np.abs(est))))
+        scale = 1 + np.nanmax(np.abs(est)) if np.isfinite(est).any() else 1.0
+        bad = chk & np.isfinite(est) & ~np.isclose(got, est, rtol=1e-7, atol=1e-9 * scale)
         if bad.any():
             raise EstimationError(
                 f"randomization inference does not reproduce the estimate of a "
@@ -650,7 +726,7 @@ def family_distribution(
     _check_options(n_permutations, seed)
     rlist = list(results)
     fam = _family(study, rlist, n_permutations, seed)
-    _check_reproduces(rlist, fam.observed)
+    _check_reproduces(rlist, fam.observed, fam.checked)
     return fam.observed, fam.draws, fam.assignments.exact
 
 
@@ -698,7 +774,7 @@ def randomization_inference(
     single = not isinstance(results, (list, tuple))
     rlist = [results] if single else list(results)
     fam = _family(study, rlist, n_permutations, seed)
-    _check_reproduces(rlist, fam.observed)
+    _check_reproduces(rlist, fam.observed, fam.checked)
     p, se = ri_pvalues(fam.observed, fam.draws, exact=fam.assignments.exact)
     out, pos = [], 0
     for r, n in zip(rlist, fam.sizes):
@@ -735,8 +811,16 @@ def randomization_ci(
     # Columns per problem: (len(coef) x (K + 1)), coef-major; split y and arm columns.
     rows = []
     pos = 0
-    for r, probs in zip(rlist, fam.problems):
+    for r, probs, size in zip(rlist, fam.problems, fam.sizes):
         tidy = r.tidy()
+        if probs is None:
+            # Not a linear statistic (survival): p-values but no constant-effect interval.
+            p_ri, _ = ri_pvalues(fam.observed[pos : pos + size], fam.draws[:, pos : pos + size],
+                                 exact=fam.assignments.exact)
+            pos += size
+            for i in range(size):
+                rows.append(_ci_row(tidy.iloc[i], p_ri[i], math.nan, math.nan, level, fam))
+            continue
         stats_a, stats_c, obs_a, obs_c = [], [], [], []
         for p in probs:
             k = p.n_outcomes
@@ -759,12 +843,15 @@ def randomization_ci(
                 lo, hi = ri_confidence_interval(oa[i], a[:, i], c[:, i], exact=fam.assignments.exact, level=level)
             else:
                 lo, hi = math.nan, math.nan
-            row = tidy.iloc[i]
-            rows.append({
-                "outcome": row["outcome"], "term": row["term"], "estimand": row["estimand"],
-                "horizon": row["horizon"], "estimate": float(row["estimate"]),
-                "ri_p_value": float(p_ri[i]), "ri_conf_low": lo, "ri_conf_high": hi,
-                "level": float(level), "n_draws": fam.assignments.n_draws,
-                "exact": fam.assignments.exact,
-            })
+            rows.append(_ci_row(tidy.iloc[i], p_ri[i], lo, hi, level, fam))
     return pd.DataFrame(rows)
+
+
+def _ci_row(row: pd.Series, p: float, lo: float, hi: float, level: float, fam: _Family) -> dict[str, Any]:
+    return {
+        "outcome": row["outcome"], "term": row["term"], "estimand": row["estimand"],
+        "horizon": row["horizon"], "estimate": float(row["estimate"]),
+        "ri_p_value": float(p), "ri_conf_low": lo, "ri_conf_high": hi,
+        "level": float(level), "n_draws": fam.assignments.n_draws,
+        "exact": fam.assignments.exact,
+    }
