@@ -337,6 +337,7 @@ def test_absent_event_column_is_a_data_contract_error(study):
         ({"covariates": ("site",)}, "not numeric"),
         ({"cluster": "nope"}, "persons table"),
         ({"horizon": 0}, "before start"),
+        ({"start": -2}, "k >= 0"),
     ],
 )
 def test_bad_options_raise_typed_errors(study, kwargs, match):

@@ -128,6 +128,11 @@ def _event_label(event: EventSpec) -> str:
 
 
 def _k_grid(study: Any, start: int, horizon: int | None, *, first: int | None = None) -> np.ndarray:
+    if start < 0:
+        raise EstimationError(
+            f"start must be an event time k >= 0 (0 = the randomization period); you passed {start}",
+            fix="use start=1 to count events from the first period after randomization.",
+        )
     kmin, kmax = study.k_range
     last = kmax if horizon is None else horizon
     if horizon is not None and horizon > kmax:
@@ -739,6 +744,7 @@ def competing_risks(
     start = _check_int("start", start)
     horizon = _check_int("horizon", horizon, allow_none=True)
     tau = _check_tau(tau)
+    tau_given = tau
     strata = _check_bool("strata", strata)
     ks = _k_grid(study, start, horizon)
     mats = [_event_matrix(study, ev, ks, what=f"cause {name!r}") for name, ev in events.items()]
@@ -808,7 +814,7 @@ def competing_risks(
                              horizon=tau, estimate=d, std_error=se, control_mean=at_tau[0][0], **common))
     spec = {
         "estimator": "competing_risks", "events": tuple(events), "start": start, "horizon": horizon,
-        "tau": tau, "tau_given": tau, "strata": strata, "level": level,
+        "tau": tau, "tau_given": tau_given, "strata": strata, "level": level,
         "time_scale": "event time k (periods since the randomization period)",
         "ties_between_causes": "first cause in the order given",
     }
