@@ -425,3 +425,42 @@ def test_plots_and_risk_table(study):
 
     plt.close("all")
     assert res.hazard_ratio == pytest.approx(np.exp(res.tidy().set_index("term").loc["cox", "estimate"]))
+
+
+def test_competing_risks_gray_rows_equal_core_stratified(study):
+    from ips_impact.estimators._survival.competing import gray_test
+
+    res = quiet(competing_risks, study, {"work": "employed", "other": "left_di_other"}, strata=True)
+    # rebuild the competing-risk data from the definition: first k >= 1 with any cause
+    work = event_times(study, "employed")
+    anyx = event_times(study, lambda p: (p["employed"] > 0) | (p["left_di_other"] > 0))
+    use = anyx["usable"].to_numpy()
+    status = np.where(anyx["event"] == 1,
+                      np.where((work["event"] == 1) & (work["time"] == anyx["time"]), 1, 2), 0)[use]
+    g = gray_test(anyx["time"].to_numpy()[use], status, anyx["arm"].to_numpy()[use], 2, 1,
+                  strata=anyx["stratum"].to_numpy()[use])
+    row = res.tidy().query("term == 'gray' and outcome == 'work'").iloc[0]
+    assert row["statistic"] == pytest.approx(g.statistic, rel=1e-12)
+    assert row["p_value"] == pytest.approx(g.p_value, rel=1e-12)
+    assert res.gray.set_index("cause").loc["work", "statistic"] == row["statistic"]
+
+
+def test_discrete_time_hazard_with_strata_and_covariates(study):
+    res = quiet(discrete_time_hazard, study, "employed", covariates=("age",), strata=True, horizon=12)
+    terms = list(res.coefficients.index)
+    assert terms[0] == "arm" and "age" in terms
+    assert any(t.startswith("stratum=") for t in terms)
+    assert any(t.startswith("k=") for t in terms)
+    assert res.diagnostics["n_clusters"] == res.n_treated + res.n_control
+    assert res.spec["link"] == "cloglog"
+    # person-period rows: one per person and observed period at risk, up to horizon 12
+    et = event_times(study, "employed", horizon=12)
+    assert res.nobs <= int(et.loc[et["usable"], "time"].sum())
+
+
+def test_constant_covariate_is_refused():
+    a, p = make_trial(n=100, seed=4)
+    a = a.assign(const=1.0)
+    st = Study.from_frames(a, p)
+    with pytest.raises(EstimationError, match="constant"):
+        quiet(time_to_event, st, "employed", covariates=("const",))

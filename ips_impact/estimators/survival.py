@@ -305,6 +305,13 @@ def _analyse(
             f"one arm is empty in the analysis sample ({n1} IPS, {n0} control)",
             fix="check the event column and start/horizon: every person may have been set aside.",
         )
+    if x_cov.size:
+        const = [c for j, c in enumerate(cov_names) if np.ptp(x_cov[:, j]) == 0]
+        if const:
+            raise EstimationError(
+                "covariate(s) constant in the analysis sample: the Cox model cannot estimate them",
+                column=const, fix="drop them from covariates.",
+            )
     grp = arm.astype(np.int64)  # group code 1 = IPS, 0 = control
     kms = kaplan_meier(time, status, grp, 2, level=level)
     last = {a: kms[a].max_time for a in (0, 1)}
@@ -516,7 +523,23 @@ def time_to_event(
     DataContractError
         The event column is not in the panel, or a covariate is missing / not numeric.
     EstimationError
-        An option is invalid, or no person can be analysed in one arm.
+        An option is invalid, a covariate is constant, or no person can be analysed in
+        one arm.
+
+    Notes
+    -----
+    Quarterly data have many tied event times. Kaplan–Meier, the log-rank test and
+    RMST are exact for grouped times (events of quarter k precede the censorings of
+    quarter k). The Cox partial likelihood needs a tie rule: Efron's (default) is close
+    to the exact grouped-time likelihood, Breslow's biases the log hazard ratio towards
+    0 when many events share a quarter. For a hazard ratio that respects the grouping
+    exactly use :func:`discrete_time_hazard` (complementary log-log).
+
+    Examples
+    --------
+    >>> res = time_to_event(study, "employed", horizon=20, tau=20)  # doctest: +SKIP
+    >>> res.tidy()[["term", "estimate", "conf_low", "conf_high", "p_value"]]  # doctest: +SKIP
+    >>> res.plot(min_cell=10)  # doctest: +SKIP
     """
     label = _event_label(event)
     ties = _check_choice("ties", ties, COX_TIES)
@@ -803,6 +826,9 @@ def competing_risks(
             }))
             at_tau[a] = cif_at(ci, tau)
         g = gray_test(time, status, arm_k, 2, c, strata=st)
+        if not np.isfinite(g.statistic):
+            _warn(msgs, f"Gray's test for cause {name!r} cannot be computed (no variance: too few exits)",
+                  EstimationWarning)
         gray_rows.append({"cause": name, "statistic": g.statistic, "df": g.df, "p_value": g.p_value})
         rows.append(make_row(outcome=name, term="gray", estimand="gray_test", horizon=horizon,
                              estimate=math.nan, std_error=math.nan, statistic=g.statistic,
