@@ -313,10 +313,15 @@ def late(
     clusters = None if cluster is None else cluster_labels(persons, cluster)[pi]
     cov_type = resolve_cov_type(cov_type, clustered=clusters is not None)
 
-    fit = two_stage_least_squares(y, d, z, W, endog_name=takeup, exog_names=wnames,
-                                  instrument_names=["arm"], cov_type=cov_type, clusters=clusters)
-    # reduced form (ITT) on the same sample and design, for the diagnostics
-    rf = OLSDesign(np.column_stack([z, W]), ("arm", *wnames), cov_type=cov_type, clusters=clusters).fit(y)
+    with warnings.catch_warnings(record=True) as caught:
+        # the three fits share clusters: collect their warnings and say each once
+        warnings.simplefilter("always")
+        fit = two_stage_least_squares(y, d, z, W, endog_name=takeup, exog_names=wnames,
+                                      instrument_names=["arm"], cov_type=cov_type, clusters=clusters)
+        # reduced form (ITT) on the same sample and design, for the diagnostics
+        rf = OLSDesign(np.column_stack([z, W]), ("arm", *wnames), cov_type=cov_type,
+                       clusters=clusters).fit(y)
+    inner = list(dict.fromkeys((type(w.message), str(w.message)) for w in caught))
     n1, n0 = arm_counts(z.astype(np.int64))
     fs_f = fit.first_stage["f_robust"]
     diagnostics = {
@@ -328,14 +333,16 @@ def late(
         "itt_estimate": float(rf.coef[0]),
         "itt_std_error": float(np.sqrt(rf.vcov[0, 0])),
     }
-    warn = []
+    for category, message in inner:
+        warnings.warn(message, category, stacklevel=2)
+    warn = [message for _, message in inner]
     if fs_f < WEAK_INSTRUMENT_F:
         warn.append(f"weak instrument: robust first-stage F = {fs_f:.2f} < {WEAK_INSTRUMENT_F:g}; "
                     "2SLS is biased towards OLS and its intervals are unreliable")
     if diagnostics["complier_share"] <= 0:
         warn.append("the complier share is not positive: assignment does not raise take-up, "
                     "so the LATE is not identified under monotonicity")
-    for w in warn:
+    for w in warn[len(inner):]:
         warnings.warn(w, EstimationWarning, stacklevel=2)
     j = fit.names.index(takeup)
     spec = {"estimator": "late", "outcome": outcome, "takeup": takeup, "horizon": horizon,

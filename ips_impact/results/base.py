@@ -196,7 +196,10 @@ def _normalise_ledger(ledger: Any) -> pd.DataFrame:
     if isinstance(ledger, pd.DataFrame):
         frame = ledger.reset_index(drop=True)
     else:
-        frame = pd.DataFrame(list(ledger))
+        records = list(ledger)
+        if not records:
+            return _normalise_ledger(None)
+        frame = pd.DataFrame(records)
     missing = [c for c in LEDGER_COLUMNS if c not in frame.columns]
     if missing:
         raise EstimationError(
