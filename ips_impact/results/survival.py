@@ -221,8 +221,10 @@ class SurvivalResult(ResultBase):
         ax.set_ylabel("survival (no event yet)")
         ax.set_title(self._summary_title())
         ax.legend(loc="best", frameon=False)
+        xlabel = "periods since entering the spell" if self.kind == "spell" else "periods since randomization"
         if ax_tab is not None:
             tab = self.risk_table(min_cell=min_cell)
+            ax_tab.set_xticks(tab["time"].to_numpy())
             ax_tab.set_ylim(-0.5, 1.5)
             ax_tab.set_yticks([1, 0])
             ax_tab.set_yticklabels(["IPS", "control"])
@@ -232,12 +234,12 @@ class SurvivalResult(ResultBase):
                     txt = f"<{min_cell}" if (min_cell is not None and not np.isfinite(v)) else (
                         "" if not np.isfinite(v) else f"{int(v)}")
                     ax_tab.text(row["time"], y, txt, ha="center", va="center", fontsize=8)
-            ax_tab.set_xlabel("periods since randomization")
+            ax_tab.set_xlabel(xlabel)
             ax_tab.set_title("number at risk", fontsize=9, loc="left")
             for side in ("top", "right", "left"):
                 ax_tab.spines[side].set_visible(False)
         else:
-            ax.set_xlabel("periods since randomization")
+            ax.set_xlabel(xlabel)
         fig.tight_layout()
         return fig
 
