@@ -230,7 +230,7 @@ class SyntheticParams:
     partner_leave_share: float = 0.05
     # employment dynamics
     job_exit_rate: float = 0.05
-    entry_rate_post: dict[str, float] = _d(VL=0.04345, WAL=0.03041, BXL=0.02612)
+    entry_rate_post: dict[str, float] = _d(VL=0.04253, WAL=0.03155, BXL=0.02559)
     entry_rate_pre_di: float = 0.006
     entry_rate_no_di: float = 0.040
     exit_rate_no_di: float = 0.030
@@ -260,10 +260,10 @@ class SyntheticParams:
     job_wage_sd_log: float = 0.12
     days_per_month: float = 22.0
     # IPS effect
-    effect_size: float = 1.256
+    effect_size: float = 1.2516
     effect_ramp_months: float = 3.0
-    effect_fade_months: float = 39.0
-    effect_floor: float = 0.58
+    effect_fade_months: float = 47.69
+    effect_floor: float = 0.4431
     effect_by_region: dict[str, float] = _d(VL=1.0, WAL=1.0, BXL=1.0)
     takeup_rate: float = 0.85
     takeup_employability_slope: float = 0.3
@@ -274,7 +274,7 @@ class SyntheticParams:
     di_exit_rate_working: float = 0.01
     di_exit_rate_working_above_half: float = 0.03
     di_reentry_rate: float = 0.08
-    ips_di_exit_multiplier: float = 1.752
+    ips_di_exit_multiplier: float = 1.7456
     ips_di_exit_fade_months: float = 24.0
     retirement_age: float = 65.0
     replacement_primary: float = 0.60
@@ -286,7 +286,7 @@ class SyntheticParams:
     benefit_min_single: float = 1120.0
     benefit_min_cohabitant: float = 960.0
     benefit_max: float = 2600.0
-    benefit_scale: float = 0.7888
+    benefit_scale: float = 0.7918
     authorised_work_threshold: float = 0.20
     authorised_share: float = 0.95
     ub_share: float = 0.6

@@ -434,10 +434,11 @@ def generate(
     members = "households" in tabs
     w = build_world(int(n_persons), int(seed), p, members=members)
     frames = _reveal(w, w.arm, tabs, details)
+    pots = _truth.potentials(w, w.participants)
     return SyntheticTrial(
-        truth=_truth.ate_table(w, members=members),
-        truth_late=_truth.late_table(w),
-        truth_rmst=_truth.rmst_table(w),
+        truth=_truth.ate_table(w, members=members, pots=pots),
+        truth_late=_truth.late_table(w, pots=pots),
+        truth_rmst=_truth.rmst_table(w, pots=pots),
         params=p, seed=int(seed), tables=tabs, job_details=details, _world=w, **frames,
     )
 

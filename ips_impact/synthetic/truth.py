@@ -33,11 +33,15 @@ def _groups(region: np.ndarray) -> list[tuple[str, np.ndarray]]:
     return out
 
 
-_CACHE: dict[tuple[int, int], tuple[dict, dict]] = {}
+Potentials = tuple[dict[str, np.ndarray], dict[str, np.ndarray]]
 
 
-def _potentials(w: World, g: Group, outcomes: Sequence[str]) -> tuple[dict, dict]:
-    """Quarterly Y(0), Y(1) of every person of ``g`` (arrays (Q, m))."""
+def potentials(w: World, g: Group, outcomes: Sequence[str] = OUTCOMES) -> Potentials:
+    """Quarterly Y(0), Y(1) of every person of ``g`` (dicts of arrays (Q, m))."""
+    return _potentials(w, g, outcomes)
+
+
+def _potentials(w: World, g: Group, outcomes: Sequence[str]) -> Potentials:
     p = w.params
     q0 = quarterly(g, np.zeros(g.m, dtype=np.int8), p, details=False)
     q1 = quarterly(g, np.ones(g.m, dtype=np.int8), p, details=False)
@@ -50,7 +54,10 @@ def _member_masks(w: World) -> dict[str, np.ndarray]:
     return {"partners": (g.role == "partner") & g.baseline, "members": g.baseline.copy()}
 
 
-def ate_table(w: World, *, outcomes: Sequence[str] = OUTCOMES, members: bool = True) -> pd.DataFrame:
+def ate_table(
+    w: World, *, outcomes: Sequence[str] = OUTCOMES, members: bool = True,
+    pots: Potentials | None = None,
+) -> pd.DataFrame:
     """Sample average effects for every population, outcome, k in the panel, region.
 
     Columns: ``population, outcome, k, group, n, ate, control_mean, treated_mean``
@@ -66,7 +73,9 @@ def ate_table(w: World, *, outcomes: Sequence[str] = OUTCOMES, members: bool = T
         masks = _member_masks(w)
         parts += [(name, w.member_group, masks[name]) for name in ("partners", "members")]
     frames = []
-    cache: dict[int, tuple[dict, dict]] = {}
+    cache: dict[int, Potentials] = {}
+    if pots is not None:
+        cache[id(w.participants)] = pots
     for name, g, mask in parts:
         if id(g) not in cache:
             cache[id(g)] = _potentials(w, g, outcomes)
@@ -90,7 +99,9 @@ def ate_table(w: World, *, outcomes: Sequence[str] = OUTCOMES, members: bool = T
     return out
 
 
-def late_table(w: World, *, outcomes: Sequence[str] = OUTCOMES) -> pd.DataFrame:
+def late_table(
+    w: World, *, outcomes: Sequence[str] = OUTCOMES, pots: Potentials | None = None
+) -> pd.DataFrame:
     """Compliers' average effect ``mean(Y(1) - Y(0) | D(1) = 1, D(0) = 0)``.
 
     Columns: ``outcome, k, group, n_compliers, complier_share, late, control_mean,
@@ -102,7 +113,7 @@ def late_table(w: World, *, outcomes: Sequence[str] = OUTCOMES) -> pd.DataFrame:
     cols = w.origin + ks
     g = w.participants
     comp = w.pop.takeup_if_ips & ~w.pop.takeup_if_control
-    y0s, y1s = _potentials(w, g, outcomes)
+    y0s, y1s = pots if pots is not None else _potentials(w, g, outcomes)
     frames = []
     for o in outcomes:
         y0 = y0s[o][cols].astype(np.float64)
@@ -134,7 +145,7 @@ def first_event_time(event: np.ndarray, origin: int, start: int) -> np.ndarray:
 
 def rmst_table(
     w: World, *, events: Sequence[str] = ("employed", "work_on_di"), start: int = 1,
-    taus: Sequence[int] | None = None,
+    taus: Sequence[int] | None = None, pots: Potentials | None = None,
 ) -> pd.DataFrame:
     """True restricted mean time to the first event, per arm, for participants.
 
@@ -149,7 +160,7 @@ def rmst_table(
     if taus is None:
         taus = sorted({t for t in (4, 8, 12, 20, p.post_quarters) if start <= t <= p.post_quarters})
     g = w.participants
-    y0s, y1s = _potentials(w, g, list(events))
+    y0s, y1s = pots if pots is not None else _potentials(w, g, list(events))
     rows = []
     for ev in events:
         t0 = first_event_time(y0s[ev], w.origin, start)

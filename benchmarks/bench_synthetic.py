@@ -1,0 +1,105 @@
+"""Benchmark of ips_impact.synthetic: prints timings and peak memory.
+
+Targets (issue 3): 1,200 persons in < 3 s; 250,000 persons × 60 quarters in < 60 s and
+< 8 GB peak memory; fast path (assignment + panel, 1,200 persons, 16 quarters) ≤ 0.2 s.
+
+Usage::
+
+    python benchmarks/bench_synthetic.py            # everything (the large run ≈ 1 min)
+    python benchmarks/bench_synthetic.py --skip-large
+
+The large run is made in a child process so that its peak resident memory
+(``ru_maxrss``) is its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+
+FAST = ("assignment", "panel")
+
+
+def _best(fn: Callable[[], object], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def _large(n: int, quarters: int, tables: tuple[str, ...]) -> None:
+    """Child process: one large generation, prints JSON with seconds and peak MB."""
+    from ips_impact.synthetic import SyntheticParams, generate
+
+    p = dataclasses.replace(SyntheticParams(), pre_quarters=16, post_quarters=quarters - 17)
+    t = time.perf_counter()
+    tr = generate(n_persons=n, seed=1, params=p, tables=tables)
+    sec = time.perf_counter() - t
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({
+        "seconds": sec, "peak_mb": peak_mb, "panel_rows": len(tr.panel),
+        "benefit_rows": 0 if tr.benefits is None else len(tr.benefits),
+    }))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--skip-large", action="store_true", help="skip the 250,000-person run")
+    ap.add_argument("--large-child", nargs=3, metavar=("N", "QUARTERS", "TABLES"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.large_child:
+        n, q, tabs = args.large_child
+        _large(int(n), int(q), tuple(tabs.split(",")))
+        return
+
+    from ips_impact.synthetic import SyntheticParams, generate
+
+    generate(n_persons=50, seed=0)  # warm-up (imports, first-call overheads)
+    t_full = _best(lambda: generate(n_persons=1200, seed=1), 3)
+    print(f"generate 1,200 persons, all tables, 37 quarters: {t_full:.3f} s (target < 3 s)")
+
+    short = dataclasses.replace(SyntheticParams(), pre_quarters=4, post_quarters=11)
+    t_fast = _best(lambda: generate(n_persons=1200, seed=1, params=short, tables=FAST), 5)
+    print(f"fast path 1,200 persons, assignment+panel, 16 quarters: {t_fast:.3f} s (target ≤ 0.2 s)")
+
+    tr = generate(n_persons=1200, seed=1, params=short, tables=FAST)
+    seeds = iter(range(10_000))
+    t_rr = _best(lambda: tr.rerandomize(next(seeds)), 20)
+    print(f"rerandomize (fast trial, 1,200 persons): {t_rr * 1000:.1f} ms per draw "
+          f"→ 500 replications ≈ {500 * t_rr:.1f} s")
+    print(f"  500 fresh fast samples ≈ {500 * t_fast:.0f} s")
+
+    full = generate(n_persons=1200, seed=1)
+    with tempfile.TemporaryDirectory() as d:
+        t_w = _best(lambda: full.write(d), 3)
+    print(f"write 1,200-person trial to parquet: {t_w:.3f} s")
+
+    from ips_impact.synthetic import population_truth
+
+    t_pt = _best(lambda: population_truth(outcome="work_on_di", k=6, n=200_000, seed=9), 1)
+    print(f"population_truth(n=200,000, k=6): {t_pt:.2f} s")
+
+    if not args.skip_large:
+        for tabs in (FAST, ("assignment", "panel", "households", "benefits", "takeup")):
+            out = subprocess.run(
+                [sys.executable, __file__, "--large-child", "250000", "60", ",".join(tabs)],
+                check=True, capture_output=True, text=True,
+            )
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            print(f"generate 250,000 persons × 60 quarters, tables={'+'.join(tabs)}: "
+                  f"{r['seconds']:.1f} s, peak {r['peak_mb'] / 1024:.2f} GB, "
+                  f"{r['panel_rows']:,} panel rows, {r['benefit_rows']:,} benefit rows "
+                  f"(target < 60 s, < 8 GB)")
+
+
+if __name__ == "__main__":
+    main()
