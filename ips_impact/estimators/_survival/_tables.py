@@ -11,15 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["RiskTable", "risk_table", "as_codes"]
-
-
-def as_codes(values: np.ndarray | None, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Integer codes 0..L-1 and the sorted distinct labels (all zeros when ``None``)."""
-    if values is None:
-        return np.zeros(n, dtype=np.int64), np.array([0])
-    labels, codes = np.unique(np.asarray(values), return_inverse=True)
-    return codes.astype(np.int64).ravel(), labels
+__all__ = ["RiskTable", "risk_table"]
 
 
 @dataclass(frozen=True)
