@@ -131,6 +131,10 @@ class SurvivalResult(ResultBase):
 
     def _summary_lines(self) -> list[str]:
         lines = list(self.notes)
+        for r in self.statistics.itertuples(index=False):
+            if r.term in ("logrank", "gray") and np.isfinite(r.statistic):
+                what = "log-rank" if r.term == "logrank" else f"Gray's test ({r.outcome})"
+                lines.append(f"{what}: chi2 = {r.statistic:.3f}, df = {r.df:g}, p = {r.p_value:.4g}")
         if len(self.rmst):
             for r in self.rmst.itertuples(index=False):
                 lines.append(
