@@ -77,6 +77,9 @@ def _trimmed(sorted_y: np.ndarray, keep: float) -> tuple[float, float, float, fl
     :math:`y_{keep}`, then the same for the upper part (boundary :math:`y_{1-keep}`).
     """
     n = sorted_y.size
+    if keep >= 1.0:  # nothing trimmed: both parts are the whole sample (avoid round-off)
+        mean, var = float(sorted_y.mean()), float(sorted_y.var())
+        return mean, var, float(sorted_y[-1]), mean, var, float(sorted_y[0])
     m = keep * n
     if abs(m - round(m)) < 1e-9:  # (s1 - s0)/s1 in floating point: snap to whole persons
         m = float(round(m))
