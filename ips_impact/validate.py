@@ -142,7 +142,10 @@ def check_unique(frame: pd.DataFrame, table: str, columns: tuple[str, ...], *, w
     cols = [c for c in columns if c in frame.columns]
     if len(cols) != len(columns):
         return
-    dup = frame.duplicated(subset=cols, keep=False)
+    # Period columns are compared on their integer ordinals: pandas would box every value
+    keyframe = pd.DataFrame({c: (frame[c].array.asi8 if isinstance(frame[c].dtype, pd.PeriodDtype) else frame[c])
+                             for c in cols}, index=frame.index)
+    dup = keyframe.duplicated(keep=False)
     if dup.any():
         raise DataContractError(
             f"has duplicate {what}", table=table, column=cols, n_rows=int(dup.sum()),
