@@ -486,7 +486,10 @@ def time_to_event(
     study
         A :class:`~ips_impact.Study`.
     event
-        Panel column (true = non-zero) or a callable ``f(panel) -> bool Series``.
+        Panel column (true = non-zero) or a callable ``f(panel) -> bool Series``. A person
+        already in the state at randomization has the event at ``start`` if still in it;
+        to time *new* entries only, pass a callable that marks them (or use
+        :func:`spell_survival` with ``entry="new"`` for what follows the entry).
     start
         First event time k at which the event counts (k = 0 is the randomization period).
     horizon
