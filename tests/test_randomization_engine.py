@@ -199,3 +199,29 @@ def test_problem_validation():
         LinearProblem(y=np.ones(2), row_person=np.array([0, 1]), nuisance=np.ones((3, 1)))
     with pytest.raises(EstimationError, match="outside"):
         linear_statistics(LinearProblem(y=np.ones(2), row_person=np.array([0, 5])), np.ones((1, 3), np.int8))
+
+
+def test_absorbed_person_effects_equal_dummy_regression():
+    """DiD form: y on z_i * post_t with person effects absorbed and period effects in
+    the nuisance, unbalanced panel; equals OLS with person and period dummies."""
+    rng = np.random.default_rng(14)
+    n, t = 30, 6
+    stratum = rng.integers(0, 2, n)
+    arm = (np.arange(n) % 2).astype(np.int8)
+    person = np.repeat(np.arange(n), t)
+    period = np.tile(np.arange(t), n)
+    keep = rng.random(person.size) < 0.85
+    person, period = person[keep], period[keep]
+    post = (period >= 3).astype(float)
+    y = rng.normal(size=person.size) + 0.2 * person
+    prob = LinearProblem(y=y, row_person=person, nuisance=np.eye(t)[period], interact=post, absorb=person)
+    draws = draw_assignments(arm, stratum, 8, seed=1)
+    got = linear_statistics(prob, draws)[0][:, 0]
+    for b in range(8):
+        x = np.column_stack([draws[b][person] * post, np.eye(n)[person], np.eye(t)[period][:, 1:]])
+        assert got[b] == pytest.approx(sm.OLS(y, x).fit().params[0], rel=1e-9, abs=1e-12)
+
+
+def test_absorb_must_nest_within_persons():
+    with pytest.raises(EstimationError, match="spans several"):
+        LinearProblem(y=np.ones(4), row_person=np.array([0, 0, 1, 1]), absorb=np.array([0, 0, 0, 1]))

@@ -104,6 +104,13 @@ class LinearProblem:
         ``None``: a single column of ones (the arm itself).
     coef : sequence of int
         Which of the J coefficients are statistics (default: the first).
+    absorb : int array (n_rows,) or None
+        Fixed effects absorbed by within-group demeaning (e.g. person effects of a
+        difference in differences), in addition to ``nuisance``. Each group must lie
+        within one randomized person (its rows follow the same assignment), so that
+        :math:`Z'M_A Z` stays linear in the assignment:
+        :math:`Z'M_A Z = \\sum_i z_i [\\sum_{r \\in i} v_r v_r' - \\sum_{g \\in i}
+        (\\sum_{r \\in g} v_r)(\\sum_{r \\in g} v_r)'/n_g]`.
     """
 
     y: np.ndarray
@@ -111,6 +118,7 @@ class LinearProblem:
     nuisance: np.ndarray | None = None
     interact: np.ndarray | None = None
     coef: tuple[int, ...] = (0,)
+    absorb: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         y = np.asarray(self.y, dtype=np.float64)
@@ -151,6 +159,22 @@ class LinearProblem:
                 f"coef {coef} out of range for {v.shape[1]} interacted regressor(s)",
                 fix="choose coef among 0..J-1",
             )
+        if self.absorb is not None:
+            _, groups = np.unique(np.asarray(self.absorb), return_inverse=True)
+            if groups.shape != (n_rows,):
+                raise EstimationError(
+                    f"absorb has {groups.size} values and y has {n_rows} rows",
+                    fix="pass one fixed-effect group per row",
+                )
+            first_person = np.full(int(groups.max()) + 1 if n_rows else 0, -1, dtype=np.int64)
+            first_person[groups] = rp
+            if np.any(first_person[groups] != rp):
+                raise EstimationError(
+                    "an absorbed fixed-effect group spans several randomized persons",
+                    fix="absorb only effects nested within persons (e.g. person fixed effects); "
+                    "put other effects in nuisance",
+                )
+            object.__setattr__(self, "absorb", groups.astype(np.int64))
         object.__setattr__(self, "y", y)
         object.__setattr__(self, "row_person", rp.astype(np.int64))
         object.__setattr__(self, "nuisance", w)
@@ -196,10 +220,19 @@ def _prepare(problem: LinearProblem, n_persons: int) -> _Prepared:
             f"row_person refers to persons outside 0..{n_persons - 1}",
             fix="map rows to positions in study.persons",
         )
-    q = _orthonormal_basis(problem.nuisance)
-    y_res = problem.y - q @ (q.T @ problem.y)
     v = problem.interact
     n_rows, n_v = v.shape
+    y, w = problem.y, problem.nuisance
+    if problem.absorb is not None:
+        # Within-group demeaning (M_A); the nuisance is then partialled out of the
+        # demeaned data: M_W = M_A - Q Q' with Q a basis of M_A N.
+        g = problem.absorb
+        n_g = np.bincount(g).astype(float)
+        g_t = sparse.csr_matrix((np.ones(n_rows), (g, np.arange(n_rows))), shape=(n_g.size, n_rows))
+        y = y - (np.asarray(g_t @ y) / n_g[:, None])[g]
+        w = w - (np.asarray(g_t @ w) / n_g[:, None])[g]
+    q = _orthonormal_basis(w)
+    y_res = y - q @ (q.T @ y)
     # Columns, in order: v_j * y_res (J*K), v_j * q (J*r), v_j * v_k for j <= k.
     parts = [v[:, j : j + 1] * y_res for j in range(n_v)]
     parts += [v[:, j : j + 1] * q for j in range(n_v)]
@@ -211,6 +244,15 @@ def _prepare(problem: LinearProblem, n_persons: int) -> _Prepared:
         (np.ones(n_rows), (problem.row_person, np.arange(n_rows))), shape=(n_persons, n_rows)
     )
     a = np.asarray(s_t @ rows)
+    if problem.absorb is not None:
+        # Z'M_A Z: subtract, per person, sum over its groups of (sum_g v_j)(sum_g v_k)/n_g.
+        gv = np.asarray(g_t @ v)
+        corr = gv[:, ju] * gv[:, ku] / n_g[:, None]
+        g_person = np.zeros(n_g.size, dtype=np.int64)
+        g_person[g] = problem.row_person
+        p_t = sparse.csr_matrix((np.ones(n_g.size), (g_person, np.arange(n_g.size))),
+                                shape=(n_persons, n_g.size))
+        a[:, a.shape[1] - ju.size :] -= np.asarray(p_t @ corr)
     return _Prepared(a=a, n_v=n_v, n_q=q.shape[1], n_y=problem.n_outcomes, coef=problem.coef)
 
 
@@ -481,7 +523,7 @@ def _estimator_of(result: Any) -> str:
     spec = getattr(result, "spec", None) or {}
     est = spec.get("estimator") if hasattr(spec, "get") else None
     if est is None and _ITT_SPEC_KEYS <= set(spec):
-        est = "itt"
+        est = "itt_by_period" if hasattr(result, "effects") and "periods" in spec else "itt"
     if est is None:
         raise RandomizationNotAvailableError(
             f"a {type(result).__name__} without spec['estimator'] cannot be re-randomized",
@@ -511,13 +553,55 @@ def _itt_problems(study: Any, result: Any) -> list[LinearProblem]:
     return out
 
 
+def _itt_by_period_problems(study: Any, result: Any) -> list[LinearProblem]:
+    """One ITT problem per event time (each effect of an ``itt_by_period`` result is
+    the ``itt`` at that horizon, with its own sample)."""
+    return [p for effect in result.effects for p in _itt_problems(study, effect)]
+
+
+def _did_problems(study: Any, result: Any) -> list[LinearProblem]:
+    """Difference in differences with person and period effects: rows are the
+    person-periods of the pre and post windows, the arm multiplies the post indicator,
+    person effects are absorbed, period effects (event or calendar time) are nuisance.
+    The sample is rebuilt from the spec exactly as :func:`~ips_impact.estimators.did.did`
+    builds it (the estimate is checked against the result)."""
+    from ips_impact.estimators._data import person_mask
+
+    spec = result.spec
+    (a, b), (c, d) = spec["pre"], spec["post"]
+    ks = np.r_[np.arange(a, b + 1), np.arange(c, d + 1)]
+    is_post = np.r_[np.zeros(b - a + 1, bool), np.ones(d - c + 1, bool)]
+    y_mat = study.outcome_matrix(spec["outcome"], ks)
+    mask = person_mask(study.persons, spec.get("subset"))
+    pi, ti = np.nonzero(np.isfinite(y_mat) & mask[:, None])
+    if spec.get("time", "k") == "k":
+        t_index = ks[ti]
+    else:
+        from ips_impact.io.periods import period_ordinals
+
+        t_index = period_ordinals(study.persons["randomization_period"])[pi] + ks[ti]
+    _, t_code = np.unique(t_index, return_inverse=True)
+    periods = np.zeros((pi.size, int(t_code.max()) + 1))
+    periods[np.arange(pi.size), t_code] = 1.0
+    return [LinearProblem(y=y_mat[pi, ti], row_person=pi, nuisance=periods,
+                          interact=is_post[ti].astype(float), absorb=pi)]
+
+
+#: Randomization problems built here for estimators that expose arrays, not problems.
+_BUILT_IN: dict[str, Any] = {
+    "itt": _itt_problems,
+    "itt_by_period": _itt_by_period_problems,
+    "did": _did_problems,
+}
+
+
 def _problems_of(study: Any, result: Any) -> list[LinearProblem]:
     """The linear problems (statistics = tidy rows) behind one result."""
     import importlib
 
     est = _estimator_of(result)
     module_name = _HOOK_MODULES.get(est)
-    hook = _itt_problems if est == "itt" else None
+    hook = _BUILT_IN.get(est)
     if hook is None and module_name is not None:
         try:
             module = importlib.import_module(module_name)
@@ -547,7 +631,7 @@ def _available_estimators() -> list[str]:
 
     out = []
     for est, mod in _HOOK_MODULES.items():
-        if est == "itt" or est in _CUSTOM:
+        if est in _BUILT_IN or est in _CUSTOM:
             out.append(est)
             continue
         try:
@@ -661,9 +745,12 @@ def _family(study: Any, results: list[Any], n_permutations: int, seed: int,
     am = assignment_matrix(arm, design.stratum, n_permutations, seed)
     flat = [p for ps in problems if ps is not None for p in ps]
     if extra_arm_column:
-        # Append the observed arm of each row as one more outcome (for test inversion).
+        # Append, as one more outcome, the observed regressor of the (first) statistic,
+        # z_obs * v (the arm itself for an ITT, arm x post for a DiD): under a constant
+        # effect tau on that regressor the control outcomes are y - tau z_obs v.
         flat = [
-            dataclasses.replace(p, y=np.column_stack([p.y, arm[p.row_person].astype(float)]))
+            dataclasses.replace(p, y=np.column_stack(
+                [p.y, arm[p.row_person].astype(float) * p.interact[:, p.coef[0]]]))
             for p in flat
         ]
     # Every linear statistic of every result in one pass over the draws.
@@ -795,9 +882,11 @@ def randomization_ci(
     r"""Randomization confidence intervals by test inversion (constant additive effect).
 
     For each tidy row: the set of :math:`\tau` such that the randomization test of
-    :math:`H_\tau: Y_i(1) = Y_i(0) + \tau` for every person has p-value
-    :math:`> 1 - level` (see :func:`ri_confidence_interval`). Rows whose statistic is
-    not shifted one-for-one by a constant effect (checked numerically) get NaN.
+    :math:`H_\tau: Y_i(1) = Y_i(0) + \tau` for every person (for a DiD: in every
+    post period) has p-value :math:`> 1 - level` (see :func:`ri_confidence_interval`).
+    Rows with several effects in one model (subgroups) and rows whose statistic is not
+    shifted one-for-one by the constant effect (checked numerically) get NaN;
+    survival statistics get NaN (not a linear statistic).
 
     Returns
     -------
@@ -838,8 +927,9 @@ def randomization_ci(
         oc = np.concatenate(obs_c)
         _check_reproduces([r], oa)
         p_ri, _ = ri_pvalues(oa, a, exact=fam.assignments.exact)
+        single = np.concatenate([np.full(len(p.coef) * p.n_outcomes, len(p.coef) == 1) for p in probs])
         for i in range(oa.size):
-            if np.isclose(oc[i], 1.0, atol=1e-8):
+            if single[i] and np.isclose(oc[i], 1.0, atol=1e-8):
                 lo, hi = ri_confidence_interval(oa[i], a[:, i], c[:, i], exact=fam.assignments.exact, level=level)
             else:
                 lo, hi = math.nan, math.nan
