@@ -178,7 +178,6 @@ def simulate_paths(
     emp_rec = np.empty((T, 2, m), dtype=bool)
     di_rec = np.empty((T, 2, m), dtype=bool)
     sp_rec = np.empty((T, 2, m), dtype=np.int16)
-    rows = np.arange(m)
     S = spell_fte.shape[2]
     for t in range(T):
         u_emp = rng.random(m)
@@ -190,6 +189,7 @@ def simulate_paths(
             di = np.stack([di0, di0])
             spell = np.zeros((2, m), dtype=np.int16)
             spell_at_rand = np.zeros(m, dtype=np.int16)
+            fte_now = np.stack([spell_fte[0, :, 0], spell_fte[0, :, 0]])
         else:
             retired = (t >= retire_col) | (t < active_from)
             onset = t == onset_col
@@ -198,7 +198,6 @@ def simulate_paths(
             di = di | onset
             emp = emp & ~lose
             # DI exit after randomization, more likely when working above half time
-            fte_now = spell_fte_now(spell_fte, spell, spell_at_rand)
             decay = np.exp(-np.maximum(t - rand_col, 0) / max(p.ips_di_exit_fade_months, 1e-9))
             rate = np.where(
                 emp,
@@ -220,6 +219,13 @@ def simulate_paths(
             enter = (~emp) & (u_emp < h_in)
             emp = (stay | enter) & ~retired
             spell = spell + enter.astype(np.int16)
+            # part-time fraction of the new jobs (jobs started by the randomization
+            # month are the same in both worlds; later ones use their world's draw)
+            ai, ii = np.nonzero(enter)
+            if ai.size:
+                j = spell[ai, ii].astype(np.int64) % S
+                post = t > rand_col[ii]
+                fte_now[ai, ii] = np.where(post, spell_fte[ai, ii, j], spell_fte[0, ii, j])
         # jobs held by the randomization month are the same in both worlds
         spell_at_rand = np.where(t <= rand_col, spell[0], spell_at_rand)
         emp_rec[t] = emp
@@ -230,16 +236,3 @@ def simulate_paths(
         spell_at_rand=spell_at_rand,
     )
 
-
-def spell_fte_now(spell_fte: np.ndarray, spell: np.ndarray, spell_at_rand: np.ndarray) -> np.ndarray:
-    """Part-time fraction of the current job in each world, arrays (2, m).
-
-    Jobs that started by the randomization month keep the control-world fraction in
-    both worlds (IPS cannot change the past); later jobs use their world's fraction.
-    """
-    m = spell.shape[1]
-    S = spell_fte.shape[2]
-    rows = np.arange(m)[None, :]
-    cur = spell.astype(np.int64) % S
-    new = spell > spell_at_rand[None, :]
-    return np.where(new, spell_fte[np.arange(2)[:, None], rows, cur], spell_fte[0][rows, cur])

@@ -43,6 +43,7 @@ _PANEL_COLUMNS = (
     "permanent_contract", "on_di", "di_phase", "di_benefit", "authorised_work",
     "work_on_di", "unemployment_benefit",
 )
+_KEEP_POTENTIALS_CELLS = 2_000_000  # persons × quarters
 _PHASE = np.array([None, "primary", "invalidity"], dtype=object)
 _NACE_LUT = np.append(NACE, None).astype(object)  # code -1 -> None
 _WC_LUT = np.append(WORKER_CLASS, None).astype(object)
@@ -93,6 +94,8 @@ class SyntheticTrial:
     tables: tuple[str, ...] = TABLES
     job_details: bool = True
     _world: World = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
+    # participants' potential outcomes, kept for fast re-randomization of small samples
+    _pots: Any = field(default=None, repr=False, compare=False)
 
     @property
     def n_persons(self) -> int:
@@ -167,7 +170,7 @@ class SyntheticTrial:
         """
         rng = np.random.Generator(np.random.PCG64(seed))
         arm = redraw(self._world, rng)
-        frames = _reveal(self._world, arm, self.tables, self.job_details)
+        frames = _reveal(self._world, arm, self.tables, self.job_details, self._pots)
         return dataclasses.replace(self, assignment_seed=int(seed), **frames)
 
     # ------------------------------------------------------------------ truths
@@ -287,12 +290,23 @@ def _benefit_frame(g: Group, mo: dict[str, np.ndarray], w: World) -> pd.DataFram
     }, copy=False)
 
 
-def _reveal(w: World, arm: np.ndarray, tables: tuple[str, ...], details: bool) -> dict[str, Any]:
-    """Frames of the world each person is assigned to (revealed outcomes)."""
+def _reveal(
+    w: World, arm: np.ndarray, tables: tuple[str, ...], details: bool,
+    pots: _truth.Potentials | None = None,
+) -> dict[str, Any]:
+    """Frames of the world each person is assigned to (revealed outcomes).
+
+    With the participants' potential outcomes ``pots`` (and no job details or monthly
+    benefits to build), the panel is taken from them directly: Y = Y(arm).
+    """
     pop = w.pop
     p = w.params
     g = w.participants
-    qo = quarterly(g, arm, p, details=details)
+    if pots is not None and not details and "benefits" not in tables:
+        pick = arm.astype(bool)[None, :]
+        qo = {o: np.where(pick, pots[1][o], pots[0][o]) for o in pots[0]}
+    else:
+        qo = quarterly(g, arm, p, details=details)
     out: dict[str, Any] = {}
     # baseline history: identical in both worlds (IPS acts only after randomization)
     hist = np.arange(w.origin - p.history_quarters, w.origin)
@@ -433,13 +447,17 @@ def generate(
     details = (set(tabs) != {"assignment", "panel"}) if job_details is None else bool(job_details)
     members = "households" in tabs
     w = build_world(int(n_persons), int(seed), p, members=members)
-    frames = _reveal(w, w.arm, tabs, details)
     pots = _truth.potentials(w, w.participants)
+    frames = _reveal(w, w.arm, tabs, details, pots)
+    # keep the potential outcomes for rerandomize() when they are small (coverage
+    # simulations); large samples recompute them from the monthly paths instead
+    small = n_persons * w.n_quarters <= _KEEP_POTENTIALS_CELLS
     return SyntheticTrial(
         truth=_truth.ate_table(w, members=members, pots=pots),
         truth_late=_truth.late_table(w, pots=pots),
         truth_rmst=_truth.rmst_table(w, pots=pots),
-        params=p, seed=int(seed), tables=tabs, job_details=details, _world=w, **frames,
+        params=p, seed=int(seed), tables=tabs, job_details=details, _world=w,
+        _pots=pots if small else None, **frames,
     )
 
 

@@ -24,13 +24,56 @@ __all__ = ["ate_table", "late_table", "rmst_table", "POPULATIONS", "first_event_
 POPULATIONS: tuple[str, ...] = ("participants", "partners", "members")
 
 
-def _groups(region: np.ndarray) -> list[tuple[str, np.ndarray]]:
-    out = [("all", np.ones(region.size, dtype=bool))]
+def _groups(region: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """Group labels ("all" and the regions present) and an indicator matrix (m, G)."""
+    labels = ["all"]
+    cols = [np.ones(region.size, dtype=bool)]
     for ri, r in enumerate(REGIONS):
         mask = region == ri
         if mask.any():
-            out.append((r, mask))
-    return out
+            labels.append(r)
+            cols.append(mask)
+    return labels, np.stack(cols, axis=1)
+
+
+def _means(y0: np.ndarray, y1: np.ndarray, ind: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Means of Y(0), Y(1) (K, m) within each group of ``ind`` (m, G) → (G, K) each."""
+    w = ind.astype(np.float64)
+    n = w.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = (y0.astype(np.float64) @ w / n).T
+        t = (y1.astype(np.float64) @ w / n).T
+    return c, t, n
+
+
+def _frame(labels: list[str], n: np.ndarray, ks: np.ndarray, outcomes: Sequence[str],
+           c: np.ndarray, t: np.ndarray) -> pd.DataFrame:
+    """Tidy frame from (O, G, K) arrays of control and treated means (order outcome → group → k)."""
+    O, G, K = c.shape
+    return pd.DataFrame({
+        "outcome": np.repeat(np.asarray(outcomes, dtype=object), G * K),
+        "k": np.tile(ks.astype(np.int64), O * G),
+        "group": np.tile(np.repeat(np.asarray(labels, dtype=object), K), O),
+        "n": np.tile(np.repeat(n.astype(np.int64), K), O),
+        "effect": (t - c).ravel(),
+        "control_mean": c.ravel(),
+        "treated_mean": t.ravel(),
+    })
+
+
+def _table(y0s: dict, y1s: dict, outcomes: Sequence[str], cols: np.ndarray, ks: np.ndarray,
+           region: np.ndarray, mask: np.ndarray) -> pd.DataFrame:
+    labels, ind = _groups(region)
+    ind = ind & mask[:, None]
+    keep = ind.any(axis=0)
+    labels = [lab for lab, k in zip(labels, keep) if k]
+    ind = ind[:, keep]
+    cs, ts = [], []
+    for o in outcomes:
+        c, t, _ = _means(y0s[o][cols], y1s[o][cols], ind)
+        cs.append(c)
+        ts.append(t)
+    return _frame(labels, ind.sum(axis=0), ks, outcomes, np.stack(cs), np.stack(ts))
 
 
 Potentials = tuple[dict[str, np.ndarray], dict[str, np.ndarray]]
@@ -43,9 +86,12 @@ def potentials(w: World, g: Group, outcomes: Sequence[str] = OUTCOMES) -> Potent
 
 def _potentials(w: World, g: Group, outcomes: Sequence[str]) -> Potentials:
     p = w.params
+    keep = list(outcomes) + ["di_phase"]
     q0 = quarterly(g, np.zeros(g.m, dtype=np.int8), p, details=False)
+    y0 = {o: q0[o] for o in keep}
+    del q0
     q1 = quarterly(g, np.ones(g.m, dtype=np.int8), p, details=False)
-    return ({o: q0[o] for o in outcomes}, {o: q1[o] for o in outcomes})
+    return (y0, {o: q1[o] for o in keep})
 
 
 def _member_masks(w: World) -> dict[str, np.ndarray]:
@@ -80,21 +126,10 @@ def ate_table(
         if id(g) not in cache:
             cache[id(g)] = _potentials(w, g, outcomes)
         y0s, y1s = cache[id(g)]
-        for o in outcomes:
-            y0 = y0s[o][cols].astype(np.float64)
-            y1 = y1s[o][cols].astype(np.float64)
-            for gname, gmask in _groups(g.region):
-                sel = mask & gmask
-                n = int(sel.sum())
-                if n == 0:
-                    continue
-                c = y0[:, sel].mean(axis=1)
-                t = y1[:, sel].mean(axis=1)
-                frames.append(pd.DataFrame({
-                    "population": name, "outcome": o, "k": ks.astype(np.int64), "group": gname,
-                    "n": n, "ate": t - c, "control_mean": c, "treated_mean": t,
-                }))
-    out = pd.concat(frames, ignore_index=True)
+        df = _table(y0s, y1s, outcomes, cols, ks, g.region, mask)
+        df.insert(0, "population", name)
+        frames.append(df)
+    out = pd.concat(frames, ignore_index=True).rename(columns={"effect": "ate"})
     out["estimand"] = "ATE"
     return out
 
@@ -114,23 +149,11 @@ def late_table(
     g = w.participants
     comp = w.pop.takeup_if_ips & ~w.pop.takeup_if_control
     y0s, y1s = pots if pots is not None else _potentials(w, g, outcomes)
-    frames = []
-    for o in outcomes:
-        y0 = y0s[o][cols].astype(np.float64)
-        y1 = y1s[o][cols].astype(np.float64)
-        for gname, gmask in _groups(g.region):
-            sel = comp & gmask
-            n = int(sel.sum())
-            if n == 0:
-                continue
-            c = y0[:, sel].mean(axis=1)
-            t = y1[:, sel].mean(axis=1)
-            frames.append(pd.DataFrame({
-                "outcome": o, "k": ks.astype(np.int64), "group": gname, "n_compliers": n,
-                "complier_share": n / int(gmask.sum()), "late": t - c,
-                "control_mean": c, "treated_mean": t,
-            }))
-    out = pd.concat(frames, ignore_index=True)
+    out = _table(y0s, y1s, outcomes, cols, ks, g.region, comp)
+    labels, ind = _groups(g.region)
+    sizes = dict(zip(labels, ind.sum(axis=0).tolist()))
+    out = out.rename(columns={"n": "n_compliers", "effect": "late"})
+    out.insert(4, "complier_share", out["n_compliers"] / out["group"].map(sizes).astype(np.float64))
     out["estimand"] = "LATE"
     return out
 
@@ -165,8 +188,9 @@ def rmst_table(
     for ev in events:
         t0 = first_event_time(y0s[ev], w.origin, start)
         t1 = first_event_time(y1s[ev], w.origin, start)
+        labels, ind = _groups(g.region)
         for tau in taus:
-            for gname, gmask in _groups(g.region):
+            for gname, gmask in zip(labels, ind.T):
                 r0 = np.minimum(t0[gmask], tau).mean()
                 r1 = np.minimum(t1[gmask], tau).mean()
                 rows.append({

@@ -212,30 +212,51 @@ def _same_fte(s: dyn.SpellDraws) -> dyn.SpellDraws:
     return dataclasses.replace(s, fte=np.stack([s.fte[0], s.fte[0]]))
 
 
+def _pick(a: np.ndarray, sel: np.ndarray) -> np.ndarray:
+    """World ``sel[i]`` of person i from an array (T, 2, m) → (T, m)."""
+    if not sel.any():
+        return a[:, 0, :]
+    if sel.all():
+        return a[:, 1, :]
+    return np.where(sel.astype(bool)[None, :], a[:, 1, :], a[:, 0, :])
+
+
 def monthly(g: Group, sel: np.ndarray, p: SyntheticParams) -> dict[str, np.ndarray]:
-    """Monthly states of the world ``sel`` (0/1 per person), arrays (T, m)."""
-    rows = np.arange(g.m)
+    """Monthly states of the world ``sel`` (0/1 per person), arrays (T, m).
+
+    ``flat`` indexes the person × spell tables (``table.ravel()[flat]``) at the job
+    held (or last held) in each month.
+    """
+    m = g.m
+    S = dyn.N_SPELLS
     T = g.paths.n_months
-    emp = g.paths.employed[:, sel, rows]
-    di = g.paths.on_di[:, sel, rows]
-    cur = g.paths.spell[:, sel, rows] % np.int16(dyn.N_SPELLS)
-    r = rows[None, :]
-    spell_no = g.paths.spell[:, sel, rows]
-    fte_world = g.spells.fte[sel, rows][r, cur]
-    fte_ctrl = g.spells.fte[0][r, cur]
+    emp = _pick(g.paths.employed, sel)
+    di = _pick(g.paths.on_di, sel)
+    spell_no = _pick(g.paths.spell, sel)
+    cur = (spell_no % np.int16(S)).astype(np.int32)
+    rows = np.arange(m, dtype=np.int32)[None, :]
+    flat = rows * S + cur
     # jobs held by the randomization month are the same in both worlds
-    fte = np.where(emp, np.where(spell_no > g.paths.spell_at_rand[None, :], fte_world, fte_ctrl), 0.0)
-    col = np.arange(T)[:, None]
+    new = spell_no > g.paths.spell_at_rand[None, :]
+    world = np.where(sel.astype(bool)[:, None], g.spells.fte[1], g.spells.fte[0])
+    table = np.concatenate([g.spells.fte[0], world], axis=1).ravel()  # (m, 2S)
+    fte = table[rows * (2 * S) + cur + S * new]
+    fte[~emp] = 0.0
+    del new, spell_no
+    col = np.arange(T, dtype=np.int32)[:, None]
     inv = (col - g.onset_col[None, :]) >= 12
-    cut = np.where(emp, np.maximum(0.0, fte - p.authorised_work_threshold), 0.0)
+    cut = np.maximum(0.0, fte - p.authorised_work_threshold)  # 0 when not working
     full = np.where(inv, g.benefit_invalidity[None, :], g.benefit_primary[None, :])
-    benefit = np.round(np.where(di, full * (1.0 - cut), 0.0), 2)
+    full *= 1.0 - cut
+    full[~di] = 0.0
+    benefit = np.round(full, 2)
+    del full, cut
     retired = col >= g.retire_col[None, :]
+    ub = np.where((~emp) & (~di) & (~retired), g.ub_amount[None, :], 0.0)
     return {
-        "employed": emp, "on_di": di, "cur": cur, "fte": fte, "invalidity": inv & di,
-        "benefit": benefit, "authorised": emp & di & g.spells.authorised[r, cur],
-        "ub": np.where((~emp) & (~di) & (~retired), g.ub_amount[None, :], 0.0),
-        "retired": retired,
+        "employed": emp, "on_di": di, "flat": flat, "fte": fte, "invalidity": inv & di,
+        "benefit": benefit, "authorised": emp & di & g.spells.authorised.ravel()[flat],
+        "ub": ub, "retired": retired,
     }
 
 
@@ -251,46 +272,53 @@ def quarterly(g: Group, sel: np.ndarray, p: SyntheticParams, *, details: bool = 
     mo = monthly(g, sel, p)
     T, m = mo["employed"].shape
     Q = T // 3
-    rows = np.arange(m)[None, :]
-    cur = mo["cur"]
 
     def q3(a: np.ndarray) -> np.ndarray:
         return a.reshape(Q, 3, m)
 
+    sp = g.spells
     emp_m = mo["employed"]
     emp = q3(emp_m)[:, 2]
-    last_cur = q3(cur)[:, 2]
+    last = q3(mo["flat"])[:, 2]
     on_di = q3(mo["on_di"]).any(axis=1)
-    wage = np.where(emp_m, mo["fte"] * g.wage_ft[None, :] * g.spells.wage_factor[rows, cur], 0.0)
-    days = np.where(emp_m, np.round(p.days_per_month * (0.3 + 0.7 * mo["fte"])), 0.0)
+    wage = mo["fte"] * g.wage_ft[None, :]
+    wage *= sp.wage_factor.ravel()[mo["flat"]]
+    wage = np.round(wage, 2)
+    days = np.round(p.days_per_month * (0.3 + 0.7 * mo["fte"]))
+    days[~emp_m] = 0.0
+
+    def at_last(table: np.ndarray) -> np.ndarray:
+        return table.ravel()[last]
+
     out: dict[str, np.ndarray] = {
         "employed": emp.astype(np.int8),
         "on_di": on_di.astype(np.int8),
         "work_on_di": (emp & on_di).astype(np.int8),
-        "earnings": np.round(q3(np.round(wage, 2)).sum(axis=1), 2),
+        "earnings": np.round(q3(wage).sum(axis=1), 2),
         "days_worked": q3(days).sum(axis=1).astype(np.int16),
-        "fte": q3(mo["fte"])[:, 2],
-        "self_employed": (emp & g.spells.self_employed[rows, last_cur]).astype(np.int8),
-        "n_jobs": np.where(emp, g.spells.n_jobs[rows, last_cur], 0).astype(np.int8),
-        "temp_agency": (emp & g.spells.temp_agency[rows, last_cur]).astype(np.int8),
-        "permanent_contract": (emp & g.spells.permanent[rows, last_cur]).astype(np.int8),
+        "fte": q3(mo["fte"])[:, 2].copy(),
+        "self_employed": (emp & at_last(sp.self_employed)).astype(np.int8),
+        "n_jobs": np.where(emp, at_last(sp.n_jobs), 0).astype(np.int8),
+        "temp_agency": (emp & at_last(sp.temp_agency)).astype(np.int8),
+        "permanent_contract": (emp & at_last(sp.permanent)).astype(np.int8),
         "di_benefit": q3(mo["benefit"]).mean(axis=1),
         "authorised_work": q3(mo["authorised"]).any(axis=1).astype(np.int8),
         "unemployment_benefit": q3(mo["ub"]).mean(axis=1),
     }
+    del wage, days
     # DI phase of the quarter: the phase of its last month on DI (phases only go
     # from primary to invalidity, so "invalidity in any month" is that phase)
     inv_q = q3(mo["invalidity"]).any(axis=1)
     out["di_phase"] = np.where(on_di, np.where(inv_q, 2, 1), 0).astype(np.int8)
     if details:
-        salaried = emp & ~g.spells.self_employed[rows, last_cur]
-        out["nace"] = np.where(emp, g.spells.nace[rows, last_cur], -1).astype(np.int8)
-        out["worker_class"] = np.where(salaried, g.spells.worker_class[rows, last_cur], -1).astype(np.int8)
+        self_e = at_last(sp.self_employed)
+        salaried = emp & ~self_e
+        out["nace"] = np.where(emp, at_last(sp.nace), -1).astype(np.int8)
+        out["worker_class"] = np.where(salaried, at_last(sp.worker_class), -1).astype(np.int8)
         di_last = q3(mo["on_di"])[:, 2]
         ret_last = q3(mo["retired"])[:, 2]
         ub_last = q3(mo["ub"])[:, 2] > 0
-        civil = g.spells.civil_servant[rows, last_cur]
-        self_e = g.spells.self_employed[rows, last_cur]
+        civil = at_last(sp.civil_servant)
         out["sep_code"] = np.where(
             emp, np.where(self_e, 121, np.where(civil, 112, 111)),
             np.where(ret_last, 331, np.where(di_last, 311, np.where(ub_last, 211, 321))),
