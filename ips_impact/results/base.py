@@ -44,7 +44,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from ips_impact.errors import DisclosureError, EstimationError
 
@@ -57,6 +57,7 @@ __all__ = [
     "result_dataclass",
     "make_row",
     "wald_inference",
+    "two_sided_p",
     "critical_value",
     "horizon_label",
     "with_ri",
@@ -122,6 +123,14 @@ def frozen_frame(frame: pd.DataFrame | pd.Series) -> pd.DataFrame | pd.Series:
         arr = frame.to_numpy(copy=True)
         arr.setflags(write=False)
         return pd.Series(arr, index=frame.index.copy(), name=frame.name, copy=False)
+    dtypes = set(frame.dtypes)
+    if len(dtypes) == 1 and frame.shape[1] > 0 and all(
+        isinstance(d, np.dtype) and d.kind in "fiub" for d in dtypes
+    ):
+        # one numeric block (coefficient tables, covariance matrices): one read-only array
+        arr = frame.to_numpy(copy=True)
+        arr.setflags(write=False)
+        return pd.DataFrame(arr, index=frame.index.copy(), columns=frame.columns.copy(), copy=False)
     cols: dict[Any, np.ndarray] = {}
     for i, col in enumerate(frame.columns):
         arr = frame.iloc[:, i].to_numpy(copy=True)
@@ -199,7 +208,8 @@ def _normalise_ledger(ledger: Any) -> pd.DataFrame:
         records = list(ledger)
         if not records:
             return _normalise_ledger(None)
-        frame = pd.DataFrame(records)
+        keys = list(dict.fromkeys(k for r in records for k in r))
+        frame = pd.DataFrame({k: [r.get(k) for r in records] for k in keys})
     missing = [c for c in LEDGER_COLUMNS if c not in frame.columns]
     if missing:
         raise EstimationError(
@@ -218,9 +228,11 @@ def critical_value(level: float, df: float | None = None) -> float:
     """Two-sided critical value: quantile ``(1 + level) / 2`` of t(df) (normal if df is None/inf)."""
     _check_level(level)
     q = 0.5 + level / 2.0
+    # scipy.special rather than scipy.stats: the same functions without the per-call
+    # overhead of the distribution objects (results are built by the thousand in RI)
     if df is None or not np.isfinite(df):
-        return float(stats.norm.ppf(q))
-    return float(stats.t.ppf(q, df))
+        return float(special.ndtri(q))
+    return float(special.stdtrit(df, q))
 
 
 def _check_level(level: float) -> None:
@@ -248,11 +260,16 @@ def wald_inference(
     if not (np.isfinite(se) and se > 0 and np.isfinite(est)):
         return (math.nan, math.nan, math.nan, math.nan)
     stat = est / se
-    if df is None or not np.isfinite(df):
-        p = float(2.0 * stats.norm.sf(abs(stat)))
-    else:
-        p = float(2.0 * stats.t.sf(abs(stat), df))
+    p = float(two_sided_p(stat, df))
     return (stat, p, est - crit * se, est + crit * se)
+
+
+def two_sided_p(statistic: Any, df: float | None = None) -> Any:
+    """Two-sided p-value :math:`2 P(T_{df} > |t|)` (normal when df is None/inf); vectorised."""
+    a = -np.abs(np.asarray(statistic, dtype=float))
+    if df is None or not np.isfinite(df):
+        return 2.0 * special.ndtr(a)
+    return 2.0 * special.stdtr(df, a)
 
 
 def horizon_label(horizon: int | None = None, window: Sequence[int] | None = None) -> Any:
