@@ -188,8 +188,9 @@ class SyntheticTrial:
         p = self.params
         ks = np.arange(-p.pre_quarters, p.post_quarters + 1)
         cols = self._world.origin + ks
-        y0 = quarterly(g, np.zeros(g.m, dtype=np.int8), p, details=False)[outcome][cols][:, mask]
-        y1 = quarterly(g, np.ones(g.m, dtype=np.int8), p, details=False)[outcome][cols][:, mask]
+        only = {outcome}
+        y0 = quarterly(g, np.zeros(g.m, dtype=np.int8), p, details=False, only=only)[outcome][cols][:, mask]
+        y1 = quarterly(g, np.ones(g.m, dtype=np.int8), p, details=False, only=only)[outcome][cols][:, mask]
         m = int(mask.sum())
         return pd.DataFrame({
             "person_id": np.repeat(g.person_id[mask], ks.size),
@@ -541,8 +542,9 @@ def population_truth(
             )
         mask = mask & (g.region == REGIONS.index(group))
     col = w.origin + k
-    y0 = quarterly(g, np.zeros(g.m, dtype=np.int8), short, details=False)[outcome][col][mask].astype(float)
-    y1 = quarterly(g, np.ones(g.m, dtype=np.int8), short, details=False)[outcome][col][mask].astype(float)
+    only = {outcome}
+    y0 = quarterly(g, np.zeros(g.m, dtype=np.int8), short, details=False, only=only)[outcome][col][mask].astype(float)
+    y1 = quarterly(g, np.ones(g.m, dtype=np.int8), short, details=False, only=only)[outcome][col][mask].astype(float)
     d = y1 - y0
     m = int(mask.sum())
     return PopulationTruth(

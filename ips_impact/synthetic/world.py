@@ -221,12 +221,21 @@ def _pick(a: np.ndarray, sel: np.ndarray) -> np.ndarray:
     return np.where(sel.astype(bool)[None, :], a[:, 1, :], a[:, 0, :])
 
 
-def monthly(g: Group, sel: np.ndarray, p: SyntheticParams) -> dict[str, np.ndarray]:
+_FTE_OUTCOMES = frozenset({"earnings", "days_worked", "fte", "di_benefit"})
+
+
+def monthly(
+    g: Group, sel: np.ndarray, p: SyntheticParams, *, need: frozenset[str] | None = None
+) -> dict[str, np.ndarray]:
     """Monthly states of the world ``sel`` (0/1 per person), arrays (T, m).
 
     ``flat`` indexes the person × spell tables (``table.ravel()[flat]``) at the job
-    held (or last held) in each month.
+    held (or last held) in each month. ``need`` (quarterly outcome names) restricts
+    the work to what those outcomes use; ``None`` computes everything.
     """
+    def wanted(*names: str) -> bool:
+        return need is None or any(n in need for n in names)
+
     m = g.m
     S = dyn.N_SPELLS
     T = g.paths.n_months
@@ -236,42 +245,56 @@ def monthly(g: Group, sel: np.ndarray, p: SyntheticParams) -> dict[str, np.ndarr
     cur = (spell_no % np.int16(S)).astype(np.int32)
     rows = np.arange(m, dtype=np.int32)[None, :]
     flat = rows * S + cur
-    # jobs held by the randomization month are the same in both worlds
-    new = spell_no > g.paths.spell_at_rand[None, :]
-    world = np.where(sel.astype(bool)[:, None], g.spells.fte[1], g.spells.fte[0])
-    table = np.concatenate([g.spells.fte[0], world], axis=1).ravel()  # (m, 2S)
-    fte = table[rows * (2 * S) + cur + S * new]
-    fte[~emp] = 0.0
-    del new, spell_no
+    out: dict[str, np.ndarray] = {"employed": emp, "on_di": di, "flat": flat}
     col = np.arange(T, dtype=np.int32)[:, None]
-    inv = (col - g.onset_col[None, :]) >= 12
-    cut = np.maximum(0.0, fte - p.authorised_work_threshold)  # 0 when not working
-    full = np.where(inv, g.benefit_invalidity[None, :], g.benefit_primary[None, :])
-    full *= 1.0 - cut
-    full[~di] = 0.0
-    benefit = np.round(full, 2)
-    del full, cut
-    retired = col >= g.retire_col[None, :]
-    ub = np.where((~emp) & (~di) & (~retired), g.ub_amount[None, :], 0.0)
-    return {
-        "employed": emp, "on_di": di, "flat": flat, "fte": fte, "invalidity": inv & di,
-        "benefit": benefit, "authorised": emp & di & g.spells.authorised.ravel()[flat],
-        "ub": ub, "retired": retired,
-    }
+    if wanted(*_FTE_OUTCOMES):
+        # jobs held by the randomization month are the same in both worlds
+        new = spell_no > g.paths.spell_at_rand[None, :]
+        world = np.where(sel.astype(bool)[:, None], g.spells.fte[1], g.spells.fte[0])
+        table = np.concatenate([g.spells.fte[0], world], axis=1).ravel()  # (m, 2S)
+        fte = table[rows * (2 * S) + cur + S * new]
+        fte[~emp] = 0.0
+        out["fte"] = fte
+        del new
+    del spell_no, cur
+    if wanted("di_phase", "di_benefit"):
+        inv = (col - g.onset_col[None, :]) >= 12
+        out["invalidity"] = inv & di
+    if wanted("di_benefit"):
+        cut = np.maximum(0.0, out["fte"] - p.authorised_work_threshold)  # 0 when not working
+        full = np.where(inv, g.benefit_invalidity[None, :], g.benefit_primary[None, :])
+        full *= 1.0 - cut
+        full[~di] = 0.0
+        out["benefit"] = np.round(full, 2)
+        del full, cut
+    if wanted("unemployment_benefit", "sep_code"):
+        retired = col >= g.retire_col[None, :]
+        out["retired"] = retired
+        out["ub"] = np.where((~emp) & (~di) & (~retired), g.ub_amount[None, :], 0.0)
+    if wanted("authorised_work"):
+        out["authorised"] = emp & di & g.spells.authorised.ravel()[flat]
+    return out
 
 
-def quarterly(g: Group, sel: np.ndarray, p: SyntheticParams, *, details: bool = True) -> dict[str, np.ndarray]:
+def quarterly(
+    g: Group, sel: np.ndarray, p: SyntheticParams, *, details: bool = True,
+    only: frozenset[str] | set[str] | None = None,
+) -> dict[str, np.ndarray]:
     """Quarterly LMD outcomes of the world ``sel`` per person, arrays (Q, m).
 
     ``employed`` and the job characteristics refer to the last month of the quarter
     (LMD codes the position on the last day); earnings and days are sums over the
     quarter; DI benefit and unemployment benefit are monthly means; DI flags are
     "any month". With ``details=False`` the categorical job characteristics and
-    ``sep_code`` are skipped (fast path).
+    ``sep_code`` are skipped (fast path); ``only`` restricts the outcomes computed.
     """
-    mo = monthly(g, sel, p)
+    need = None if only is None else frozenset(only) | ({"sep_code"} if details else frozenset())
+    mo = monthly(g, sel, p, need=need)
     T, m = mo["employed"].shape
     Q = T // 3
+
+    def wanted(name: str) -> bool:
+        return need is None or name in need
 
     def q3(a: np.ndarray) -> np.ndarray:
         return a.reshape(Q, 3, m)
@@ -281,11 +304,6 @@ def quarterly(g: Group, sel: np.ndarray, p: SyntheticParams, *, details: bool = 
     emp = q3(emp_m)[:, 2]
     last = q3(mo["flat"])[:, 2]
     on_di = q3(mo["on_di"]).any(axis=1)
-    wage = mo["fte"] * g.wage_ft[None, :]
-    wage *= sp.wage_factor.ravel()[mo["flat"]]
-    wage = np.round(wage, 2)
-    days = np.round(p.days_per_month * (0.3 + 0.7 * mo["fte"]))
-    days[~emp_m] = 0.0
 
     def at_last(table: np.ndarray) -> np.ndarray:
         return table.ravel()[last]
@@ -294,22 +312,38 @@ def quarterly(g: Group, sel: np.ndarray, p: SyntheticParams, *, details: bool = 
         "employed": emp.astype(np.int8),
         "on_di": on_di.astype(np.int8),
         "work_on_di": (emp & on_di).astype(np.int8),
-        "earnings": np.round(q3(wage).sum(axis=1), 2),
-        "days_worked": q3(days).sum(axis=1).astype(np.int16),
-        "fte": q3(mo["fte"])[:, 2].copy(),
-        "self_employed": (emp & at_last(sp.self_employed)).astype(np.int8),
-        "n_jobs": np.where(emp, at_last(sp.n_jobs), 0).astype(np.int8),
-        "temp_agency": (emp & at_last(sp.temp_agency)).astype(np.int8),
-        "permanent_contract": (emp & at_last(sp.permanent)).astype(np.int8),
-        "di_benefit": q3(mo["benefit"]).mean(axis=1),
-        "authorised_work": q3(mo["authorised"]).any(axis=1).astype(np.int8),
-        "unemployment_benefit": q3(mo["ub"]).mean(axis=1),
     }
-    del wage, days
-    # DI phase of the quarter: the phase of its last month on DI (phases only go
-    # from primary to invalidity, so "invalidity in any month" is that phase)
-    inv_q = q3(mo["invalidity"]).any(axis=1)
-    out["di_phase"] = np.where(on_di, np.where(inv_q, 2, 1), 0).astype(np.int8)
+    if wanted("earnings"):
+        wage = mo["fte"] * g.wage_ft[None, :]
+        wage *= sp.wage_factor.ravel()[mo["flat"]]
+        out["earnings"] = np.round(q3(np.round(wage, 2)).sum(axis=1), 2)
+        del wage
+    if wanted("days_worked"):
+        days = np.round(p.days_per_month * (0.3 + 0.7 * mo["fte"]))
+        days[~emp_m] = 0.0
+        out["days_worked"] = q3(days).sum(axis=1).astype(np.int16)
+        del days
+    if wanted("fte"):
+        out["fte"] = q3(mo["fte"])[:, 2].copy()
+    if wanted("self_employed"):
+        out["self_employed"] = (emp & at_last(sp.self_employed)).astype(np.int8)
+    if wanted("n_jobs"):
+        out["n_jobs"] = np.where(emp, at_last(sp.n_jobs), 0).astype(np.int8)
+    if wanted("temp_agency"):
+        out["temp_agency"] = (emp & at_last(sp.temp_agency)).astype(np.int8)
+    if wanted("permanent_contract"):
+        out["permanent_contract"] = (emp & at_last(sp.permanent)).astype(np.int8)
+    if wanted("di_benefit"):
+        out["di_benefit"] = q3(mo["benefit"]).mean(axis=1)
+    if wanted("authorised_work"):
+        out["authorised_work"] = q3(mo["authorised"]).any(axis=1).astype(np.int8)
+    if wanted("unemployment_benefit"):
+        out["unemployment_benefit"] = q3(mo["ub"]).mean(axis=1)
+    if wanted("di_phase"):
+        # DI phase of the quarter: the phase of its last month on DI (phases only go
+        # from primary to invalidity, so "invalidity in any month" is that phase)
+        inv_q = q3(mo["invalidity"]).any(axis=1)
+        out["di_phase"] = np.where(on_di, np.where(inv_q, 2, 1), 0).astype(np.int8)
     if details:
         self_e = at_last(sp.self_employed)
         salaried = emp & ~self_e
