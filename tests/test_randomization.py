@@ -358,3 +358,44 @@ def test_itt_by_period_rows_equal_itt_at_each_horizon(itt_fitted):
     singles = [_itt(study, "earnings", horizon=k, adjustment="lin", covariates=("age",)) for k in range(-2, 4)]
     p_single = [r.ri_p_value for r in randomization_inference(study, singles, n_permutations=500, seed=9)]
     np.testing.assert_allclose(p, p_single, rtol=0, atol=1e-15)
+
+
+# ------------------------------------------------------------------------ late
+@pytest.fixture(scope="module")
+def takeup_study():
+    f = make_frames(n=120, seed=13)
+    rng = np.random.default_rng(0)
+    a = f["assignment"]
+    takeup = pd.DataFrame({"person_id": a["person_id"],
+                           "ips_started": ((a["arm"] == 1) & (rng.random(len(a)) < 0.7)).astype(int)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Study.from_frames(a, f["panel"], households=f["households"], takeup=takeup)
+
+
+def test_late_ri_is_the_reduced_form_test_and_its_ci_inverts_it(takeup_study):
+    iv = pytest.importorskip("ips_impact.estimators.iv")
+    study = takeup_study
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = iv.late(study, "earnings", horizon=3, covariates=("age",))
+    ri = randomization_inference(study, [res, _itt(study, "earnings", horizon=3, covariates=("age",))],
+                                 n_permutations=999, seed=2)
+    assert ri[0].ri_p_value == ri[1].ri_p_value  # LATE = 0  <=>  ITT = 0 (exclusion)
+    ci = randomization_ci(study, res, level=0.9, n_permutations=999, seed=2)
+    lo, hi = ci.loc[0, "ri_conf_low"], ci.loc[0, "ri_conf_high"]
+    assert lo < res.estimate < hi
+
+    # Independent check: the randomization test of the ITT of y - tau d (a new
+    # outcome, refitted by itt) accepts just inside the interval, rejects just outside.
+    d_person = dict(zip(study.persons["person_id"], study.persons["ips_started"]))
+    d_rows = study.panel["person_id"].map(d_person).to_numpy(dtype=float)
+
+    def p_tau(tau):
+        s2 = study.with_outcome("y_minus_tau_d", study.panel["earnings"].to_numpy() - tau * d_rows)
+        r2 = _itt(s2, "y_minus_tau_d", horizon=3, covariates=("age",))
+        return randomization_inference(s2, r2, n_permutations=999, seed=2).ri_p_value
+
+    eps = 1e-6 * (hi - lo)
+    assert p_tau(lo + eps) > 0.1 and p_tau(hi - eps) > 0.1
+    assert p_tau(lo - eps) <= 0.1 and p_tau(hi + eps) <= 0.1

@@ -394,6 +394,8 @@ def ri_confidence_interval(
     *,
     exact: bool,
     level: float = 0.95,
+    a_obs: float | None = None,
+    c_obs: float = 1.0,
 ) -> tuple[float, float]:
     """Randomization confidence interval by test inversion, constant additive effect.
 
@@ -404,47 +406,85 @@ def ri_confidence_interval(
     :math:`a_b = \\hat\\beta(z_b; y)` and :math:`c_b = \\hat\\beta(z_b; z_{obs})`. The
     test of :math:`H_\\tau` compares :math:`|a_b - \\tau c_b|` with
     :math:`|\\hat\\beta - \\tau|`; the interval is the set of :math:`\\tau` with
-    :math:`p(\\tau) > 1 - level`, located on a grid of
-    :math:`\\hat\\beta \\pm 12\\,sd(a)` and refined by bisection (60 steps). When the
-    accepted set has holes, its hull is returned (conservative); an end at the
-    grid's edge is reported as infinite.
+    :math:`p(\\tau) > 1 - level`. :math:`p(\\tau)` is a step function whose steps are
+    at the 2B roots of :math:`(a_b - \\tau c_b)^2 = (\\hat\\beta - \\tau)^2`, so the set
+    is found exactly (sorted roots, O(B log B)); its ends are roots. When the accepted
+    set has holes, its hull is returned (conservative); a set unbounded on one side
+    gives an infinite end.
+
+    With ``a_obs``/``c_obs`` the observed statistic is :math:`a_{obs} - \\tau c_{obs}`
+    instead of :math:`\\hat\\beta - \\tau`: for the LATE, a and c are the reduced-form
+    and first-stage coefficients of y and of take-up d, the null is
+    :math:`Y_i(d) = Y_i(0) + \\tau d` and the test uses the reduced form of
+    :math:`y - \\tau d` (Imbens & Rosenbaum 2005; an Anderson–Rubin-type interval,
+    valid with a weak instrument, possibly unbounded).
     """
     a = np.asarray(a, dtype=float)
     c = np.asarray(c, dtype=float)
-    alpha = 1.0 - float(level)
+    # 1 - 0.9 is 0.09999999999999998 in binary: round so that p = 0.1 is rejected at 10%.
+    alpha = round(1.0 - float(level), 12)
     ok = np.isfinite(a) & np.isfinite(c)
     if not np.isfinite(estimate):
         return math.nan, math.nan
     b = a.size
+    a0 = float(estimate) if a_obs is None else float(a_obs)
+    c0 = float(c_obs)
 
-    def pval(tau: np.ndarray) -> np.ndarray:
-        tau = np.atleast_1d(tau)[:, None]
-        stat = np.abs(a[None, :] - tau * c[None, :])
-        diff = np.abs(estimate - tau)
-        thr = diff - TIE_RTOL * np.maximum(diff, np.nanmax(np.where(ok, stat, 0.0), axis=1)[:, None])
-        count = ((stat >= thr) | ~ok[None, :]).sum(axis=1)
-        return count / b if exact else (1.0 + count) / (1.0 + b)
+    # Draw b is at least as extreme as the observation where
+    # q_b(tau) = (a_b - tau c_b)^2 - (a0 - tau c0)^2 >= 0. q_b factorises into two
+    # linear factors, so its roots are real: r = (a_b - a0)/(c_b - c0) and
+    # (a_b + a0)/(c_b + c0); p(tau) is a step function changing only at these 2B roots.
+    # Counting, at every candidate tau (roots and midpoints), how many q_b >= 0 with
+    # sorted roots gives the exact accepted set in O(B log B).
+    aa, cc = a[ok], c[ok]
+    n_bad = int((~ok).sum())  # undefined draws count as extreme for every tau
+    lead = cc**2 - c0**2
+    lin = -2.0 * (aa * cc - a0 * c0)
+    const = aa**2 - a0**2
+    tiny = 1e-12 * max(1.0, float(np.max(np.abs(cc), initial=0.0)) ** 2, c0**2)
+    quad = np.abs(lead) > tiny
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r_a = (aa - a0) / (cc - c0)
+        r_b = (aa + a0) / (cc + c0)
+    r1, r2 = np.minimum(r_a, r_b)[quad], np.maximum(r_a, r_b)[quad]
+    up = lead[quad] > 0  # q >= 0 outside (r1, r2); down: inside [r1, r2]
+    double = up & (r1 == r2)  # q = lead (tau - r)^2 >= 0 everywhere
+    r1u, r2u = np.sort(r1[up & ~double]), np.sort(r2[up & ~double])
+    r1d, r2d = np.sort(r1[~up]), np.sort(r2[~up])
+    # Degenerate draws (c_b = +-c0): q is linear, L tau + K.
+    L, K = lin[~quad], const[~quad]
+    scale_lk = np.maximum(np.abs(L), 1.0)
+    flat = np.abs(L) <= 1e-12 * scale_lk
+    always = int(np.sum(flat & (K >= -1e-12 * np.maximum(np.abs(K), 1.0)))) + int(double.sum())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x0 = -K / L
+    x_ge, x_le = np.sort(x0[~flat & (L > 0)]), np.sort(x0[~flat & (L < 0)])
 
-    scale = float(np.nanstd(a[ok])) if ok.any() else 0.0
-    if not scale > 0:
-        scale = max(abs(estimate), 1.0)
-    grid = estimate + scale * np.linspace(-12.0, 12.0, 481)
-    accepted = np.concatenate([pval(g) for g in np.array_split(grid, 8)]) > alpha
-    idx = np.flatnonzero(accepted)
-    lo_i, hi_i = int(idx[0]), int(idx[-1])
+    def count(tau: np.ndarray) -> np.ndarray:
+        inside_u = np.searchsorted(r1u, tau, "left") - np.searchsorted(r2u, tau, "right")
+        inside_d = np.searchsorted(r1d, tau, "right") - np.searchsorted(r2d, tau, "left")
+        n_up = r1u.size - inside_u  # outside the open interval (r1, r2)
+        lin_ge = np.searchsorted(x_ge, tau, "right")  # tau >= x0
+        lin_le = x_le.size - np.searchsorted(x_le, tau, "left")  # tau <= x0
+        return n_up + inside_d + lin_ge + lin_le + always + n_bad
 
-    def bisect(rejected: float, accept: float) -> float:
-        for _ in range(60):
-            mid = 0.5 * (rejected + accept)
-            if pval(np.array([mid]))[0] > alpha:
-                accept = mid
-            else:
-                rejected = mid
-        return accept
-
-    low = -math.inf if lo_i == 0 else bisect(grid[lo_i - 1], grid[lo_i])
-    high = math.inf if hi_i == grid.size - 1 else bisect(grid[hi_i + 1], grid[hi_i])
-    return float(low), float(high)
+    roots = np.concatenate([r1, r2, x_ge, x_le])
+    roots = np.unique(roots[np.isfinite(roots)])
+    if roots.size == 0:
+        roots = np.array([float(estimate)])
+    # p is constant on the open intervals between consecutive roots (and beyond the
+    # extreme roots); at a root itself it may be higher by one draw (a tie). The
+    # interval is the closure of the accepted open intervals, so isolated tie points
+    # do not count.
+    span = max(1.0, float(np.ptp(roots)))
+    edges = np.concatenate([[-math.inf], roots, [math.inf]])
+    mids = np.concatenate([[roots[0] - span], 0.5 * (roots[1:] + roots[:-1]), [roots[-1] + span]])
+    cnt = count(mids)
+    p = cnt / b if exact else (1.0 + cnt) / (1.0 + b)
+    acc = np.flatnonzero(p > alpha)
+    if acc.size == 0:
+        return math.nan, math.nan
+    return float(edges[acc[0]]), float(edges[acc[-1] + 1])
 
 
 # ---------------------------------------------------------- distribution object
@@ -503,6 +543,7 @@ _HOOK_MODULES: dict[str, str] = {
     "spillover": "ips_impact.estimators.spillover",
     "household_total": "ips_impact.estimators.spillover",
     "heterogeneity": "ips_impact.estimators.heterogeneity",
+    "late": "ips_impact.estimators.iv",
     "time_to_event": "ips_impact.estimators.survival",
     "spell_survival": "ips_impact.estimators.survival",
     "competing_risks": "ips_impact.estimators.survival",
@@ -711,9 +752,51 @@ def _survival_statistics(
     return t_obs, t_draws
 
 
+def _late_problem(study: Any, result: Any) -> tuple[LinearProblem, float]:
+    """Reduced form and first stage of a :func:`~ips_impact.estimators.iv.late` result
+    as one problem with two outcomes (y, take-up d), rebuilt from the spec as ``late``
+    builds them (intercept, covariates, strata; persons observed at the horizon or at
+    every period of the window). Returns the problem and the LATE to reproduce."""
+    from ips_impact.estimators._data import covariate_matrix, dummies
+
+    spec = result.spec
+    persons = study.persons
+    if spec.get("horizon") is not None:
+        ks = np.array([int(spec["horizon"])])
+    else:
+        a, b = spec["window"]
+        ks = np.arange(int(a), int(b) + 1)
+    y_mat = study.outcome_matrix(spec["outcome"], ks)
+    y_all = y_mat[:, 0] if ks.size == 1 else y_mat.mean(axis=1)
+    pi = np.flatnonzero(np.isfinite(y_all))
+    d = pd.to_numeric(persons[spec["takeup"]], errors="coerce").to_numpy(dtype=float)[pi]
+    x, _ = covariate_matrix(persons.iloc[pi], tuple(spec["covariates"]))
+    blocks = [np.ones((pi.size, 1)), x]
+    if spec["strata"]:
+        sd, _ = dummies(np.asarray(study.design.stratum)[pi], list(study.design.stratum_labels), "stratum")
+        blocks.append(sd)
+    prob = LinearProblem(y=np.column_stack([y_all[pi], d]), row_person=pi, nuisance=np.hstack(blocks))
+    return prob, float(result.estimate)
+
+
+def _late_statistics(study: Any, result: Any, arm: np.ndarray, draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """LATE: the statistic is the reduced-form (ITT) coefficient, whose randomization
+    distribution tests the sharp null of no effect of take-up, :math:`Y_i(1) = Y_i(0)`
+    (which, under the exclusion restriction, is the null LATE = 0); unlike the 2SLS
+    ratio it stays well behaved with a weak first stage (Imbens & Rosenbaum 2005)."""
+    prob, late_hat = _late_problem(study, result)
+    obs = linear_statistics(prob, arm[None, :])[0][0]
+    if not np.isclose(obs[0] / obs[1], late_hat, rtol=1e-7, atol=1e-9 * (1 + abs(late_hat))):
+        raise EstimationError(
+            f"randomization inference does not reproduce the LATE ({obs[0] / obs[1]!r} vs {late_hat!r})",
+            fix="report this as a bug: late() and its randomization problem disagree",
+        )
+    return obs[:1], linear_statistics(prob, draws)[0][:, :1]
+
+
 #: Estimators whose statistics are not linear in the outcome: custom functions
 #: ``(study, result, arm, draws) -> (observed (m,), draws (B, m))``.
-_CUSTOM: dict[str, Any] = {"time_to_event": _survival_statistics}
+_CUSTOM: dict[str, Any] = {"time_to_event": _survival_statistics, "late": _late_statistics}
 
 
 def _heterogeneity_joint(result: Any, observed: np.ndarray, draws: np.ndarray) -> None:
@@ -903,10 +986,20 @@ def randomization_ci(
     for r, probs, size in zip(rlist, fam.problems, fam.sizes):
         tidy = r.tidy()
         if probs is None:
-            # Not a linear statistic (survival): p-values but no constant-effect interval.
             p_ri, _ = ri_pvalues(fam.observed[pos : pos + size], fam.draws[:, pos : pos + size],
                                  exact=fam.assignments.exact)
             pos += size
+            if _estimator_of(r) == "late":
+                # Anderson-Rubin-type inversion on the reduced form of y - tau d.
+                prob, late_hat = _late_problem(study, r)
+                arm = np.asarray(_design_of(study).arm, dtype=np.int8)
+                o = linear_statistics(prob, arm[None, :])[0][0]
+                dd = linear_statistics(prob, fam.assignments.draws)[0]
+                lo, hi = ri_confidence_interval(late_hat, dd[:, 0], dd[:, 1], exact=fam.assignments.exact,
+                                                level=level, a_obs=o[0], c_obs=o[1])
+                rows.append(_ci_row(tidy.iloc[0], p_ri[0], lo, hi, level, fam))
+                continue
+            # Not a linear statistic (survival): p-values but no constant-effect interval.
             for i in range(size):
                 rows.append(_ci_row(tidy.iloc[i], p_ri[i], math.nan, math.nan, level, fam))
             continue
