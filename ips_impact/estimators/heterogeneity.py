@@ -180,11 +180,9 @@ def _household_type(study: Any) -> pd.Series:
     """
     persons = study.persons
     base = _baseline_roster(study)
-    has = base.assign(one=1).pivot_table(index="index_person_id", columns="role", values="one",
-                                         aggfunc="max", fill_value=0)
     pid = persons["person_id"]
-    partner = pid.map(has["partner"] if "partner" in has else pd.Series(dtype=float)).fillna(0) > 0
-    child = pid.map(has["child"] if "child" in has else pd.Series(dtype=float)).fillna(0) > 0
+    partner = pid.isin(base.loc[base["role"] == "partner", "index_person_id"])
+    child = pid.isin(base.loc[base["role"] == "child", "index_person_id"])
     anyone = pid.isin(base["index_person_id"])
     out = np.select(
         [partner & child, partner, child, anyone],
