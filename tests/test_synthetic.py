@@ -442,3 +442,19 @@ def test_study_reads_the_synthetic_frames(small: SyntheticTrial) -> None:
     late = hh[hh.valid_from.to_numpy() > a.loc[hh.household_id].to_numpy()]["person_id"]
     assert not set(late) & set(study.members["person_id"])
     assert set(study.members["role"]) == {"partner", "child"}
+
+
+# ---------------------------------------------------------------- committed sample
+def test_committed_sample_is_what_the_documented_command_makes() -> None:
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "synthetic_data"
+    meta = json.loads((folder / "params.json").read_text())
+    assert meta["seed"] == 2018 and meta["n_persons"] == 1200
+    assert "ips-impact simulate --seed 2018 --out synthetic_data/" in (folder / "README.md").read_text()
+    tr = generate(n_persons=1200, seed=2018)
+    assert SyntheticParams.from_dict(meta["params"]) == tr.params
+    for name, df in tr.frames().items():
+        pd.testing.assert_frame_equal(pd.read_parquet(folder / f"{name}.parquet"), df)
+    pd.testing.assert_frame_equal(pd.read_parquet(folder / "truth.parquet"), tr.truth)
+    assert sum(p.stat().st_size for p in folder.iterdir()) < 15 * 2**20
