@@ -226,3 +226,26 @@ def test_study_balance_delegates_and_tidy(study, table):
     assert (tidy["estimand"] == "balance").all() and (tidy["term"] == "arm").all()
     js = b.to_json()
     assert "person_id" not in js and "p0001" not in js
+
+
+def test_covariate_partly_determined_by_strata():
+    """A site that coincides with stratum A but splits strata B and C: its stratum-A share
+    has no within-stratum variation (no test), and the joint test leaves out the columns
+    that are linear combinations of the strata instead of failing."""
+    a, panel = toy_frames(seed=4)
+    rng = np.random.default_rng(2)
+    site = np.where(a["stratum"] == "A", "s_a", np.where(rng.random(len(a)) < 0.5, "s_x", "s_y"))
+    a["site"] = site
+    st = Study.from_frames(a, panel)
+    with pytest.warns(EstimationWarning) as rec:
+        b = balance(st, ["age", "site"], outcomes=())
+    msgs = [str(w.message) for w in rec]
+    t = b.to_frame().set_index("label")
+    assert np.isnan(t.loc["site=s_a", "p_value"]) and np.isfinite(t.loc["site=s_x", "p_value"])
+    assert any("no test" in m and "site=s_a" in m for m in msgs)
+    # s_a (most frequent) is the reference level; s_x + s_y is the indicator of strata B
+    # and C, so one of them is left out and the other tested
+    j = b.joint
+    assert sorted([*j["dropped"], *[t for t in j["terms"] if t.startswith("site")]]) == ["site=s_x", "site=s_y"]
+    assert len(j["dropped"]) == 1 and j["df_num"] == len(j["terms"]) == 3  # age, age missing, site
+    assert any("left out of the joint test" in m for m in msgs)

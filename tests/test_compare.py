@@ -157,3 +157,29 @@ def test_docx_missing_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "docx", None)  # makes `import docx` fail
     with pytest.raises(ImportError, match=r"pip install ips_impact\[docx\]"):
         compare([_work()]).to_docx(tmp_path / "t.docx")
+
+
+def test_rows_without_estimate_and_mixed_horizons():
+    from ips_impact.results import ResultBase, make_row, result_dataclass
+
+    @result_dataclass
+    class JointTest(ResultBase):
+        """A result whose only row is a joint test: no estimate, a p-value."""
+
+        def _tidy_rows(self):
+            row = make_row(outcome="work_on_di", term="joint:region", estimand="heterogeneity_test",
+                           estimate=float("nan"), std_error=float("nan"), nobs=600, n_treated=300,
+                           n_control=300, p_value=0.047)
+            return [row]
+
+    b = BoundsResult(outcome="earnings", selection="employed", lower=-1.0, upper=2.0, se_lower=0.5,
+                     se_upper=0.5, trim_share=0.1, trimmed_arm="treated", share_selected_treated=0.4,
+                     share_selected_control=0.36, nobs=600, n_treated=300, n_control=300,
+                     n_selected_treated=120, n_selected_control=108)
+    f = compare([_work(), JointTest(), b], stars=True, show=("std_error", "conf_int")).to_frame()
+    assert f.loc[("joint:region (heterogeneity_test)", "estimate"), "(2)"] == "p = 0.047**"
+    assert f.loc[("joint:region (heterogeneity_test)", "std_error"), "(2)"] == ""
+    assert f.loc[("joint:region (heterogeneity_test)", "conf_int"), "(2)"] == ""
+    # an int horizon stays an int next to results without one
+    assert f.loc[("Horizon", "footer"), "(1)"] == "6"
+    assert f.loc[("Horizon", "footer"), "(2)"] == "" and f.loc[("Horizon", "footer"), "(3)"] == ""

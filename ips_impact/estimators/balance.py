@@ -83,9 +83,8 @@ def _expand(persons: pd.DataFrame, covariates: Sequence[str]) -> list[tuple[str,
     return out
 
 
-def _fit_column(X: np.ndarray, names: list[str], y: np.ndarray, cov_type: str) -> tuple[float, float, float, float]:
-    """(estimate, std_error, df, p_value) of the arm coefficient of y on X."""
-    design = OLSDesign(X, names, cov_type=cov_type)
+def _fit_column(design: OLSDesign, y: np.ndarray) -> tuple[float, float, float, float]:
+    """(estimate, std_error, df, p_value) of the arm coefficient of y on the design."""
     fit = design.fit(y)
     j = 1
     est, se, df = float(fit.coef[j]), float(np.sqrt(fit.vcov[j, j])), float(fit.df[j])
@@ -192,6 +191,8 @@ def balance(
     X0, names0 = _base_design(arm, stratum, n_strata, strata)
     rows = []
     by_stratum_only: list[str] = []
+    untestable: list[str] = []
+    designs: dict[bytes, OLSDesign] = {}
     ledger = []
     for cov, lv, x, cat in _expand(persons, covs):
         ok = np.isfinite(x)
@@ -209,10 +210,16 @@ def balance(
         sd1, sd0 = float(x1.std(ddof=1)), float(x0.std(ddof=1))
         pooled = np.sqrt((sd1**2 + sd0**2) / 2.0)
         nd = (mean1 - mean0) / pooled if pooled > 0 else np.nan
-        est, se, df, p = _fit_column(X0[ok], names0, x[ok], cov_type)
-        if np.isnan(p) and strata and n_strata > 1 and cov not in by_stratum_only:
-            if stratum_level(cov):
-                by_stratum_only.append(cov)
+        key = ok.tobytes()
+        if key not in designs:  # one factorisation per pattern of missing values
+            designs[key] = OLSDesign(X0[ok], names0, cov_type=cov_type)
+        est, se, df, p = _fit_column(designs[key], x[ok])
+        if np.isnan(p):
+            if strata and n_strata > 1 and stratum_level(cov):
+                if cov not in by_stratum_only:
+                    by_stratum_only.append(cov)
+            else:
+                untestable.append(cov if lv is None else f"{cov}={lv}")
         rows.append({
             "covariate": cov, "level": lv, "mean_treated": mean1, "mean_control": mean0,
             "sd_treated": sd1, "sd_control": sd0, "difference": mean1 - mean0, "norm_diff": nd,
@@ -227,10 +234,15 @@ def balance(
     for cov in by_stratum_only:
         warn.append(f"covariate {cov!r} is constant within strata: balanced by design, "
                     "no test (left out of the joint test)")
+    if untestable:
+        warn.append("no within-stratum variation, so no test (balanced by design or constant): "
+                    + ", ".join(untestable))
     table = pd.DataFrame(rows, columns=list(BALANCE_COLUMNS))
 
-    joint = _joint_test(persons, [c for c in covs if c not in by_stratum_only], arm, X0, names0, cov_type)
-    missingness = _missingness(study, outcomes, missing_horizons, arm, X0, names0, cov_type, warn)
+    joint = _joint_test(persons, [c for c in covs if c not in by_stratum_only], arm, X0, names0,
+                        cov_type, warn)
+    missingness = _missingness(study, outcomes, missing_horizons, arm, X0, names0, cov_type, warn,
+                               designs)
 
     for w in warn:
         warnings.warn(w, EstimationWarning, stacklevel=2)
@@ -245,7 +257,7 @@ def balance(
 
 
 def _joint_test(persons: pd.DataFrame, covs: list[str], arm: np.ndarray, X0: np.ndarray,
-                names0: list[str], cov_type: str) -> dict[str, Any] | None:
+                names0: list[str], cov_type: str, warn: list[str]) -> dict[str, Any] | None:
     r"""HC Wald test that every covariate slope is zero in :math:`Z \sim X + strata`."""
     if not covs:
         return None
@@ -272,14 +284,34 @@ def _joint_test(persons: pd.DataFrame, covs: list[str], arm: np.ndarray, X0: np.
             cols.append(miss.astype(float))
             names.append(f"{cov} missing")
     C = np.column_stack(cols)
-    keep = C.std(axis=0) > 0  # a constant column carries no information about arm
+    # arm ~ intercept + strata + covariates (the arm column of X0 is the outcome here)
+    base = np.delete(X0, 1, axis=1)
+    bnames = [n for i, n in enumerate(names0) if i != 1]
+    # Columns determined by the strata (a site nested in a region block, a constant) or by
+    # other covariates carry no information about the arm: find them on the part of C
+    # orthogonal to the strata, by a pivoted QR, and leave them out (named in a warning).
+    Q, _ = np.linalg.qr(base)
+    Cr = C - Q @ (Q.T @ C)
+    norms = np.sqrt((Cr**2).sum(axis=0))
+    scale = np.sqrt((C**2).sum(axis=0))
+    keep = norms > 1e-9 * np.maximum(scale, 1.0)
+    idx = np.flatnonzero(keep)
+    if idx.size:
+        import scipy.linalg
+
+        _, R, piv = scipy.linalg.qr(Cr[:, idx] / norms[idx], mode="economic", pivoting=True)
+        d = np.abs(np.diag(R))
+        rank = int((d > 1e-7 * d[0]).sum())
+        keep[:] = False
+        keep[idx[piv[:rank]]] = True
+    dropped = [n for n, k in zip(names, keep) if not k]
+    if dropped:
+        warn.append("left out of the joint test (determined by the strata or by other "
+                    "covariates): " + ", ".join(dropped))
     C = C[:, keep]
     names = [n for n, k in zip(names, keep) if k]
     if C.shape[1] == 0:
         return None
-    # arm ~ intercept + strata + covariates (the arm column of X0 is the outcome here)
-    base = np.delete(X0, 1, axis=1)
-    bnames = [n for i, n in enumerate(names0) if i != 1]
     X = np.column_stack([base, C])
     design = OLSDesign(X, bnames + names, cov_type=cov_type)
     fit = design.fit(arm.astype(float))
@@ -294,13 +326,14 @@ def _joint_test(persons: pd.DataFrame, covs: list[str], arm: np.ndarray, X0: np.
         "test": "F", "statistic": F, "df_num": q, "df_denom": df2,
         "p_value": float(stats.f.sf(F, q, df2)),
         "chi2": W, "chi2_p_value": float(stats.chi2.sf(W, q)),
-        "nobs": int(design.n), "terms": tuple(names), "cov_type": cov_type,
+        "nobs": int(design.n), "terms": tuple(names), "dropped": tuple(dropped),
+        "cov_type": cov_type,
     }
 
 
 def _missingness(study: Any, outcomes: Sequence[str] | None, horizons: Sequence[int] | None,
                  arm: np.ndarray, X0: np.ndarray, names0: list[str], cov_type: str,
-                 warn: list[str]) -> pd.DataFrame:
+                 warn: list[str], designs: dict[bytes, OLSDesign]) -> pd.DataFrame:
     cols = ["outcome", "horizon", "share_missing_treated", "share_missing_control", "difference",
             "estimate", "std_error", "p_value", "n_treated", "n_control"]
     outs = list(study.outcomes) if outcomes is None else list(outcomes)
@@ -324,7 +357,8 @@ def _missingness(study: Any, outcomes: Sequence[str] | None, horizons: Sequence[
             )
         ks = np.array(hs)
         labels = hs
-    design = OLSDesign(X0, names0, cov_type=cov_type)
+    full = np.ones(arm.size, dtype=bool).tobytes()
+    design = designs.get(full) or OLSDesign(X0, names0, cov_type=cov_type)
     n1, n0 = int((arm == 1).sum()), int((arm == 0).sum())
     rows = []
     for o in outs:

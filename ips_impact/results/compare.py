@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ips_impact.errors import EstimationError
@@ -225,6 +226,24 @@ def _fmt(x: Any, digits: int) -> str:
     return s[1:] if s.startswith("-") and float(s) == 0 else s
 
 
+def _horizon_text(values: list[Any]) -> str:
+    """Footer text of a result's horizons: ``6``, ``"4:8"``, ``-4..8`` for several."""
+    def known(v: Any) -> bool:
+        return v is not None and not (isinstance(v, float) and math.isnan(v))
+
+    def text(v: Any) -> str:
+        if isinstance(v, (float, np.floating)) and float(v).is_integer():
+            return str(int(v))
+        return str(v)
+
+    hs = list(dict.fromkeys(text(v) for v in values if known(v)))
+    if not hs:
+        return ""
+    if len(hs) == 1:
+        return hs[0]
+    return f"{hs[0]}..{hs[-1]}"
+
+
 def _stars(p: Any, levels: Sequence[float]) -> str:
     if p is None or (isinstance(p, float) and math.isnan(p)):
         return ""
@@ -308,8 +327,10 @@ def compare(
     labels = dict(labels or {})
 
     frames = []
+    horizons: dict[str, str] = {}
     for name, r in zip(cols, res):
         t = r.tidy().copy()
+        horizons[name] = _horizon_text(t["horizon"].tolist())
         t.insert(0, "model", name)
         key = t["term"].map(lambda x: labels.get(x, x)) + " (" + t["estimand"] + ")"
         dup = key.duplicated(keep=False)
@@ -341,14 +362,20 @@ def compare(
                     vals.append("")
                     continue
                 h = hit.iloc[0]
+                no_estimate = pd.isna(h["estimate"])  # e.g. a joint test: only its p-value
                 if line == "estimate":
-                    s = _fmt(h["estimate"], digits)
-                    if stars:
+                    if no_estimate:
+                        pv = h.get(pvalue)
+                        s = "" if pv is None or pd.isna(pv) else f"p = {_fmt(pv, digits)}"
+                    else:
+                        s = _fmt(h["estimate"], digits)
+                    if stars and s:
                         s += _stars(h.get(pvalue), levels)
                 elif line == "std_error":
-                    s = f"({_fmt(h['std_error'], digits)})"
+                    s = "" if pd.isna(h["std_error"]) else f"({_fmt(h['std_error'], digits)})"
                 elif line == "conf_int":
-                    s = f"[{_fmt(h['conf_low'], digits)}, {_fmt(h['conf_high'], digits)}]"
+                    s = ("" if pd.isna(h["conf_low"]) and pd.isna(h["conf_high"])
+                         else f"[{_fmt(h['conf_low'], digits)}, {_fmt(h['conf_high'], digits)}]")
                 else:
                     v = h.get(line)
                     s = "" if v is None or pd.isna(v) else f"{{{line}: {_fmt(v, digits)}}}"
@@ -364,12 +391,7 @@ def compare(
                 uniq = list(dict.fromkeys(sub["outcome"]))
                 vals.append(", ".join(str(u) for u in uniq))
             elif f == "horizon":
-                hs = list(dict.fromkeys(sub["horizon"]))
-                if len(hs) == 1:
-                    vals.append("" if hs[0] is None or (isinstance(hs[0], float) and math.isnan(hs[0]))
-                                else str(hs[0]))
-                else:
-                    vals.append(f"{hs[0]}..{hs[-1]}")
+                vals.append(horizons[name])
             elif f == "control_mean":
                 vals.append(_fmt(first["control_mean"], digits))
             elif f in ("nobs", "n_treated", "n_control"):
