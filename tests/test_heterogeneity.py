@@ -412,6 +412,30 @@ def test_household_moderators_need_a_roster(trial):
         heterogeneity(st, "earnings", by="household_type", horizon=2)
 
 
+def test_sites_default_to_the_study_sites(trial):
+    class WithSites:
+        # a Study that carries study.sites (as the lead's Study will)
+        def __init__(self, study, sites):
+            self._s, self.sites = study, sites
+
+        def __getattr__(self, name):
+            return getattr(self._s, name)
+
+    st = trial[0]
+    a = heterogeneity(WithSites(st, SITES), "earnings", by="fidelity", horizon=2)
+    b = heterogeneity(st, "earnings", by="fidelity", horizon=2, sites=SITES)
+    np.testing.assert_allclose(a.subgroups["estimate"], b.subgroups["estimate"], rtol=1e-14)
+
+
+def test_partner_at_work_needs_employment(trial):
+    a, p, h = small_trial(n=60, seed=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        st = Study.from_frames(a, p.drop(columns="employed"), households=h)
+    with pytest.raises(EstimationError, match="employed"):
+        heterogeneity(st, "earnings", by="partner_at_work", horizon=2)
+
+
 def test_unemployment_tercile_needs_the_column(trial):
     a, p, h = small_trial(n=60, seed=2)
     with warnings.catch_warnings():

@@ -254,6 +254,16 @@ def test_window_mean_by_hand(small_study):
     assert res.horizon == "1:3"
 
 
+def test_window_sum_by_hand(small_study):
+    res = spillover(small_study, "earnings", members="partner", window=(1, 3), aggregate="sum",
+                    adjustment="none", strata=False)
+    m = small_study.members
+    m = m[(m["role"] == "partner") & m["k"].between(1, 3)]
+    y = m.groupby("index_person_id")["earnings"].sum()
+    z = y.index.map(small_study.persons.set_index("person_id")["arm"]).to_numpy()
+    assert res.estimate == pytest.approx(y[z == 1].mean() - y[z == 0].mean(), rel=1e-12)
+
+
 def test_household_total_by_hand(small_study):
     res = household_total(small_study, "earnings", members="partner", horizon=2,
                           adjustment="none", strata=False)

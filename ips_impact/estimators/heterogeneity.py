@@ -554,7 +554,7 @@ def heterogeneity(
     sites
         Site table (``site``, ``fidelity`` 25–125, ``assessment_date``), needed for
         ``by="fidelity"``; with ``by="site"`` it adds each site's fidelity to the
-        subgroup table.
+        subgroup table. Defaults to ``study.sites`` when the Study carries one.
     baseline
         Event time of baseline characteristics of household members (default −1).
     min_per_arm
@@ -578,6 +578,9 @@ def heterogeneity(
         strata=strata, cov_type=cov_type, cluster=cluster, level=level, baseline=baseline,
         min_per_arm=min_per_arm, mde_power=mde_power, mde_alpha=mde_alpha,
     )
+    if sites is None:
+        # a Study that carries the sites table (study.sites) needs no sites= argument
+        sites = getattr(study, "sites", None)
     site_table = check_sites(sites) if sites is not None else None
     built = _build(study, spec, site_table)
     model: ModelMatrices = built["model"]
@@ -696,6 +699,8 @@ def randomization_problem(
         raise EstimationError("this result does not come from heterogeneity()",
                               fix="use the randomization_problem of the estimator that produced it")
     spec["covariates"] = tuple(spec["covariates"])
+    if sites is None:
+        sites = getattr(study, "sites", None)
     site_table = check_sites(sites) if sites is not None else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SmallSampleWarning)
