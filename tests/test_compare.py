@@ -183,3 +183,8 @@ def test_rows_without_estimate_and_mixed_horizons():
     # an int horizon stays an int next to results without one
     assert f.loc[("Horizon", "footer"), "(1)"] == "6"
     assert f.loc[("Horizon", "footer"), "(2)"] == "" and f.loc[("Horizon", "footer"), "(3)"] == ""
+
+
+def test_latex_notes_render_comparison_signs():
+    tex = compare([_work()], stars=True).to_latex()
+    assert "* p $<$ 0.1, ** p $<$ 0.05, *** p $<$ 0.01." in tex

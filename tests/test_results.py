@@ -323,3 +323,27 @@ def test_balance_table_tidy_and_summary():
     with pytest.raises(EstimationError, match="norm_diff"):
         BalanceTable(table=_balance_table().drop(columns="norm_diff"))
     assert set(BALANCE_COLUMNS) <= set(bt.to_frame().columns)
+
+
+def test_every_family_serialises_to_json_deterministically():
+    bt = BalanceTable(table=_balance_table(), joint={"statistic": 0.7, "df_num": 3, "df_denom": 596,
+                                                     "p_value": 0.55, "test": "F", "terms": ("age",)})
+    for r in (_effect(), _dynamic(), _bounds(), bt):
+        s = json.dumps(r.to_dict(), sort_keys=True)
+        assert s == r.to_json()
+        back = json.loads(s)
+        assert back["type"] == type(r).__name__
+        assert len(back["tidy"]) == len(r.tidy())
+    d = json.loads(_dynamic().to_json())
+    assert [e["horizon"] for e in d["effects"]] == list(range(-4, 6))
+
+
+def test_balance_plot_shows_normalised_differences():
+    import matplotlib.pyplot as plt
+
+    bt = BalanceTable(table=_balance_table())
+    ax = bt.plot()
+    line = ax.get_lines()[0]
+    np.testing.assert_allclose(line.get_xdata(), _balance_table()["norm_diff"].to_numpy())
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["age", "region=VL", "region=WAL"]
+    plt.close("all")

@@ -209,6 +209,8 @@ def _latex_escape(s: str) -> str:
     repl = {
         "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
         "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+        # in text mode with the default font encoding "<" would print as an inverted "!"
+        "<": r"$<$", ">": r"$>$",
     }
     return "".join(repl.get(ch, ch) for ch in s)
 

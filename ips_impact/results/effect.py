@@ -709,6 +709,27 @@ class BalanceTable(ResultBase):
         t.insert(0, "label", [self._label(c, lv) for c, lv in zip(t["covariate"], t["level"])])
         return t
 
+    def plot(self, ax: Any = None, *, threshold: float = 0.1) -> Any:
+        """Dot plot of the normalised differences (one row per covariate or level).
+
+        Dashed lines at ``±threshold`` (0.1 is a common rule of thumb for a
+        noticeable imbalance). Returns the matplotlib ``Axes``.
+        """
+        import matplotlib.pyplot as plt
+
+        t = self.to_frame()
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6, 0.25 * len(t) + 1.2))
+        y = np.arange(len(t))[::-1]
+        ax.plot(t["norm_diff"].to_numpy(dtype=float), y, "o", color="C0", ms=4)
+        ax.axvline(0.0, color="0.4", lw=0.8)
+        for v in (-threshold, threshold):
+            ax.axvline(v, color="0.6", lw=0.8, ls="--")
+        ax.set_yticks(y)
+        ax.set_yticklabels(t["label"].tolist())
+        ax.set_xlabel("normalised difference (IPS - control)")
+        return ax
+
     def _summary_title(self) -> str:
         return "Balance of baseline covariates by arm"
 
