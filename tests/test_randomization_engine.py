@@ -225,3 +225,19 @@ def test_absorbed_person_effects_equal_dummy_regression():
 def test_absorb_must_nest_within_persons():
     with pytest.raises(EstimationError, match="spans several"):
         LinearProblem(y=np.ones(4), row_person=np.array([0, 0, 1, 1]), absorb=np.array([0, 0, 0, 1]))
+
+
+def test_problems_sharing_a_design_are_merged_without_changing_statistics():
+    from ips_impact.inference.randomization import _merge_problems
+
+    rng, stratum, arm, x, d = _trial(n=50, seed=15)
+    w = np.column_stack([np.ones(50), x])
+    p1 = LinearProblem(y=rng.normal(size=(50, 2)), row_person=np.arange(50), nuisance=w)
+    p2 = LinearProblem(y=rng.normal(size=50), row_person=np.arange(50), nuisance=d)  # other design
+    p3 = LinearProblem(y=rng.normal(size=(50, 3)), row_person=np.arange(50), nuisance=w.copy())
+    merged, where = _merge_problems([p1, p2, p3])
+    assert len(merged) == 2 and where[0][0] == where[2][0] != where[1][0]
+    draws = draw_assignments(arm, stratum, 40, seed=2)
+    together = linear_statistics(merged, draws)
+    for p, (m, cols) in zip([p1, p2, p3], where):
+        np.testing.assert_allclose(together[m][:, cols], linear_statistics(p, draws)[0], rtol=1e-10, atol=1e-13)

@@ -192,13 +192,25 @@ class LinearProblem:
 
 
 def _orthonormal_basis(w: np.ndarray) -> np.ndarray:
-    """Orthonormal basis of the column space of ``w`` (rank-revealing SVD), so that
-    collinear nuisance columns (e.g. intercept + all stratum dummies) are harmless."""
-    u, s, _ = np.linalg.svd(w, full_matrices=False)
-    if s.size == 0 or s[0] == 0:
-        return np.zeros((w.shape[0], 0))
-    keep = s > s[0] * max(w.shape) * np.finfo(float).eps
-    return u[:, keep]
+    """Orthonormal basis of the column space of ``w``, rank-revealing, so that
+    collinear nuisance columns (e.g. intercept + all stratum dummies) are harmless.
+
+    Eigen-decomposition of the Gram matrix of the unit-scaled columns (p x p, cheap),
+    directions with eigenvalue below 1e-11 of the largest dropped, then a second
+    orthonormalisation pass (as in CholeskyQR2) to restore orthogonality to rounding.
+    Much cheaper than an SVD of the tall matrix, which matters with hundreds of
+    statistics each with its own sample.
+    """
+    n_rows = w.shape[0]
+    norms = np.sqrt(np.einsum("ij,ij->j", w, w))
+    w = w[:, norms > 0] / norms[norms > 0]
+    if w.shape[1] == 0:
+        return np.zeros((n_rows, 0))
+    lam, vec = np.linalg.eigh(w.T @ w)
+    keep = lam > lam[-1] * 1e-11
+    q = w @ (vec[:, keep] / np.sqrt(lam[keep]))
+    lam2, vec2 = np.linalg.eigh(q.T @ q)
+    return q @ (vec2 / np.sqrt(lam2))
 
 
 @dataclass(frozen=True, eq=False)
@@ -319,6 +331,51 @@ def linear_statistics(
         raise DesignError("draws must be a 2-D array (draws x persons)", fix="stack assignments as rows")
     n_draws, n_persons = draws.shape
     preps = [_prepare(p, n_persons) for p in plist]
+    return _statistics_prepared(preps, draws, memory=memory)
+
+
+def _merge_problems(plist: list[LinearProblem]) -> tuple[list[LinearProblem], list[tuple[int, np.ndarray]]]:
+    """Merge problems that differ only in their outcomes (same rows, nuisance,
+    interactions, absorbed effects and coefficients) into one problem with more
+    outcome columns, so that their residualisation and the assignment-dependent
+    blocks are computed once (e.g. the horizons of ``itt_by_period`` with the same
+    sample). Returns the merged problems and, for each input problem, (merged index,
+    columns of the merged statistics that are its statistics, in its order)."""
+    import hashlib
+
+    def key(p: LinearProblem) -> tuple:
+        h = hashlib.sha1()
+        for arr in (p.row_person, p.nuisance, p.interact, p.absorb):
+            if arr is None:
+                h.update(b"none")
+            else:
+                a = np.ascontiguousarray(arr)
+                h.update(str(a.shape).encode())
+                h.update(a.tobytes())
+        return (h.hexdigest(), p.coef)
+
+    groups: dict[tuple, list[int]] = {}
+    for i, p in enumerate(plist):
+        groups.setdefault(key(p), []).append(i)
+    merged: list[LinearProblem] = []
+    where: list[tuple[int, np.ndarray]] = [(0, np.zeros(0, dtype=np.int64))] * len(plist)
+    for members in groups.values():
+        first = plist[members[0]]
+        k_tot = sum(plist[i].n_outcomes for i in members)
+        offset = 0
+        for i in members:
+            k_i = plist[i].n_outcomes
+            cols = np.concatenate([ci * k_tot + offset + np.arange(k_i) for ci in range(len(first.coef))])
+            where[i] = (len(merged), cols)
+            offset += k_i
+        y = first.y if len(members) == 1 else np.concatenate([plist[i].y for i in members], axis=1)
+        merged.append(dataclasses.replace(first, y=y) if len(members) > 1 else first)
+    return merged, where
+
+
+def _statistics_prepared(preps: list[_Prepared], draws: np.ndarray, *, memory: int = DEFAULT_MEMORY) -> list[np.ndarray]:
+    """:func:`linear_statistics` for problems already prepared (residualised once)."""
+    n_draws, n_persons = draws.shape
     # One product for every problem: concatenate their per-person sums.
     a_all = np.concatenate([p.a for p in preps], axis=1)
     bounds = np.cumsum([0] + [p.a.shape[1] for p in preps])
@@ -836,9 +893,14 @@ def _family(study: Any, results: list[Any], n_permutations: int, seed: int,
                 [p.y, arm[p.row_person].astype(float) * p.interact[:, p.coef[0]]]))
             for p in flat
         ]
-    # Every linear statistic of every result in one pass over the draws.
-    obs_lin = linear_statistics(flat, arm[None, :]) if flat else []
-    dist_lin = linear_statistics(flat, am.draws) if flat else []
+    # Every linear statistic of every result in one pass over the draws; the outcomes
+    # are residualised once for the observed assignment and the draws.
+    merged, where = _merge_problems(flat)
+    preps = [_prepare(p, arm.size) for p in merged]
+    obs_m = _statistics_prepared(preps, arm[None, :]) if flat else []
+    dist_m = _statistics_prepared(preps, am.draws) if flat else []
+    obs_lin = [obs_m[m][:, cols] for m, cols in where]
+    dist_lin = [dist_m[m][:, cols] for m, cols in where]
     obs_parts, dist_parts, sizes, checked = [], [], [], []
     j = 0
     for est, r, ps in zip(estimators, results, problems):
