@@ -29,6 +29,8 @@ from ips_impact.results.effect import (
     EffectResult,
     imbens_manski_interval,
 )
+from ips_impact.results.heterogeneity import HeterogeneityResult
+from ips_impact.results.survival import SurvivalResult
 
 __all__ = [
     "TIDY_COLUMNS",
@@ -47,6 +49,8 @@ __all__ = [
     "DynamicEffectResult",
     "BoundsResult",
     "BalanceTable",
+    "SurvivalResult",
+    "HeterogeneityResult",
     "imbens_manski_interval",
     "compare",
     "ComparisonTable",
