@@ -554,7 +554,9 @@ class OLSFit:
 
     @property
     def std_error(self) -> np.ndarray:
-        return np.sqrt(np.diag(self.vcov))
+        # a coefficient whose residuals vanish (a constant outcome in one stratum) can
+        # get a variance of -1e-16 from rounding
+        return np.sqrt(np.clip(np.diag(self.vcov), 0.0, None))
 
     @property
     def statistic(self) -> np.ndarray:
