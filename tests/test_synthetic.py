@@ -458,3 +458,14 @@ def test_committed_sample_is_what_the_documented_command_makes() -> None:
         pd.testing.assert_frame_equal(pd.read_parquet(folder / f"{name}.parquet"), df)
     pd.testing.assert_frame_equal(pd.read_parquet(folder / "truth.parquet"), tr.truth)
     assert sum(p.stat().st_size for p in folder.iterdir()) < 15 * 2**20
+
+
+def test_chunked_aggregation_gives_the_same_frames(small: SyntheticTrial, monkeypatch) -> None:
+    import ips_impact.synthetic.world as world
+
+    monkeypatch.setattr(world, "CHUNK", 37)  # many chunks, one of them ragged
+    chunked = generate(n_persons=240, seed=3)
+    for name, df in small.frames().items():
+        pd.testing.assert_frame_equal(chunked.frames()[name], df)
+    pd.testing.assert_frame_equal(chunked.truth, small.truth)
+    pd.testing.assert_frame_equal(chunked.rerandomize(5).panel, small.rerandomize(5).panel)

@@ -23,10 +23,12 @@ from ips_impact.synthetic.world import (
     Group,
     World,
     build_world,
+    chunks,
     month_labels,
     quarter_labels,
     quarterly,
     redraw,
+    subgroup,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -232,7 +234,7 @@ def _population_group(w: World, population: str) -> tuple[Group, np.ndarray]:
 # ---------------------------------------------------------------------- reveal
 def _panel_frame(
     g: Group, qo: dict[str, np.ndarray], w: World, details: bool
-) -> pd.DataFrame:
+) -> dict[str, np.ndarray]:
     p = w.params
     cols = np.arange(w.origin - p.pre_quarters, w.origin + p.post_quarters + 1)
     K = cols.size
@@ -264,10 +266,10 @@ def _panel_frame(
         work_on_di=flat(qo["work_on_di"]), unemployment_benefit=flat(qo["unemployment_benefit"]),
     )
     del m
-    return pd.DataFrame(data, copy=False)
+    return data
 
 
-def _benefit_frame(g: Group, mo: dict[str, np.ndarray], w: World) -> pd.DataFrame:
+def _benefit_frame(g: Group, mo: dict[str, np.ndarray], w: World) -> dict[str, np.ndarray]:
     p = w.params
     first = 3 * (w.origin - p.pre_quarters)
     last = 3 * (w.origin + p.post_quarters + 1)
@@ -280,15 +282,39 @@ def _benefit_frame(g: Group, mo: dict[str, np.ndarray], w: World) -> pd.DataFram
     def flat(a: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(a[cols][:, keep].T).ravel()
 
-    phase = np.where(mo["on_di"], np.where(mo["invalidity"], 2, 1), 0)
-    return pd.DataFrame({
+    phase = np.where(mo["on_di"], np.where(mo["invalidity"], 2, 1), 0).astype(np.int8)
+    return {
         "person_id": np.repeat(g.person_id[keep], K),
         "month": month,
         "on_di": flat(mo["on_di"]).astype(np.int8),
         "di_phase": _PHASE[flat(phase)],
         "di_benefit": flat(mo["benefit"]),
         "authorised_work": flat(mo["authorised"]).astype(np.int8),
-    }, copy=False)
+    }
+
+
+def _slim(q: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The monthly arrays the benefit records need; the others are freed at once."""
+    mo = q.pop("_monthly")
+    for name in [k for k in mo if k not in ("on_di", "invalidity", "benefit", "authorised")]:
+        del mo[name]
+    return mo
+
+
+def _assemble(parts: list[dict[str, np.ndarray]]) -> pd.DataFrame:
+    """One frame from column dicts, column by column.
+
+    Columns are joined and handed to pandas one at a time (each part is freed as soon
+    as it is used), so building a 25-million-row panel never holds two copies of it.
+    """
+    names = list(parts[0])
+    n = sum(len(part[names[0]]) for part in parts)
+    frame = pd.DataFrame(index=pd.RangeIndex(n))
+    for name in names:
+        cols = [part.pop(name) for part in parts]
+        frame[name] = cols[0] if len(cols) == 1 else np.concatenate(cols)
+        del cols
+    return frame
 
 
 def _reveal(
@@ -303,20 +329,33 @@ def _reveal(
     pop = w.pop
     p = w.params
     g = w.participants
+    panels: list[dict[str, np.ndarray]] = []
+    bens: list[dict[str, np.ndarray]] = []
+    pre_emp = np.zeros(pop.n)
+    pre_earn = np.zeros(pop.n)
+    # baseline history: identical in both worlds (IPS acts only after randomization)
+    hist = np.arange(w.origin - p.history_quarters, w.origin)
     if pots is not None and not details and "benefits" not in tables:
         pick = arm.astype(bool)[None, :]
         qo = {o: np.where(pick, pots[1][o], pots[0][o]) for o in pots[0]}
+        panels.append(_panel_frame(g, qo, w, details))
+        if hist.size:
+            pre_emp = qo["employed"][hist].mean(axis=0)
+            pre_earn = qo["earnings"][hist].mean(axis=0)
+        del qo
     else:
-        qo = quarterly(g, arm, p, details=details)
+        # by chunks of persons, so that the monthly temporaries stay small
+        for a, b in chunks(g.m):
+            sub = subgroup(g, a, b)
+            qo = quarterly(sub, arm[a:b], p, details=details)
+            panels.append(_panel_frame(sub, qo, w, details))
+            if hist.size:
+                pre_emp[a:b] = qo["employed"][hist].mean(axis=0)
+                pre_earn[a:b] = qo["earnings"][hist].mean(axis=0)
+            if "benefits" in tables:
+                bens.append(_benefit_frame(sub, _slim(qo), w))
+            del qo
     out: dict[str, Any] = {}
-    # baseline history: identical in both worlds (IPS acts only after randomization)
-    hist = np.arange(w.origin - p.history_quarters, w.origin)
-    if hist.size:
-        pre_emp = qo["employed"][hist].mean(axis=0)
-        pre_earn = qo["earnings"][hist].mean(axis=0)
-    else:
-        pre_emp = np.zeros(pop.n)
-        pre_earn = np.zeros(pop.n)
     out["assignment"] = pd.DataFrame({
         "person_id": pop.person_id,
         "arm": arm.astype(np.int64),
@@ -335,19 +374,18 @@ def _reveal(
         "pre_employment_share": np.round(pre_emp, 4),
         "pre_earnings": np.round(pre_earn, 2),
     })
-    panels = [_panel_frame(g, qo, w, details)]
-    bens = [_benefit_frame(g, qo["_monthly"], w)] if "benefits" in tables else []
-    del qo
     mg = w.member_group
     if mg is not None and "households" in tables:
         marm = arm[mg.index]
-        mq = quarterly(mg, marm, p, details=details)
-        panels.append(_panel_frame(mg, mq, w, details))
-        if "benefits" in tables and mg.benefit_rows.any():
-            bens.append(_benefit_frame(mg, mq["_monthly"], w))
-        del mq
-    out["panel"] = pd.concat(panels, ignore_index=True) if len(panels) > 1 else panels[0]
-    out["benefits"] = (pd.concat(bens, ignore_index=True) if len(bens) > 1 else bens[0]) if bens else None
+        for a, b in chunks(mg.m):
+            sub = subgroup(mg, a, b)
+            mq = quarterly(sub, marm[a:b], p, details=details)
+            panels.append(_panel_frame(sub, mq, w, details))
+            if "benefits" in tables and sub.benefit_rows.any():
+                bens.append(_benefit_frame(sub, _slim(mq), w))
+            del mq
+    out["panel"] = _assemble(panels)
+    out["benefits"] = _assemble(bens) if bens else None
     if "households" in tables:
         from ips_impact.synthetic.households import roster_frame
 
@@ -449,14 +487,19 @@ def generate(
     members = "households" in tabs
     w = build_world(int(n_persons), int(seed), p, members=members)
     pots = _truth.potentials(w, w.participants)
-    frames = _reveal(w, w.arm, tabs, details, pots)
+    truth = _truth.ate_table(w, members=members, pots=pots)
+    truth_late = _truth.late_table(w, pots=pots)
+    truth_rmst = _truth.rmst_table(w, pots=pots)
     # keep the potential outcomes for rerandomize() when they are small (coverage
-    # simulations); large samples recompute them from the monthly paths instead
+    # simulations); large samples recompute them from the monthly paths instead,
+    # and free them before the frames are built unless the panel is read off them
     small = n_persons * w.n_quarters <= _KEEP_POTENTIALS_CELLS
+    fast = not details and "benefits" not in tabs
+    frames = _reveal(w, w.arm, tabs, details, pots if (small or fast) else None)
+    if not small:
+        pots = None
     return SyntheticTrial(
-        truth=_truth.ate_table(w, members=members, pots=pots),
-        truth_late=_truth.late_table(w, pots=pots),
-        truth_rmst=_truth.rmst_table(w, pots=pots),
+        truth=truth, truth_late=truth_late, truth_rmst=truth_rmst,
         params=p, seed=int(seed), tables=tabs, job_details=details, _world=w,
         _pots=pots if small else None, **frames,
     )

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ips_impact.synthetic.params import REGIONS
-from ips_impact.synthetic.world import OUTCOMES, Group, World, quarterly
+from ips_impact.synthetic.world import OUTCOMES, Group, World, quarterly_chunked
 
 __all__ = ["ate_table", "late_table", "rmst_table", "POPULATIONS", "first_event_time"]
 
@@ -86,12 +86,10 @@ def potentials(w: World, g: Group, outcomes: Sequence[str] = OUTCOMES) -> Potent
 
 def _potentials(w: World, g: Group, outcomes: Sequence[str]) -> Potentials:
     p = w.params
-    keep = list(outcomes) + ["di_phase"]
-    q0 = quarterly(g, np.zeros(g.m, dtype=np.int8), p, details=False)
-    y0 = {o: q0[o] for o in keep}
-    del q0
-    q1 = quarterly(g, np.ones(g.m, dtype=np.int8), p, details=False)
-    return (y0, {o: q1[o] for o in keep})
+    keep = frozenset(outcomes) | {"di_phase"}
+    y0 = quarterly_chunked(g, np.zeros(g.m, dtype=np.int8), p, details=False, only=keep)
+    y1 = quarterly_chunked(g, np.ones(g.m, dtype=np.int8), p, details=False, only=keep)
+    return y0, y1
 
 
 def _member_masks(w: World) -> dict[str, np.ndarray]:

@@ -208,6 +208,51 @@ def build_world(n: int, seed: int, p: SyntheticParams, *, members: bool = True) 
     )
 
 
+#: Persons per chunk when aggregating months to quarters (bounds the temporaries).
+CHUNK = 32_768
+
+
+def subgroup(g: Group, a: int, b: int) -> Group:
+    """Persons ``a:b`` of a group (views, no copies)."""
+    sl = slice(a, b)
+    paths = dataclasses.replace(
+        g.paths, employed=g.paths.employed[:, :, sl], on_di=g.paths.on_di[:, :, sl],
+        spell=g.paths.spell[:, :, sl], spell_at_rand=g.paths.spell_at_rand[sl],
+    )
+    sp = g.spells
+    spells = dataclasses.replace(
+        sp, **{f.name: (getattr(sp, f.name)[:, sl] if f.name == "fte" else getattr(sp, f.name)[sl])
+               for f in dataclasses.fields(sp)}
+    )
+    vals = {f.name: getattr(g, f.name) for f in dataclasses.fields(g)}
+    for name, v in vals.items():
+        if isinstance(v, np.ndarray):
+            vals[name] = v[sl]
+    vals.update(paths=paths, spells=spells)
+    return Group(**vals)
+
+
+def chunks(m: int, size: int | None = None) -> list[tuple[int, int]]:
+    """Person ranges of at most ``size`` (default :data:`CHUNK`) covering ``0:m``."""
+    size = CHUNK if size is None else size
+    return [(a, min(a + size, m)) for a in range(0, max(m, 1), size)] if m else []
+
+
+def quarterly_chunked(
+    g: Group, sel: np.ndarray, p: SyntheticParams, *, details: bool = True,
+    only: frozenset[str] | set[str] | None = None,
+) -> dict[str, np.ndarray]:
+    """:func:`quarterly` computed by chunks of persons (no ``_monthly`` in the result)."""
+    parts: list[dict[str, np.ndarray]] = []
+    for a, b in chunks(g.m):
+        q = quarterly(subgroup(g, a, b), sel[a:b], p, details=details, only=only)
+        q.pop("_monthly")
+        parts.append(q)
+    if len(parts) == 1:
+        return parts[0]
+    return {k: np.concatenate([q.pop(k) for q in parts], axis=1) for k in list(parts[0])}
+
+
 def _same_fte(s: dyn.SpellDraws) -> dyn.SpellDraws:
     return dataclasses.replace(s, fte=np.stack([s.fte[0], s.fte[0]]))
 
