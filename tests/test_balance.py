@@ -249,3 +249,11 @@ def test_covariate_partly_determined_by_strata():
     assert sorted([*j["dropped"], *[t for t in j["terms"] if t.startswith("site")]]) == ["site=s_x", "site=s_y"]
     assert len(j["dropped"]) == 1 and j["df_num"] == len(j["terms"]) == 3  # age, age missing, site
     assert any("left out of the joint test" in m for m in msgs)
+
+
+def test_date_covariate_is_refused():
+    a, panel = toy_frames(n=60)
+    a["diagnosis_date"] = pd.Timestamp("2017-01-01") + pd.to_timedelta(np.arange(60), unit="D")
+    st = Study.from_frames(a, panel)
+    with pytest.raises(EstimationError, match="'diagnosis_date' holds dates"):
+        balance(st, ["diagnosis_date"], outcomes=())

@@ -61,6 +61,7 @@ def test_fractional_trimming_and_control_trimmed():
     z = np.array([1, 1, 1, 1, 1, 0, 0, 0, 0, 0])
     r = trimming_bounds(y, s, z)
     assert r.trimmed_arm == "control" and r.trim_share == pytest.approx(0.4)
+    assert r.naive_difference == pytest.approx(2.0 - 30.0)
     # keep 3 of the 5 selected controls: top 3 = 30, 40, 50 -> lower bound 2 - 40
     assert r.lower == pytest.approx(2.0 - 40.0) and r.upper == pytest.approx(2.0 - 20.0)
     z6 = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0, 0])  # 4 treated (3 selected), 6 control (5 selected)

@@ -70,6 +70,12 @@ def _expand(persons: pd.DataFrame, covariates: Sequence[str]) -> list[tuple[str,
     out = []
     for cov in covariates:
         s = persons[cov]
+        if pd.api.types.is_datetime64_any_dtype(s) or isinstance(s.dtype, pd.PeriodDtype):
+            raise EstimationError(
+                f"covariate {cov!r} holds dates; balance compares numbers or categories",
+                table="assignment", column=cov,
+                fix="convert it first, e.g. to a year or to months since a reference date.",
+            )
         if _is_categorical(s):
             miss = s.isna().to_numpy()
             levels = sorted({str(v) for v in s[~miss]})

@@ -136,6 +136,7 @@ def _bounds_core(y: np.ndarray, s: np.ndarray, z: np.ndarray) -> dict[str, Any]:
         "trim_share": p, "trimmed_arm": trimmed, "share_selected_treated": s1,
         "share_selected_control": s0, "nobs": n, "n_treated": n1, "n_control": n0,
         "n_selected_treated": k1, "n_selected_control": k0, "control_mean": control_mean,
+        "naive_difference": float(y1.mean() - y0.mean()),
     }
 
 

@@ -553,6 +553,9 @@ class BoundsResult(ResultBase):
         Persons with the outcome observed, by arm.
     control_mean
         Mean observed outcome of the selected control persons.
+    naive_difference
+        Difference in mean observed outcome between the selected of each arm — not a
+        causal effect when selection responds to treatment; shown for contrast.
     se_method
         ``"analytic"`` (Lee 2009, Proposition 3) or ``"bootstrap"``.
     """
@@ -573,6 +576,7 @@ class BoundsResult(ResultBase):
     n_selected_treated: int
     n_selected_control: int
     control_mean: float = math.nan
+    naive_difference: float = math.nan
     horizon: Any = None
     level: float = 0.95
     se_method: str = "analytic"
@@ -580,7 +584,8 @@ class BoundsResult(ResultBase):
 
     def __post_init__(self) -> None:
         for name in ("lower", "upper", "se_lower", "se_upper", "trim_share",
-                     "share_selected_treated", "share_selected_control", "control_mean"):
+                     "share_selected_treated", "share_selected_control", "control_mean",
+                     "naive_difference"):
             object.__setattr__(self, name, _finite_or_nan(getattr(self, name)))
         for name in ("nobs", "n_treated", "n_control", "n_selected_treated", "n_selected_control"):
             object.__setattr__(self, name, int(getattr(self, name)))
@@ -636,6 +641,7 @@ class BoundsResult(ResultBase):
             f"Selected: treated {_fmt_num(self.share_selected_treated)}, "
             f"control {_fmt_num(self.share_selected_control)}; trimmed "
             f"{_fmt_num(self.trim_share)} of the {self.trimmed_arm} arm",
+            f"Naive difference among the selected (not causal): {_fmt_num(self.naive_difference)}",
             f"Standard errors: {self.se_method}",
         ]
 
