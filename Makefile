@@ -21,8 +21,9 @@ $(STAMP): $(VPY) pyproject.toml requirements/constraints.txt
 
 install: $(STAMP)
 
+# Two pytest workers on two cores: one BLAS thread each, or they fight over the cores.
 test: $(STAMP)
-	$(VPY) -m pytest -n 2 -q tests
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(VPY) -m pytest -n 2 -q tests
 
 demo: $(STAMP)
 	$(VENV)/bin/ips-impact demo --out $(OUT)

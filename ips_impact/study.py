@@ -184,6 +184,7 @@ class Study:
         self._panel = self._panel.drop(columns="_pidx")
         self._k = self._panel["k"].to_numpy()
         self._extra_linkage: pd.DataFrame = parts["extra_linkage"]
+        self._sites: pd.DataFrame | None = parts.get("sites")
 
     # ------------------------------------------------------------------ build
     @classmethod
@@ -195,6 +196,7 @@ class Study:
         households: pd.DataFrame | None = None,
         benefits: pd.DataFrame | None = None,
         takeup: pd.DataFrame | None = None,
+        sites: pd.DataFrame | None = None,
         frequency: str | None = None,
         column_map: ColumnMap | Mapping[str, object] | str | Path | None = None,
     ) -> "Study":
@@ -218,6 +220,10 @@ class Study:
             amounts as the monthly mean.
         takeup
             ``person_id`` with ``ips_started`` (0/1) or ``ips_start_date``.
+        sites
+            IPS programme fidelity: ``site``, ``fidelity`` (total of the 25-item IPS
+            fidelity scale, 25–125), optional ``assessment_date``; one row per
+            assessment. Used by ``heterogeneity(by="fidelity")`` and ``by="site"``.
         frequency
             ``"Q"``, ``"M"``, ``"Y"``, ``"W"`` or ``"int"``; detected when omitted.
         column_map
@@ -234,6 +240,9 @@ class Study:
         assignment = V.validate_table(cmap.apply(assignment, "assignment"), "assignment")
         panel = V.validate_table(cmap.apply(panel, "panel"), "panel")
         frequency = normalise_frequency(frequency)
+
+        if sites is not None:
+            sites = _check_sites_table(cmap.apply(sites, "sites"), assignment, ledger)
 
         # ---- panel periods (the study frequency comes from here)
         periods, freq = parse_periods(panel["period"], frequency, table="panel", column="period")
@@ -323,7 +332,7 @@ class Study:
         return cls(
             _token=_BUILD_TOKEN, persons=persons, panel=main, members=members,
             households=roster, design=design, ledger=ledger.freeze(), frequency=freq,
-            covariates=covariates,
+            covariates=covariates, sites=sites,
             extra_linkage=pd.DataFrame(extra_linkage, columns=["table", "n_persons_randomized",
                                                                "n_persons_matched", "n_rows_unmatched"]),
         )
@@ -348,6 +357,11 @@ class Study:
     def households(self) -> pd.DataFrame | None:
         """The household roster as given, roles normalised (None when not given)."""
         return self._households
+
+    @property
+    def sites(self) -> pd.DataFrame | None:
+        """IPS sites with their fidelity assessments (None when not given)."""
+        return self._sites
 
     @property
     def design(self) -> Design:
@@ -493,7 +507,7 @@ class Study:
         return Study(_token=_BUILD_TOKEN, persons=self._persons, panel=panel, members=self._members,
                      households=self._households, design=self._design, ledger=self._ledger,
                      frequency=self._frequency, covariates=self._covariates,
-                     extra_linkage=self._extra_linkage)
+                     extra_linkage=self._extra_linkage, sites=self._sites)
 
     def __repr__(self) -> str:
         kmin, kmax = self.k_range
@@ -711,6 +725,26 @@ def _members_panel(rows: pd.DataFrame, members_map: pd.DataFrame, persons: pd.Da
     return m[cols + [c for c in m.columns if c not in cols]]
 
 
+def _check_sites_table(sites: pd.DataFrame, assignment: pd.DataFrame, ledger: Ledger) -> pd.DataFrame:
+    """Validate the fidelity table; sites unknown to the assignment go to the ledger."""
+    from ips_impact.estimators.heterogeneity import check_sites
+
+    V.check_not_empty(sites, "sites")
+    check_sites(sites)  # raises on missing columns, scores outside 25–125, bad dates
+    out = sites.rename(columns={"fidelity_score": "fidelity"}).reset_index(drop=True)
+    if "site" in assignment.columns:
+        known = set(assignment["site"].dropna().astype(str))
+        unknown = ~out["site"].astype(str).isin(known)
+        if unknown.any():
+            ledger.add("sites", "fidelity rows of sites where no randomized person was enrolled",
+                       int(unknown.sum()), column="site", action="kept, unused")
+        missing = sorted(known - set(out["site"].astype(str)))
+        if missing:
+            ledger.add("sites", "sites of randomized persons without a fidelity assessment",
+                       len(missing), column="site", action="fidelity missing")
+    return out
+
+
 def _merge_takeup(persons: pd.DataFrame, takeup: pd.DataFrame, ledger: Ledger) -> tuple[pd.DataFrame, dict]:
     V.check_unique(takeup, "takeup", ("person_id",), what="person")
     t = takeup.copy()
@@ -750,14 +784,15 @@ def load_study(
     column_map: ColumnMap | Mapping[str, object] | str | Path | None = None,
 ) -> Study:
     """Read a folder holding ``assignment.*`` and ``panel.*`` (and optionally
-    ``households.*``, ``benefits.*``, ``takeup.*``) as parquet or csv, then build the
+    ``households.*``, ``benefits.*``, ``takeup.*``, ``sites.*``) as parquet or csv, then build the
     :class:`Study` (see :meth:`Study.from_frames`)."""
     files = find_table_files(path)
-    frames = {name: read_table(f, table=name) for name, f in files.items() if name != "sites"}
+    frames = {name: read_table(f, table=name) for name, f in files.items()}
     study = Study.from_frames(
         frames.pop("assignment"), frames.pop("panel"),
         households=frames.get("households"), benefits=frames.get("benefits"),
-        takeup=frames.get("takeup"), frequency=frequency, column_map=column_map,
+        takeup=frames.get("takeup"), sites=frames.get("sites"), frequency=frequency,
+        column_map=column_map,
     )
     study._sources = {name: str(f) for name, f in files.items()}
     return study

@@ -168,3 +168,25 @@ def test_column_map_is_idempotent(mapping):
     cm = ColumnMap({"panel": mapping})
     once = cm.apply(frame, "panel")
     assert list(cm.apply(once, "panel").columns) == list(once.columns)
+
+
+def test_sites_table_is_validated_kept_and_read_from_folder(tmp_path):
+    import ips_impact.errors as E
+
+    f = make_frames(n=10, periods=4)
+    a = f["assignment"].assign(site=np.where(f["assignment"].region == "VL", "GTB", "Forem"))
+    sites = pd.DataFrame({"site": ["GTB", "GTB", "Elsewhere"], "fidelity": [101, 108, 90],
+                          "assessment_date": ["2018-06-01", "2019-06-01", "2019-01-01"]})
+    s = Study.from_frames(a, f["panel"], sites=sites)
+    assert len(s.sites) == 3
+    led = s.ledger.to_frame()
+    assert led.loc[led.table == "sites", "n_rows"].tolist() == [1, 1]  # unused site; Forem unassessed
+    with pytest.raises(E.DataContractError) as ei:
+        Study.from_frames(a, f["panel"], sites=sites.assign(fidelity=[101, 140, 90]))
+    assert "25-125" in str(ei.value) and "Fix:" in str(ei.value)
+    a.to_csv(tmp_path / "assignment.csv", index=False)
+    f["panel"].to_csv(tmp_path / "panel.csv", index=False)
+    sites.to_csv(tmp_path / "sites.csv", index=False)
+    from ips_impact.study import load_study
+
+    assert load_study(tmp_path).sites["fidelity"].tolist() == [101, 108, 90]
