@@ -190,3 +190,26 @@ def test_adjust_pvalues_on_results_returns_new_results():
     assert tidy.loc[0, "family"] == "primary"
     single = adjust_pvalues(rs[0], method="bonferroni")
     assert single.adj_p_value == pytest.approx(rs[0].p_value)
+
+
+# ---------------------------------------------------------------- properties
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_pvals = st.lists(st.floats(min_value=0.0, max_value=1.0, allow_nan=False), min_size=1, max_size=30)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_pvals)
+def test_adjusted_pvalues_properties(p):
+    p = np.asarray(p)
+    bonf, holm, bh, by, sq = (p_adjust(p, m) for m in ("bonferroni", "holm", "bh", "by", "sharpened-q"))
+    for adj in (bonf, holm, bh, by):
+        assert np.all(adj >= p - 1e-15) and np.all(adj <= 1.0)
+        # Adjustment keeps the order of the evidence.
+        order = np.argsort(p, kind="stable")
+        assert np.all(np.diff(adj[order]) >= -1e-15)
+    assert np.all(holm <= bonf + 1e-15)  # Holm is uniformly more powerful
+    assert np.all(bh <= holm + 1e-15)  # FDR control is weaker than FWER control
+    assert np.all(by >= bh - 1e-15)
+    assert np.all((sq > 0) & (sq <= 1))
