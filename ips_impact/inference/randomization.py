@@ -47,7 +47,20 @@ all outcomes are obtained from ONE matrix product :math:`P A` (P: draws × perso
 followed, when there is more than one :math:`v`, by a batch of small solves
 (``numpy.linalg.solve`` on stacked matrices). For ANCOVA this is
 :math:`\\hat\\beta(z) = z'M_W y / z'M_W z`. Draws are processed in chunks so that
-memory stays bounded.
+memory stays bounded; problems that share rows and regressors (the horizons of one
+outcome, outcomes with the same sample) are residualised once and merged.
+
+Choice of statistic
+-------------------
+The statistic is the estimate itself (not its t ratio): the test is exact for the
+sharp null whatever the statistic, and the unstudentized coefficient needs no
+per-draw variance, which keeps every draw a matrix product. With the trial's equal
+arm sizes within strata the difference in means is also asymptotically valid for the
+weak null of a zero *average* effect; with very unequal arms a studentized statistic
+would be more robust (Wu & Ding 2021), and is not offered. Exceptions: the LATE uses
+its reduced form (the ITT), survival results their log-rank chi-square, Cox
+coefficient and RMST difference, the joint heterogeneity row its contrast,
+interaction or Wald form.
 """
 
 from __future__ import annotations
@@ -987,9 +1000,15 @@ def randomization_inference(
     study : Study
         The study the results were fitted on.
     results : result or sequence of results
-        Results of ``itt``, ``spillover``, ``household_total`` (and the other
-        estimators as their randomization hooks land; others raise
-        :class:`RandomizationNotAvailableError` naming the estimator).
+        Results of ``itt`` (every adjustment; horizon, window, stacked rows;
+        categorical levels), ``itt_by_period`` (one test per event time), ``did``,
+        ``late`` (reduced-form statistic), ``spillover`` and ``household_total``
+        (members follow their index person), ``heterogeneity`` (subgroup effects or
+        effect at the mean and interaction; joint row: contrast, interaction or Wald
+        form) and ``time_to_event`` (log-rank chi-square, Cox coefficient, RMST
+        difference; other rows NaN). Other results (``lee_bounds``, ``balance``,
+        ``spell_survival``, ``competing_risks``, ``discrete_time_hazard``) raise
+        :class:`RandomizationNotAvailableError` naming the estimator.
     n_permutations : int
         Monte Carlo draws B (default 10,000).
     seed : int
