@@ -347,3 +347,22 @@ def test_balance_plot_shows_normalised_differences():
     np.testing.assert_allclose(line.get_xdata(), _balance_table()["norm_diff"].to_numpy())
     assert [t.get_text() for t in ax.get_yticklabels()] == ["age", "region=VL", "region=WAL"]
     plt.close("all")
+
+
+def test_results_pickle_and_deepcopy():
+    import copy
+    import pickle
+
+    for r in (_effect(diagnostics={"f": 1.0}), _dynamic(), _bounds(),
+              BalanceTable(table=_balance_table(), joint={"p_value": 0.5})):
+        back = pickle.loads(pickle.dumps(r))
+        assert back.to_json() == r.to_json()
+        assert copy.deepcopy(r).to_json() == r.to_json()
+        with pytest.raises(TypeError):
+            back.spec["x"] = 1  # type: ignore[index]
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            back.warnings = ("x",)  # type: ignore[misc]
+    # tables stay read-only after a round trip
+    back = pickle.loads(pickle.dumps(_effect()))
+    with pytest.raises(ValueError):
+        back.coefficients.iloc[0, 0] = 1.0

@@ -39,7 +39,6 @@ import html
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from types import MappingProxyType
 from typing import Any, TypeVar
 
 import numpy as np
@@ -64,6 +63,7 @@ __all__ = [
     "with_adjusted_pvalues",
     "freeze",
     "frozen_frame",
+    "FrozenMapping",
     "to_jsonable",
 ]
 
@@ -112,6 +112,39 @@ def result_dataclass(cls: type[_T]) -> type[_T]:
 # --------------------------------------------------------------------------- freezing
 
 
+class FrozenMapping(Mapping):
+    """A read-only mapping (like :class:`types.MappingProxyType`, but picklable).
+
+    Results are pickled by multiprocessing and caches; a mapping proxy cannot be.
+    """
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[Any, Any] | None = None) -> None:
+        object.__setattr__(self, "_data", dict(data or {}))
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Any:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("a FrozenMapping cannot be changed")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (FrozenMapping, (self._data,))
+
+    def __repr__(self) -> str:
+        return f"FrozenMapping({self._data!r})"
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._data.items()))
+
+
 def frozen_frame(frame: pd.DataFrame | pd.Series) -> pd.DataFrame | pd.Series:
     """Return a copy of ``frame`` whose data cannot be changed in place.
 
@@ -150,7 +183,7 @@ def freeze(value: Any) -> Any:
     """Return an immutable (or read-only) equivalent of ``value``.
 
     DataFrames/Series → read-only copies; arrays → read-only copies; mappings →
-    :class:`types.MappingProxyType` of frozen values; lists/tuples → tuples; sets →
+    :class:`FrozenMapping` of frozen values; lists/tuples → tuples; sets →
     frozensets. Other values are returned as they are.
     """
     if isinstance(value, (pd.DataFrame, pd.Series)):
@@ -160,7 +193,7 @@ def freeze(value: Any) -> Any:
         arr.setflags(write=False)
         return arr
     if isinstance(value, Mapping):
-        return MappingProxyType({k: freeze(v) for k, v in value.items()})
+        return FrozenMapping({k: freeze(v) for k, v in value.items()})
     if isinstance(value, (list, tuple)):
         return tuple(freeze(v) for v in value)
     if isinstance(value, (set, frozenset)):
@@ -481,6 +514,12 @@ class ResultBase:
             _check_no_person_key(value, f.name)
             object.__setattr__(self, f.name, freeze(value))
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuild through the constructor, so that an unpickled (or deep-copied) result
+        # is frozen again: NumPy arrays come back writeable from a pickle.
+        return (_rebuild_result, (type(self), {f.name: getattr(self, f.name)
+                                               for f in dataclasses.fields(self)}))
+
     # ---- to be provided by subclasses
     def _tidy_rows(self) -> list[dict[str, Any]]:
         raise NotImplementedError
@@ -597,6 +636,10 @@ class ResultBase:
         """:meth:`to_dict` as a JSON string with sorted keys (byte-stable)."""
         kwargs.setdefault("sort_keys", True)
         return json.dumps(self.to_dict(), **kwargs)
+
+
+def _rebuild_result(cls: type, fields: dict[str, Any]) -> Any:
+    return cls(**fields)
 
 
 # ----------------------------------------------------------------------- annotating
