@@ -174,13 +174,29 @@ def dummies(codes: np.ndarray, labels: Sequence[Any], prefix: str) -> tuple[np.n
 
 
 def covariate_matrix(
-    persons: pd.DataFrame, covariates: Iterable[str], *, table: str = "persons"
+    persons: pd.DataFrame,
+    covariates: Iterable[str],
+    *,
+    rows: np.ndarray | None = None,
+    table: str = "persons",
 ) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Numeric matrix of baseline covariates (rows aligned with ``persons``).
+    """Numeric matrix of baseline covariates.
 
     Numeric and boolean columns enter as they are; text, categorical and other
-    columns become dummies (one per level, first level in sorted order dropped),
-    named ``column[level]``.
+    columns become dummies (one per level present, first level in sorted order
+    dropped), named ``column[level]``.
+
+    Parameters
+    ----------
+    persons
+        ``Study.persons`` (or any frame with the covariate columns).
+    covariates
+        Column names.
+    rows
+        Row positions to keep (default all); levels absent from these rows get no
+        dummy. The result has one row per entry of ``rows``.
+    table
+        Table name for messages.
 
     Raises
     ------
@@ -192,6 +208,7 @@ def covariate_matrix(
     if isinstance(covariates, str):
         covariates = (covariates,)
     covariates = tuple(covariates)
+    n = len(persons) if rows is None else len(rows)
     blocks: list[np.ndarray] = []
     names: list[str] = []
     for c in covariates:
@@ -207,22 +224,30 @@ def covariate_matrix(
                 fix="remove it from covariates",
             )
         col = persons[c]
-        if col.isna().any():
+        numeric = pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col)
+        vals = col.to_numpy()
+        if rows is not None:
+            vals = vals[rows]
+        miss = pd.isna(vals)
+        if miss.any():
             raise EstimationError(
                 f"covariate {c!r} has missing values",
-                table=table, column=c, n_rows=int(col.isna().sum()),
+                table=table, column=c, n_rows=int(miss.sum()),
                 fix="impute it (e.g. the mean) and add a 0/1 missing-value indicator as a covariate",
             )
-        if pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col):
-            blocks.append(col.to_numpy(dtype=np.float64)[:, None])
+        if numeric:
+            blocks.append(vals.astype(np.float64)[:, None])
             names.append(str(c))
         else:
-            codes, uniq = pd.factorize(col.astype(str), sort=True)
-            D, nm = dummies(codes, list(uniq), str(c))
+            try:
+                codes, uniq = pd.factorize(vals, sort=True)
+            except TypeError:  # mixed types cannot be sorted: compare their text
+                codes, uniq = pd.factorize(vals.astype(str), sort=True)
+            D, nm = dummies(codes, [str(u) for u in uniq], str(c))
             blocks.append(D)
             names.extend(nm)
     if not blocks:
-        return np.zeros((len(persons), 0)), ()
+        return np.zeros((n, 0)), ()
     return np.hstack(blocks), tuple(names)
 
 

@@ -127,17 +127,16 @@ def design_for_rows(
     """
     persons = study.persons
     adjustment = check_option(spec["adjustment"], ADJUSTMENTS, "adjustment")
-    # covariates and strata of the persons with an outcome only
-    sel = persons.iloc[np.unique(pi)]
     covs = spec["covariates"]
     if adjustment == "none" and covs:
         raise EstimationError(
             "adjustment='none' takes no covariates",
             fix="use adjustment='ancova' or 'lin' to adjust for covariates, or drop covariates=",
         )
-    Zp, znames = covariate_matrix(sel, covs)
-    row_of = np.searchsorted(sel.index.to_numpy(), pi)
-    Z = Zp[row_of] if Zp.shape[1] else None
+    # covariates of the persons with an outcome only (levels absent there get no dummy)
+    Z, znames = covariate_matrix(persons, covs, rows=pi)
+    if not Z.shape[1]:
+        Z = None
     strata = spec["strata"]
     S = None
     snames: tuple[str, ...] = ()

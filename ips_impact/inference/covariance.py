@@ -47,10 +47,12 @@ would have to follow estimatr's CR2 weighting and is left out rather than half d
 Numerics: columns are scaled to unit length and factorised by a column-pivoted QR
 decomposition; a column whose pivot falls below 1e-7 (relative) makes the fit refuse
 with :class:`~ips_impact.errors.EstimationError` naming the collinear columns. The
-cluster blocks of CR2 are processed in batches of equal cluster size through the thin
-singular value decomposition of :math:`Q_g` (the rows of the orthonormal factor that
-belong to cluster ``g``): :math:`(I - Q_gQ_g')^{-1/2} = I + U_g(\\,(1-S_g^2)^{-1/2} -
-1)U_g'`, which costs :math:`O(n_g K^2)` per cluster instead of :math:`O(n_g^3)`.
+cluster blocks of CR2 are processed in batches of equal cluster size: clusters no
+larger than K by the eigen-decomposition of :math:`I - Q_gQ_g'` (:math:`Q_g` the rows
+of the orthonormal factor that belong to cluster ``g``), larger ones through the thin
+singular value decomposition :math:`Q_g = U_gS_gV_g'`: :math:`(I - Q_gQ_g')^{-1/2} = I +
+U_g(\\,(1-S_g^2)^{-1/2} - 1)U_g'`, which costs :math:`O(n_g K^2)` per cluster instead
+of :math:`O(n_g^3)`.
 """
 
 from __future__ import annotations
@@ -411,12 +413,21 @@ class OLSDesign:
             rows = self._order[self._starts[gs][:, None] + np.arange(s)]  # (n_s, s)
             Qb = Q[rows]  # (n_s, s, K)
             Xb = X[rows]
-            U, S, _ = np.linalg.svd(Qb, full_matrices=False)
-            ev = 1.0 - S**2  # the non-unit eigenvalues of I - Q_g Q_g'
-            with np.errstate(divide="ignore"):
-                f = np.where(ev > _CR2_EIG_TOL, 1.0 / np.sqrt(np.where(ev > 0, ev, 1.0)), 0.0)
-            UtX = np.einsum("gsk,gsp->gkp", U, Xb)
-            AXb = Xb + np.einsum("gsk,gk,gkp->gsp", U, f - 1.0, UtX)
+            if s <= Qb.shape[2]:
+                # small clusters: eigen-decompose the s x s block I - Q_g Q_g' (estimatr's way)
+                H = Qb @ Qb.transpose(0, 2, 1)
+                ev, V = np.linalg.eigh(np.eye(s) - H)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    f = np.where(ev > _CR2_EIG_TOL, 1.0 / np.sqrt(np.where(ev > 0, ev, 1.0)), 0.0)
+                AXb = V @ (f[:, :, None] * (V.transpose(0, 2, 1) @ Xb))
+            else:
+                # large clusters: only the K non-unit eigenvalues matter (thin SVD of Q_g)
+                U, S, _ = np.linalg.svd(Qb, full_matrices=False)
+                ev = 1.0 - S**2  # the non-unit eigenvalues of I - Q_g Q_g'
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    f = np.where(ev > _CR2_EIG_TOL, 1.0 / np.sqrt(np.where(ev > 0, ev, 1.0)), 0.0)
+                UtX = U.transpose(0, 2, 1) @ Xb
+                AXb = Xb + U @ ((f - 1.0)[:, :, None] * UtX)
             AX[rows] = AXb
         return AX
 
