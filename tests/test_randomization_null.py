@@ -116,3 +116,29 @@ def test_family_wise_error_of_stepdown_methods():
         assert rates[method] <= 0.05 + 2.5 * se
         assert rates[method] >= 0.05 - 3.5 * se  # not needlessly conservative
     assert rates["unadjusted"] > 0.10  # the family really needs adjusting
+
+
+def test_size_with_exact_enumeration():
+    """C(6,3) * C(4,2) = 120 assignments, all enumerated: with continuous outcomes the
+    exact test rejects at 5% with probability floor(0.05 * 120) / 120 = 0.05."""
+    from ips_impact.inference.permutation import assignment_matrix
+
+    stratum = np.repeat([0, 1], [6, 4])
+    arm0 = np.r_[np.ones(3), np.zeros(3), np.ones(2), np.zeros(2)].astype(np.int8)
+    am = assignment_matrix(arm0, stratum, 10_000, seed=0)
+    assert am.exact and am.n_draws == 120
+    rng = np.random.default_rng(11)
+    n_rep = 4000
+    obs_idx = rng.integers(0, 120, n_rep)  # observed assignment drawn from the design
+    y = rng.standard_t(3, size=(10, n_rep))  # heavy tails, no effect
+    prob = LinearProblem(y=y, row_person=np.arange(10), nuisance=np.column_stack([np.ones(10), stratum]))
+    t = linear_statistics(prob, am.draws)[0]  # (120, n_rep): every assignment x replication
+    t_obs = t[obs_idx, np.arange(n_rep)]
+    p, se = ri_pvalues(t_obs, t, exact=True)
+    assert np.all(se == 0)
+    reject = np.mean(p <= 0.05)
+    print(f"exact enumeration: rejection at 5% {reject:.4f}")
+    assert 0.04 <= reject <= 0.06
+    # The exact p-value is uniform on its support {k/120}: P(p <= k/120) = k/120.
+    for k in (6, 12, 30, 60):
+        assert abs(np.mean(p <= k / 120) - k / 120) < 4 * np.sqrt(k / 120 * (1 - k / 120) / n_rep)
