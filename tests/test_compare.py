@@ -188,3 +188,21 @@ def test_rows_without_estimate_and_mixed_horizons():
 def test_latex_notes_render_comparison_signs():
     tex = compare([_work()], stars=True).to_latex()
     assert "* p $<$ 0.1, ** p $<$ 0.05, *** p $<$ 0.01." in tex
+
+
+def test_keep_and_drop_rows_by_pattern():
+    effects = tuple(EffectResult(outcome="y", estimate=0.01 * k, std_error=0.02, df=100, nobs=100,
+                                 n_treated=50, n_control=50, horizon=k) for k in range(-2, 9))
+    dyn = DynamicEffectResult(outcome="y", effects=effects)
+    t = compare([dyn, _work()], keep=[r"k=(2|6)$", r"^arm \(itt\)$"])
+    rows = [r for r, line in t.to_frame().index if line == "estimate"]
+    assert rows == ["arm (itt), k=2", "arm (itt), k=6", "arm (itt)"]
+    f = t.to_frame()
+    assert f.loc[("arm (itt), k=6", "estimate"), "(1)"] == "0.060"
+    assert f.loc[("Horizon", "footer"), "(1)"] == "2..6"  # the horizons shown, not all
+    t2 = compare([dyn], drop=[r"k=-"])
+    assert [r for r, line in t2.to_frame().index if line == "estimate"][0] == "arm (itt), k=0"
+    with pytest.raises(EstimationError, match="leave no row"):
+        compare([dyn], keep=["nothing"])
+    with pytest.raises(EstimationError, match="not a valid regular expression"):
+        compare([dyn], keep=["("])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -263,6 +264,8 @@ def compare(
     footer: Sequence[str] = ("outcome", "horizon", "control_mean", "nobs", "cov_type"),
     digits: int = 3,
     labels: Mapping[str, str] | None = None,
+    keep: Sequence[str] | None = None,
+    drop: Sequence[str] = (),
     title: str | None = None,
 ) -> ComparisonTable:
     """Put several results side by side.
@@ -289,6 +292,10 @@ def compare(
         Decimals of every number but counts.
     labels
         Display names for terms (e.g. ``{"arm": "Offered IPS"}``).
+    keep, drop
+        Regular expressions matched (``re.search``) against the row labels, e.g.
+        ``"k=(6|10)$"`` or ``"lee_"``: only rows matching some ``keep`` pattern (all rows
+        when ``None``) and no ``drop`` pattern are shown.
     title
         Caption.
 
@@ -329,10 +336,8 @@ def compare(
     labels = dict(labels or {})
 
     frames = []
-    horizons: dict[str, str] = {}
     for name, r in zip(cols, res):
         t = r.tidy().copy()
-        horizons[name] = _horizon_text(t["horizon"].tolist())
         t.insert(0, "model", name)
         key = t["term"].map(lambda x: labels.get(x, x)) + " (" + t["estimand"] + ")"
         dup = key.duplicated(keep=False)
@@ -352,6 +357,26 @@ def compare(
             )
 
     row_order = list(dict.fromkeys(data["row"]))
+    patterns = []
+    for arg, pats in (("keep", keep or ()), ("drop", drop)):
+        if isinstance(pats, str):
+            pats = (pats,)
+        for pat in pats:
+            try:
+                patterns.append((arg, re.compile(pat)))
+            except (re.error, TypeError) as exc:
+                raise EstimationError(f"{arg} pattern {pat!r} is not a valid regular expression: {exc}",
+                                      fix="pass regular expressions such as 'k=6$' or 'lee_'.") from None
+    keep_pats = [p for a, p in patterns if a == "keep"]
+    drop_pats = [p for a, p in patterns if a == "drop"]
+    row_order = [r for r in row_order
+                 if (keep is None or any(p.search(r) for p in keep_pats))
+                 and not any(p.search(r) for p in drop_pats)]
+    if not row_order:
+        raise EstimationError("keep/drop leave no row in the table",
+                              fix="check the patterns against the row labels, e.g. 'arm (itt)'.")
+    data_all = data
+    data = data[data["row"].isin(row_order)].reset_index(drop=True)
     index: list[tuple[str, str]] = []
     grid: list[list[str]] = []
     for row in row_order:
@@ -388,12 +413,14 @@ def compare(
         vals = []
         for name, r in zip(cols, res):
             sub = data[data["model"] == name]
+            if sub.empty:  # every row of this model filtered out: describe the model anyway
+                sub = data_all[data_all["model"] == name]
             first = sub.iloc[0]
             if f == "outcome":
                 uniq = list(dict.fromkeys(sub["outcome"]))
                 vals.append(", ".join(str(u) for u in uniq))
             elif f == "horizon":
-                vals.append(horizons[name])
+                vals.append(_horizon_text(sub["horizon"].tolist()))
             elif f == "control_mean":
                 vals.append(_fmt(first["control_mean"], digits))
             elif f in ("nobs", "n_treated", "n_control"):
