@@ -213,9 +213,12 @@ def test_bad_inputs_raise_design_error(arm, stratum, match):
         draw_assignments(arm, stratum, 10, seed=0)
 
 
-def test_bad_n_permutations():
+def test_bad_n_permutations_and_seed():
     with pytest.raises(DesignError, match="positive integer"):
         draw_assignments(np.array([0, 1]), None, 0, seed=0)
+    for seed in (-1, 1.5, "0"):
+        with pytest.raises(DesignError, match="seed must be a non-negative integer"):
+            draw_assignments(np.array([0, 1]), None, 5, seed=seed)
 
 
 def test_degenerate_strata_all_or_none_treated():

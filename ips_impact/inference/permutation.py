@@ -175,6 +175,7 @@ def iter_assignments(
     arm, codes = _check_arm_stratum(arm, stratum)
     n_permutations = _check_positive(n_permutations, "n_permutations")
     chunk_size = _check_positive(chunk_size, "chunk_size")
+    seed = _check_seed(seed)
     blocks = _blocks(arm, codes)
     rng = np.random.Generator(np.random.PCG64(seed))
     done = 0
@@ -230,6 +231,15 @@ def _check_positive(value: int, name: str) -> int:
             fix=f"pass {name}=10_000 (or any integer >= 1)",
         )
     return int(value)
+
+
+def _check_seed(seed: int) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise DesignError(
+            f"seed must be a non-negative integer, got {seed!r}",
+            fix="pass e.g. seed=0 (the same seed gives the same draws)",
+        )
+    return int(seed)
 
 
 # --------------------------------------------------------------------- enumeration
