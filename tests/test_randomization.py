@@ -399,3 +399,21 @@ def test_late_ri_is_the_reduced_form_test_and_its_ci_inverts_it(takeup_study):
     eps = 1e-6 * (hi - lo)
     assert p_tau(lo + eps) > 0.1 and p_tau(hi - eps) > 0.1
     assert p_tau(lo - eps) <= 0.1 and p_tau(hi + eps) <= 0.1
+
+
+def test_pre_period_placebo_test(itt_fitted):
+    dyn = pytest.importorskip("ips_impact.estimators.dynamic")
+    from ips_impact.inference.randomization import randomization_pretest
+
+    study, results = itt_fitted
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = dyn.itt_by_period(study, "earnings", periods=range(-3, 3))
+    out = randomization_pretest(study, res, n_permutations=999, seed=0)
+    assert out["ks"] == (-3, -2, -1)
+    # The Wald form with the observed covariance is the result's own pre-period statistic.
+    pre = res.pretest
+    assert out["statistic"] == pytest.approx(pre["wald"], rel=1e-8)
+    assert 0 < out["ri_p_value"] <= 1 and out["ri_se"] > 0
+    with pytest.raises(EstimationError, match="itt_by_period"):
+        randomization_pretest(study, results[0])
