@@ -297,7 +297,7 @@ def itt_by_period(
             outcome=outcome, estimate=est[t], std_error=se[t], df=dfs[t], nobs=int(nobs[t]),
             n_treated=int(n1[t]), n_control=int(nobs[t] - n1[t]), control_mean=cmean[t],
             horizon=int(ks[t]), level=level, n_missing_treated=int(n_miss_t[t]),
-            n_missing_control=int(n_miss_c[t]), spec={**spec_out, "horizon": int(ks[t])},
+            n_missing_control=int(n_miss_c[t]), spec={**spec_out, "horizon": int(ks[t]), "estimator": "itt"},
             diagnostics={"cov_type": cov_used, "adjustment": adjustment},
             ledger=empty_ledger,
         )
@@ -322,6 +322,7 @@ def itt_by_period(
     pointwise = max(critical_value(level, d) for d in dfs)
     crit = max(crit, pointwise)
     spec_out["band_method"] = method
+    spec_out["estimator"] = "itt_by_period"
 
     kidx = pd.Index([int(k) for k in ks], name="k")
     return DynamicEffectResult(

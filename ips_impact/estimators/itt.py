@@ -375,6 +375,7 @@ def _fit_prepared(prep: _Prepared, *, level: float, outcome: str) -> EffectResul
     spec = dict(prep.spec)
     spec["cov_type"] = prep.cov_type
     spec["outcome"] = outcome
+    spec["estimator"] = "itt"
     for m, label in enumerate(prep.outcome_labels):
         y = prep.Y[:, m]
         fit: OLSFit = design.fit(y, df_for=[j])
@@ -610,7 +611,7 @@ def itt_components(study: Any, result: EffectResult | CategoricalEffectResult, *
     spec = dict(result.spec)
     needed = ("horizon", "window", "aggregate", "covariates", "adjustment", "strata", "cov_type",
               "cluster", "level", "subset", "outcome")
-    if any(k not in spec for k in needed):
+    if any(k not in spec for k in needed) or spec.get("estimator", "itt") != "itt":
         raise EstimationError("the result was not produced by itt(); its spec cannot be replayed")
     outcome = spec.pop("outcome")
     prep = _prepare(study, outcome, spec)
