@@ -244,3 +244,76 @@ def test_no_warning_on_clean_data(study):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         lee_bounds(study, "earnings", selection="employed", horizon=6)
+
+
+# ------------------------------------------------------------------ bounds within cells
+
+
+def test_by_one_cell_is_pooled_and_cells_combine_by_always_selected():
+    rng = np.random.default_rng(12)
+    y, s, z = _monotone_trial(rng, 2000, 200.0, 0.2)
+    pooled = trimming_bounds(y, s, z)
+    one = trimming_bounds(y, s, z, by=np.zeros(z.size), n_bootstrap=60)
+    assert one.lower == pytest.approx(pooled.lower, rel=1e-12)
+    assert one.upper == pytest.approx(pooled.upper, rel=1e-12)
+    assert one.trim_share == pytest.approx(pooled.trim_share, rel=1e-12)
+    assert one.se_method == "bootstrap" and np.isfinite(one.se_lower)
+    # three cells: each cell's own pooled bounds, weighted by P(c) * s_0c
+    g = rng.integers(0, 3, z.size)
+    r = trimming_bounds(y, s, z, by=g, n_bootstrap=60)
+    lows, highs, w = [], [], []
+    for c in range(3):
+        m = g == c
+        rc = trimming_bounds(y[m], s[m], z[m])
+        lows.append(rc.lower)
+        highs.append(rc.upper)
+        w.append(m.mean() * rc.share_selected_control)
+    w = np.array(w) / np.sum(w)
+    assert r.lower == pytest.approx(w @ lows, rel=1e-12)
+    assert r.upper == pytest.approx(w @ highs, rel=1e-12)
+
+
+def test_by_stratum_handles_unequal_assignment_probabilities():
+    """Stratum A: 80% assigned to IPS, high selection and earnings; stratum B: 20%, low.
+    IPS has no effect at all, so the truth is 0. Pooled bounds are confounded by the
+    strata; bounds within strata are not."""
+    rng = np.random.default_rng(21)
+    n = 3000
+    stratum = np.repeat([0, 1], n // 2)
+    z = np.where(stratum == 0, rng.random(n) < 0.8, rng.random(n) < 0.2).astype(float)
+    s = (rng.random(n) < np.where(stratum == 0, 0.6, 0.3)).astype(float)
+    y = np.where(s == 1, np.where(stratum == 0, 5000.0, 2000.0) + rng.normal(0, 500, n), np.nan)
+    pooled = trimming_bounds(y, s, z)
+    assert pooled.lower > 0  # confounded: far from the true 0
+    within = trimming_bounds(y, s, z, by=stratum, strata=stratum, n_bootstrap=200, seed=3)
+    lo, hi = within.conf_int()
+    assert lo <= 0.0 <= hi
+    assert within.upper - within.lower < 0.5 * (pooled.upper - pooled.lower)
+
+
+def test_by_through_the_study_and_errors(study):
+    r = lee_bounds(study, "earnings", selection="employed", horizon=4, by="stratum", n_bootstrap=100)
+    assert r.spec["by"] == "stratum" and r.se_method == "bootstrap"
+    assert "within cells of 'stratum'" in r.summary()
+    p = study.persons
+    at = study.panel[study.panel["k"] == 4].merge(p[["person_id", "arm", "stratum"]], on="person_id")
+    ref = trimming_bounds(at["earnings"].where(at["employed"] == 1), at["employed"], at["arm"],
+                          by=at["stratum"], n_bootstrap=100)
+    assert r.lower == pytest.approx(ref.lower, rel=1e-12) and r.upper == pytest.approx(ref.upper, rel=1e-12)
+    with pytest.raises(EstimationError, match="need the bootstrap"):
+        lee_bounds(study, "earnings", selection="employed", horizon=4, by="stratum", se_method="analytic")
+    with pytest.raises(EstimationError, match="by must be 'stratum' or a column of persons"):
+        lee_bounds(study, "earnings", selection="employed", horizon=4, by="district")
+
+
+def test_unequal_probabilities_warn_unless_by_stratum():
+    a, panel = trial_frames(seed=6)
+    vl = np.flatnonzero(a["stratum"] == "VL")
+    a.loc[vl[: len(vl) * 3 // 4], "arm"] = 1  # VL: 75% or more assigned to IPS
+    a.loc[vl[len(vl) * 3 // 4:], "arm"] = 0
+    st = Study.from_frames(a, panel)
+    with pytest.warns(EstimationWarning, match="use by='stratum'"):
+        lee_bounds(st, "earnings", selection="employed", horizon=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        lee_bounds(st, "earnings", selection="employed", horizon=4, by="stratum", n_bootstrap=100)

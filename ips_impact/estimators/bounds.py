@@ -140,56 +140,94 @@ def _bounds_core(y: np.ndarray, s: np.ndarray, z: np.ndarray) -> dict[str, Any]:
     }
 
 
-def _bootstrap(y: np.ndarray, s: np.ndarray, z: np.ndarray, groups: np.ndarray,
-               n_bootstrap: int, seed: int) -> tuple[float, float]:
+class _Cells:
+    """Index sets of the cells (``by`` groups) × arms, selected outcomes sorted once.
+
+    Bounds for any person weights ``w`` (ones for the estimate, bootstrap multiplicities
+    for a replicate) then cost a few weighted sums per cell.
+    """
+
+    def __init__(self, y: np.ndarray, s: np.ndarray, z: np.ndarray, cells: np.ndarray) -> None:
+        self.y = y
+        self.labels = np.unique(cells)
+        self.members: list[tuple[np.ndarray, np.ndarray]] = []
+        self.selected: list[tuple[np.ndarray, np.ndarray]] = []
+        for c in self.labels:
+            mem, sel = [], []
+            for a in (0, 1):
+                m = (cells == c) & (z == a)
+                idx = np.flatnonzero(m & s)
+                mem.append(np.flatnonzero(m))
+                sel.append(idx[np.argsort(y[idx], kind="stable")])
+            self.members.append((mem[0], mem[1]))
+            self.selected.append((sel[0], sel[1]))
+
+    def bounds(self, w: np.ndarray) -> tuple[float, float, int, float, float]:
+        """(lower, upper, trimmed arm, s1, s0) for person weights ``w``.
+
+        Within cell c the arm t with the larger design-weighted selection rate overall
+        is trimmed by :math:`p_c = \max(0, (s_{tc} - s_{oc})/s_{tc})`; the cell bounds
+        are averaged with the weights :math:`P(c)\,s_{oc}` of the always-selected.
+        NaN when a cell with always-selected persons has no selected person in arm t.
+        """
+        n_c = np.array([w[m0].sum() + w[m1].sum() for m0, m1 in self.members])
+        tot = np.array([[w[m0].sum(), w[m1].sum()] for m0, m1 in self.members])
+        sel_w = [(w[i0], w[i1]) for i0, i1 in self.selected]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            shares = np.array([[a.sum(), b.sum()] for a, b in sel_w]) / tot
+        pc = n_c / n_c.sum()
+        shares = np.nan_to_num(shares)  # an arm absent from a cell contributes no one
+        s0, s1 = float(pc @ shares[:, 0]), float(pc @ shares[:, 1])
+        t = 1 if s1 >= s0 else 0
+        lows, highs, omega = [], [], []
+        for j, (wsel, isel) in enumerate(zip(sel_w, self.selected)):
+            st, so = shares[j, t], shares[j, 1 - t]
+            if so == 0:
+                continue  # no always-selected person here
+            if st == 0:
+                return (math.nan, math.nan, t, s1, s0)
+            p = max(0.0, (st - so) / st)
+            wt, yt = wsel[t], self.y[isel[t]]
+            m = (1.0 - p) * wt.sum()
+            cw = np.cumsum(wt)
+            keep_lo = np.clip(m - (cw - wt), 0.0, wt)  # weight kept from the bottom
+            cwr = np.cumsum(wt[::-1])[::-1]
+            keep_hi = np.clip(m - (cwr - wt), 0.0, wt)  # weight kept from the top
+            lo_m, hi_m = keep_lo @ yt / m, keep_hi @ yt / m
+            wo, yo = wsel[1 - t], self.y[isel[1 - t]]
+            mu_o = wo @ yo / wo.sum()
+            if t == 1:
+                lows.append(lo_m - mu_o)
+                highs.append(hi_m - mu_o)
+            else:
+                lows.append(mu_o - hi_m)
+                highs.append(mu_o - lo_m)
+            omega.append(pc[j] * so)
+        om = np.array(omega) / np.sum(omega)
+        return (float(om @ np.array(lows)), float(om @ np.array(highs)), t, s1, s0)
+
+
+def _bootstrap(cells: _Cells, z: np.ndarray, groups: np.ndarray, n_bootstrap: int,
+               seed: int) -> tuple[float, float, int]:
     """Standard deviations of the bounds over resamples of persons within arm × stratum.
 
-    Vectorised: each replicate is a row of multiplicities; the trimmed means come from
-    weighted cumulative sums over the sorted selected outcomes of each arm.
+    Each replicate is a vector of multiplicities (multinomial within arm × stratum, so
+    that every resample keeps the design's arm sizes); the bounds are recomputed from
+    weighted sums. Returns the two standard deviations and the number of replicates in
+    which the bounds were undefined (left out).
     """
     rng = np.random.Generator(np.random.PCG64(seed))
     n = z.size
-    counts = np.zeros((n_bootstrap, n), dtype=np.int64)
+    counts = np.zeros((n_bootstrap, n), dtype=np.float64)
     cell = groups * 2 + z
     for c in np.unique(cell):
         idx = np.flatnonzero(cell == c)
         counts[:, idx] = rng.multinomial(idx.size, np.full(idx.size, 1.0 / idx.size), size=n_bootstrap)
     lows, highs = np.empty(n_bootstrap), np.empty(n_bootstrap)
-    arms = {}
-    for a in (0, 1):
-        in_arm = z == a
-        sel = in_arm & s
-        order = np.flatnonzero(sel)[np.argsort(y[sel], kind="stable")]
-        arms[a] = (counts[:, in_arm].sum(axis=1), order)
     for b in range(n_bootstrap):
-        c = counts[b]
-        est = []
-        share = {}
-        for a in (0, 1):
-            tot, order = arms[a]
-            w = c[order].astype(float)
-            share[a] = w.sum() / tot[b]
-            est.append((w, y[order]))
-        if share[0] == 0 or share[1] == 0:
-            lows[b] = highs[b] = np.nan
-            continue
-        t = 1 if share[1] >= share[0] else 0
-        p = abs(share[1] - share[0]) / share[t]
-        w, ys = est[t]
-        m = (1 - p) * w.sum()
-        cw = np.cumsum(w)
-        keep_lo = np.clip(m - (cw - w), 0.0, w)  # weight kept from the bottom
-        cwr = np.cumsum(w[::-1])[::-1]
-        keep_hi = np.clip(m - (cwr - w), 0.0, w)  # weight kept from the top
-        lo_m, hi_m = keep_lo @ ys / m, keep_hi @ ys / m
-        wo, yo = est[1 - t]
-        mu_o = wo @ yo / wo.sum()
-        if t == 1:
-            lows[b], highs[b] = lo_m - mu_o, hi_m - mu_o
-        else:
-            lows[b], highs[b] = mu_o - hi_m, mu_o - lo_m
-    ok = np.isfinite(lows)
-    return float(np.std(lows[ok], ddof=1)), float(np.std(highs[ok], ddof=1))
+        lows[b], highs[b], _, _, _ = cells.bounds(counts[b])
+    ok = np.isfinite(lows) & np.isfinite(highs)
+    return float(np.std(lows[ok], ddof=1)), float(np.std(highs[ok], ddof=1)), int((~ok).sum())
 
 
 def trimming_bounds(
@@ -200,8 +238,9 @@ def trimming_bounds(
     outcome: str = "y",
     selection: str = "selected",
     strata: Any = None,
+    by: Any = None,
     level: float = 0.95,
-    se_method: str = "analytic",
+    se_method: str | None = None,
     n_bootstrap: int = 1000,
     seed: int = 0,
     horizon: Any = None,
@@ -222,6 +261,9 @@ def trimming_bounds(
         0/1 assignment.
     strata
         Stratum codes, used only to resample within arm × stratum for the bootstrap.
+    by
+        Cell codes (one per person, no missing): bounds within cells, averaged over the
+        always-selected (see :func:`lee_bounds`).
     level, se_method, n_bootstrap, seed
         See :func:`lee_bounds`.
 
@@ -230,10 +272,18 @@ def trimming_bounds(
     BoundsResult
         Bounds on :math:`E[Y(1) - Y(0) \mid S(1) = S(0) = 1]` (see the module docstring).
     """
+    if se_method is None:
+        se_method = "analytic" if by is None else "bootstrap"
     if se_method not in SE_METHODS:
         raise EstimationError(
             f"se_method must be one of {', '.join(repr(m) for m in SE_METHODS)}; you passed {se_method!r}",
             fix="use 'analytic' (Lee 2009) or 'bootstrap'.",
+        )
+    if by is not None and se_method == "analytic":
+        raise EstimationError(
+            "the analytic standard errors are those of pooled bounds; bounds within cells (by=) "
+            "need the bootstrap",
+            fix="use se_method='bootstrap' (the default with by=), or drop by=.",
         )
     if not isinstance(level, float) or not 0 < level < 1:
         raise EstimationError(f"level must be a float strictly between 0 and 1; you passed {level!r}")
@@ -269,13 +319,41 @@ def trimming_bounds(
                 fix="choose a horizon or window where more persons are selected.",
             )
     core = _bounds_core(yv, s, z)
+    new_warnings: list[str] = []
+    if by is None:
+        cells = _Cells(yv, s, z, np.zeros(z.size, dtype=np.int64))
+    else:
+        by_arr = np.asarray(by)
+        if by_arr.shape != z.shape or pd.isna(by_arr).any():
+            raise EstimationError(
+                "by must give one cell per person, without missing values",
+                column="by", n_rows=int(pd.isna(by_arr).sum()) if by_arr.shape == z.shape else None,
+            )
+        codes, _ = pd.factorize(by_arr, sort=True)
+        cells = _Cells(yv, s, z, codes)
+        lower, upper, t, s1, s0 = cells.bounds(np.ones(z.size))
+        if not np.isfinite(lower):
+            raise EstimationError(
+                "a cell of by= has always-selected persons but nobody selected in the arm to trim",
+                column=selection, fix="use coarser cells (e.g. by='region') or drop by=.",
+            )
+        st, so = (s1, s0) if t == 1 else (s0, s1)
+        core.update(lower=lower, upper=upper, trim_share=(st - so) / st,
+                    trimmed_arm="treated" if t == 1 else "control",
+                    share_selected_treated=s1, share_selected_control=s0,
+                    se_lower=math.nan, se_upper=math.nan)
     if se_method == "bootstrap":
         g = np.zeros(z.size, dtype=np.int64) if strata is None else pd.factorize(np.asarray(strata))[0]
-        core["se_lower"], core["se_upper"] = _bootstrap(yv, s, z, g, n_bootstrap, seed)
+        core["se_lower"], core["se_upper"], n_bad = _bootstrap(cells, z, g, n_bootstrap, seed)
+        if n_bad:
+            new_warnings.append(f"the bounds were undefined in {n_bad} of {n_bootstrap} bootstrap "
+                                "replicates (left out of the standard errors)")
+    for w in new_warnings:
+        warnings.warn(w, EstimationWarning, stacklevel=2)
     return BoundsResult(
         outcome=outcome, selection=selection, horizon=horizon, level=level,
         se_method=se_method, spec=spec or {"estimator": "lee_bounds", "se_method": se_method},
-        warnings=tuple(warnings_), ledger=ledger, **core,
+        warnings=tuple(warnings_) + tuple(new_warnings), ledger=ledger, **core,
     )
 
 
@@ -286,8 +364,9 @@ def lee_bounds(
     selection: str,
     horizon: int | None = None,
     window: tuple[int, int] | None = None,
+    by: str | None = None,
     level: float = 0.95,
-    se_method: str = "analytic",
+    se_method: str | None = None,
     n_bootstrap: int = 1000,
     seed: int = 0,
 ) -> BoundsResult:
@@ -312,10 +391,20 @@ def lee_bounds(
     window
         ``(a, b)``: :math:`S_i = 1` if selected in any period a ≤ k ≤ b, and
         :math:`Y_i` = mean of the outcome over the selected periods of the window.
+    by
+        Bounds within cells, then averaged: ``"stratum"`` (the randomization strata) or a
+        categorical column of ``persons`` (e.g. ``"region"``). Within cell c the trimming
+        share is :math:`p_c = \max(0, (s_{1c} - s_{0c})/s_{1c})` (for the arm trimmed
+        overall) and the cell bounds are averaged with the weights
+        :math:`P(c)\,s_{0c}` of the always-selected (Lee 2009, section 4.2). This is
+        valid with assignment probabilities that differ across strata (``by="stratum"``)
+        and tightens the bounds when the cells predict the outcome; with cells
+        unrelated to the outcome it can widen them in small samples.
     level
         Confidence level of the Imbens–Manski interval.
     se_method
-        ``"analytic"`` (Lee 2009, Proposition 3) or ``"bootstrap"``.
+        ``"analytic"`` (Lee 2009, Proposition 3; the default without ``by``) or
+        ``"bootstrap"`` (the default, and the only choice, with ``by``).
     n_bootstrap, seed
         Bootstrap draws (resampling persons within arm × stratum) and seed.
 
@@ -326,9 +415,9 @@ def lee_bounds(
     Notes
     -----
     Persons whose selection status is unknown (no panel row) or who are selected but
-    lack the outcome are set aside and counted per arm in the ledger. The bounds pool
-    the strata, which assumes the same assignment probability in every stratum; with
-    unequal probabilities a warning is raised.
+    lack the outcome are set aside and counted per arm in the ledger. Without ``by``
+    the bounds pool the strata, which assumes the same assignment probability in every
+    stratum; with unequal probabilities a warning recommends ``by="stratum"``.
     """
     study.require_outcome(outcome)
     study.require_outcome(selection)
@@ -392,19 +481,40 @@ def lee_bounds(
                     "set aside: the bounds assume these are missing at random within the selected")
     probs = np.asarray(study.design.counts["p_treated"], dtype=float)
     probs = probs[np.isfinite(probs)]
-    if probs.size > 1 and np.ptp(probs) > 0.02:
+    if by is None and probs.size > 1 and np.ptp(probs) > 0.02:
         warn.append("assignment probabilities differ across strata (from "
                     f"{probs.min():.3f} to {probs.max():.3f}); pooled Lee bounds assume equal "
-                    "probabilities")
+                    "probabilities: use by='stratum'")
+    by_codes = None
+    if by is not None:
+        persons = study.persons
+        if by == "stratum":
+            by_codes = np.asarray(study.design.stratum)
+        elif isinstance(by, str) and by in persons.columns and by not in ("person_id", "household_id"):
+            col = persons[by]
+            if col.isna().any():
+                raise EstimationError(f"by column {by!r} has missing values", table="persons", column=by,
+                                      n_rows=int(col.isna().sum()),
+                                      fix="fill them (e.g. an 'unknown' level) or choose another column.")
+            by_codes = pd.factorize(col.astype(str), sort=True)[0]
+        else:
+            raise EstimationError(
+                f"by must be 'stratum' or a column of persons; you passed {by!r}",
+                table="persons",
+                fix="use by='stratum' or e.g. by='region'.",
+            )
+    if se_method is None:
+        se_method = "analytic" if by is None else "bootstrap"
     hl = horizon_label(horizon, window)
     spec = {"estimator": "lee_bounds", "outcome": outcome, "selection": selection,
             "horizon": horizon, "window": None if window is None else tuple(int(w) for w in window),
-            "level": level, "se_method": se_method,
+            "by": by, "level": level, "se_method": se_method,
             "n_bootstrap": n_bootstrap if se_method == "bootstrap" else None,
             "seed": seed if se_method == "bootstrap" else None}
     result = trimming_bounds(
         y[keep], sel[keep].astype(float), arm[keep], outcome=outcome, selection=selection,
-        strata=np.asarray(study.design.stratum)[keep], level=level, se_method=se_method,
+        strata=np.asarray(study.design.stratum)[keep],
+        by=None if by_codes is None else by_codes[keep], level=level, se_method=se_method,
         n_bootstrap=n_bootstrap, seed=seed, horizon=hl, spec=spec, warnings_=warn, ledger=ledger,
     )
     for w in warn:

@@ -643,7 +643,8 @@ class BoundsResult(ResultBase):
             f"{_fmt_num(self.trim_share)} of the {self.trimmed_arm} arm",
             f"Naive difference among the selected (not causal): {_fmt_num(self.naive_difference)}",
             f"Standard errors: {self.se_method}",
-        ]
+        ] + ([f"Bounds within cells of {self.spec['by']!r}, averaged over the always-selected"]
+             if self.spec.get("by") else [])
 
 
 # --------------------------------------------------------------------------- balance
