@@ -14,7 +14,6 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from ips_impact.synthetic import dynamics as dyn
 from ips_impact.synthetic.households import Members, draw_households
@@ -406,11 +405,6 @@ def quarterly(
     return out
 
 
-def stratum_counts(w: World) -> np.ndarray:
-    """IPS places per stratum code in the original draw."""
-    return w.n_treated
-
-
 def redraw(w: World, rng: np.random.Generator) -> np.ndarray:
     """A new assignment drawn exactly as the design did (same counts per stratum)."""
     return draw_assignment(rng, w.pop.stratum_code, w.n_treated)
@@ -428,7 +422,3 @@ def month_labels(start_month: np.ndarray, n_m: int) -> tuple[np.ndarray, np.ndar
     lo, hi = int(start_month.min()), int(start_month.max()) + n_m
     labels = np.array([f"{mm // 12}-{mm % 12 + 1:02d}" for mm in range(lo, hi)], dtype=object)
     return start_month - lo, labels
-
-
-def as_frame_dates(d: np.ndarray) -> pd.Series:
-    return pd.Series(d.astype("datetime64[ns]"))
