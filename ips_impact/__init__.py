@@ -28,11 +28,15 @@ from ips_impact.estimators.survival import (
     time_to_event,
 )
 from ips_impact.inference.index import summary_index
-from ips_impact.inference.multiple import adjust_pvalues
-from ips_impact.inference.randomization import randomization_inference
+from ips_impact.inference.multiple import adjust_pvalues, p_adjust
+from ips_impact.inference.randomization import (
+    randomization_ci,
+    randomization_inference,
+    randomization_pretest,
+)
 from ips_impact.io.mapping import ColumnMap
 from ips_impact.ledger import Ledger
-from ips_impact.power import mde
+from ips_impact.power import mde, mde_from_design
 from ips_impact.results import (
     BalanceTable,
     BoundsResult,
@@ -55,7 +59,8 @@ __all__ = [
     "spillover", "household_total", "heterogeneity",
     "time_to_event", "spell_survival", "competing_risks", "discrete_time_hazard",
     # inference
-    "randomization_inference", "adjust_pvalues", "summary_index", "mde",
+    "randomization_inference", "randomization_ci", "randomization_pretest",
+    "adjust_pvalues", "p_adjust", "summary_index", "mde", "mde_from_design",
     # results
     "EffectResult", "DynamicEffectResult", "BoundsResult", "BalanceTable",
     "HeterogeneityResult", "SurvivalResult", "ComparisonTable", "compare",
