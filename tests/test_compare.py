@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
 import pytest
-from scipy import stats
 
 from ips_impact.errors import EstimationError
 from ips_impact.results import (

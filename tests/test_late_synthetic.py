@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import warnings
 
-import numpy as np
 import pytest
 
 from ips_impact.estimators.bounds import lee_bounds

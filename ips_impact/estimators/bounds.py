@@ -163,7 +163,7 @@ class _Cells:
             self.selected.append((sel[0], sel[1]))
 
     def bounds(self, w: np.ndarray) -> tuple[float, float, int, float, float]:
-        """(lower, upper, trimmed arm, s1, s0) for person weights ``w``.
+        r"""(lower, upper, trimmed arm, s1, s0) for person weights ``w``.
 
         Within cell c the arm t with the larger design-weighted selection rate overall
         is trimmed by :math:`p_c = \max(0, (s_{tc} - s_{oc})/s_{tc})`; the cell bounds
