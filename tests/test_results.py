@@ -172,6 +172,8 @@ def test_bad_level_and_ledger_are_typed_errors():
         _effect(level=95)
     with pytest.raises(EstimationError, match="n_treated"):
         _effect(ledger=[{"reason": "x", "n_rows": 1}])
+    with pytest.raises(EstimationError, match="std_error must not be negative"):
+        _effect(std_error=-0.1)
     with pytest.raises(EstimationError, match="effect term 'arm'"):
         _effect(coefficients=pd.DataFrame({"estimate": [1.0], "std_error": [1.0]}, index=["x"]))
 

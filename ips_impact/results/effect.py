@@ -163,6 +163,11 @@ class EffectResult(ResultBase):
     def __post_init__(self) -> None:
         for name in ("estimate", "std_error", "control_mean"):
             object.__setattr__(self, name, _finite_or_nan(getattr(self, name)))
+        if self.std_error < 0:
+            raise EstimationError(
+                f"std_error must not be negative; got {self.std_error}",
+                fix="pass the square root of the variance (NaN when it is undefined).",
+            )
         for name in ("nobs", "n_treated", "n_control", "n_missing_treated", "n_missing_control"):
             object.__setattr__(self, name, int(getattr(self, name)))
         df = self.df
