@@ -346,3 +346,27 @@ def test_components_of_stacked_and_categorical(study):
         itt_components(study, rc)
     cg = itt_components(study, rc, level="G")
     assert cg.outcome == "nace=G" and set(np.unique(cg.y)) <= {0.0, 1.0}
+
+
+# ------------------------------------------------------------------ synthetic trial
+
+
+def test_synthetic_trial_end_to_end():
+    """Quarterly panel, real categorical job variables, household clusters."""
+    from ips_impact.synthetic import generate
+
+    st = generate(n_persons=300, seed=3).study()
+    r = itt(st, "nace", horizon=6, covariates=("age", "female", "education"))
+    assert isinstance(r, CategoricalEffectResult) and len(r.levels) > 3
+    has = st.with_outcome("has_nace", lambda p: p["nace"].notna().astype(float))
+    any_job = itt(has, "has_nace", horizon=6, covariates=("age", "female", "education"))
+    # same design for every level, so the level effects add up to the effect on having a sector
+    assert r.tidy()["estimate"].sum() == pytest.approx(any_job.estimate, rel=1e-9)
+    s = itt(st, "work_on_di", window=(4, 10), aggregate="stack", cluster="household_id",
+            covariates=("age", "pre_employment_share"))
+    assert s.spec["cov_type"] == "CR2" and s.diagnostics["n_clusters"] == st.persons["household_id"].nunique()
+    assert 0 < s.df < s.diagnostics["n_clusters"]
+    # 12 strata on 300 persons: some stratum x arm cells hold one person, whose
+    # leverage under the interacted (lin) model is one -> HC2 undefined, said so
+    with pytest.raises(EstimationError, match="leverage one"):
+        itt(st, "work_on_di", horizon=6, adjustment="lin")
