@@ -7,6 +7,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as hst
 
 from ips_impact.errors import DataContractError, EstimationError, SmallSampleWarning
 from ips_impact.estimators.itt import CategoricalEffectResult, ITTComponents, itt, itt_components
@@ -370,3 +372,25 @@ def test_synthetic_trial_end_to_end():
     # leverage under the interacted (lin) model is one -> HC2 undefined, said so
     with pytest.raises(EstimationError, match="leverage one"):
         itt(st, "work_on_di", horizon=6, adjustment="lin")
+
+
+# ------------------------------------------------------------------ properties
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    a=hst.floats(0.01, 1e3) | hst.floats(-1e3, -0.01),
+    b=hst.floats(-1e4, 1e4),
+    adjustment=hst.sampled_from(["none", "ancova", "lin"]),
+    cov_type=hst.sampled_from(["HC0", "HC1", "HC2", "HC3", "CR2"]),
+)
+def test_affine_equivariance(study, a, b, adjustment, cov_type):
+    """itt of a·y + b is a·τ̂ with standard error |a|·se (and the same df)."""
+    moved = study.with_outcome("moved", lambda p: a * p["score"] + b)
+    kw = dict(horizon=3, adjustment=adjustment, covariates=() if adjustment == "none" else ("age", "sex"),
+              cov_type=cov_type, cluster="household_id" if cov_type == "CR2" else None)
+    r0 = itt(study, "score", **kw)
+    r1 = itt(moved, "moved", **kw)
+    assert r1.estimate == pytest.approx(a * r0.estimate, rel=1e-7, abs=1e-9 * abs(b) + 1e-12)
+    assert r1.std_error == pytest.approx(abs(a) * r0.std_error, rel=1e-7)
+    assert r1.df == pytest.approx(r0.df, rel=1e-10)
