@@ -394,3 +394,18 @@ def test_affine_equivariance(study, a, b, adjustment, cov_type):
     assert r1.estimate == pytest.approx(a * r0.estimate, rel=1e-7, abs=1e-9 * abs(b) + 1e-12)
     assert r1.std_error == pytest.approx(abs(a) * r0.std_error, rel=1e-7)
     assert r1.df == pytest.approx(r0.df, rel=1e-10)
+
+
+def test_categorical_levels_follow_the_subset(study):
+    p = study.panel
+    k4 = p.loc[p.k == 4].set_index("person_id")["nace"].reindex(study.persons.person_id).to_numpy()
+    no_q = ~(k4 == "Q")
+    r = itt(study, "nace", horizon=4, subset=no_q)
+    assert "Q" not in r.levels and len(r.levels) == 2
+
+
+def test_window_must_hold_integers(study):
+    with pytest.raises(EstimationError, match="pair of integer event times"):
+        itt(study, "score", window=(1.5, 3))
+    with pytest.raises(EstimationError, match="pair of integer event times"):
+        itt(study, "score", window="13")

@@ -224,7 +224,9 @@ def _spec(**kw: Any) -> dict[str, Any]:
         subset = np.asarray(subset, dtype=bool)
     kw["subset"] = subset
     kw["covariates"] = tuple(kw["covariates"]) if not isinstance(kw["covariates"], str) else (kw["covariates"],)
-    kw["window"] = None if kw["window"] is None else tuple(int(v) for v in kw["window"])
+    w = kw["window"]
+    if isinstance(w, (tuple, list)) and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in w):
+        kw["window"] = tuple(int(v) for v in w)  # plain ints in the spec; anything else is refused later
     return kw
 
 
@@ -254,7 +256,7 @@ def _category_values(study: Any, outcome: str, ks: np.ndarray) -> tuple[np.ndarr
 
 def _prepare(study: Any, outcome: str, spec: dict[str, Any]) -> _Prepared:
     horizon, window, aggregate = spec["horizon"], spec["window"], spec["aggregate"]
-    adjustment = check_option(spec["adjustment"], ADJUSTMENTS, "adjustment")
+    check_option(spec["adjustment"], ADJUSTMENTS, "adjustment")  # fail before any data work
     aggregate = check_option(aggregate, AGGREGATES, "aggregate")
     critical_value(spec["level"])
     if horizon is None and window is None:
@@ -271,6 +273,10 @@ def _prepare(study: Any, outcome: str, spec: dict[str, Any]) -> _Prepared:
         ks = np.array([int(horizon)])
     else:
         try:
+            if isinstance(window, (str, bytes)) or any(
+                isinstance(v, bool) or not float(v).is_integer() for v in window
+            ):
+                raise ValueError
             a, b = (int(v) for v in window)
         except (TypeError, ValueError):
             raise EstimationError(
@@ -326,11 +332,23 @@ def _prepare(study: Any, outcome: str, spec: dict[str, Any]) -> _Prepared:
     n_miss = arm_counts(arm_all[miss_persons])
     if miss_persons.any():
         what = "at the horizon" if horizon is not None else (
-            "at every period of the window" if aggregate != "stack" else "at any period of the window")
+            "at some period of the window (the mean or sum needs every period)"
+            if aggregate != "stack" else "at any period of the window")
         ledger.insert(0, {"reason": f"persons without {outcome} {what} (excluded)",
                           "n_rows": int(miss_persons.sum()), "n_treated": n_miss[0], "n_control": n_miss[1]})
+    if levels is not None:
+        # categories that no selected person has (after subset=) get no row
+        present = np.nanmax(Y, axis=0) > 0 if Y.size else np.zeros(Y.shape[1], bool)
+        Y = Y[:, present]
+        levels = tuple(lv for lv, keep in zip(levels, present) if keep)
+        labels = tuple(lb for lb, keep in zip(labels, present) if keep)
+        if not levels:
+            raise EstimationError(
+                f"no selected person has a category of {outcome!r} in the requested event times",
+                table="panel", column=outcome, fix="check the horizon, window or subset",
+            )
     for j in range(Y.shape[1]):
-        require_numeric_outcome(Y[:, j], labels[j] if levels is None else outcome)
+        require_numeric_outcome(Y[:, j], labels[j] if levels is None else f"{outcome} (share in {levels[j]!r})")
     arm = arm_all[pi].astype(np.float64)
     if arm.min() == arm.max():
         raise EstimationError(
