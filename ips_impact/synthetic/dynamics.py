@@ -179,6 +179,11 @@ def simulate_paths(
     di_rec = np.empty((T, 2, m), dtype=bool)
     sp_rec = np.empty((T, 2, m), dtype=np.int16)
     S = spell_fte.shape[2]
+    # time profiles tabulated once by months since randomization (offset T), so the
+    # monthly step is a lookup instead of an exp() per person
+    since = np.arange(-T, T + 1)
+    shape_tab = effect_shape(since, p)
+    decay_tab = np.exp(-np.maximum(since, 0) / max(p.ips_di_exit_fade_months, 1e-9))
     for t in range(T):
         u_emp = rng.random(m)
         u_di = rng.random(m)
@@ -198,7 +203,8 @@ def simulate_paths(
             di = di | onset
             emp = emp & ~lose
             # DI exit after randomization, more likely when working above half time
-            decay = np.exp(-np.maximum(t - rand_col, 0) / max(p.ips_di_exit_fade_months, 1e-9))
+            s_idx = np.clip(t - rand_col, -T, T) + T
+            decay = decay_tab[s_idx]
             rate = np.where(
                 emp,
                 np.where(fte_now > 0.5, di_exit[2], di_exit[1]) * (1.0 + di_exit_mult * decay),
@@ -211,7 +217,7 @@ def simulate_paths(
             di = ((di & ~leave) | back) & ~retired
             # job loss / job finding with one common uniform per person and month
             s = t - rand_col
-            shape = effect_shape(s, p)
+            shape = shape_tab[s_idx]
             base = np.where(di, np.where(s >= 0, h_in_di_post, h_in_di_pre), h_in_no_di)
             h_in = np.minimum(base * (1.0 + boost * shape), 0.95)
             h_out = np.where(di, h_out_di, h_out_no_di)

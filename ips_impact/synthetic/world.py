@@ -286,7 +286,7 @@ def monthly(
     emp = _pick(g.paths.employed, sel)
     di = _pick(g.paths.on_di, sel)
     spell_no = _pick(g.paths.spell, sel)
-    cur = (spell_no % np.int16(S)).astype(np.int32)
+    cur = (spell_no % np.int16(S)).astype(np.int32)  # spell draws are re-used cyclically
     rows = np.arange(m, dtype=np.int32)[None, :]
     flat = rows * S + cur
     out: dict[str, np.ndarray] = {"employed": emp, "on_di": di, "flat": flat}
@@ -302,7 +302,7 @@ def monthly(
         del new
     del spell_no, cur
     if wanted("di_phase", "di_benefit"):
-        inv = (col - g.onset_col[None, :]) >= 12
+        inv = col >= (g.onset_col + 12)[None, :]  # invalidity after a year on DI
         out["invalidity"] = inv & di
     if wanted("di_benefit"):
         cut = np.maximum(0.0, out["fte"] - p.authorised_work_threshold)  # 0 when not working
