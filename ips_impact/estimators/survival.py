@@ -127,6 +127,11 @@ def _event_label(event: EventSpec) -> str:
     return getattr(event, "__name__", "event") if callable(event) else str(event)
 
 
+def _tau_label(tau: float) -> int | float:
+    """tau as the tidy ``horizon``: an event time k (int) when it is one."""
+    return int(tau) if float(tau).is_integer() else float(tau)
+
+
 def _k_grid(study: Any, start: int, horizon: int | None, *, first: int | None = None) -> np.ndarray:
     if start < 0:
         raise EstimationError(
@@ -397,12 +402,12 @@ def _analyse(
     d = rm[1].estimate - rm[0].estimate
     se = math.sqrt(rm[1].std_error ** 2 + rm[0].std_error ** 2)
     rows.append(make_row(term="rmst_difference", estimand="rmst_difference" + estimand_suffix,
-                         horizon=tau, estimate=d, std_error=se, control_mean=rm[0].estimate, **common))
+                         horizon=_tau_label(tau), estimate=d, std_error=se, control_mean=rm[0].estimate, **common))
     # survival at tau
     d = surv_tau[1][0] - surv_tau[0][0]
     se = math.sqrt(surv_tau[1][1] ** 2 + surv_tau[0][1] ** 2)
     rows.append(make_row(term="survival_difference", estimand="survival_difference" + estimand_suffix,
-                         horizon=tau, estimate=d, std_error=se, control_mean=surv_tau[0][0], **common))
+                         horizon=_tau_label(tau), estimate=d, std_error=se, control_mean=surv_tau[0][0], **common))
     # median
     if not (np.isfinite(med[1][0]) and np.isfinite(med[0][0])):
         _warn(msgs, "the median is not reached in at least one arm (survival stays above 1/2): "
@@ -840,7 +845,7 @@ def competing_risks(
         d = at_tau[1][0] - at_tau[0][0]
         se = math.sqrt(at_tau[1][1] + at_tau[0][1])
         rows.append(make_row(outcome=name, term="cif_difference", estimand="cif_difference",
-                             horizon=tau, estimate=d, std_error=se, control_mean=at_tau[0][0], **common))
+                             horizon=_tau_label(tau), estimate=d, std_error=se, control_mean=at_tau[0][0], **common))
     spec = {
         "estimator": "competing_risks", "events": tuple(events), "start": start, "horizon": horizon,
         "tau": tau, "tau_given": tau_given, "strata": strata, "level": level,

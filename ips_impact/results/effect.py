@@ -279,6 +279,12 @@ class EffectResult(ResultBase):
         return None if v is None else v[0]
 
     @property
+    def ri_se(self) -> float | None:
+        """Monte Carlo standard error of :attr:`ri_p_value` (None when exact or not set)."""
+        v = self.annotations.get("ri_se")
+        return None if v is None else v[0]
+
+    @property
     def adj_p_value(self) -> float | None:
         """Multiplicity-adjusted p-value, when set."""
         v = self.annotations.get("adj_p_value")
