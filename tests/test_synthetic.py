@@ -319,8 +319,13 @@ def test_different_seed_gives_a_different_sample(small: SyntheticTrial) -> None:
 
 
 def test_changing_household_parameters_does_not_shift_participants(small: SyntheticTrial) -> None:
-    p = dataclasses.replace(small.params, partner_effect=0.9, child_entry_rate=0.08)
+    p = dataclasses.replace(
+        small.params, partner_effect=0.9, child_entry_rate=0.08, late_partner_share=0.3,
+        children_extra_mean=1.5,
+    )
     other = generate(n_persons=240, seed=3, params=p)
+    assert len(other.households) > len(small.households)  # more members…
+    pd.testing.assert_frame_equal(other.assignment, small.assignment)  # …same participants
     ids = small.assignment.person_id
     a = small.panel[small.panel.person_id.isin(ids)].reset_index(drop=True)
     b = other.panel[other.panel.person_id.isin(ids)].reset_index(drop=True)

@@ -52,9 +52,14 @@ def draw_households(
     has_partner = (hh == t_couple) | (hh == t_cc)
     has_children = (hh == t_cc) | (hh == t_one)
     married = rng.random(n) < p.married_share
-    n_child = np.where(
-        has_children, 1 + np.minimum(rng.poisson(p.children_extra_mean, size=n), 3), 0
-    )
+    # 1 + Poisson(mean) children, capped at 4, by inversion of one uniform per person
+    # (numpy's Poisson sampler uses a variable number of draws, which would shift the
+    # stream for everything drawn after it when the mean changes)
+    lam = p.children_extra_mean
+    k = np.arange(3)
+    cdf = np.cumsum(np.exp(-lam) * lam**k / np.array([1.0, 1.0, 2.0]))
+    extra = np.searchsorted(cdf, rng.random(n), side="right")
+    n_child = np.where(has_children, 1 + extra, 0)
     late = (~has_partner) & (rng.random(n) < p.late_partner_share)
     leave = has_partner & (rng.random(n) < p.partner_leave_share)
     # DI invalidity situation: dependants (children or a partner without income),
@@ -101,6 +106,9 @@ def draw_households(
     c_wage = 2400.0 * np.exp(0.2 * rng.standard_normal(n_c))
     c_panel = c_age >= p.child_panel_min_age
 
+    # household keys before member keys: their number is fixed (one per participant),
+    # so changing the household composition never changes them
+    hid = pseudonyms(rng_ids, n, "H")
     members = Members(
         person_id=pseudonyms(rng_ids, n_p + n_c, "P"),
         index=np.concatenate([pi, ci]),
@@ -132,7 +140,6 @@ def draw_households(
         np.where(hh == t_one, "H1PA", np.where(married, np.where(hh == t_cc, "MAR+", "MAR0"),
                                                np.where(hh == t_cc, "UNM+", "UNM0"))),
     ).astype(object)
-    hid = pseudonyms(rng_ids, n, "H")
     pop = dataclasses.replace(pop, household_id=hid, situation=situation)
     return pop, members, index_lipro
 
