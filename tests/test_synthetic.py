@@ -474,3 +474,16 @@ def test_chunked_aggregation_gives_the_same_frames(small: SyntheticTrial, monkey
         pd.testing.assert_frame_equal(chunked.frames()[name], df)
     pd.testing.assert_frame_equal(chunked.truth, small.truth)
     pd.testing.assert_frame_equal(chunked.rerandomize(5).panel, small.rerandomize(5).panel)
+
+
+def test_full_takeup_and_other_design_parameters_keep_the_population() -> None:
+    base = generate(n_persons=200, seed=8, tables=FAST)
+    full = generate(n_persons=200, seed=8, tables=FAST,
+                    params=SyntheticParams(takeup_rate=1.0, partner_leave_share=0.5))
+    pd.testing.assert_frame_equal(base.assignment, full.assignment)
+    L = full.truth_late
+    assert (L["complier_share"] == 1.0).all()
+    # with everyone starting IPS the compliers' effect is the average effect
+    T = full.truth
+    m = L.merge(T, on=["outcome", "k", "group"])
+    np.testing.assert_allclose(m["late"], m["ate"], rtol=1e-12, atol=1e-12)

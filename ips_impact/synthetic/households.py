@@ -69,20 +69,28 @@ def draw_households(
         has_children | (has_partner & ~partner_earns), 0, np.where(has_partner, 2, 1)
     ).astype(np.int8)
 
+    # every attribute is drawn for every participant (partners) or for four child
+    # slots per participant, then selected: the draws do not depend on how many
+    # partners and children there are, so composition parameters shift nothing else
+    a_age = rng.standard_normal(n)
+    a_late_from = rng.integers(90, 730, size=n)
+    a_from = rng.integers(180, 3650, size=n)
+    a_to = rng.integers(180, 1460, size=n)
+    a_z = rng.standard_normal(n)
+    a_wage = rng.standard_normal(n)
+    a_di = rng.random(n)
+    c_u_age = rng.random((n, 4))
+    c_u_z = rng.standard_normal((n, 4))
+    c_u_wage = rng.standard_normal((n, 4))
+
     rdate = pop.randomization_date
     # --- partners (baseline and late)
     pi = np.flatnonzero(has_partner | late)
     n_p = pi.size
-    p_age = np.clip(pop.age[pi] + 4.0 * rng.standard_normal(n_p), 19.0, 80.0)
+    p_age = np.clip(pop.age[pi] + 4.0 * a_age[pi], 19.0, 80.0)
     p_late = late[pi]
-    p_from = np.where(
-        p_late,
-        rdate[pi] + rng.integers(90, 730, size=n_p),
-        rdate[pi] - rng.integers(180, 3650, size=n_p),
-    ).astype("datetime64[D]")
-    p_to = np.full(n_p, np.datetime64("NaT"), dtype="datetime64[D]")
-    lv = leave[pi]
-    p_to[lv] = rdate[pi][lv] + rng.integers(180, 1460, size=int(lv.sum()))
+    p_from = np.where(p_late, rdate[pi] + a_late_from[pi], rdate[pi] - a_from[pi]).astype("datetime64[D]")
+    p_to = np.where(leave[pi], rdate[pi] + a_to[pi], np.datetime64("NaT")).astype("datetime64[D]")
     lipro_couple = np.where(
         married[pi],
         np.where(hh[pi] == t_cc, "MAR+", "MAR0"),
@@ -90,20 +98,21 @@ def draw_households(
     )
     # a partner who moves in later cohabits (marriage would come later still)
     lipro_couple = np.where(p_late, np.where(hh[pi] == t_one, "UNM+", "UNM0"), lipro_couple)
-    p_z = 0.6 * rng.standard_normal(n_p) - 0.02 * np.maximum(p_age - 45.0, 0.0)
-    p_wage = 3000.0 * np.exp(0.3 * rng.standard_normal(n_p))
-    p_di = rng.random(n_p) < p.partner_di_share
-    # --- children
-    ci = np.repeat(np.arange(n), n_child)
+    p_z = 0.6 * a_z[pi] - 0.02 * np.maximum(p_age - 45.0, 0.0)
+    p_wage = 3000.0 * np.exp(0.3 * a_wage[pi])
+    p_di = a_di[pi] < p.partner_di_share
+    # --- children (slot j of participant i for j < n_child[i])
+    slot = np.arange(4)[None, :] < n_child[:, None]
+    ci = np.nonzero(slot)[0]
     n_c = ci.size
     max_age = np.clip(pop.age[ci] - 18.0, 0.5, 30.0)
-    c_age = rng.random(n_c) * max_age
+    c_age = c_u_age[slot] * max_age
     c_from = (rdate[ci] - (c_age * 365.25).astype(np.int64)).astype("datetime64[D]")
     c_lipro = np.where(
         hh[ci] == t_one, "C1PA", np.where(married[ci], "CMAR", "CUNM")
     )
-    c_z = 0.5 * rng.standard_normal(n_c)
-    c_wage = 2400.0 * np.exp(0.2 * rng.standard_normal(n_c))
+    c_z = 0.5 * c_u_z[slot]
+    c_wage = 2400.0 * np.exp(0.2 * c_u_wage[slot])
     c_panel = c_age >= p.child_panel_min_age
 
     # household keys before member keys: their number is fixed (one per participant),

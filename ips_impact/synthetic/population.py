@@ -200,11 +200,12 @@ def draw_population(n: int, p: SyntheticParams, rngs: dict[str, np.random.Genera
     hh = _categorical(rng, n, p.household_shares, HOUSEHOLD)
     # take-up types: compliers are a little more employable (motivation)
     zs = (employability - employability.mean()) / max(employability.std(), 1e-12)
+    u_take = rng.random(n)  # drawn even when everyone starts, to keep the stream
     if p.takeup_rate >= 1.0:
         take1 = np.ones(n, dtype=bool)
     else:
         logit = np.log(p.takeup_rate / (1 - p.takeup_rate)) + p.takeup_employability_slope * zs
-        take1 = rng.random(n) < 1.0 / (1.0 + np.exp(-logit))
+        take1 = u_take < 1.0 / (1.0 + np.exp(-logit))
     take0 = rng.random(n) < p.crossover_rate
     take1 |= take0  # monotonicity: always-takers start in both arms
     delay = 1 + np.floor(rng.exponential(max(p.start_delay_days_mean - 1, 0.0) + 1e-9, size=n))
