@@ -15,6 +15,14 @@ from ips_impact.inference.covariance import (
     ols,
     resolve_cov_type,
 )
+from test_itt_simulation import single_threaded_blas
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_blas_thread():
+    """Small regressions: OpenBLAS threads only contend on a shared machine."""
+    with single_threaded_blas():
+        yield
 
 
 def _data(n=90, k=4, seed=0, sizes=None):

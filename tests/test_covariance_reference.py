@@ -19,10 +19,18 @@ import pytest
 from ips_impact.errors import SmallSampleWarning
 from ips_impact.estimators._data import covariate_matrix, dummies, regression_design
 from ips_impact.inference.covariance import OLSDesign, ols
+from test_itt_simulation import single_threaded_blas
 
 REF = Path(__file__).parent / "reference"
 CASES = json.loads((REF / "regression_reference.json").read_text())["cases"]
 RTOL = 1e-8
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_blas_thread():
+    """Small regressions: OpenBLAS threads only contend on a shared machine."""
+    with single_threaded_blas():
+        yield
 
 
 def _data(name: str) -> pd.DataFrame:

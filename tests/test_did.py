@@ -11,6 +11,14 @@ from ips_impact.estimators.did import did
 from ips_impact.estimators._data import dummies
 from ips_impact.inference.covariance import ols
 from test_itt import make_study
+from test_itt_simulation import single_threaded_blas
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_blas_thread():
+    """Small regressions: OpenBLAS threads only contend on a shared machine."""
+    with single_threaded_blas():
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -30,12 +30,18 @@ from ips_impact.estimators.dynamic import itt_by_period, pretest_wald, sup_t_cri
 from ips_impact.inference.covariance import OLSDesign
 from ips_impact.study import Study
 from ips_impact.synthetic import generate
-from test_itt_simulation import COVS, N, N_POOL, N_SAMPLES, _draw
+from test_itt_simulation import COVS, N, N_POOL, N_SAMPLES, _draw, single_threaded_blas
 
 SEED = 77_000_011
 KS = np.arange(-4, 13)
 PRE = KS < 0
 N_SIM = 2_000
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_blas_thread():
+    with single_threaded_blas():
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,14 @@ from ips_impact.estimators.itt import CategoricalEffectResult, ITTComponents, it
 from ips_impact.inference.covariance import COV_TYPES, ols
 from ips_impact.results.effect import EffectResult
 from ips_impact.study import Study
+from test_itt_simulation import single_threaded_blas
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_blas_thread():
+    """Small regressions: OpenBLAS threads only contend on a shared machine."""
+    with single_threaded_blas():
+        yield
 
 
 def make_frames(n: int = 300, seed: int = 0, *, strata: tuple[str, ...] = ("VL", "WAL", "BXL"),

@@ -20,6 +20,7 @@ import pytest
 from ips_impact.errors import SmallSampleWarning
 from ips_impact.estimators.itt import itt
 from ips_impact.study import Study
+from test_itt_simulation import single_threaded_blas
 
 REF = Path(__file__).parent / "reference"
 CASES = [
@@ -27,6 +28,13 @@ CASES = [
     if c["spec"]["dataset"] in ("reg_star.csv", "reg_npk.csv")
 ]
 RTOL = 1e-8
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_blas_thread():
+    """Small regressions: OpenBLAS threads only contend on a shared machine."""
+    with single_threaded_blas():
+        yield
 
 
 @lru_cache(maxsize=None)
