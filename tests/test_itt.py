@@ -417,3 +417,14 @@ def test_window_must_hold_integers(study):
         itt(study, "score", window=(1.5, 3))
     with pytest.raises(EstimationError, match="pair of integer event times"):
         itt(study, "score", window="13")
+
+
+def test_coefficient_table_has_each_coefficients_own_df(study):
+    r = itt(study, "score", horizon=4, covariates=("age",), cluster="household_id")
+    t = r.coefficients
+    assert list(t.columns[:6]) == ["estimate", "std_error", "statistic", "p_value", "conf_low", "conf_high"]
+    assert t.loc["arm", "df"] == pytest.approx(r.df)
+    assert t["df"].nunique() > 1  # CR2: Satterthwaite df per coefficient
+    d = itt(study, "score", horizon=4, adjustment="none", strata=False)  # Welch df on the arm row
+    assert d.coefficients.loc["arm", "df"] == pytest.approx(d.df) and d.df != d.coefficients.loc["(Intercept)", "df"]
+    assert d.coefficients.loc["arm", "conf_low"] == pytest.approx(d.conf_low, rel=1e-12)

@@ -40,7 +40,13 @@ from ips_impact.estimators._data import (
     require_numeric_outcome,
 )
 from ips_impact.inference.covariance import OLSDesign, OLSFit, resolve_cov_type
-from ips_impact.results.base import ResultBase, critical_value, horizon_label, result_dataclass
+from ips_impact.results.base import (
+    ResultBase,
+    critical_value,
+    horizon_label,
+    result_dataclass,
+    wald_inference,
+)
 from ips_impact.results.effect import EffectResult
 
 __all__ = ["itt", "itt_components", "ITTComponents", "CategoricalEffectResult", "design_for_rows"]
@@ -394,19 +400,29 @@ def _fit_prepared(prep: _Prepared, *, level: float, outcome: str) -> EffectResul
     spec["cov_type"] = prep.cov_type
     spec["outcome"] = outcome
     spec["estimator"] = "itt"
+    vcov_names = list(prep.design.names)
     for m, label in enumerate(prep.outcome_labels):
         y = prep.Y[:, m]
-        fit: OLSFit = design.fit(y, df_for=[j])
-        df = _welch_df(y, prep.arm) if welch else float(fit.df[j])
-        names = list(fit.names)
+        # every coefficient with its own df (CR2 Satterthwaite df differ by coefficient;
+        # they depend on X only and are cached across outcomes)
+        fit: OLSFit = design.fit(y)
+        table = fit.table(level)
+        df = float(fit.df[j])
+        if welch:
+            df = _welch_df(y, prep.arm)
+            stat, p, lo, hi = wald_inference(fit.coef[j], fit.std_error[j], df, level)
+            table.iloc[j, 2:] = [stat, p, lo, hi, df]
         effects.append(
-            EffectResult.from_fit(
+            EffectResult(
                 outcome=label,
-                params=pd.Series(fit.coef, index=names),
-                vcov=pd.DataFrame(fit.vcov, index=names, columns=names),
-                nobs=fit.nobs, n_treated=n1, n_control=n0, df=df, term="arm", level=level,
+                estimate=float(fit.coef[j]),
+                std_error=float(fit.std_error[j]),
+                df=df,
+                nobs=fit.nobs, n_treated=n1, n_control=n0, term="arm", level=level,
                 horizon=prep.horizon,
                 control_mean=float(y[prep.arm == 0].mean()),
+                coefficients=table,
+                vcov=pd.DataFrame(fit.vcov, index=vcov_names, columns=vcov_names),
                 n_missing_treated=prep.n_missing[0], n_missing_control=prep.n_missing[1],
                 diagnostics={
                     "adjustment": prep.design.adjustment,
