@@ -503,7 +503,9 @@ def itt(
         *unconditional* share in that category (see :class:`CategoricalEffectResult`).
     horizon, window, aggregate
         Event time(s) of the outcome; exactly one of ``horizon``/``window``.
-        ``aggregate`` is ``"mean"``, ``"sum"`` or ``"stack"`` (windows only).
+        ``aggregate`` is ``"mean"``, ``"sum"`` or ``"stack"``; it applies to windows
+        (with ``horizon`` there is one period and nothing to aggregate). Stacked rows
+        centre the "lin" covariates at their means over the rows.
     covariates
         Baseline columns of ``study.persons`` (categorical ones become dummies; missing
         values are refused).
