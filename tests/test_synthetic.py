@@ -487,3 +487,9 @@ def test_full_takeup_and_other_design_parameters_keep_the_population() -> None:
     T = full.truth
     m = L.merge(T, on=["outcome", "k", "group"])
     np.testing.assert_allclose(m["late"], m["ate"], rtol=1e-12, atol=1e-12)
+
+
+def test_repr_is_short_and_says_what_the_trial_is(small: SyntheticTrial) -> None:
+    text = repr(small.rerandomize(4))
+    assert text.startswith("SyntheticTrial(n_persons=240 (120 IPS, 120 control), seed=3, assignment_seed=4")
+    assert len(text) < 300

@@ -51,7 +51,7 @@ _NACE_LUT = np.append(NACE, None).astype(object)  # code -1 -> None
 _WC_LUT = np.append(WORKER_CLASS, None).astype(object)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class SyntheticTrial:
     """A synthetic randomized IPS trial with its exact truth.
 
@@ -103,6 +103,16 @@ class SyntheticTrial:
     def n_persons(self) -> int:
         """Number of randomized participants."""
         return int(len(self.assignment))
+
+    def __repr__(self) -> str:
+        a = self.assignment
+        n1 = int(a["arm"].sum())
+        redraw = "" if self.assignment_seed is None else f", assignment_seed={self.assignment_seed}"
+        return (
+            f"SyntheticTrial(n_persons={len(a)} ({n1} IPS, {len(a) - n1} control), "
+            f"seed={self.seed}{redraw}, tables={list(self.tables)}, "
+            f"panel_rows={len(self.panel)}, k={-self.params.pre_quarters}..{self.params.post_quarters})"
+        )
 
     # ------------------------------------------------------------------ frames
     def frames(self) -> dict[str, pd.DataFrame]:
