@@ -541,7 +541,10 @@ def itt(
         Unknown ``cov_type``/``adjustment``/``aggregate`` (the message lists the
         allowed values), a CR type without a cluster, fewer than 2 clusters, horizon or
         window outside the observed follow-up, an outcome without variation, collinear
-        covariates, a stratum with one arm under "none"/"lin".
+        covariates, a stratum with one arm under "none"/"lin", a stratum × arm cell
+        with a single person under "none"/"lin" with HC2/HC3 (leverage one; estimatr's
+        matched-pair variance for blocks of two is not implemented — use "ancova" or
+        coarser strata).
     DataContractError
         The outcome is not a panel column.
 
