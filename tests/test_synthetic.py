@@ -493,3 +493,14 @@ def test_repr_is_short_and_says_what_the_trial_is(small: SyntheticTrial) -> None
     text = repr(small.rerandomize(4))
     assert text.startswith("SyntheticTrial(n_persons=240 (120 IPS, 120 control), seed=3, assignment_seed=4")
     assert len(text) < 300
+
+
+def test_null_switches_give_exactly_zero_effects() -> None:
+    null = SyntheticParams(effect_size=0.0, ips_di_exit_multiplier=1.0, ips_fte_shift=0.0, partner_effect=0.0)
+    tr = generate(n_persons=300, seed=3, params=null)
+    assert (tr.truth["ate"] == 0).all()
+    assert (tr.truth_late["late"] == 0).all()
+    assert (tr.truth_rmst["difference"] == 0).all()
+    # switching off only the job-finding boost leaves the DI-exit and part-time channels
+    jobs_off = generate(n_persons=300, seed=3, params=SyntheticParams(effect_size=0.0))
+    assert (jobs_off.truth.query("population == 'participants'")["ate"] != 0).any()
