@@ -18,7 +18,7 @@ from ips_impact.estimators.bounds import lee_bounds
 from ips_impact.estimators.did import did
 from ips_impact.estimators.dynamic import itt_by_period
 from ips_impact.estimators.heterogeneity import heterogeneity
-from ips_impact.estimators.itt import itt
+from ips_impact.estimators.itt import CategoricalEffectResult, itt
 from ips_impact.estimators.iv import late
 from ips_impact.estimators.spillover import household_total, spillover
 from ips_impact.estimators.survival import (
@@ -27,6 +27,7 @@ from ips_impact.estimators.survival import (
     spell_survival,
     time_to_event,
 )
+from ips_impact.inference.covariance import COV_TYPES
 from ips_impact.inference.index import summary_index
 from ips_impact.inference.multiple import adjust_pvalues, p_adjust
 from ips_impact.inference.randomization import (
@@ -59,10 +60,10 @@ __all__ = [
     "spillover", "household_total", "heterogeneity",
     "time_to_event", "spell_survival", "competing_risks", "discrete_time_hazard",
     # inference
-    "randomization_inference", "randomization_ci", "randomization_pretest",
+    "COV_TYPES", "randomization_inference", "randomization_ci", "randomization_pretest",
     "adjust_pvalues", "p_adjust", "summary_index", "mde", "mde_from_design",
     # results
-    "EffectResult", "DynamicEffectResult", "BoundsResult", "BalanceTable",
+    "EffectResult", "CategoricalEffectResult", "DynamicEffectResult", "BoundsResult", "BalanceTable",
     "HeterogeneityResult", "SurvivalResult", "ComparisonTable", "compare",
     # modules
     "errors", "synthetic", "__version__",

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
-import pytest
+import os
+
+# Small regressions on a shared 2-core machine: BLAS threads only fight each other
+# (15-100x slower). `make test` sets this too; this covers a direct `pytest` run.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
 
 
 def make_frames(n: int = 40, periods: int = 12, seed: int = 0, freq: str = "Q") -> dict[str, pd.DataFrame]:
