@@ -54,14 +54,13 @@ import pandas as pd
 from scipy import stats
 
 from ips_impact.errors import DataContractError, EstimationError, SmallSampleWarning
-from ips_impact.estimators._data import cluster_labels
+from ips_impact.estimators._data import check_option, cluster_labels
 from ips_impact.estimators.spillover import (
     _AGGREGATES,
     ModelMatrices,
     _ledger_row,
     _person_covariates,
     assemble,
-    check_choice,
     check_conf_level,
     check_horizon_window,
     check_names,
@@ -277,7 +276,7 @@ def _spec(**kw: Any) -> dict[str, Any]:
         raise EstimationError(f"by must be a column name (str); you passed {kw['by']!r}",
                               fix="e.g. by='region'")
     horizon, window = check_horizon_window(kw["horizon"], kw["window"])
-    adjustment = check_choice("adjustment", kw["adjustment"], _ADJUSTMENTS)
+    adjustment = check_option(kw["adjustment"], _ADJUSTMENTS, "adjustment")
     covariates = check_names("covariates", kw["covariates"])
     if adjustment == "none" and covariates:
         raise EstimationError("adjustment='none' takes no covariates",
@@ -317,8 +316,8 @@ def _spec(**kw: Any) -> dict[str, Any]:
         "by": kw["by"],
         "horizon": horizon,
         "window": window,
-        "aggregate": check_choice("aggregate", kw["aggregate"], _AGGREGATES),
-        "moderator": check_choice("moderator", kw["moderator"], _MODERATOR_KINDS),
+        "aggregate": check_option(kw["aggregate"], _AGGREGATES, "aggregate"),
+        "moderator": check_option(kw["moderator"], _MODERATOR_KINDS, "moderator"),
         "cut": None if cut is None else int(cut),
         "covariates": covariates,
         "adjustment": adjustment,

@@ -53,7 +53,7 @@ import numpy as np
 import pandas as pd
 
 from ips_impact.errors import EstimationError, SmallSampleWarning
-from ips_impact.estimators._data import covariate_matrix
+from ips_impact.estimators._data import check_option, covariate_matrix
 from ips_impact.inference.covariance import COV_TYPES, OLSDesign, check_cov_type
 from ips_impact.results.base import horizon_label
 from ips_impact.results.effect import EffectResult
@@ -84,16 +84,6 @@ _COLLINEAR_TOL = 1e-7
 
 
 # ----------------------------------------------------------------------- options
-
-
-def check_choice(argument: str, value: Any, allowed: Sequence[str]) -> str:
-    """Return ``value`` if it is one of ``allowed``; else a typed error listing them."""
-    if isinstance(value, str) and value in allowed:
-        return value
-    raise EstimationError(
-        f"{argument} must be one of {', '.join(repr(a) for a in allowed)}; you passed {value!r}",
-        fix=f"pass {argument}=" + " or ".join(repr(a) for a in allowed),
-    )
 
 
 def check_names(argument: str, value: Any) -> tuple[str, ...]:
@@ -669,9 +659,9 @@ def _spillover_spec(**kw: Any) -> dict[str, Any]:
             fix="e.g. outcome='employed'",
         )
     horizon, window = check_horizon_window(kw["horizon"], kw["window"])
-    level = check_choice("level", kw["level"], _LEVELS)
-    adjustment = check_choice("adjustment", kw["adjustment"], _ADJUSTMENTS)
-    aggregate = check_choice("aggregate", kw["aggregate"], _AGGREGATES)
+    level = check_option(kw["level"], _LEVELS, "level")
+    adjustment = check_option(kw["adjustment"], _ADJUSTMENTS, "adjustment")
+    aggregate = check_option(kw["aggregate"], _AGGREGATES, "aggregate")
     covariates = check_names("covariates", kw["covariates"])
     mcov = check_names("member_covariates", kw["member_covariates"])
     if adjustment == "none" and (covariates or mcov):
@@ -889,7 +879,7 @@ def household_total(
         baseline=-1, adjustment=adjustment, strata=strata, conf_level=conf_level,
         estimator="household_total",
     )
-    spec["missing_members"] = check_choice("missing_members", missing_members, _MISSING_MEMBERS)
+    spec["missing_members"] = check_option(missing_members, _MISSING_MEMBERS, "missing_members")
     del spec["level"], spec["member_covariates"], spec["baseline"]
     model, info = _total_model(study, spec)
     arm = np.asarray(study.design.arm, dtype=np.int64)

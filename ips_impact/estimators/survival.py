@@ -50,6 +50,7 @@ from ips_impact.errors import (
     EstimationWarning,
     SmallSampleWarning,
 )
+from ips_impact.estimators._data import check_option
 from ips_impact.estimators._survival.competing import cumulative_incidence, cif_at, gray_test
 from ips_impact.estimators._survival.cox import COX_TIES, cox_fit, cox_zph
 from ips_impact.estimators._survival.discrete import hazard_glm
@@ -77,15 +78,6 @@ _ARMS = ((1, "IPS"), (0, "control"))
 
 
 # ----------------------------------------------------------------------- checks
-
-
-def _check_choice(name: str, value: Any, allowed: Sequence[str]) -> str:
-    if not isinstance(value, str) or value not in allowed:
-        raise EstimationError(
-            f"{name} must be one of {', '.join(repr(a) for a in allowed)}; you passed {value!r}",
-            fix=f"use {name}={allowed[0]!r} or another allowed value.",
-        )
-    return value
 
 
 def _check_level(level: Any) -> float:
@@ -550,7 +542,7 @@ def time_to_event(
     >>> res.plot(min_cell=10)  # doctest: +SKIP
     """
     label = _event_label(event)
-    ties = _check_choice("ties", ties, COX_TIES)
+    ties = check_option(ties, COX_TIES, "ties")
     level = _check_level(level)
     start = _check_int("start", start)
     horizon = _check_int("horizon", horizon, allow_none=True)
@@ -649,8 +641,8 @@ def spell_survival(
     Parameters are those of :func:`time_to_event`, plus ``entry`` ("new" or "any").
     """
     label = _event_label(state)
-    ties = _check_choice("ties", ties, COX_TIES)
-    entry = _check_choice("entry", entry, _ENTRY)
+    ties = check_option(ties, COX_TIES, "ties")
+    entry = check_option(entry, _ENTRY, "entry")
     level = _check_level(level)
     start = _check_int("start", start)
     horizon = _check_int("horizon", horizon)
@@ -896,7 +888,7 @@ def discrete_time_hazard(
     from ips_impact.results.effect import EffectResult
 
     label = _event_label(event)
-    link = _check_choice("link", link, _LINKS)
+    link = check_option(link, _LINKS, "link")
     level = _check_level(level)
     start = _check_int("start", start)
     horizon = _check_int("horizon", horizon, allow_none=True)
