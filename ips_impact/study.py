@@ -619,7 +619,8 @@ def _merge_benefits(panel: pd.DataFrame, benefits: pd.DataFrame, freq: Frequency
         if col in panel.columns:
             current = panel[col].to_numpy(copy=True)
             tgt = pos[~unmatched]
-            fill = pd.isna(current[tgt])
+            # count only cells that really change: missing in the panel, known in the records
+            fill = pd.isna(current[tgt]) & ~pd.isna(vals)
             if fill.any():
                 current = current.astype(object) if cats and col in cats else current
                 current[tgt[fill]] = vals[fill]

@@ -190,3 +190,14 @@ def test_sites_table_is_validated_kept_and_read_from_folder(tmp_path):
     from ips_impact.study import load_study
 
     assert load_study(tmp_path).sites["fidelity"].tolist() == [101, 108, 90]
+
+
+def test_benefit_fill_counts_only_cells_that_change():
+    f = make_frames(n=4, periods=2)
+    p = f["panel"].assign(di_benefit=np.nan)
+    pid = f["assignment"].person_id.iloc[0]
+    b = pd.DataFrame({"person_id": [pid, pid], "month": ["2017-01", "2017-04"], "di_benefit": [1000.0, np.nan]})
+    s = Study.from_frames(f["assignment"], p, benefits=b)
+    led = s.ledger.to_frame()
+    assert led.loc[led.reason.str.contains("filled"), "n_rows"].tolist() == [1]
+    assert s.panel["di_benefit"].notna().sum() == 1
