@@ -229,15 +229,15 @@ def test_takeup_must_be_binary():
 
 @pytest.mark.slow
 def test_coverage_and_bias_on_simulated_trials():
-    """1,000 trials with a known complier effect: 95% HC2 intervals cover it.
+    """2,500 trials with a known complier effect: 95% HC2 intervals cover it.
 
-    The band is 95% ± 3 Monte Carlo standard errors (sqrt(.95 × .05 / 1000) = 0.69 pp),
-    i.e. 92.9-97.1%. (Off-line, 4,500 replications of this design gave 95.4%.)
+    The band is 95% ± 3 Monte Carlo standard errors (sqrt(.95 × .05 / 2500) = 0.44 pp),
+    i.e. 93.7-96.3%: inside the 93.5-96.5% that issue 4 asks of the ITT intervals.
     """
     from scipy import stats
 
     rng = np.random.default_rng(2024)
-    n, reps, tau = 600, 1000, 0.25
+    n, reps, tau = 600, 2500, 0.25
     cover, errs, ses = 0, [], []
     for _ in range(reps):
         z = np.zeros(n)
@@ -257,5 +257,6 @@ def test_coverage_and_bias_on_simulated_trials():
     coverage = cover / reps
     band = 3 * np.sqrt(0.95 * 0.05 / reps)
     assert abs(coverage - 0.95) <= band, coverage
+    assert 0.935 <= coverage <= 0.965, coverage
     mc_se = np.std(errs, ddof=1) / np.sqrt(reps)
     assert abs(np.mean(errs)) < 3 * mc_se
