@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import warnings
 
 import numpy as np
@@ -21,7 +23,7 @@ from ips_impact.inference.randomization import (
 from ips_impact.results import EffectResult
 from ips_impact.study import Study
 
-spillover_mod = pytest.importorskip("ips_impact.estimators.spillover")
+spillover_mod = importlib.import_module("ips_impact.estimators.spillover")
 
 
 def _study(n, seed, assignment=None):
@@ -196,7 +198,7 @@ def test_tidy_frames_concatenate(fitted):
 
 
 # ------------------------------------------------------------------------- itt
-itt_mod = pytest.importorskip("ips_impact.estimators.itt")
+itt_mod = importlib.import_module("ips_impact.estimators.itt")
 
 
 def _itt(study, outcome, **kw):
@@ -266,7 +268,7 @@ def test_itt_randomization_ci_close_to_wald(itt_fitted):
 
 # -------------------------------------------------------------- survival, subgroups
 def test_survival_exact_p_values_equal_refitting_every_assignment(tiny_world):
-    surv = pytest.importorskip("ips_impact.estimators.survival")
+    surv = importlib.import_module("ips_impact.estimators.survival")
     study, rebuilt = tiny_world
 
     def fit(s, tau=None):
@@ -297,7 +299,7 @@ def three_groups():
 
 
 def test_heterogeneity_joint_test_with_three_subgroups(three_groups):
-    het = pytest.importorskip("ips_impact.estimators.heterogeneity")
+    het = importlib.import_module("ips_impact.estimators.heterogeneity")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = het.heterogeneity(three_groups, "earnings", by="education", horizon=2)
@@ -313,7 +315,7 @@ def test_heterogeneity_joint_test_with_three_subgroups(three_groups):
 
 # ------------------------------------------------------------- did, itt_by_period
 def test_did_exact_p_value_equals_refitting_every_assignment(tiny_world):
-    did_mod = pytest.importorskip("ips_impact.estimators.did")
+    did_mod = importlib.import_module("ips_impact.estimators.did")
     study, rebuilt = tiny_world
 
     def fit(s):
@@ -332,7 +334,7 @@ def test_did_exact_p_value_equals_refitting_every_assignment(tiny_world):
 
 
 def test_did_calendar_time_and_ci(itt_fitted):
-    did_mod = pytest.importorskip("ips_impact.estimators.did")
+    did_mod = importlib.import_module("ips_impact.estimators.did")
     study, _ = itt_fitted
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -347,7 +349,7 @@ def test_did_calendar_time_and_ci(itt_fitted):
 
 
 def test_itt_by_period_rows_equal_itt_at_each_horizon(itt_fitted):
-    dyn = pytest.importorskip("ips_impact.estimators.dynamic")
+    dyn = importlib.import_module("ips_impact.estimators.dynamic")
     study, _ = itt_fitted
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -374,7 +376,7 @@ def takeup_study():
 
 
 def test_late_ri_is_the_reduced_form_test_and_its_ci_inverts_it(takeup_study):
-    iv = pytest.importorskip("ips_impact.estimators.iv")
+    iv = importlib.import_module("ips_impact.estimators.iv")
     study = takeup_study
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -402,7 +404,7 @@ def test_late_ri_is_the_reduced_form_test_and_its_ci_inverts_it(takeup_study):
 
 
 def test_pre_period_placebo_test(itt_fitted):
-    dyn = pytest.importorskip("ips_impact.estimators.dynamic")
+    dyn = importlib.import_module("ips_impact.estimators.dynamic")
     from ips_impact.inference.randomization import randomization_pretest
 
     study, results = itt_fitted
