@@ -496,7 +496,8 @@ def test_repr_is_short_and_says_what_the_trial_is(small: SyntheticTrial) -> None
 
 
 def test_null_switches_give_exactly_zero_effects() -> None:
-    null = SyntheticParams(effect_size=0.0, ips_di_exit_multiplier=1.0, ips_fte_shift=0.0, partner_effect=0.0)
+    null = SyntheticParams.null()
+    assert null == SyntheticParams(effect_size=0.0, ips_di_exit_multiplier=1.0, ips_fte_shift=0.0, partner_effect=0.0)
     tr = generate(n_persons=300, seed=3, params=null)
     assert (tr.truth["ate"] == 0).all()
     assert (tr.truth_late["late"] == 0).all()
@@ -504,3 +505,5 @@ def test_null_switches_give_exactly_zero_effects() -> None:
     # switching off only the job-finding boost leaves the DI-exit and part-time channels
     jobs_off = generate(n_persons=300, seed=3, params=SyntheticParams(effect_size=0.0))
     assert (jobs_off.truth.query("population == 'participants'")["ate"] != 0).any()
+    with pytest.raises(DataContractError, match="fixes the effect parameters"):
+        SyntheticParams.null(effect_size=0.5)

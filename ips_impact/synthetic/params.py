@@ -375,6 +375,26 @@ class SyntheticParams:
         return json.dumps(self.to_dict(), sort_keys=True, indent=2) + "\n"
 
     @classmethod
+    def null(cls, **overrides: Any) -> SyntheticParams:
+        """Parameters of a trial in which IPS changes nothing for anyone (the sharp null).
+
+        IPS acts through four channels, each with its own parameter: job finding
+        (``effect_size``), exits from DI of working IPS starters
+        (``ips_di_exit_multiplier``), part-time work in new IPS jobs (``ips_fte_shift``)
+        and partners (``partner_effect``). ``effect_size=0`` alone leaves the other three
+        on; this switches all four off, so every potential-outcome difference is 0.
+        ``overrides`` set any other parameter (e.g. ``SyntheticParams.null(pre_quarters=4)``).
+        """
+        off = {"effect_size": 0.0, "ips_di_exit_multiplier": 1.0, "ips_fte_shift": 0.0, "partner_effect": 0.0}
+        clash = sorted(set(off) & set(overrides))
+        if clash:
+            raise DataContractError(
+                "SyntheticParams.null() fixes the effect parameters", table="params", column=clash,
+                fix="use dataclasses.replace(SyntheticParams(), ...) for a trial with an effect.",
+            )
+        return cls(**{**off, **overrides})
+
+    @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SyntheticParams:
         """Inverse of :meth:`to_dict`; unknown keys are refused."""
         names = {f.name for f in dataclasses.fields(cls)}
