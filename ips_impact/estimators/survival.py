@@ -247,6 +247,30 @@ def _covariate_matrix(study: Any, covariates: Sequence[str]) -> np.ndarray:
     return np.column_stack(cols) if cols else np.zeros((len(persons), 0))
 
 
+def _complete_cases(
+    study: Any, keep: np.ndarray, arm: np.ndarray, covariates: Sequence[str], cluster: str | None,
+    ledger: list[dict[str, Any]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Set aside persons with a missing covariate or cluster, each with a ledger row.
+
+    Returns the updated ``keep`` mask, the covariate matrix and the cluster codes.
+    """
+    x_cov = _covariate_matrix(study, covariates)
+    keep = keep.copy()
+    if x_cov.size:
+        miss = np.isnan(x_cov).any(axis=1) & keep
+        if miss.any():
+            ledger.append(_ledger_row("missing covariate value", miss, arm))
+            keep &= ~miss
+    cl = _cluster_codes(study, cluster)
+    if cl is not None:
+        miss = (cl < 0) & keep
+        if miss.any():
+            ledger.append(_ledger_row(f"missing cluster ({cluster})", miss, arm))
+            keep &= ~miss
+    return keep, x_cov, cl
+
+
 def _cluster_codes(study: Any, cluster: str | None) -> np.ndarray | None:
     if cluster is None:
         return None
@@ -560,19 +584,7 @@ def time_to_event(
     if (~usable).any():
         ledger.append(_ledger_row(f"event column not observed at any k from {start} to {ks[-1]}",
                                   ~usable, arm))
-    x_cov = _covariate_matrix(study, covariates)
-    keep = usable.copy()
-    if x_cov.size:
-        miss = np.isnan(x_cov).any(axis=1) & keep
-        if miss.any():
-            ledger.append(_ledger_row("missing covariate value", miss, arm))
-            keep &= ~miss
-    cl = _cluster_codes(study, cluster)
-    if cl is not None:
-        miss = (cl < 0) & keep
-        if miss.any():
-            ledger.append(_ledger_row(f"missing cluster ({cluster})", miss, arm))
-            keep &= ~miss
+    keep, x_cov, cl = _complete_cases(study, usable, arm, covariates, cluster, ledger)
     warn_msgs = []
     for row in ledger:
         msg = f"{row['n_rows']} persons set aside: {row['reason']}"
@@ -678,19 +690,7 @@ def spell_survival(
     if (~entered).any():
         ledger.append(_ledger_row(f"no spell in {label!r} entered between k = {start} and {ks[-1]}",
                                   ~entered, arm))
-    keep = entered.copy()
-    x_cov = _covariate_matrix(study, covariates)
-    if x_cov.size:
-        miss = np.isnan(x_cov).any(axis=1) & keep
-        if miss.any():
-            ledger.append(_ledger_row("missing covariate value", miss, arm))
-            keep &= ~miss
-    cl = _cluster_codes(study, cluster)
-    if cl is not None:
-        miss = (cl < 0) & keep
-        if miss.any():
-            ledger.append(_ledger_row(f"missing cluster ({cluster})", miss, arm))
-            keep &= ~miss
+    keep, x_cov, cl = _complete_cases(study, entered, arm, covariates, cluster, ledger)
     n1, n0 = int((arm == 1).sum()), int((arm == 0).sum())
     e1, e0 = int((entered & (arm == 1)).sum()), int((entered & (arm == 0)).sum())
     note = (
