@@ -43,7 +43,7 @@ from ips_impact.estimators.survival import (
 from ips_impact.results.base import TIDY_COLUMNS
 from ips_impact.results.survival import SurvivalResult
 from ips_impact.study import Study
-from test_survival_helpers import make_study, make_trial
+from survival_helpers import make_study, make_trial
 
 REF = Path(__file__).parent / "reference"
 
