@@ -202,3 +202,130 @@ def test_keep_and_drop_rows_by_pattern():
         compare([dyn], keep=["nothing"])
     with pytest.raises(EstimationError, match="not a valid regular expression"):
         compare([dyn], keep=["("])
+
+
+# ------------------------------------------------------------ results of the estimators
+
+
+@pytest.fixture(scope="module")
+def trial_study():
+    import ips_impact as ii
+
+    return ii.synthetic.generate(n_persons=1200, seed=2018).study()
+
+
+def _estimate_rows(table):
+    return [r for r, line in table.to_frame().index if line == "estimate"]
+
+
+def _num(x, digits=3):
+    """The cell text compare() writes for x (it prints -0.000 as 0.000)."""
+    s = f"{x:.{digits}f}"
+    return s[1:] if s.startswith("-") and float(s) == 0 else s
+
+
+def test_categorical_result_has_one_row_per_level(trial_study):
+    import ips_impact as ii
+
+    r = ii.itt(trial_study, "nace", horizon=6)
+    assert isinstance(r, ii.CategoricalEffectResult) and len(r.levels) > 3
+    t = compare({"Sector": r}, show=("std_error", "conf_int", "control_mean"), digits=4)
+    f = t.to_frame()
+    assert _estimate_rows(t) == [f"arm (itt), nace={lv}" for lv in r.levels]
+    for lv in r.levels:
+        e = r.effect_at(lv)
+        row = f"arm (itt), nace={lv}"
+        assert f.loc[(row, "estimate"), "Sector"] == _num(e.estimate, 4)
+        assert f.loc[(row, "std_error"), "Sector"] == f"({_num(e.std_error, 4)})"
+        assert f.loc[(row, "conf_int"), "Sector"] == f"[{_num(e.conf_low, 4)}, {_num(e.conf_high, 4)}]"
+        assert f.loc[(row, "control_mean"), "Sector"] == f"{{control_mean: {_num(e.control_mean, 4)}}}"
+    # the levels really differ, so a table repeating the first level would fail above
+    assert len({f.loc[(f"arm (itt), nace={lv}", "estimate"), "Sector"] for lv in r.levels}) > 3
+    assert f.loc[("Outcome", "footer"), "Sector"] == "nace"
+    assert f.loc[("Horizon", "footer"), "Sector"] == "6"
+    assert f.loc[("Observations", "footer"), "Sector"] == str(r.effects[0].nobs) == "1200"
+    # one control mean per level, none of them the model's: blank, and the note says why
+    assert f.loc[("Control mean", "footer"), "Sector"] == ""
+    assert "Control mean left blank where it differs between the rows of a model." in t.notes
+    d = t.tidy()
+    assert len(d) == len(r.levels) and d["row"].is_unique
+    assert d["estimate"].tolist() == [e.estimate for e in r.effects]
+
+
+def test_categorical_results_align_by_level_and_take_labels(trial_study):
+    import ips_impact as ii
+
+    r6 = ii.itt(trial_study, "nace", horizon=6)
+    r10 = ii.itt(trial_study, "nace", horizon=10)
+    t = compare({"k=6": r6, "k=10": r10}, labels={"nace=Q": "Health care"})
+    f = t.to_frame()
+    rows = _estimate_rows(t)
+    assert "arm (itt), Health care" in rows and "arm (itt), nace=Q" not in rows
+    assert f.loc[("arm (itt), Health care", "estimate"), "k=6"] == _num(r6.effect_at("Q").estimate)
+    assert f.loc[("arm (itt), Health care", "estimate"), "k=10"] == _num(r10.effect_at("Q").estimate)
+    for lv in sorted(set(r6.levels) & set(r10.levels) - {"Q"}):
+        assert f.loc[(f"arm (itt), nace={lv}", "estimate"), "k=6"] == _num(r6.effect_at(lv).estimate)
+        assert f.loc[(f"arm (itt), nace={lv}", "estimate"), "k=10"] == _num(r10.effect_at(lv).estimate)
+    assert len(rows) == len(set(r6.levels) | set(r10.levels))
+    assert f.loc[("Horizon", "footer"), "k=10"] == "10"
+
+
+def test_heterogeneity_footer_reports_the_whole_sample(trial_study):
+    import ips_impact as ii
+
+    h = ii.heterogeneity(trial_study, "employed", by="region", horizon=6)
+    tidy = h.tidy()
+    sub = tidy[tidy["estimand"] == "subgroup"]
+    joint = tidy[tidy["estimand"] == "heterogeneity_test"].iloc[0]
+    assert sub["nobs"].nunique() > 1 and int(sub["nobs"].iloc[0]) < h.nobs  # the old bug would show
+    t = compare([h], footer=("nobs", "n_treated", "n_control", "control_mean"))
+    f = t.to_frame()
+    assert f.loc[("Observations", "footer"), "(1)"] == str(h.nobs) == str(int(joint["nobs"])) == "1200"
+    assert f.loc[("Treated", "footer"), "(1)"] == str(h.n_treated) == "600"
+    assert f.loc[("Control", "footer"), "(1)"] == str(h.n_control) == "600"
+    assert f.loc[("Control mean", "footer"), "(1)"] == ""  # one per region, none for all
+    for r in sub.itertuples(index=False):
+        assert f.loc[(f"{r.term} (subgroup)", "estimate"), "(1)"] == _num(r.estimate)
+    assert f.loc[("joint:region (heterogeneity_test)", "estimate"), "(1)"] == f"p = {_num(joint['p_value'])}"
+
+
+def test_footer_counts_without_a_result_level_count():
+    # a dynamic result has no nobs of its own: the common value, or the range of the rows shown
+    effects = tuple(EffectResult(outcome="y", estimate=0.01 * k, std_error=0.02, df=100, nobs=100 - k,
+                                 n_treated=50, n_control=50 - k, control_mean=0.3, horizon=k)
+                    for k in (2, 4))
+    dyn = DynamicEffectResult(outcome="y", effects=effects)
+    f = compare([dyn], footer=("nobs", "n_treated", "n_control", "control_mean")).to_frame()
+    assert f.loc[("Observations", "footer"), "(1)"] == "96..98"
+    assert f.loc[("Treated", "footer"), "(1)"] == "50"
+    assert f.loc[("Control", "footer"), "(1)"] == "46..48"
+    assert f.loc[("Control mean", "footer"), "(1)"] == "0.300"  # the same for every row: shown
+    f2 = compare([dyn], keep=[r"k=4$"]).to_frame()
+    assert f2.loc[("Observations", "footer"), "(1)"] == "96"
+
+
+def test_rows_with_identical_labels_are_numbered_not_hidden():
+    from ips_impact.results import ResultBase, make_row, result_dataclass
+
+    @result_dataclass
+    class Twice(ResultBase):
+        """Two rows that nothing tells apart."""
+
+        def _tidy_rows(self):
+            return [make_row(outcome="y", estimate=e, std_error=0.1, nobs=10, n_treated=5,
+                             n_control=5) for e in (0.5, 0.7)]
+
+    f = compare([Twice()]).to_frame()
+    assert f.loc[("arm (itt) #1", "estimate"), "(1)"] == "0.500"
+    assert f.loc[("arm (itt) #2", "estimate"), "(1)"] == "0.700"
+
+
+def test_randomization_interval_line():
+    w = with_ri(_work(), 0.03, ri_conf_low=0.012, ri_conf_high=float("inf"))
+    t = compare([w, _benefit()], show=("std_error", "ri_conf_int"))
+    f = t.to_frame()
+    assert f.loc[("arm (itt)", "ri_conf_int"), "(1)"] == "{ri_conf_int: [0.012, inf]}"
+    assert f.loc[("ips_started (late)", "ri_conf_int"), "(2)"] == ""
+    assert t.tidy().loc[0, "ri_conf_high"] == float("inf")
+    with pytest.raises(EstimationError, match="ri_conf_low"):
+        compare([_work()], show=("ri_conf_int",))

@@ -118,7 +118,7 @@ def test_with_ri_and_adjusted_return_new_results():
     assert t2.loc[0, "ri_p_value"] == 0.012 and r2.ri_p_value == 0.012
     r3 = with_adjusted_pvalues(r2, [0.04], family="primary")
     t3 = r3.tidy()
-    assert list(t3.columns) == list(TIDY_COLUMNS) + list(OPTIONAL_TIDY_COLUMNS)
+    assert list(t3.columns) == list(TIDY_COLUMNS) + ["ri_p_value", "ri_se", "adj_p_value", "family"]
     assert t3.loc[0, "family"] == "primary" and r3.adj_p_value == 0.04
     assert r3.estimate == r.estimate and r3.spec == r.spec
     with pytest.raises(EstimationError, match="2 value"):
@@ -368,3 +368,64 @@ def test_results_pickle_and_deepcopy():
     back = pickle.loads(pickle.dumps(_effect()))
     with pytest.raises(ValueError):
         back.coefficients.iloc[0, 0] = 1.0
+
+
+def test_with_ri_carries_a_randomization_interval():
+    r = _effect()
+    r2 = with_ri(r, 0.012, ri_se=0.001, ri_conf_low=0.031, ri_conf_high=0.158)
+    t = r2.tidy()
+    assert list(t.columns) == list(TIDY_COLUMNS) + ["ri_p_value", "ri_se", "ri_conf_low", "ri_conf_high"]
+    assert (t.loc[0, "ri_conf_low"], t.loc[0, "ri_conf_high"]) == (0.031, 0.158)
+    assert r2.ri_conf_int == (0.031, 0.158) and r.ri_conf_int is None
+    r3 = with_adjusted_pvalues(r2, 0.04, family="primary")
+    assert list(r3.tidy().columns) == list(TIDY_COLUMNS) + list(OPTIONAL_TIDY_COLUMNS)
+    assert "ri_conf_low" in r3.summary() and "0.1580" in r3.summary()
+    # a new randomization run replaces every randomization column: none is left stale
+    r4 = with_ri(r2, 0.02)
+    assert "ri_conf_low" not in r4.tidy().columns and r4.ri_conf_int is None
+    assert "ri_se" not in r4.tidy().columns
+    # an unbounded side is allowed; a missing interval is NaN
+    r5 = with_ri(r, 0.5, ri_conf_low=-math.inf, ri_conf_high=math.inf)
+    assert r5.ri_conf_int == (-math.inf, math.inf)
+    assert json.loads(r5.to_json())["tidy"][0]["ri_conf_low"] == "-inf"
+    with pytest.raises(EstimationError, match="both ri_conf_low and ri_conf_high"):
+        with_ri(r, 0.5, ri_conf_low=0.1)
+    with pytest.raises(EstimationError, match="exceeds"):
+        with_ri(r, 0.5, ri_conf_low=0.2, ri_conf_high=0.1)
+    with pytest.raises(EstimationError, match="2 value"):
+        with_ri(r, 0.5, ri_conf_low=[0.0, 0.1], ri_conf_high=[0.2, 0.3])
+    # positional calls of the old signature still work
+    assert with_ri(r, 0.3, 0.01).ri_se == 0.01
+
+
+def test_with_ri_interval_on_a_multi_row_result():
+    effects = tuple(_effect(horizon=k, estimate=0.01 * k) for k in (0, 1, 2))
+    dyn = DynamicEffectResult(outcome="work_on_di", effects=effects)
+    d2 = with_ri(dyn, [0.5, 0.2, 0.01], ri_conf_low=[-0.05, None, 0.004],
+                 ri_conf_high=[0.06, None, 0.05])
+    t = d2.tidy()
+    assert t["ri_conf_low"].tolist()[::2] == [-0.05, 0.004] and math.isnan(t.loc[1, "ri_conf_low"])
+    assert t["ri_conf_high"].tolist()[::2] == [0.06, 0.05] and math.isnan(t.loc[1, "ri_conf_high"])
+
+
+def test_summary_shows_float_horizons_as_event_times():
+    from ips_impact.results import SurvivalResult
+
+    rows = [make_row(outcome="employed", term="rmst_difference", estimand="rmst_difference",
+                     horizon=20, estimate=-2.5, std_error=0.39, nobs=1200, n_treated=600,
+                     n_control=600),
+            make_row(outcome="employed", term="median_difference", estimand="median_difference",
+                     horizon=None, estimate=-4.0, std_error=math.nan, nobs=1200, n_treated=600,
+                     n_control=600)]
+    res = SurvivalResult(outcome="employed", kind="time_to_event", statistics=pd.DataFrame(rows),
+                         tau=20.0)
+    assert res.tidy()["horizon"].dtype == float  # pandas: 20 next to None becomes 20.0
+    s = res.summary()
+    lines = s.splitlines()
+    rmst = next(line for line in lines if "rmst_difference" in line).split()
+    median = next(line for line in lines if "median_difference" in line).split()
+    assert rmst[3] == "20" and "20.0000" not in s
+    assert median[3] == "-4.0000"  # no horizon: the column is blank, the estimate comes next
+    h = res._repr_html_()
+    assert "<td>20</td>" in h and "20.0000" not in h
+    assert _effect(horizon=6.0).summary().splitlines()[0] == "ITT of arm on work_on_di at horizon 6"

@@ -18,8 +18,11 @@ Building a new result family (for other modules of the package)
 
 Results never change. :func:`with_ri` and :func:`with_adjusted_pvalues` (or
 :func:`dataclasses.replace`) return a *new* result; the optional tidy columns
-``ri_p_value``, ``ri_se``, ``adj_p_value`` and ``family`` live in the ``annotations``
-field (one value per tidy row) and appear in ``.tidy()`` only when set.
+``ri_p_value``, ``ri_se``, ``ri_conf_low``, ``ri_conf_high``, ``adj_p_value`` and
+``family`` live in the ``annotations``
+field (one value per tidy row) and appear in ``.tidy()`` only when set; so do
+``ri_conf_low`` and ``ri_conf_high``, a randomization confidence interval obtained by
+inverting the randomization test over hypothesised constant effects.
 
 Conventions of the tidy table
 -----------------------------
@@ -87,7 +90,14 @@ TIDY_COLUMNS: tuple[str, ...] = (
 )
 
 #: Columns appended to ``.tidy()`` (in this order) only when a result carries them.
-OPTIONAL_TIDY_COLUMNS: tuple[str, ...] = ("ri_p_value", "ri_se", "adj_p_value", "family")
+OPTIONAL_TIDY_COLUMNS: tuple[str, ...] = (
+    "ri_p_value",
+    "ri_se",
+    "ri_conf_low",
+    "ri_conf_high",
+    "adj_p_value",
+    "family",
+)
 
 #: Columns of a result's ``.ledger`` (rows set aside by the estimator).
 LEDGER_COLUMNS: tuple[str, ...] = ("reason", "n_rows", "n_treated", "n_control")
@@ -448,11 +458,31 @@ def _fmt_p(x: Any) -> str:
     return "<0.001" if v < 0.001 else f"{v:.3f}"
 
 
+def _fmt_horizon(x: Any) -> str:
+    """A tidy ``horizon`` as text: ``6`` (also when pandas made it ``6.0``), ``"4:8"``, or ``""``.
+
+    A column mixing horizons with ``None`` (e.g. survival rows at ``tau`` next to a
+    median difference) is float in pandas; an event time is still shown as an integer.
+    """
+    if x is None or x is pd.NaT:
+        return ""
+    if isinstance(x, (float, np.floating)):
+        v = float(x)
+        if math.isnan(v):
+            return ""
+        return str(int(v)) if v.is_integer() else f"{v:g}"
+    if isinstance(x, (np.integer,)):
+        return str(int(x))
+    return str(x)
+
+
 def _text_table(frame: pd.DataFrame) -> str:
     """Deterministic fixed-width text rendering of a tidy-like table."""
     shown = frame.copy()
     for col in shown.columns:
-        if col in ("p_value", "ri_p_value", "adj_p_value"):
+        if col == "horizon":
+            shown[col] = [_fmt_horizon(v) for v in shown[col].tolist()]
+        elif col in ("p_value", "ri_p_value", "adj_p_value"):
             shown[col] = [_fmt_p(v) for v in shown[col]]
         elif col in ("nobs", "n_treated", "n_control"):
             shown[col] = [_fmt_num(v) for v in shown[col]]
@@ -534,8 +564,9 @@ class ResultBase:
     def tidy(self) -> pd.DataFrame:
         """The result as a DataFrame with the columns of :data:`TIDY_COLUMNS`.
 
-        Optional columns (``ri_p_value``, ``ri_se``, ``adj_p_value``, ``family``) are
-        appended when set. A new DataFrame on each call.
+        Optional columns (:data:`OPTIONAL_TIDY_COLUMNS`: ``ri_p_value``, ``ri_se``,
+        ``ri_conf_low``, ``ri_conf_high``, ``adj_p_value``, ``family``) are appended, in
+        that order, when set. A new DataFrame on each call.
         """
         rows = self._tidy_rows()
         frame = pd.DataFrame(rows, columns=list(TIDY_COLUMNS))
@@ -606,6 +637,8 @@ class ResultBase:
         for col in ("p_value", "ri_p_value", "adj_p_value"):
             if col in shown:
                 shown[col] = [_fmt_p(v) for v in shown[col]]
+        if "horizon" in shown:
+            shown["horizon"] = [_fmt_horizon(v) for v in shown["horizon"].tolist()]
         parts.append(
             shown.to_html(index=False, float_format=lambda v: f"{v:.4f}", na_rep="")
         )
@@ -671,12 +704,36 @@ def _per_row(result: ResultBase, name: str, values: Any, *, probability: bool) -
 
 
 def with_ri(
-    result: ResultBase, ri_p_value: float | Iterable[float], ri_se: float | Iterable[float] | None = None
+    result: ResultBase,
+    ri_p_value: float | Iterable[float],
+    ri_se: float | Iterable[float] | None = None,
+    *,
+    ri_conf_low: float | Iterable[float] | None = None,
+    ri_conf_high: float | Iterable[float] | None = None,
 ) -> ResultBase:
-    """A new result carrying randomization-inference p-values (one per tidy row).
+    r"""A new result carrying randomization-inference numbers (one value per tidy row).
 
-    ``ri_se`` is the Monte Carlo standard error of each p-value (``None`` when the
-    randomization distribution was enumerated exactly).
+    Parameters
+    ----------
+    result
+        The result to annotate; it is not changed.
+    ri_p_value
+        Randomization p-value of each tidy row (in ``[0, 1]``; NaN/None where none).
+    ri_se
+        Monte Carlo standard error of each p-value; ``None`` when the randomization
+        distribution was enumerated exactly.
+    ri_conf_low, ri_conf_high
+        Randomization confidence interval of each row by test inversion: the set of
+        constant effects :math:`	au_0` that the randomization test of
+        :math:`H_0: Y_i(1) - Y_i(0) = 	au_0\ orall i` does not reject. Give both or
+        neither; an end may be infinite (an unbounded side), NaN/None where none.
+
+    Returns
+    -------
+    ResultBase
+        A new result of the same type. The randomization columns not given here
+        (``ri_se``, ``ri_conf_low``/``ri_conf_high``) are removed, so that every
+        randomization column of the new result comes from the same run.
     """
     ann = dict(result.annotations)
     ann["ri_p_value"] = _per_row(result, "ri_p_value", ri_p_value, probability=True)
@@ -684,6 +741,25 @@ def with_ri(
         ann["ri_se"] = _per_row(result, "ri_se", ri_se, probability=False)
     else:
         ann.pop("ri_se", None)
+    if (ri_conf_low is None) != (ri_conf_high is None):
+        raise EstimationError(
+            "give both ri_conf_low and ri_conf_high, or neither",
+            fix="pass both ends of the randomization confidence interval "
+                "(use inf for an unbounded side).",
+        )
+    if ri_conf_low is not None:
+        lo = _per_row(result, "ri_conf_low", ri_conf_low, probability=False)
+        hi = _per_row(result, "ri_conf_high", ri_conf_high, probability=False)
+        bad = [i for i, (a, b) in enumerate(zip(lo, hi)) if a > b]  # NaN compares False
+        if bad:
+            raise EstimationError(
+                f"ri_conf_low exceeds ri_conf_high in tidy row(s) {bad[:5]}",
+                fix="pass the lower end first: ri_conf_low <= ri_conf_high.",
+            )
+        ann["ri_conf_low"], ann["ri_conf_high"] = lo, hi
+    else:
+        ann.pop("ri_conf_low", None)
+        ann.pop("ri_conf_high", None)
     return dataclasses.replace(result, annotations=ann)
 
 

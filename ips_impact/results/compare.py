@@ -3,11 +3,16 @@
 One column per result, one block of rows per effect (estimate, then its standard error
 in parentheses, optionally the confidence interval and p-values), then footer rows
 (outcome, horizon, control mean, observations, standard-error type). The numbers come
-from each result's ``.tidy()`` only, so any result family can be compared.
+from each result's ``.tidy()``, so any result family can be compared; the footer counts
+(observations, treated, control) and the outcome name are the result's own ``nobs``,
+``n_treated``, ``n_control`` and ``outcome`` when it has them, because a row of the tidy
+table may describe a part of the sample only (a subgroup, say).
 
-Rows are keyed by ``term`` and ``estimand``; a result with several rows for the same
-term and estimand (one per event time, say) adds its ``horizon`` to the key. Output is
-deterministic: the same results and options give byte-identical text.
+Rows are keyed by ``term`` and ``estimand``. Where a result has several rows with the
+same key, the key is extended by what tells them apart: the row's ``outcome`` (one row
+per category level of a categorical outcome: ``"arm (itt), nace=C"``), then its
+``horizon`` (one row per event time: ``"arm (itt), k=4"``). Output is deterministic: the
+same results and options give byte-identical text.
 """
 
 from __future__ import annotations
@@ -29,7 +34,9 @@ from ips_impact.results.base import ResultBase, frozen_frame
 __all__ = ["compare", "ComparisonTable", "SHOW_OPTIONS", "PVALUE_OPTIONS", "FOOTER_OPTIONS"]
 
 #: Lines that may be shown under each estimate.
-SHOW_OPTIONS = ("std_error", "conf_int", "p_value", "ri_p_value", "adj_p_value")
+SHOW_OPTIONS = (
+    "std_error", "conf_int", "p_value", "ri_p_value", "ri_conf_int", "adj_p_value", "control_mean",
+)
 #: p-value columns that may drive the significance stars.
 PVALUE_OPTIONS = ("p_value", "ri_p_value", "adj_p_value")
 #: Footer rows that may be shown.
@@ -49,7 +56,9 @@ _SHOW_LABELS = {
     "conf_int": "conf_int",
     "p_value": "p_value",
     "ri_p_value": "ri_p_value",
+    "ri_conf_int": "ri_conf_int",
     "adj_p_value": "adj_p_value",
+    "control_mean": "control_mean",
 }
 
 
@@ -229,22 +238,60 @@ def _fmt(x: Any, digits: int) -> str:
     return s[1:] if s.startswith("-") and float(s) == 0 else s
 
 
+def _known(v: Any) -> bool:
+    return v is not None and not (isinstance(v, (float, np.floating)) and math.isnan(v))
+
+
+def _horizon_one(v: Any) -> str:
+    """One horizon as text: ``6`` (also for a float ``6.0``), ``"4:8"``; ``""`` if missing."""
+    if not _known(v):
+        return ""
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        return str(int(v))
+    return str(v)
+
+
 def _horizon_text(values: list[Any]) -> str:
     """Footer text of a result's horizons: ``6``, ``"4:8"``, ``-4..8`` for several."""
-    def known(v: Any) -> bool:
-        return v is not None and not (isinstance(v, float) and math.isnan(v))
-
-    def text(v: Any) -> str:
-        if isinstance(v, (float, np.floating)) and float(v).is_integer():
-            return str(int(v))
-        return str(v)
-
-    hs = list(dict.fromkeys(text(v) for v in values if known(v)))
+    hs = list(dict.fromkeys(_horizon_one(v) for v in values if _known(v)))
     if not hs:
         return ""
     if len(hs) == 1:
         return hs[0]
     return f"{hs[0]}..{hs[-1]}"
+
+
+def _row_keys(t: pd.DataFrame, labels: Mapping[str, str]) -> pd.Series:
+    """Row labels of one result's tidy rows (see the module docstring), all distinct."""
+    key = t["term"].map(lambda x: labels.get(x, x)).astype(str) + " (" + t["estimand"].astype(str) + ")"
+    parts = (
+        ("outcome", t["outcome"].map(lambda v: labels.get(str(v), str(v)))),
+        ("horizon", t["horizon"].map(lambda v: "k=" + _horizon_one(v) if _known(v) else "")),
+    )
+    for _, text in parts:
+        dup = key.duplicated(keep=False)
+        if not dup.any():
+            break
+        # add the part only within groups of equal keys where it differs
+        varies = text.groupby(key).transform("nunique") > 1
+        add = dup & varies & (text != "")
+        key = key.where(~add, key + ", " + text)
+    if key.duplicated().any():  # identical labels: number them rather than hide a row
+        nth = key.groupby(key).cumcount() + 1
+        dup = key.duplicated(keep=False)
+        key = key.where(~dup, key + " #" + nth.astype(str))
+    return key
+
+
+def _common_text(values: Sequence[Any], fmt: Any) -> tuple[str, bool]:
+    """``(text, varies)``: the one known value formatted, ``""`` if none, or ``min..max``."""
+    known = [v for v in values if _known(v)]
+    uniq = list(dict.fromkeys(known))
+    if not uniq:
+        return "", False
+    if len(uniq) == 1:
+        return fmt(uniq[0]), False
+    return f"{fmt(min(uniq))}..{fmt(max(uniq))}", True
 
 
 def _stars(p: Any, levels: Sequence[float]) -> str:
@@ -285,13 +332,20 @@ def compare(
     show
         Lines under each estimate, among :data:`SHOW_OPTIONS`: ``"std_error"`` (in
         parentheses), ``"conf_int"`` (in brackets), ``"p_value"``, ``"ri_p_value"``,
-        ``"adj_p_value"`` (in braces, labelled).
+        ``"ri_conf_int"`` (the randomization interval by test inversion),
+        ``"adj_p_value"``, ``"control_mean"`` (in braces, labelled).
     footer
-        Footer rows among :data:`FOOTER_OPTIONS`.
+        Footer rows among :data:`FOOTER_OPTIONS`. ``"nobs"``, ``"n_treated"``,
+        ``"n_control"`` are the result's whole estimation sample (its ``nobs``… when it
+        has them, e.g. all persons of a subgroup analysis; otherwise the common value
+        of the rows shown, or their range ``min..max``). ``"control_mean"`` is left
+        blank, with a note, when it differs between the rows of a result (subgroups,
+        event times, category levels): show it per row with ``show=(…, "control_mean")``.
     digits
         Decimals of every number but counts.
     labels
-        Display names for terms (e.g. ``{"arm": "Offered IPS"}``).
+        Display names for terms (e.g. ``{"arm": "Offered IPS"}``) and for the outcomes
+        that label the rows of a categorical result (e.g. ``{"nace=Q": "Health care"}``).
     keep, drop
         Regular expressions matched (``re.search``) against the row labels, e.g.
         ``"k=(6|10)$"`` or ``"lee_"``: only rows matching some ``keep`` pattern (all rows
@@ -339,14 +393,13 @@ def compare(
     for name, r in zip(cols, res):
         t = r.tidy().copy()
         t.insert(0, "model", name)
-        key = t["term"].map(lambda x: labels.get(x, x)) + " (" + t["estimand"] + ")"
-        dup = key.duplicated(keep=False)
-        key = key.where(~dup, key + ", k=" + t["horizon"].astype(str))
-        t.insert(1, "row", key)
+        t.insert(1, "row", _row_keys(t, labels))
         t["cov_type"] = (r.spec.get("cov_type") if hasattr(r, "spec") else None)
         frames.append(t)
     data = pd.concat(frames, ignore_index=True, sort=False)
     wanted = [c for c in ("ri_p_value", "adj_p_value") if c in show]
+    if "ri_conf_int" in show:
+        wanted += ["ri_conf_low", "ri_conf_high"]
     if stars and pvalue != "p_value":
         wanted.append(pvalue)
     for col in wanted:
@@ -403,12 +456,17 @@ def compare(
                 elif line == "conf_int":
                     s = ("" if pd.isna(h["conf_low"]) and pd.isna(h["conf_high"])
                          else f"[{_fmt(h['conf_low'], digits)}, {_fmt(h['conf_high'], digits)}]")
+                elif line == "ri_conf_int":
+                    lo, hi = h.get("ri_conf_low"), h.get("ri_conf_high")
+                    s = ("" if not (_known(lo) or _known(hi))
+                         else f"{{ri_conf_int: [{_fmt(lo, digits)}, {_fmt(hi, digits)}]}}")
                 else:
                     v = h.get(line)
                     s = "" if v is None or pd.isna(v) else f"{{{line}: {_fmt(v, digits)}}}"
                 vals.append(s)
             index.append((row, line))
             grid.append(vals)
+    mean_varies = False
     for f in footer:
         vals = []
         for name, r in zip(cols, res):
@@ -417,14 +475,21 @@ def compare(
                 sub = data_all[data_all["model"] == name]
             first = sub.iloc[0]
             if f == "outcome":
-                uniq = list(dict.fromkeys(sub["outcome"]))
+                own = getattr(r, "outcome", None)
+                uniq = [own] if isinstance(own, str) else list(dict.fromkeys(sub["outcome"]))
                 vals.append(", ".join(str(u) for u in uniq))
             elif f == "horizon":
                 vals.append(_horizon_text(sub["horizon"].tolist()))
             elif f == "control_mean":
-                vals.append(_fmt(first["control_mean"], digits))
+                text, varies = _common_text(sub["control_mean"].tolist(), lambda v: _fmt(v, digits))
+                mean_varies |= varies
+                vals.append("" if varies else text)
             elif f in ("nobs", "n_treated", "n_control"):
-                vals.append(str(int(first[f])))
+                own = getattr(r, f, None)
+                if isinstance(own, (int, np.integer)) and not isinstance(own, bool):
+                    vals.append(str(int(own)))  # the whole sample, not one row's part of it
+                else:
+                    vals.append(_common_text(sub[f].tolist(), lambda v: str(int(v)))[0])
             elif f == "cov_type":
                 ct = first["cov_type"]
                 vals.append("" if ct is None else str(ct))
@@ -439,6 +504,8 @@ def compare(
     if "conf_int" in show:
         lv = sorted({round(float(getattr(r, "level", 0.95)) * 100) for r in res})
         notes.append(f"{'/'.join(str(x) for x in lv)}% confidence intervals in brackets.")
+    if mean_varies:
+        notes.append("Control mean left blank where it differs between the rows of a model.")
     if stars:
         legend = ", ".join(f"{'*' * (i + 1)} p < {lv:g}" for i, lv in enumerate(levels))
         src = {"p_value": "", "ri_p_value": " (randomization inference)",

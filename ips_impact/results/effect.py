@@ -29,6 +29,7 @@ from scipy import optimize, stats
 from ips_impact.errors import EstimationError
 from ips_impact.results.base import (
     ResultBase,
+    _fmt_horizon,
     _fmt_num,
     _fmt_p,
     _text_table,
@@ -285,6 +286,12 @@ class EffectResult(ResultBase):
         return None if v is None else v[0]
 
     @property
+    def ri_conf_int(self) -> tuple[float, float] | None:
+        """Randomization confidence interval by test inversion, when set by :func:`with_ri`."""
+        lo, hi = self.annotations.get("ri_conf_low"), self.annotations.get("ri_conf_high")
+        return None if lo is None or hi is None else (lo[0], hi[0])
+
+    @property
     def adj_p_value(self) -> float | None:
         """Multiplicity-adjusted p-value, when set."""
         v = self.annotations.get("adj_p_value")
@@ -309,7 +316,7 @@ class EffectResult(ResultBase):
         ]
 
     def _summary_title(self) -> str:
-        h = "" if self.horizon is None else f" at horizon {self.horizon}"
+        h = "" if _fmt_horizon(self.horizon) == "" else f" at horizon {_fmt_horizon(self.horizon)}"
         return f"{self.estimand.upper()} of arm on {self.outcome}{h}"
 
     def _summary_lines(self) -> list[str]:
@@ -641,7 +648,7 @@ class BoundsResult(ResultBase):
         return rows
 
     def _summary_title(self) -> str:
-        h = "" if self.horizon is None else f" at horizon {self.horizon}"
+        h = "" if _fmt_horizon(self.horizon) == "" else f" at horizon {_fmt_horizon(self.horizon)}"
         return f"Lee bounds for arm on {self.outcome} given {self.selection}{h}"
 
     def _summary_lines(self) -> list[str]:

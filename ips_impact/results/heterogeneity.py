@@ -28,6 +28,7 @@ import pandas as pd
 
 from ips_impact.results.base import (
     ResultBase,
+    _fmt_horizon,
     _fmt_num,
     _fmt_p,
     critical_value,
@@ -180,7 +181,7 @@ class HeterogeneityResult(ResultBase):
         return rows
 
     def _summary_title(self) -> str:
-        h = "" if self.horizon is None else f" at horizon {self.horizon}"
+        h = "" if _fmt_horizon(self.horizon) == "" else f" at horizon {_fmt_horizon(self.horizon)}"
         return f"Effect of arm on {self.outcome}{h} by {self.by}"
 
     def _summary_lines(self) -> list[str]:
