@@ -2,7 +2,8 @@
 
 R parity: tests/reference/r/spillover_heterogeneity.R — estimatr::lm_robust interaction
 models (CR2 by school on AchievementAwardsRCT 2001; HC0-HC3 on alo_star_men), the joint
-Wald test with the same vcov (car::linearHypothesis, clubSandwich::Wald_test "Naive-F").
+Wald test with the same vcov (car::linearHypothesis; clubSandwich::Wald_test "chi-sq",
+"Naive-F" and "HTZ", the default with CR2).
 """
 
 from __future__ import annotations
@@ -76,29 +77,82 @@ def _check(res, entry, terms, rtol=RTOL):
     assert res.nobs == entry["nobs"]
 
 
-def test_sex_cr2_matches_estimatr_and_clubsandwich(aa_persons):
-    res = heterogeneity(aa_persons, "Bagrut_status", by="sex", horizon=0, cluster="school")
-    entry = REF["het_sex_strata_CR2"]
-    _check(res, entry, ["sexBoy:treated", "sexGirl:treated"])
+def _check_clubsandwich(res, entry, test, rtol=RTOL):
+    """The joint test against clubSandwich::Wald_test(..., test = <test>)."""
     cs = entry["joint_clubSandwich"]
-    naive = cs["test"].index("Naive-F")
-    assert res.joint["statistic"] == pytest.approx(cs["Fstat"][naive], rel=RTOL)
-    assert res.joint["df_denom"] == cs["df_denom"][naive]
-    assert res.joint["p_value"] == pytest.approx(cs["p_val"][naive], rel=1e-8)
+    i = cs["test"].index(test)
+    assert res.joint["statistic"] == pytest.approx(cs["Fstat"][i], rel=rtol)
+    assert res.joint["df_num"] == cs["df_num"][i]
+    if cs["df_denom"][i] == "Inf":
+        assert res.joint["df_denom"] == np.inf
+    else:
+        assert res.joint["df_denom"] == pytest.approx(cs["df_denom"][i], rel=rtol)
+    assert res.joint["p_value"] == pytest.approx(cs["p_val"][i], rel=rtol)
+    if "delta" in cs:
+        assert res.joint["delta"] == pytest.approx(cs["delta"][i], rel=rtol)
+
+
+SEX_TERMS = ["sexBoy:treated", "sexGirl:treated"]
+SCHOOL_TERMS = ["school_typeArab:treated", "school_typeReligious:treated", "school_typeSecular:treated"]
+
+
+def test_sex_cr2_matches_estimatr_and_clubsandwich(aa_persons):
+    entry = REF["het_sex_strata_CR2"]
+    res = heterogeneity(aa_persons, "Bagrut_status", by="sex", horizon=0, cluster="school",
+                        joint_test="naive-F")
+    _check(res, entry, SEX_TERMS)
+    _check_clubsandwich(res, entry, "Naive-F")
+    assert res.joint["df_denom"] == 38 and res.joint["method"] == "naive-F"
     assert res.spec["cov_type"] == "CR2"
+    # the default with CR2 is HTZ (Pustejovsky & Tipton 2018)
+    htz = heterogeneity(aa_persons, "Bagrut_status", by="sex", horizon=0, cluster="school")
+    assert htz.spec["joint_test"] == "HTZ" and htz.joint["method"] == "HTZ"
+    _check_clubsandwich(htz, entry, "HTZ")
+    chi = heterogeneity(aa_persons, "Bagrut_status", by="sex", horizon=0, cluster="school",
+                        joint_test="chi-square")
+    _check_clubsandwich(chi, entry, "chi-sq")
+    # same Wald statistic W, three reference distributions; the subgroup effects do not move
+    assert htz.joint["chi2"] == pytest.approx(res.joint["chi2"], rel=1e-12)
+    assert chi.joint["chi2"] == pytest.approx(res.joint["chi2"], rel=1e-12)
+    pd.testing.assert_frame_equal(htz.subgroups, res.subgroups)
 
 
 def test_school_type_ancova_cr2_matches_estimatr(aa_persons):
+    entry = REF["het_schooltype_ancova_CR2"]
     res = heterogeneity(aa_persons, "Bagrut_status", by="school_type", horizon=0, cluster="school",
-                        covariates=AA_COVS)
-    _check(res, REF["het_schooltype_ancova_CR2"],
-           ["school_typeArab:treated", "school_typeReligious:treated", "school_typeSecular:treated"])
+                        covariates=AA_COVS, joint_test="naive-F")
+    _check(res, entry, SCHOOL_TERMS)
+    _check_clubsandwich(res, entry, "Naive-F")
     assert list(res.subgroups["subgroup"]) == ["Arab", "Religious", "Secular"]
 
 
+def test_school_type_htz_matches_clubsandwich(aa_persons):
+    # q = 2: delta < 1 and nu - q + 1 = 7.7 against the naive G - 1 = 38
+    entry = REF["het_schooltype_ancova_CR2"]
+    res = heterogeneity(aa_persons, "Bagrut_status", by="school_type", horizon=0, cluster="school",
+                        covariates=AA_COVS)
+    _check_clubsandwich(res, entry, "HTZ")
+    assert res.joint["delta"] < 1.0
+    assert res.joint["nu"] == pytest.approx(res.joint["df_denom"] + 1.0, rel=1e-14)
+    assert res.joint["statistic"] == pytest.approx(res.joint["delta"] * res.joint["chi2"] / 2, rel=1e-14)
+    tidy = res.tidy().iloc[-1]
+    assert tidy["df"] == pytest.approx(res.joint["df_denom"], rel=1e-14)
+    assert tidy["p_value"] == pytest.approx(res.joint["p_value"], rel=1e-14)
+    chi = heterogeneity(aa_persons, "Bagrut_status", by="school_type", horizon=0, cluster="school",
+                        covariates=AA_COVS, joint_test="chi-square")
+    _check_clubsandwich(chi, entry, "chi-sq")
+
+
 def test_continuous_cr2_matches_estimatr(aa_persons):
-    res = heterogeneity(aa_persons, "Bagrut_status", by="lagscore", horizon=0, cluster="school")
+    res = heterogeneity(aa_persons, "Bagrut_status", by="lagscore", horizon=0, cluster="school",
+                        joint_test="naive-F")
     _check(res, REF["het_lagscore_strata_CR2"], ["treated", "treated:lagscore_c"])
+    _check_clubsandwich(res, REF["het_lagscore_strata_CR2"], "Naive-F")
+    # HTZ with one restriction is the Satterthwaite t test of the interaction, squared
+    htz = heterogeneity(aa_persons, "Bagrut_status", by="lagscore", horizon=0, cluster="school")
+    _check_clubsandwich(htz, REF["het_lagscore_strata_CR2"], "HTZ")
+    assert htz.joint["df_denom"] == pytest.approx(htz.subgroups["df"].iloc[1], rel=1e-12)
+    assert htz.joint["p_value"] == pytest.approx(htz.subgroups["p_value"].iloc[1], rel=1e-10)
     assert res.moderator == "continuous"
     tidy = res.tidy()
     assert list(tidy["estimand"]) == ["effect_at_mean", "interaction", "heterogeneity_test"]
@@ -114,6 +168,7 @@ def test_tercile_hc_matches_estimatr_and_car(alo, se):
     entry = REF[f"het_tercile_none_{se}"]
     _check(res, entry, ["tercileT1:sfsp", "tercileT2:sfsp", "tercileT3:sfsp"])
     car = entry["joint_car"]
+    assert res.spec["joint_test"] == "F" and res.joint["method"] == "F"
     assert res.joint["statistic"] == pytest.approx(car["F"], rel=RTOL)
     assert res.joint["df_denom"] == car["df_denom"]
     assert res.joint["p_value"] == pytest.approx(car["p_value"], rel=RTOL)
@@ -443,3 +498,203 @@ def test_unemployment_tercile_needs_the_column(trial):
         st = Study.from_frames(a, p, households=h)
     with pytest.raises(EstimationError, match="local_unemployment"):
         heterogeneity(st, "earnings", by="unemployment_tercile", horizon=2)
+
+
+# ----------------------------------------------------------------- joint_test option
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(joint_test="HTZ"), r"joint_test='HTZ' does not go with cov_type='HC2'.*cluster="),
+        (dict(joint_test="naive-F"), r"does not go with cov_type='HC2'.*'F', 'chi-square'"),
+        (dict(joint_test="F", cluster="site"), r"does not go with cov_type='CR2'.*'HTZ', 'naive-F'"),
+        (dict(joint_test="HTZ", cluster="site", cov_type="CR1"), r"CR2 working model"),
+        (dict(joint_test="wald"), r"joint_test must be one of 'HTZ', 'naive-F', 'F', 'chi-square'"),
+        (dict(joint_test=3), r"joint_test must be one of"),
+    ],
+)
+def test_bad_joint_tests_are_typed_errors(trial, kwargs, match):
+    with pytest.raises(EstimationError, match=match):
+        heterogeneity(trial[0], "earnings", by="region", horizon=2, **kwargs)
+
+
+def test_joint_test_defaults_follow_the_covariance(trial):
+    st = trial[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SmallSampleWarning)  # 4 sites
+        cr1 = heterogeneity(st, "earnings", by="region", horizon=2, cluster="site", cov_type="CR1")
+        cr2 = heterogeneity(st, "earnings", by="region", horizon=2, cluster="site")
+    assert cr1.spec["joint_test"] == "naive-F" and cr1.joint["df_denom"] == 3
+    assert cr2.spec["joint_test"] == "HTZ" and cr2.joint["df_denom"] != 3
+    hc = heterogeneity(st, "earnings", by="region", horizon=2)
+    assert hc.spec["joint_test"] == "F" and hc.joint["df_denom"] == 240 - 6
+    assert np.isnan(hc.joint["nu"]) and hc.joint["delta"] == 1.0
+    chi = heterogeneity(st, "earnings", by="region", horizon=2, joint_test="chi-square")
+    assert chi.joint["df_denom"] == np.inf
+    assert chi.joint["p_value"] == pytest.approx(chi.joint["p_value_chi2"], rel=1e-14)
+    assert chi.joint["p_value"] < hc.joint["p_value"]  # chi-square ignores the df
+
+
+def _htz_clubsandwich_transcription(X, cl, C, beta, V):
+    """A line-by-line transcription of clubSandwich 0.5.8 (get_GH, get_P_array,
+    total_variance_mat, Wald_testing, Hotelling_Tsq) for an unweighted lm with CR2:
+    dense J x J arrays, cluster blocks by explicit eigen-decomposition."""
+    J = np.unique(cl)
+    M = np.linalg.inv(X.T @ X)
+    Lc = np.linalg.cholesky(M)
+    Gs, Hs = [], []
+    for j in J:
+        Xj = X[cl == j]
+        ev, vec = np.linalg.eigh(np.eye(len(Xj)) - Xj @ M @ Xj.T)
+        Aj = vec @ np.diag(np.where(ev > 1e-12, 1 / np.sqrt(np.clip(ev, 1e-300, None)), 0)) @ vec.T
+        E = Xj.T @ Aj  # est_mats X_j' adjusted by A_j
+        Gs.append(C @ M @ E)
+        Hs.append(C @ M @ E @ Xj @ Lc)
+    q, nJ = C.shape[0], len(J)
+    P = np.zeros((q, q, nJ, nJ))
+    for i in range(q):
+        for k in range(q):
+            tmp = -np.array([[Hs[a][i] @ Hs[b][k] for b in range(nJ)] for a in range(nJ)])
+            tmp[np.diag_indices(nJ)] += [g[i] @ g[k] for g in Gs]
+            P[i, k] = tmp
+    Om = np.einsum("ikjj->ik", P)
+    ev, vec = np.linalg.eigh(Om)
+    On = vec @ np.diag(np.where(ev > 1e-12, ev, np.inf) ** -0.5) @ vec.T
+    B = np.einsum("ab,bcjl,cd->adjl", On, P, On)
+    var = np.array([[(B[s, t] * B[t, s]).sum() + (B[s, s] * B[t, t]).sum() for t in range(q)]
+                    for s in range(q)])
+    nu = q * (q + 1) / var.sum()
+    Q = (C @ beta) @ np.linalg.solve(C @ V @ C.T, C @ beta)
+    delta = max((nu - q + 1) / nu, 0)
+    from scipy import stats as st_
+    return delta * Q / q, nu - q + 1, st_.f.sf(delta * Q / q, q, nu - q + 1)
+
+
+def test_htz_matches_a_direct_transcription_of_clubsandwich():
+    # unequal clusters, some larger than K (the SVD branch of the CR2 blocks), a covariate
+    from ips_impact.inference.covariance import OLSDesign
+    from ips_impact.estimators.heterogeneity import htz_test
+
+    rng = np.random.Generator(np.random.PCG64(7))
+    sizes = np.r_[rng.integers(1, 6, 14), rng.integers(12, 30, 6)]
+    cl = np.repeat(np.arange(sizes.size), sizes)
+    n = cl.size
+    g = rng.integers(0, 4, n)
+    z = rng.integers(0, 2, n).astype(float)
+    D = (g[:, None] == np.arange(4)).astype(float)
+    X = np.hstack([D, D * z[:, None], rng.normal(size=(n, 1))])
+    y = rng.normal(size=n) + rng.normal(size=sizes.size)[cl] + 0.3 * z
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SmallSampleWarning)
+        design = OLSDesign(X, cov_type="CR2", clusters=cl)
+    fit = design.fit(y)
+    C = np.zeros((3, X.shape[1]))
+    C[:, 4] = -1.0
+    C[:, 5:8] = np.eye(3)
+    got = htz_test(design, C, np.asarray(fit.coef), np.asarray(fit.vcov))
+    F, df2, p = _htz_clubsandwich_transcription(X, cl, C, np.asarray(fit.coef), np.asarray(fit.vcov))
+    assert got["statistic"] == pytest.approx(F, rel=1e-9)
+    assert got["df_denom"] == pytest.approx(df2, rel=1e-9)
+    assert got["p_value"] == pytest.approx(p, rel=1e-9)
+    # the hypothesis, not its parametrisation: any basis of the same contrasts
+    A = np.array([[2.0, 1.0, 0.0], [0.5, -3.0, 1.0], [0.0, 0.0, 1.0]])
+    again = htz_test(design, A @ C, np.asarray(fit.coef), np.asarray(fit.vcov))
+    for k in ("statistic", "df_denom", "p_value"):
+        assert again[k] == pytest.approx(got[k], rel=1e-10)
+    with pytest.raises(EstimationError, match="needs a CR2 fit"):
+        htz_test(OLSDesign(X, cov_type="HC2"), C, fit.coef, fit.vcov)
+    with pytest.raises(EstimationError, match="C has 3 columns"):
+        htz_test(design, np.eye(3), fit.coef, fit.vcov)
+
+
+def test_htz_with_too_few_clusters_gives_a_missing_p_value_and_says_so(trial):
+    # 4 sites, 5 age groups: nu ~ 3 < q = 4, so nu - q + 1 <= 0
+    st = trial[0]
+    with pytest.warns(SmallSampleWarning, match="HTZ degrees of freedom"):
+        res = heterogeneity(st, "earnings", by="age", cut=5, horizon=2, cluster="site")
+    assert res.joint["df_denom"] <= 0 and res.joint["delta"] == 0.0
+    assert np.isnan(res.joint["p_value"]) and np.isfinite(res.joint["chi2"])
+    assert any("HTZ degrees of freedom" in m for m in res.warnings)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SmallSampleWarning)
+        ok = heterogeneity(st, "earnings", by="age", cut=3, horizon=2, cluster="site")
+    assert 0 < ok.joint["df_denom"] < 3 and 0 < ok.joint["p_value"] < 1
+
+
+def test_singular_contrast_covariance_gives_no_joint_test(trial):
+    # subgroups = clusters: the CR covariance of the site effects is singular
+    st = trial[0]
+    with pytest.warns(SmallSampleWarning, match="covariance of the 3 contrast"):
+        res = heterogeneity(st, "earnings", by="site", horizon=2, cluster="site")
+    for k in ("statistic", "chi2", "p_value", "df_denom"):
+        assert np.isnan(res.joint[k]), k
+    assert np.isnan(res.tidy()["p_value"].iloc[-1])
+    assert np.isfinite(res.subgroups["estimate"]).all()
+
+
+# ----------------------------------------------------------------- moderator source
+
+
+@pytest.fixture(scope="module")
+def synth():
+    import ips_impact as ii
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trial_ = ii.synthetic.generate(n_persons=1200, seed=2018)
+        return trial_, trial_.study()
+
+
+def test_household_type_column_of_persons_wins_over_the_roster(synth):
+    trial_, st = synth
+    assert "household_type" in st.persons.columns and st.households is not None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SmallSampleWarning)
+        res = heterogeneity(st, "employed", by="household_type", horizon=8)
+    assert res.spec["moderator_source"] == "persons"
+    assert res.spec["moderator_column"] == "household_type"
+    # the user's own labels and counts, not the roster's "couple with children"
+    col = st.persons["household_type"]
+    assert set(res.subgroups["subgroup"]) == set(col.dropna().unique())
+    assert {"couple_children", "one_parent"} <= set(res.subgroups["subgroup"])
+    counts = res.subgroups.set_index("subgroup")["nobs"]
+    y = st.outcome_at("employed", 8)
+    expected = col[y.notna()].value_counts()
+    for lab, n in counts.items():
+        assert n == expected[lab]
+
+
+def test_household_type_is_derived_from_the_roster_without_the_column(synth):
+    trial_, st = synth
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        st2 = Study.from_frames(trial_.assignment.drop(columns="household_type"), trial_.panel,
+                                households=trial_.households, benefits=trial_.benefits,
+                                takeup=trial_.takeup)
+        res = heterogeneity(st2, "employed", by="household_type", horizon=8)
+    assert "household_type" not in st2.persons.columns
+    assert res.spec["moderator_source"] == "roster"
+    assert {"couple with children", "single parent"} <= set(res.subgroups["subgroup"])
+    # on this synthetic trial the roster says the same as the generator's own column
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SmallSampleWarning)
+        own = heterogeneity(st, "employed", by="household_type", horizon=8)
+    rename = {"couple_children": "couple with children", "one_parent": "single parent"}
+    a = own.subgroups.assign(subgroup=own.subgroups["subgroup"].replace(rename)).set_index("subgroup")
+    b = res.subgroups.set_index("subgroup")
+    assert set(a.index) == set(b.index)
+    np.testing.assert_allclose(b.loc[a.index, "estimate"], a["estimate"], rtol=1e-12)
+    np.testing.assert_array_equal(b.loc[a.index, "nobs"], a["nobs"])
+
+
+def test_moderator_source_of_the_other_moderators(trial):
+    st = trial[0]
+    assert heterogeneity(st, "earnings", by="region", horizon=2).spec["moderator_source"] == "persons"
+    assert heterogeneity(st, "earnings", by="partner_at_work", horizon=2).spec["moderator_source"] == "roster"
+    ut = heterogeneity(st, "earnings", by="unemployment_tercile", horizon=2)
+    assert ut.spec["moderator_source"] == "persons" and ut.spec["moderator_column"] == "local_unemployment"
+    fid = heterogeneity(st, "earnings", by="fidelity", horizon=2, sites=SITES)
+    assert fid.spec["moderator_source"] == "sites"
+    # the recorded spec still drives randomization_problem
+    assert len(randomization_problem(st, fid, sites=SITES)) == 2

@@ -20,9 +20,24 @@ statistic
 .. math:: W = (R\hat\tau)'(R\hat V R')^{-1}(R\hat\tau), \qquad F = W / q,
 
 :math:`R` the :math:`q = G-1` contrasts :math:`\tau_g - \tau_1` and :math:`\hat V` the
-same robust covariance as the subgroup effects; p from :math:`F(q, N-K)` for HC types
-and :math:`F(q, C-1)` for the cluster-robust types (C clusters; clubSandwich's
-"Naive-F").
+same robust covariance as the subgroup effects. Reference distribution (``joint_test``):
+
+- ``"HTZ"`` (default with CR2): Hotelling's T² approximation of Pustejovsky & Tipton
+  (2018), :math:`F = \delta W/q \sim F(q, \nu - q + 1)`,
+  :math:`\delta = (\nu - q + 1)/\nu`, with :math:`\nu` matched to the first two moments
+  of :math:`R\hat VR'` under the CR2 working model (independent homoskedastic errors);
+  see :func:`htz_test`. It equals ``clubSandwich::Wald_test(test = "HTZ")``.
+- ``"naive-F"`` (default with CR0/CR1): :math:`W/q \sim F(q, C-1)` (C clusters;
+  clubSandwich's "Naive-F"). With few clusters it over-rejects.
+- ``"F"`` (default with HC types): :math:`W/q \sim F(q, N-K)`.
+- ``"chi-square"``: :math:`W \sim \chi^2_q`.
+
+Moderator source: a column of ``persons`` named ``by`` is always used as given (the
+user's own variable), also for the names of derived moderators; ``household_type`` and
+``partner_at_work`` are derived from the baseline household roster only when
+``persons`` has no such column. ``result.spec["moderator_source"]`` says which
+(``"persons"``, ``"roster"`` or ``"sites"``) and ``spec["moderator_column"]`` the
+column.
 
 A continuous moderator :math:`m` enters centred at its sample mean :math:`\bar m`:
 
@@ -64,15 +79,22 @@ from ips_impact.estimators.spillover import (
     check_conf_level,
     check_horizon_window,
     check_names,
-    fit_model,
+    fit_model_design,
     stratum_dummies,
 )
-from ips_impact.inference.covariance import COV_TYPES, check_cov_type
+from ips_impact.inference.covariance import COV_TYPES, OLSDesign, check_cov_type
 from ips_impact.power import mde as _mde
 from ips_impact.results.base import horizon_label
 from ips_impact.results.heterogeneity import HeterogeneityResult
 
-__all__ = ["heterogeneity", "randomization_problem", "DERIVED_MODERATORS", "check_sites"]
+__all__ = [
+    "heterogeneity",
+    "randomization_problem",
+    "DERIVED_MODERATORS",
+    "JOINT_TESTS",
+    "check_sites",
+    "htz_test",
+]
 
 #: Moderators derived from the study (besides any column of ``persons``).
 DERIVED_MODERATORS: tuple[str, ...] = (
@@ -86,6 +108,16 @@ _ADJUSTMENTS = ("none", "ancova", "lin")
 _UNEMPLOYMENT_COLUMNS = ("local_unemployment", "unemployment_rate")
 #: IPS fidelity scale: 25 items scored 1-5.
 FIDELITY_RANGE = (25.0, 125.0)
+#: Reference distributions of the joint test, and the covariance types each one serves.
+JOINT_TESTS: dict[str, tuple[str, ...]] = {
+    "HTZ": ("CR2",),
+    "naive-F": ("CR0", "CR1", "CR2"),
+    "F": ("HC0", "HC1", "HC2", "HC3"),
+    "chi-square": ("HC0", "HC1", "HC2", "HC3", "CR0", "CR1", "CR2"),
+}
+#: Eigenvalues of the working-model covariance below this get a zero inverse square
+#: root (clubSandwich's matrix_power tolerance, 1e-12).
+_HTZ_EIG_TOL = 1e-12
 
 
 # ------------------------------------------------------------------ sites table
@@ -223,15 +255,32 @@ def _partner_at_work(study: Any, baseline: int) -> pd.Series:
     return out
 
 
+#: Where a moderator's values come from (``spec["moderator_source"]``).
+MODERATOR_SOURCES = {
+    "persons": "the column of persons (the user's own variable)",
+    "roster": "derived from the baseline household roster",
+    "sites": "the site's fidelity score from the sites table",
+}
+
+
 def _moderator(
     study: Any, by: str, sites: pd.DataFrame | None, baseline: int
-) -> tuple[pd.Series, str | None, str]:
-    """Moderator values aligned with persons, a forced kind (or None) and the column used."""
+) -> tuple[pd.Series, str | None, str, str]:
+    """Moderator values aligned with persons, a forced kind (or None), the column used and
+    the source (a key of :data:`MODERATOR_SOURCES`).
+
+    A column of ``persons`` named ``by`` always wins: the user's own variable is used
+    as given, even for the names of derived moderators (``household_type``…); a derived
+    moderator is built only when ``persons`` has no such column.
+    """
     persons = study.persons
+    reserved = ("person_id", "arm", "randomization_date", "randomization_period")
+    if by in persons.columns and by not in reserved:
+        return persons[by], None, by, "persons"
     if by == "household_type":
-        return _household_type(study), "categorical", by
+        return _household_type(study), "categorical", by, "roster"
     if by == "partner_at_work":
-        return _partner_at_work(study, baseline), "categorical", by
+        return _partner_at_work(study, baseline), "categorical", by, "roster"
     if by == "unemployment_tercile":
         col = next((c for c in _UNEMPLOYMENT_COLUMNS if c in persons.columns), None)
         if col is None:
@@ -241,7 +290,7 @@ def _moderator(
                 fix="add local_unemployment (rate in the person's municipality or district) "
                 "to the assignment table",
             )
-        return persons[col], "tercile", col
+        return persons[col], "tercile", col, "persons"
     if by == "fidelity":
         if sites is None:
             raise EstimationError(
@@ -252,20 +301,47 @@ def _moderator(
             raise EstimationError("by='fidelity' needs the persons' site", table="persons",
                                   column="site", fix="add site to the assignment table")
         fid = sites.set_index("site")["fidelity"]
-        return persons["site"].astype(str).map(fid).where(persons["site"].notna()), "continuous", by
-    reserved = ("person_id", "arm", "randomization_date", "randomization_period")
-    if by not in persons.columns or by in reserved:
-        allowed = [c for c in persons.columns if c not in reserved] + list(DERIVED_MODERATORS)
-        raise EstimationError(
-            f"by must be a column of persons or one of {', '.join(DERIVED_MODERATORS)}; "
-            f"you passed {by!r}",
-            table="persons", column=by, examples=allowed,
-            fix="choose one of the moderators listed",
-        )
-    return persons[by], None, by
+        fidelity = persons["site"].astype(str).map(fid).where(persons["site"].notna())
+        return fidelity, "continuous", by, "sites"
+    allowed = [c for c in persons.columns if c not in reserved] + list(DERIVED_MODERATORS)
+    raise EstimationError(
+        f"by must be a column of persons or one of {', '.join(DERIVED_MODERATORS)}; "
+        f"you passed {by!r}",
+        table="persons", column=by, examples=allowed,
+        fix="choose one of the moderators listed",
+    )
 
 
 # ------------------------------------------------------------------- the model
+
+
+def _check_joint_test(joint_test: Any, cov_type: str) -> str:
+    """Default and check ``joint_test`` against the covariance type (see :data:`JOINT_TESTS`)."""
+    clustered = COV_TYPES[cov_type].clustered
+    if joint_test is None:
+        if cov_type == "CR2":
+            return "HTZ"
+        return "naive-F" if clustered else "F"
+    allowed = [t for t, types in JOINT_TESTS.items() if cov_type in types]
+    if not isinstance(joint_test, str) or joint_test not in JOINT_TESTS:
+        raise EstimationError(
+            f"joint_test must be one of {', '.join(map(repr, JOINT_TESTS))} (or None for the "
+            f"default); you passed {joint_test!r}",
+            fix=f"with cov_type={cov_type!r} pass one of {', '.join(map(repr, allowed))}",
+        )
+    if joint_test not in allowed:
+        why = {
+            "HTZ": "HTZ takes its degrees of freedom from the CR2 working model",
+            "naive-F": "naive-F refers to F(q, G - 1) with G clusters",
+            "F": "F refers to F(q, N - K), the residual df of a fit without clusters",
+        }[joint_test]
+        raise EstimationError(
+            f"joint_test={joint_test!r} does not go with cov_type={cov_type!r}: {why}",
+            fix=f"with cov_type={cov_type!r} pass joint_test= one of "
+            f"{', '.join(map(repr, allowed))}"
+            + (", or cluster=<column> with cov_type='CR2' for HTZ" if joint_test == "HTZ" else ""),
+        )
+    return joint_test
 
 
 def _spec(**kw: Any) -> dict[str, Any]:
@@ -295,6 +371,7 @@ def _spec(**kw: Any) -> dict[str, Any]:
     if not COV_TYPES[cov_type].clustered and cluster is not None:
         raise EstimationError(f"cov_type {cov_type!r} ignores cluster={cluster!r}",
                               fix="use cov_type='CR2' (or 'CR1'), or drop cluster=")
+    joint_test = _check_joint_test(kw["joint_test"], cov_type)
     cut = kw["cut"]
     if cut is not None and (isinstance(cut, bool) or not isinstance(cut, (int, np.integer)) or cut < 2):
         raise EstimationError(f"cut must be a whole number of quantile groups >= 2; you passed {cut!r}",
@@ -324,6 +401,7 @@ def _spec(**kw: Any) -> dict[str, Any]:
         "strata": kw["strata"],
         "cov_type": cov_type,
         "cluster": cluster,
+        "joint_test": joint_test,
         "level": check_conf_level("level", kw["level"]),
         "baseline": int(b),
         "min_per_arm": int(mpa),
@@ -353,7 +431,7 @@ def _build(study: Any, spec: dict[str, Any], sites: pd.DataFrame | None) -> dict
     n = len(persons)
     arm = np.asarray(study.design.arm, dtype=np.int64)
     y = _person_outcome(study, spec)
-    values, forced, column = _moderator(study, spec["by"], sites, spec["baseline"])
+    values, forced, column, source = _moderator(study, spec["by"], sites, spec["baseline"])
     ledger: list[dict[str, Any]] = []
     keep = np.ones(n, dtype=bool)
     miss_y = np.isnan(y)
@@ -491,7 +569,170 @@ def _build(study: Any, spec: dict[str, Any], sites: pd.DataFrame | None) -> dict
         )
         groups = None
     return {"model": model, "kind": kind, "labels": labels, "ranges": ranges, "groups": groups,
-            "centre": centre, "arm": arm, "range": extra_range, "column": column}
+            "centre": centre, "arm": arm, "range": extra_range, "column": column,
+            "source": source}
+
+
+# ------------------------------------------------------------------ joint tests
+
+
+def _cluster_sums(design: OLSDesign, A: np.ndarray) -> np.ndarray:
+    """Sum the rows of ``A`` (N × …) within the design's clusters → (G × …)."""
+    codes = design._codes  # noqa: SLF001 - cluster codes of the factorised design
+    order = np.argsort(codes, kind="stable")
+    sizes = np.bincount(codes)
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    return np.add.reduceat(A[order], starts, axis=0)
+
+
+def htz_test(design: OLSDesign, C: np.ndarray, beta: np.ndarray, vcov: np.ndarray) -> dict[str, float]:
+    r"""Hotelling's T² test with the HTZ degrees of freedom (Pustejovsky & Tipton 2018).
+
+    Tests :math:`H_0: C\beta = 0` (``C`` is q × K, full row rank) with the CR2 covariance
+    :math:`\hat V` of a fitted :class:`~ips_impact.inference.covariance.OLSDesign`, as
+    ``clubSandwich::Wald_test(lm(...), constraints = C, vcov = "CR2", test = "HTZ")``
+    computes it for an unweighted ``lm`` (working model: independent homoskedastic
+    errors, :math:`\Phi = I`).
+
+    With :math:`M = (X'X)^{-1}`, :math:`A_j` the CR2 adjustment of cluster ``j`` and
+    :math:`L L' = M`, the contribution of cluster ``j`` to :math:`C\hat V C'` is
+    :math:`C M X_j'A_j e_j`, linear in the errors through
+
+    .. math:: G_j = C M X_j' A_j \;(q \times n_j), \qquad
+              H_j = C M X_j' A_j X_j L \;(q \times K),
+
+    so that under the working model
+    :math:`P_{st}[j, l] = \operatorname{Cov}(\cdot) = \mathbb 1[j = l]\, g_{sj}'g_{tj}
+    - h_{sj}'h_{tl}` (rows s, t of :math:`G_j`, :math:`H_l`), and
+    :math:`\Omega = E[C\hat VC'] = \sum_j P[j, j]`. With
+    :math:`B_{st}[j, l] = (\Omega^{-1/2} P[j, l]\, \Omega^{-1/2})_{st}` (the inverse
+    square root drops eigenvalues below 1e-12, as clubSandwich's ``matrix_power``),
+
+    .. math:: \mathrm{Var}_{st} = \sum_{j,l} B_{st}[j,l]B_{ts}[j,l]
+              + \sum_{j,l} B_{ss}[j,l]B_{tt}[j,l], \qquad
+              \nu = \frac{q(q+1)}{\sum_{s,t}\mathrm{Var}_{st}},
+
+    and with :math:`Q = (C\hat\beta)'(C\hat VC')^{-1}C\hat\beta`,
+
+    .. math:: \delta = \max\Big(\frac{\nu - q + 1}{\nu}, 0\Big), \qquad
+              F = \delta\,\frac{Q}{q} \sim F(q,\ \nu - q + 1).
+
+    With q = 1 this is the squared Satterthwaite t test of the contrast. The double
+    sums over cluster pairs are formed from K × K products (no G × G array):
+    :math:`\sum_{j,l} (h_{aj}'h_{bl})(h_{cj}'h_{dl}) = \mathrm{tr}(K_{bd}K_{ca})` with
+    :math:`K_{bd} = \sum_l h_{bl}h_{dl}'`.
+
+    Parameters
+    ----------
+    design
+        The factorised design of the fit; its ``cov_type`` must be ``"CR2"``.
+    C
+        Constraint matrix, q × K (K coefficients of the design).
+    beta, vcov
+        Fitted coefficients (K) and their CR2 covariance (K × K).
+
+    Returns
+    -------
+    dict
+        ``statistic`` (F = δQ/q), ``chi2`` (Q), ``df_num`` (q), ``df_denom``
+        (ν − q + 1), ``delta`` (δ), ``nu`` (ν), ``p_value`` (NaN when ν − q + 1 ≤ 0).
+
+    Raises
+    ------
+    EstimationError
+        The design is not CR2, or ``C`` has the wrong shape.
+
+    References
+    ----------
+    Pustejovsky, J. E. and Tipton, E. (2018). Small-sample methods for cluster-robust
+    variance estimation and hypothesis testing in fixed effects models. *Journal of
+    Business & Economic Statistics* 36(4), 672–683.
+    """
+    if design.cov_type != "CR2":
+        raise EstimationError(
+            f"the HTZ test needs a CR2 fit; this design has cov_type={design.cov_type!r}",
+            fix="fit with cov_type='CR2', or use joint_test='naive-F' or 'chi-square'",
+        )
+    C = np.atleast_2d(np.asarray(C, dtype=np.float64))
+    q, K = C.shape
+    if K != design.p:
+        raise EstimationError(f"C has {K} columns but the design has {design.p} coefficients",
+                              fix="give one column per coefficient of the fit")
+    X = design._X  # noqa: SLF001 - the regressors of the factorised design
+    AX = design._AX  # noqa: SLF001 - rows A_j X_j (CR2 adjustment applied)
+    T = design._T  # noqa: SLF001 - M = T T' (from the pivoted QR; no Cholesky of M)
+    M = design.xtx_inv
+    CM = C @ M
+    psi = AX @ CM.T  # (N, q): row i of cluster j is column i of G_j
+    GG = _cluster_sums(design, psi[:, :, None] * psi[:, None, :])  # (J, q, q): G_j G_j'
+    Z = np.stack([_cluster_sums(design, psi[:, [a]] * X) for a in range(q)], axis=1)  # (J, q, K)
+    H = Z @ T  # (J, q, K): H_j = C M X_j'A_j X_j L with L = T
+    omega = GG.sum(axis=0) - np.einsum("jak,jbk->ab", H, H)
+    omega = (omega + omega.T) / 2.0
+    ev, vec = np.linalg.eigh(omega)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = np.where(ev > _HTZ_EIG_TOL, 1.0 / np.sqrt(np.where(ev > 0, ev, 1.0)), 0.0)
+    on = (vec * f) @ vec.T  # Omega^{-1/2}
+    alpha = np.einsum("ab,jbc,cd->jad", on, GG, on)  # normalised g_sj'g_tj
+    Ht = np.einsum("ab,jbk->jak", on, H)  # normalised h_sj
+    beta_ = np.einsum("jak,jbk->jab", Ht, Ht)  # h_sj'h_tj
+    Kmat = np.einsum("jbk,jdl->bdkl", Ht, Ht)  # K_bd = sum_l h_bl h_dl'
+
+    def ps(a: int, b: int, c: int, d: int) -> float:
+        # sum_{j,l} B_ab[j,l] B_cd[j,l] with B_ab[j,l] = 1[j=l] alpha_ab,j - h_aj'h_bl
+        return float(
+            (alpha[:, a, b] * alpha[:, c, d]).sum()
+            - (alpha[:, a, b] * beta_[:, c, d]).sum()
+            - (alpha[:, c, d] * beta_[:, a, b]).sum()
+            + np.einsum("kl,lk->", Kmat[b, d], Kmat[c, a])
+        )
+
+    total = 0.0
+    for s_ in range(q):
+        for t_ in range(q):
+            total += ps(s_, t_, t_, s_) + ps(s_, s_, t_, t_)
+    nu = q * (q + 1) / total
+    cb = C @ np.asarray(beta, dtype=np.float64)
+    Q = float(cb @ np.linalg.solve(C @ np.asarray(vcov, dtype=np.float64) @ C.T, cb))
+    delta = max((nu - q + 1.0) / nu, 0.0)
+    df2 = nu - q + 1.0
+    F = delta * Q / q
+    p = float(stats.f.sf(F, q, df2)) if df2 > 0 else math.nan
+    return {"statistic": F, "chi2": Q, "df_num": q, "df_denom": float(df2), "delta": float(delta),
+            "nu": float(nu), "p_value": p}
+
+
+def _joint_test(
+    method: str, design: OLSDesign, fit: Any, t_idx: list[int], R: np.ndarray,
+    b: np.ndarray, V: np.ndarray,
+) -> dict[str, Any]:
+    r"""The joint test :math:`R\tau = 0` by ``method`` (see :data:`JOINT_TESTS`)."""
+    q = R.shape[0]
+    rb = R @ b
+    RVR = R @ V @ R.T
+    ev = np.linalg.eigvalsh((RVR + RVR.T) / 2.0)
+    if not ev[0] > 1e-10 * max(ev[-1], 0.0) or not np.isfinite(ev).all():
+        # e.g. subgroups that coincide with clusters: a CR covariance from G clusters has
+        # rank at most G - 1 here, and a Wald statistic from it would be meaningless
+        nan = math.nan
+        return {"method": method, "chi2": nan, "df_num": q, "p_value_chi2": nan, "delta": nan,
+                "nu": nan, "statistic": nan, "df_denom": nan, "p_value": nan, "singular": True}
+    W = float(rb @ np.linalg.solve(RVR, rb))
+    out: dict[str, Any] = {"method": method, "chi2": W, "df_num": q,
+                           "p_value_chi2": float(stats.chi2.sf(W, q)), "delta": 1.0, "nu": math.nan}
+    if method == "HTZ":
+        C = np.zeros((q, len(fit.coef)))
+        C[:, t_idx] = R
+        h = htz_test(design, C, np.asarray(fit.coef), np.asarray(fit.vcov))
+        out.update(statistic=h["statistic"], df_denom=h["df_denom"], p_value=h["p_value"],
+                   delta=h["delta"], nu=h["nu"])
+    elif method == "chi-square":
+        out.update(statistic=W / q, df_denom=math.inf, p_value=out["p_value_chi2"])
+    else:
+        # "naive-F": F(q, G - 1) (clubSandwich's Naive-F); "F": F(q, N - K)
+        d = float(fit.n_clusters - 1) if method == "naive-F" else float(fit.nobs - fit.rank)
+        out.update(statistic=W / q, df_denom=d, p_value=float(stats.f.sf(W / q, q, d)))
+    return out
 
 
 def heterogeneity(
@@ -509,6 +750,7 @@ def heterogeneity(
     strata: bool = True,
     cov_type: str | None = None,
     cluster: str | None = None,
+    joint_test: Literal["HTZ", "naive-F", "F", "chi-square"] | None = None,
     level: float = 0.95,
     sites: pd.DataFrame | None = None,
     baseline: int = -1,
@@ -531,8 +773,10 @@ def heterogeneity(
         Numeric panel column.
     by
         A column of ``study.persons`` (``"region"``, ``"site"``, any baseline
-        covariate), or a derived moderator: ``"household_type"`` (single, couple,
-        couple with children, single parent, other — from the baseline roster),
+        covariate; a column always wins over a derived moderator of the same name), or
+        a derived moderator: ``"household_type"`` (single, couple, couple with
+        children, single parent, other — from the baseline roster, when ``persons`` has
+        no ``household_type`` column),
         ``"partner_at_work"`` (no partner / partner not at work / partner at work at
         event time ``baseline``), ``"unemployment_tercile"`` (terciles of the column
         ``local_unemployment`` of persons), ``"fidelity"`` (the IPS fidelity score of
@@ -548,6 +792,20 @@ def heterogeneity(
         As in :func:`ips_impact.itt` (covariates: columns of ``persons``).
     cov_type, cluster
         Covariance type (default ``"HC2"``, or ``"CR2"`` when ``cluster`` is given).
+    joint_test
+        Reference distribution of the joint test (``None``: ``"HTZ"`` with CR2,
+        ``"naive-F"`` with CR0/CR1, ``"F"`` with the HC types).
+
+        - ``"HTZ"`` (CR2 only): Hotelling's T² approximation of Pustejovsky & Tipton
+          (2018), :math:`F = \delta W/q` on :math:`F(q, \nu - q + 1)` with
+          :math:`\nu` from the CR2 working model (:func:`htz_test`); as
+          ``clubSandwich::Wald_test(test = "HTZ", vcov = "CR2")``. Holds its size with
+          few clusters (households, sites), where the naive F over-rejects.
+        - ``"naive-F"`` (CR types): :math:`W/q` on :math:`F(q, G - 1)` (clubSandwich's
+          "Naive-F").
+        - ``"F"`` (HC types): :math:`W/q` on :math:`F(q, N - K)` (``car::linearHypothesis``).
+        - ``"chi-square"``: :math:`W` on :math:`\chi^2_q` (reported as :math:`W/q` with
+          ``df_denom = inf``).
     level
         Confidence level of the intervals.
     sites
@@ -564,17 +822,23 @@ def heterogeneity(
     Returns
     -------
     HeterogeneityResult
+        ``joint`` holds ``method`` (the ``joint_test`` used), ``statistic``, ``chi2``
+        (W), ``df_num``, ``df_denom``, ``p_value``, ``p_value_chi2``, ``delta`` and
+        ``nu`` (HTZ; 1 and NaN otherwise); ``spec`` records ``joint_test``,
+        ``moderator_source`` and ``moderator_column``.
 
     Raises
     ------
     EstimationError, DataContractError
-        Unknown option or moderator (the allowed ones are listed), fewer than two
-        subgroups with both arms, bad sites table, collinear regressors.
+        Unknown option or moderator (the allowed ones are listed), a ``joint_test``
+        that does not go with ``cov_type``, fewer than two subgroups with both arms,
+        bad sites table, collinear regressors.
     """
     spec = _spec(
         outcome=outcome, by=by, horizon=horizon, window=window, aggregate=aggregate,
         moderator=moderator, cut=cut, covariates=covariates, adjustment=adjustment,
-        strata=strata, cov_type=cov_type, cluster=cluster, level=level, baseline=baseline,
+        strata=strata, cov_type=cov_type, cluster=cluster, joint_test=joint_test, level=level,
+        baseline=baseline,
         min_per_arm=min_per_arm, mde_power=mde_power, mde_alpha=mde_alpha,
     )
     if sites is None:
@@ -584,7 +848,7 @@ def heterogeneity(
     built = _build(study, spec, site_table)
     model: ModelMatrices = built["model"]
     arm = built["arm"]
-    fit, msgs = fit_model(model, arm, spec["cov_type"])
+    design, fit, msgs = fit_model_design(model, arm, spec["cov_type"])
     msgs = list(msgs)
 
     t_idx = [fit.names.index(nm) for nm in model.interact_names[: len(model.targets)]]
@@ -606,14 +870,20 @@ def heterogeneity(
         q = 1
         R = np.array([[0.0, 1.0]])
         test = "no_interaction"
-    rb = R @ b
-    W = float(rb @ np.linalg.solve(R @ V @ R.T, rb))
-    df_denom = float(fit.n_clusters - 1) if fit.n_clusters is not None else float(fit.nobs - fit.rank)
-    joint = {
-        "test": test, "statistic": W / q, "chi2": W, "df_num": q, "df_denom": df_denom,
-        "p_value": float(stats.f.sf(W / q, q, df_denom)),
-        "p_value_chi2": float(stats.chi2.sf(W, q)),
-    }
+    joint = {"test": test, **_joint_test(spec["joint_test"], design, fit, t_idx, R, b, V)}
+    if joint.pop("singular", False):
+        msg = (f"the covariance of the {q} contrast(s) is singular, so the joint test is not "
+               f"available (NaN): with cov_type {spec['cov_type']!r} this happens when the "
+               "subgroups hardly vary within clusters (e.g. by='site' with cluster='site'); "
+               "cluster at a finer level or compare the subgroup effects one by one")
+        warnings.warn(msg, SmallSampleWarning, stacklevel=2)
+        msgs.append(msg)
+    elif not math.isfinite(joint["p_value"]):
+        msg = (f"the HTZ degrees of freedom of the joint test are not positive (nu = "
+               f"{joint['nu']:.3g} for {q} restrictions): too few clusters for this test, so "
+               "its p-value is missing; use fewer subgroups or joint_test='naive-F' with caution")
+        warnings.warn(msg, SmallSampleWarning, stacklevel=2)
+        msgs.append(msg)
 
     # per-subgroup counts and control means
     z = model.arm_rows(arm)
@@ -657,6 +927,8 @@ def heterogeneity(
         msgs.append(msg)
 
     spec_out = dict(spec)
+    spec_out["moderator_source"] = built["source"]
+    spec_out["moderator_column"] = built["column"]
     if built["range"] is not None:
         spec_out["moderator_range"] = built["range"]
     if model.dropped:
@@ -693,7 +965,8 @@ def randomization_problem(
 
     Pass the same ``sites`` as for the fit when ``by="fidelity"``.
     """
-    spec = {k: v for k, v in result.spec.items() if k not in ("moderator_range", "dropped_collinear")}
+    spec = {k: v for k, v in result.spec.items()
+            if k not in ("moderator_range", "dropped_collinear", "moderator_source", "moderator_column")}
     if spec.get("estimator") != "heterogeneity":
         raise EstimationError("this result does not come from heterogeneity()",
                               fix="use the randomization_problem of the estimator that produced it")

@@ -411,6 +411,16 @@ def fit_model(model: ModelMatrices, arm: np.ndarray, cov_type: str) -> tuple[Any
     Warnings of the engine (too few clusters…) are re-issued and also returned so that
     the result can carry them.
     """
+    _, fit, msgs = fit_model_design(model, arm, cov_type)
+    return fit, msgs
+
+
+def fit_model_design(
+    model: ModelMatrices, arm: np.ndarray, cov_type: str
+) -> tuple[OLSDesign, Any, tuple[str, ...]]:
+    """As :func:`fit_model`, but also return the factorised
+    :class:`~ips_impact.inference.covariance.OLSDesign` (for tests that need the CR2
+    adjustment matrices, such as the HTZ joint test of :func:`heterogeneity`)."""
     x, names = model.regressors(arm)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -420,7 +430,7 @@ def fit_model(model: ModelMatrices, arm: np.ndarray, cov_type: str) -> tuple[Any
     for w in caught:
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         msgs.append(str(w.message))
-    return fit, tuple(msgs)
+    return design, fit, tuple(msgs)
 
 
 def _ledger_row(reason: str, mask: np.ndarray, arm_rows: np.ndarray) -> dict[str, Any]:

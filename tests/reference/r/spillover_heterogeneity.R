@@ -33,7 +33,9 @@ out <- list(
     note = paste(
       "Every entry holds the R call that produced it. Joint tests: W = (Rb)'(R V R')^-1 (Rb)",
       "with V the fitted model's vcov; F = W / q; for HC types p from F(q, n - rank),",
-      "for CR types p from F(q, G - 1) (clubSandwich 'Naive-F')."
+      "for CR types p from F(q, G - 1) (clubSandwich 'Naive-F'). joint_clubSandwich: the same",
+      "hypothesis through clubSandwich::Wald_test with vcov = 'CR2' (chi-sq, Naive-F and HTZ,",
+      "Pustejovsky & Tipton 2018: F = delta W / q on F(q, nu - q + 1), delta = (nu - q + 1) / nu)."
     )
   ),
   models = list()
@@ -187,8 +189,8 @@ out$models[["het_sex_strata_CR2"]]$joint_clubSandwich <- list(
   call = paste("Wald_test(lm(Bagrut_status ~ 0 + sex + sex:treated + factor(pair), data = aa),",
                "constraints = constrain_equal(c('sexBoy:treated', 'sexGirl:treated')), vcov = 'CR2',",
                "cluster = aa$school_id, test = c('chi-sq', 'Naive-F', 'HTZ'))"),
-  test = as.character(wt$test), Fstat = wt$Fstat, df_num = wt$df_num, df_denom = wt$df_denom,
-  p_val = wt$p_val)
+  test = as.character(wt$test), Fstat = wt$Fstat, delta = wt$delta, df_num = wt$df_num,
+  df_denom = wt$df_denom, p_val = wt$p_val)
 
 f <- lm_robust(Bagrut_status ~ 0 + school_type + school_type:treated + factor(pair) +
                  siblings + immigrant + father_ed + mother_ed, data = aa,
@@ -202,6 +204,19 @@ add("het_schooltype_ancova_CR2",
     list(joint = wald_equal(f, terms, 39 - 1),
          mde = as.list(setNames(mde(f$std.error[terms], f$df[terms]), terms)),
          aliased = names(coef(f))[is.na(coef(f))]))
+# HTZ (Pustejovsky & Tipton 2018) and Naive-F for the three school types, through clubSandwich.
+lmf <- lm(Bagrut_status ~ 0 + school_type + school_type:treated + factor(pair) + siblings +
+            immigrant + father_ed + mother_ed, data = aa)
+wt <- Wald_test(lmf, constraints = constrain_equal(terms), vcov = "CR2", cluster = aa$school_id,
+                test = c("chi-sq", "Naive-F", "HTZ"))
+out$models[["het_schooltype_ancova_CR2"]]$joint_clubSandwich <- list(
+  call = paste("Wald_test(lm(Bagrut_status ~ 0 + school_type + school_type:treated + factor(pair) +",
+               "siblings + immigrant + father_ed + mother_ed, data = aa), constraints =",
+               "constrain_equal(c('school_typeArab:treated', 'school_typeReligious:treated',",
+               "'school_typeSecular:treated')), vcov = 'CR2', cluster = aa$school_id,",
+               "test = c('chi-sq', 'Naive-F', 'HTZ'))"),
+  test = as.character(wt$test), Fstat = wt$Fstat, delta = wt$delta, df_num = wt$df_num,
+  df_denom = wt$df_denom, p_val = wt$p_val)
 
 aa$lagscore_c <- aa$lagscore - mean(aa$lagscore)
 f <- lm_robust(Bagrut_status ~ treated * lagscore_c + factor(pair), data = aa,
@@ -211,6 +226,16 @@ add("het_lagscore_strata_CR2",
           "lm_robust(Bagrut_status ~ treated * lagscore_c + factor(pair), data = aa,",
           "clusters = school_id, se_type = 'CR2')"),
     f, c("treated", "treated:lagscore_c"))
+# HTZ for the interaction (q = 1: the Satterthwaite t test, squared).
+lmf <- lm(Bagrut_status ~ treated * lagscore_c + factor(pair), data = aa)
+wt <- Wald_test(lmf, constraints = constrain_zero("treated:lagscore_c"), vcov = "CR2",
+                cluster = aa$school_id, test = c("chi-sq", "Naive-F", "HTZ"))
+out$models[["het_lagscore_strata_CR2"]]$joint_clubSandwich <- list(
+  call = paste("Wald_test(lm(Bagrut_status ~ treated * lagscore_c + factor(pair), data = aa),",
+               "constraints = constrain_zero('treated:lagscore_c'), vcov = 'CR2',",
+               "cluster = aa$school_id, test = c('chi-sq', 'Naive-F', 'HTZ'))"),
+  test = as.character(wt$test), Fstat = wt$Fstat, delta = wt$delta, df_num = wt$df_num,
+  df_denom = wt$df_denom, p_val = wt$p_val)
 
 # ---- heterogeneity, individually randomized (alo_star_men), HC0-HC3 -----------------------
 
