@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from ips_impact.errors import DataContractError, EstimationError, EstimationWarning
+from ips_impact.estimators.itt import itt
 from ips_impact.estimators.iv import late, two_stage_least_squares
 from ips_impact.results import EffectResult
 from ips_impact.study import Study
@@ -45,7 +46,17 @@ def _our_cov_type(se_type: str, clustered: bool) -> str:
     return ("CR1" if clustered else "HC1") if se_type == "stata" else se_type
 
 
-@pytest.mark.parametrize("case", REFERENCE["iv_cases"], ids=lambda c: c["id"])
+ARRAY_CASES = [c for c in REFERENCE["iv_cases"] if not c["id"].startswith("star_")]
+STAR_CASES = [c for c in REFERENCE["iv_cases"] if c["id"].startswith("star_")]
+
+
+def test_reference_holds_the_study_cases():
+    # the STAR cases are checked through late() below; none may go unchecked
+    assert {c["id"] for c in STAR_CASES} == set(STAR_CALLS)
+    assert len(ARRAY_CASES) == 14
+
+
+@pytest.mark.parametrize("case", ARRAY_CASES, ids=lambda c: c["id"])
 def test_parity_with_estimatr_iv_robust(case):
     y, d, Z, W, wnames, data = _arrays(case["id"])
     clusters = None if case["clusters"] is None else data[case["clusters"]].to_numpy()
@@ -82,6 +93,17 @@ def test_first_stage_f_matches_r():
     assert fit.first_stage["f_robust"] == pytest.approx(fs["f_robust"], rel=RTOL)
 
 
+def test_df_for_limits_the_satterthwaite_df_only():
+    y, d, Z, W, wnames, data = _arrays("cigpanel_CR2")
+    cl = data["state"].to_numpy()
+    full = two_stage_least_squares(y, d, Z, W, cov_type="CR2", clusters=cl)
+    one = two_stage_least_squares(y, d, Z, W, cov_type="CR2", clusters=cl, df_for=(0,))
+    assert one.df[0] == full.df[0] and np.isnan(one.df[1:]).all() and np.isfinite(full.df).all()
+    np.testing.assert_array_equal(one.coef, full.coef)
+    np.testing.assert_array_equal(one.vcov, full.vcov)
+    assert one.first_stage == full.first_stage
+
+
 def test_hc0_equals_linearmodels_robust():
     # a third implementation: linearmodels' own heteroskedasticity-robust covariance
     from linearmodels.iv import IV2SLS
@@ -90,6 +112,185 @@ def test_hc0_equals_linearmodels_robust():
     fit = two_stage_least_squares(y, d, Z, W, endog_name="lrprice", exog_names=wnames, cov_type="HC0")
     lm = IV2SLS(y.to_numpy(), W, d.to_numpy(), Z.to_numpy()).fit(cov_type="robust", debiased=False)
     assert fit.std_error[0] == pytest.approx(float(np.sqrt(lm.cov.to_numpy()[-1, -1])), rel=1e-10)
+
+
+# --------------------------------------------- late() on STAR, against iv_robust
+
+#: late() options of each STAR reference case (the R call is in the JSON beside it)
+STAR_CALLS = {
+    "star_stack_ancova_CR2": dict(window=(0, 3), aggregate="stack", covariates=["female", "cauc"]),
+    "star_stack_ancova_CR1": dict(window=(0, 3), aggregate="stack", covariates=["female", "cauc"],
+                                  cov_type="CR1"),
+    "star_stack_lin_CR2": dict(window=(0, 3), aggregate="stack", covariates=["female", "cauc"],
+                               adjustment="lin", strata="school_type"),
+    "star_girls_k3_HC2": dict(horizon=3, covariates=["cauc"], subset="female == 1"),
+    "star_k3_none_blocked_HC2": dict(horizon=3, adjustment="none", strata="school_type"),
+}
+
+
+@pytest.fixture(scope="module")
+def star():
+    """AER::STAR as a trial: assignment = kindergarten small class (within schools),
+    take-up = small class in grade 1, outcome = reading score in grades K-3 (k = 0..3)."""
+    P = pd.read_csv(REF / "data" / "iv_star_stack.csv")
+    a = pd.DataFrame({"person_id": P["id"], "arm": P["small"], "randomization_period": 0,
+                      "stratum": P["school"], "school_type": P["school_type"], "female": P["female"],
+                      "cauc": P["cauc"], "small1": P["small1"]})
+    long = P.melt(id_vars="id", value_vars=["readk", "read1", "read2", "read3"], var_name="v", value_name="read")
+    long["period"] = long["v"].map({"readk": 0, "read1": 1, "read2": 2, "read3": 3})
+    panel = long[["id", "period", "read"]].rename(columns={"id": "person_id"})
+    return Study.from_frames(a, panel, frequency="int")
+
+
+@pytest.mark.parametrize("case", STAR_CASES, ids=lambda c: c["id"])
+def test_late_parity_with_iv_robust_on_star(star, case):
+    r = late(star, "read", takeup="small1", **STAR_CALLS[case["id"]])
+    assert r.nobs == case["nobs"]
+    assert r.estimate == pytest.approx(case["estimate"], rel=RTOL)
+    assert r.std_error == pytest.approx(case["std_error"], rel=RTOL)
+    assert r.df == pytest.approx(case["df"], rel=RTOL)
+    assert r.conf_int() == pytest.approx((case["conf_low"], case["conf_high"]), rel=RTOL)
+    assert r.p_value == pytest.approx(case["p_value"], rel=1e-6)
+    want = "CR1" if case["se_type"] == "stata" else case["se_type"]
+    assert r.spec["cov_type"] == want and r.diagnostics["cov_type"] == want
+    assert r.diagnostics["stacked_rows"] == (STAR_CALLS[case["id"]].get("aggregate") == "stack")
+
+
+def test_blocked_late_is_blocked_itt_over_blocked_first_stage(star):
+    """adjustment='none' with strata: the ratio of two estimatr lm_robust coefficients."""
+    ref = REFERENCE["star_blocked_ratio"]
+    r = late(star, "read", takeup="small1", **STAR_CALLS["star_k3_none_blocked_HC2"])
+    d = r.diagnostics
+    assert d["itt_estimate"] == pytest.approx(ref["itt"], rel=RTOL)
+    assert d["itt_std_error"] == pytest.approx(ref["itt_std_error"], rel=RTOL)
+    assert d["complier_share"] == pytest.approx(ref["first_stage"], rel=RTOL)
+    assert d["complier_share_se"] == pytest.approx(ref["first_stage_std_error"], rel=RTOL)
+    assert r.estimate == pytest.approx(ref["ratio"], rel=RTOL)
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(horizon=3, adjustment="none", strata=False),
+    dict(horizon=3, covariates=["female", "cauc"]),
+    dict(horizon=2, covariates=["female", "cauc"], adjustment="lin", strata="school_type"),
+    dict(window=(0, 3), aggregate="stack", covariates=["female", "cauc"]),
+    dict(window=(0, 3), aggregate="stack", covariates=["female"], adjustment="lin", strata="school_type"),
+    dict(window=(1, 3), aggregate="sum", subset="female == 1"),
+], ids=["wald", "ancova", "lin", "stack", "stack-lin", "sum-subset"])
+def test_late_is_itt_over_first_stage_and_its_itt_is_itt(star, kwargs):
+    """One instrument, same exogenous regressors: LATE = ITT / first stage exactly, and the
+    ITT of the diagnostics is itt() with the same options; the first stage is itt() of take-up."""
+    r = late(star, "read", takeup="small1", **kwargs)
+    d = r.diagnostics
+    assert r.estimate == pytest.approx(d["itt_estimate"] / d["complier_share"], rel=1e-10)
+    i = itt(star, "read", **kwargs)
+    assert d["itt_estimate"] == pytest.approx(i.estimate, rel=1e-10)
+    assert d["itt_std_error"] == pytest.approx(i.std_error, rel=1e-10)
+    assert r.nobs == i.nobs and (r.n_treated, r.n_control) == (i.n_treated, i.n_control)
+    assert (r.n_missing_treated, r.n_missing_control) == (i.n_missing_treated, i.n_missing_control)
+    assert r.ledger.equals(i.ledger)
+    assert r.horizon == i.horizon
+
+
+def test_star_wald_ratio_by_hand(star):
+    r = late(star, "read", takeup="small1", horizon=3, adjustment="none", strata=False)
+    y = star.outcome_at("read", 3).to_numpy()
+    p = star.persons
+    ok = np.isfinite(y)
+    z, d = p["arm"].to_numpy()[ok], p["small1"].to_numpy()[ok]
+    y = y[ok]
+    wald = (y[z == 1].mean() - y[z == 0].mean()) / (d[z == 1].mean() - d[z == 0].mean())
+    assert r.estimate == pytest.approx(wald, rel=1e-12)
+    assert r.diagnostics["takeup_control"] == pytest.approx(d[z == 0].mean(), rel=1e-12)
+
+
+@pytest.mark.parametrize("adjustment,covs", [("ancova", ["female"]), ("lin", ["female", "cauc"]), ("none", [])])
+def test_stacked_with_one_period_is_the_horizon(star, adjustment, covs):
+    strata = "school_type" if adjustment != "ancova" else True
+    s = late(star, "read", takeup="small1", window=(2, 2), aggregate="stack", covariates=covs,
+             adjustment=adjustment, strata=strata)
+    h = late(star, "read", takeup="small1", horizon=2, covariates=covs, adjustment=adjustment,
+             strata=strata, cluster="person_id")
+    assert s.estimate == pytest.approx(h.estimate, rel=1e-12)
+    assert s.std_error == pytest.approx(h.std_error, rel=1e-10)
+    assert s.df == pytest.approx(h.df, rel=1e-10)
+    assert s.spec["cov_type"] == h.spec["cov_type"] == "CR2"
+    assert s.nobs == h.nobs and s.diagnostics["n_persons"] == h.diagnostics["n_persons"]
+    # singleton clusters: CR2 is HC2 (the df are Satterthwaite, not N - K)
+    hc2 = late(star, "read", takeup="small1", horizon=2, covariates=covs, adjustment=adjustment, strata=strata)
+    assert hc2.spec["cov_type"] == "HC2"
+    assert s.std_error == pytest.approx(hc2.std_error, rel=1e-10)
+
+
+def test_sum_is_window_length_times_mean(star):
+    m = late(star, "read", takeup="small1", window=(1, 3), aggregate="mean", covariates=["cauc"])
+    s = late(star, "read", takeup="small1", window=(1, 3), aggregate="sum", covariates=["cauc"])
+    assert s.estimate == pytest.approx(3 * m.estimate, rel=1e-12)
+    assert s.std_error == pytest.approx(3 * m.std_error, rel=1e-12)
+    assert s.nobs == m.nobs and s.df == m.df
+
+
+def test_subset_spellings_agree_and_select(star):
+    mask = star.persons["female"].to_numpy() == 1
+    by_query = late(star, "read", takeup="small1", horizon=3, subset="female == 1")
+    by_mask = late(star, "read", takeup="small1", horizon=3, subset=mask)
+    by_col = late(star, "read", takeup="small1", horizon=3, subset="female")
+    for r in (by_mask, by_col):
+        assert r.estimate == pytest.approx(by_query.estimate, rel=1e-14)
+        assert r.std_error == pytest.approx(by_query.std_error, rel=1e-14)
+    assert by_query.diagnostics["n_persons"] == int((mask & np.isfinite(star.outcome_at("read", 3))).sum())
+    full = late(star, "read", takeup="small1", horizon=3)
+    assert by_query.nobs < full.nobs and by_query.estimate != pytest.approx(full.estimate, rel=1e-3)
+
+
+def test_cov_type_defaults_and_refusals(star):
+    assert late(star, "read", takeup="small1", horizon=1).spec["cov_type"] == "HC2"
+    r = late(star, "read", takeup="small1", window=(0, 1), aggregate="stack")
+    assert r.spec["cov_type"] == "CR2" and r.diagnostics["n_clusters"] == r.diagnostics["n_persons"]
+    assert late(star, "read", takeup="small1", horizon=1, cluster="stratum").spec["cov_type"] == "CR2"
+    with pytest.raises(EstimationError, match="ignores clusters"):
+        late(star, "read", takeup="small1", window=(0, 1), aggregate="stack", cov_type="HC2")
+
+
+def test_option_errors_name_argument_and_allowed_values(star):
+    with pytest.raises(EstimationError, match="adjustment must be one of 'none', 'ancova', 'lin'; you passed 'iv'"):
+        late(star, "read", takeup="small1", horizon=1, adjustment="iv")
+    with pytest.raises(EstimationError, match="aggregate must be one of 'mean', 'sum', 'stack'"):
+        late(star, "read", takeup="small1", window=(0, 1), aggregate="median")
+    with pytest.raises(EstimationError, match="adjustment='none' takes no covariates"):
+        late(star, "read", takeup="small1", horizon=1, adjustment="none", covariates=["cauc"])
+    with pytest.raises(EstimationError, match="subset selects no person"):
+        late(star, "read", takeup="small1", horizon=1, subset="female == 7")
+    with pytest.raises(EstimationError, match="one arm only"):
+        # school strata with one arm among girls observed at k = 3 -> no blocked contrast
+        late(star, "read", takeup="small1", horizon=3, adjustment="lin", subset="female == 1 and cauc == 0")
+
+
+def test_missing_takeup_outside_the_sample_is_not_needed():
+    a, panel, takeup = trial_frames(seed=5, n=200)
+    a["started"] = takeup["ips_started"].astype(float)
+    a.loc[:4, "started"] = np.nan
+    st = Study.from_frames(a, panel, takeup=takeup)
+    keep = st.persons["started"].notna().to_numpy()
+    assert (~keep).sum() == 5
+    r = late(st, "employed", takeup="started", horizon=4, subset=keep)
+    assert r.diagnostics["n_persons"] == int(keep.sum())
+    with pytest.raises(DataContractError, match="take-up column 'started' has missing values"):
+        late(st, "employed", takeup="started", horizon=4)
+
+
+def test_result_is_frozen_and_spec_replays(star):
+    from ips_impact.estimators.iv import late_components
+
+    r = late(star, "read", takeup="small1", window=(0, 3), aggregate="stack", covariates=["female"],
+             adjustment="lin", strata="school_type", subset="cauc == 1")
+    with pytest.raises(Exception):
+        r.estimate = 0.0  # type: ignore[misc]
+    assert r.spec["estimator"] == "late" and r.spec["aggregate"] == "stack" and r.spec["adjustment"] == "lin"
+    c = late_components(star, r)
+    X = np.hstack([c.nuisance[:, :1], c.arm[:, None], c.nuisance[:, 1:], c.arm[:, None] * c.interact])
+    b = np.linalg.lstsq(X, np.column_stack([c.y, c.d]), rcond=None)[0]
+    assert b[1, 0] / b[1, 1] == pytest.approx(r.estimate, rel=1e-9)
+    assert c.y.size == r.nobs and not c.y.flags.writeable
 
 
 # ------------------------------------------------------------------ through a Study

@@ -13,6 +13,9 @@
 #                      1998): mother's work on having more than two children, instrumented
 #                      by the first two children having the same sex. Binary instrument and
 #                      binary treatment, the structure of the IPS take-up LATE.
+#   iv_star_stack.csv  AER::STAR pupils assigned to small / regular classes in kindergarten,
+#                      class type in grade 1, reading scores in grades K-3 (LATE on stacked
+#                      person-period rows, subsets, "lin" and blocked designs).
 #   iv_star_lee.csv    AER::STAR kindergarten assignment (small class vs regular class):
 #                      3rd-grade reading score, observed only for pupils still in the study
 #                      in grade 3 (selection = score observed). Lee bounds by hand.
@@ -119,6 +122,94 @@ for (se in c("HC0", "HC1", "HC2", "HC3", "stata")) {
 add_iv("fert_wald_HC2", "iv_fertility.csv", "work ~ morekids | samesex", "morekids", "HC2", data = fert,
        note = "no covariates: the estimate is the Wald ratio")
 
+# ---- LATE on person-period ("stacked") rows, with subsets, and the "lin" / blocked
+# designs of ips_impact.estimators.iv.late. Data: AER::STAR, pupils assigned in
+# kindergarten to a small or a regular class (instrument z = small), with the class type
+# of grade 1 known (endogenous d = in a small class in grade 1: a pupil-level constant,
+# like IPS take-up), reading scores in grades K, 1, 2, 3 (event time k = 0..3; missing
+# scores are absent rows), randomization within schools (strata = schoolidk).
+stk <- STAR[!is.na(STAR$stark) & STAR$stark != "regular+aide" & !is.na(STAR$star1) &
+            !is.na(STAR$gender) & !is.na(STAR$ethnicity) & !is.na(STAR$schoolidk), ]
+# schools left with one arm only (5 schools, 10 pupils) have no within-school contrast
+both <- tapply(stk$stark == "small", stk$schoolidk, function(v) any(v) && !all(v))
+stk <- stk[both[as.character(stk$schoolidk)] %in% TRUE, ]
+star_p <- data.frame(
+  id = sprintf("s%05d", seq_len(nrow(stk))),
+  school = sprintf("sch%03d", as.integer(as.character(stk$schoolidk))),
+  school_type = as.character(stk$schoolk),
+  small = as.integer(stk$stark == "small"),
+  small1 = as.integer(stk$star1 == "small"),
+  female = as.integer(stk$gender == "female"),
+  cauc = as.integer(stk$ethnicity == "cauc"),
+  readk = stk$readk, read1 = stk$read1, read2 = stk$read2, read3 = stk$read3,
+  stringsAsFactors = FALSE
+)
+write.csv(star_p, file.path(data_dir, "iv_star_stack.csv"), row.names = FALSE, na = "")
+# long rows, observed scores only
+star_l <- do.call(rbind, lapply(0:3, function(k) {
+  v <- c("readk", "read1", "read2", "read3")[k + 1]
+  d <- star_p[, c("id", "school", "school_type", "small", "small1", "female", "cauc")]
+  d$k <- k
+  d$read <- star_p[[v]]
+  d[!is.na(d$read), ]
+}))
+star_l <- star_l[order(star_l$id, star_l$k), ]
+# centred (over the estimation rows) covariates and stratum dummies, for "lin" / blocked
+centre <- function(M) sweep(M, 2, colMeans(M))
+add_iv_df <- function(id, dataset, formula_txt, se_type, data, clusters = NULL, note = NULL,
+                      late_call = NULL) {
+  add_iv(id, dataset, formula_txt, "small1", se_type, clusters = clusters, data = data, note = note)
+  cases[[length(cases)]]$late_call <<- late_call
+}
+add_iv_df("star_stack_ancova_CR2", "iv_star_stack.csv, long rows with a score",
+          "read ~ small1 + female + cauc + factor(school) + factor(k) | small + female + cauc + factor(school) + factor(k)",
+          "CR2", star_l, clusters = "id",
+          note = "stacked person-period rows, period and school fixed effects, clustered by pupil",
+          late_call = "late(study, 'read', takeup='small1', window=(0, 3), aggregate='stack', covariates=['female', 'cauc'])")
+add_iv_df("star_stack_ancova_CR1", "iv_star_stack.csv, long rows with a score",
+          "read ~ small1 + female + cauc + factor(school) + factor(k) | small + female + cauc + factor(school) + factor(k)",
+          "stata", star_l, clusters = "id",
+          late_call = "late(study, 'read', takeup='small1', window=(0, 3), aggregate='stack', covariates=['female', 'cauc'], cov_type='CR1')")
+# "lin" on stacked rows: centred covariates and stratum (school type) dummies, and their
+# products with the instrument, are exogenous regressors; period effects additive
+Wl <- centre(model.matrix(~ female + cauc + factor(school_type), star_l)[, -1, drop = FALSE])
+colnames(Wl) <- paste0("w", seq_len(ncol(Wl)))
+lin_l <- cbind(star_l[, c("id", "k", "read", "small", "small1")], Wl, star_l$small * Wl)
+names(lin_l)[(ncol(lin_l) - ncol(Wl) + 1):ncol(lin_l)] <- paste0("zw", seq_len(ncol(Wl)))
+rhs <- paste(c(paste0("w", seq_len(ncol(Wl))), paste0("zw", seq_len(ncol(Wl))), "factor(k)"), collapse = " + ")
+add_iv_df("star_stack_lin_CR2", "iv_star_stack.csv, long rows with a score",
+          sprintf("read ~ small1 + %s | small + %s", rhs, rhs), "CR2", lin_l, clusters = "id",
+          note = "w = female, cauc, school_type dummies centred over the rows; zw = small * w",
+          late_call = "late(study, 'read', takeup='small1', window=(0, 3), aggregate='stack', covariates=['female', 'cauc'], adjustment='lin', strata='school_type')")
+# horizon k = 3 among girls (subset), school fixed effects
+girls3 <- droplevels(transform(star_p[star_p$female == 1 & !is.na(star_p$read3), ], school = factor(school)))
+add_iv_df("star_girls_k3_HC2", "iv_star_stack.csv[female == 1 & read3 observed]",
+          "read3 ~ small1 + cauc + factor(school) | small + cauc + factor(school)", "HC2", girls3,
+          note = "subset: girls; schools without a girl drop out",
+          late_call = "late(study, 'read', takeup='small1', horizon=3, covariates=['cauc'], subset='female == 1')")
+# horizon k = 3, blocked ("none" with strata = school type): centred dummies and their
+# products with the instrument
+p3 <- star_p[!is.na(star_p$read3), ]
+S3 <- centre(model.matrix(~ factor(school_type), p3)[, -1, drop = FALSE])
+colnames(S3) <- paste0("s", seq_len(ncol(S3)))
+none3 <- cbind(p3[, c("read3", "small", "small1")], S3, p3$small * S3)
+names(none3)[(ncol(none3) - ncol(S3) + 1):ncol(none3)] <- paste0("zs", seq_len(ncol(S3)))
+rhs3 <- paste(c(paste0("s", seq_len(ncol(S3))), paste0("zs", seq_len(ncol(S3)))), collapse = " + ")
+add_iv_df("star_k3_none_blocked_HC2", "iv_star_stack.csv[read3 observed]",
+          sprintf("read3 ~ small1 + %s | small + %s", rhs3, rhs3), "HC2", none3,
+          note = "s = school_type dummies centred; zs = small * s: blocked ITT / blocked first stage",
+          late_call = "late(study, 'read', takeup='small1', horizon=3, adjustment='none', strata='school_type')")
+# the two ratio identities behind "none" (blocked Wald) and "lin": the LATE is the ratio of
+# the ITT and first-stage coefficients of the same lm_robust design
+rf3 <- lm_robust(as.formula(sprintf("read3 ~ small + %s", rhs3)), data = none3, se_type = "HC2")
+fs3 <- lm_robust(as.formula(sprintf("small1 ~ small + %s", rhs3)), data = none3, se_type = "HC2")
+blocked_ratio <- list(
+  call = "lm_robust(read3 ~ small + s + zs) / lm_robust(small1 ~ small + s + zs), HC2",
+  itt = unname(coef(rf3)["small"]), itt_std_error = unname(rf3$std.error["small"]),
+  first_stage = unname(coef(fs3)["small"]), first_stage_std_error = unname(fs3$std.error["small"]),
+  ratio = unname(coef(rf3)["small"] / coef(fs3)["small"])
+)
+
 # second implementation: AER::ivreg with sandwich (HC0, HC1 only: sandwich's HC2/HC3 for
 # ivreg use other leverages than estimatr)
 aer_cases <- list()
@@ -223,6 +314,7 @@ out <- list(
   iv_cases = cases,
   aer_cases = aer_cases,
   first_stage = first_stage,
+  star_blocked_ratio = blocked_ratio,
   lee_cases = lee_cases
 )
 writeLines(toJSON(out, auto_unbox = TRUE, digits = NA, pretty = TRUE, null = "null"),
