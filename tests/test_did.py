@@ -36,6 +36,16 @@ def test_two_periods_is_difference_in_means_of_changes(study):
     assert r.df == arm.size - 1 and r.term == "arm" and r.horizon == "2:2"
 
 
+def test_rows_are_labelled_did_not_itt(study):
+    r = did(study, "score", pre=(-4, -1), post=(1, 6))
+    assert r.estimand == "did"
+    t = r.tidy()
+    assert t["estimand"].tolist() == ["did"] and t["term"].tolist() == ["arm"]
+    title = r.summary().splitlines()[0]
+    assert title.startswith("DID of arm on score") and "ITT" not in title
+    assert r.spec["estimator"] == "did"
+
+
 def test_balanced_windows_give_the_difference_of_mean_changes(study):
     r = did(study, "score", pre=(-4, -1), post=(1, 6))
     pre = study.outcome_matrix("score", range(-4, 0)).mean(axis=1)

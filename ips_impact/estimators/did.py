@@ -66,9 +66,20 @@ def did(
 ) -> EffectResult:
     r"""Difference-in-differences effect of the offer of IPS (person and period fixed effects).
 
-    Estimand: the average effect over the post window,
-    :math:`\tau = E[\bar Y^{post}_i(1) - \bar Y^{post}_i(0)]`, identified by
-    randomization (see the module docstring for the formula of the estimator).
+    Estimand: the average effect of the offer over the post window ``post=(c, d)``,
+
+    .. math:: \tau_{DID} = E[\bar Y^{post}_i(1) - \bar Y^{post}_i(0)],
+              \qquad \bar Y^{post}_i(z) = \frac{1}{d-c+1}\sum_{k=c}^{d} Y_{ik}(z),
+
+    identified by randomization (the pre-window contrast
+    :math:`E[\bar Y^{pre}_i \mid Z_i = 1] - E[\bar Y^{pre}_i \mid Z_i = 0]` is zero by
+    design, so no parallel-trends assumption is needed). It is estimated by
+    :math:`\hat\tau = (\bar Y^{post}_1 - \bar Y^{pre}_1) - (\bar Y^{post}_0 -
+    \bar Y^{pre}_0)` with a balanced panel, in general the coefficient of
+    :math:`Z_i \times \mathrm{Post}_k` with person and period fixed effects (module
+    docstring). The tidy row is labelled ``estimand == "did"`` to tell this estimator
+    from the post-window ITT of :func:`~ips_impact.estimators.itt.itt`, which targets
+    the same τ.
 
     Parameters
     ----------
@@ -100,8 +111,8 @@ def did(
     Returns
     -------
     EffectResult
-        ``term == "arm"`` (the coefficient of arm × post), ``horizon`` = ``"a:b"`` of
-        the post window, ``nobs`` person-periods; ``diagnostics`` holds ``n_persons``,
+        ``term == "arm"`` (the coefficient of arm × post), ``estimand == "did"``,
+        ``horizon`` = ``"c:d"`` of the post window, ``nobs`` person-periods; ``diagnostics`` holds ``n_persons``,
         ``n_clusters``, ``r2_within``.
 
     Raises
@@ -189,7 +200,7 @@ def did(
         control_mean=float(y[ctrl_post].mean()) if ctrl_post.any() else float("nan"),
         horizon=f"{c}:{d}",
         level=level,
-        estimand="itt",
+        estimand="did",
         spec={"outcome": outcome, "pre": (a, b), "post": (c, d), "time": time, "cov_type": cov_type,
               "cluster": cluster, "level": level,
               "subset": subset if (subset is None or isinstance(subset, str)) else np.asarray(subset, bool),
