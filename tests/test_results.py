@@ -429,3 +429,45 @@ def test_summary_shows_float_horizons_as_event_times():
     h = res._repr_html_()
     assert "<td>20</td>" in h and "20.0000" not in h
     assert _effect(horizon=6.0).summary().splitlines()[0] == "ITT of arm on work_on_di at horizon 6"
+
+
+def test_summary_sentences_never_print_p_as_zero():
+    # a tiny p-value reads "p < 0.001" in every family's summary, never "p = 0.000"
+    from ips_impact.results import HeterogeneityResult, SurvivalResult
+
+    d = dataclasses.replace(_dynamic(), pretest={"statistic": 30.0, "df_num": 4, "df_denom": math.inf,
+                                                 "p_value": 2e-6, "test": "chi2"})
+    assert "Pre-period joint test (chi2): statistic 30.0000, df 4, p < 0.001" in d.summary()
+    bt = BalanceTable(table=_balance_table(), joint={"statistic": 9.0, "df_num": 3, "df_denom": 596,
+                                                     "p_value": 1e-5, "test": "F"})
+    assert "Joint test (F): statistic 9.0000, df 3, p < 0.001" in bt.summary()
+    rows = [make_row(outcome="employed", term="logrank", estimand="logrank", horizon=20,
+                     estimate=91.7, std_error=14.6, nobs=1200, n_treated=600, n_control=600,
+                     statistic=39.554, p_value=3.2e-10, df=1)]
+    ph = pd.DataFrame({"term": ["arm"], "chisq": [25.0], "df": [1.0], "p_value": [5.7e-7]})
+    s = SurvivalResult(outcome="employed", kind="time_to_event", statistics=pd.DataFrame(rows),
+                       tau=20.0, ph_test=ph).summary()
+    assert "log-rank: chi2 = 39.554, df = 1, p < 0.001" in s
+    assert "proportional hazards (arm): chi2 = 25.000, df = 1, p < 0.001" in s
+    assert "p = 0.000" not in s
+    sg = pd.DataFrame({"subgroup": ["VL", "WAL"], "term": ["arm:region=VL", "arm:region=WAL"],
+                       "estimate": [0.14, 0.04], "std_error": [0.04, 0.05], "statistic": [3.5, 0.8],
+                       "p_value": [0.0005, 0.42], "conf_low": [0.06, -0.06], "conf_high": [0.22, 0.14],
+                       "df": [1185.0, 1185.0], "nobs": [680, 400], "n_treated": [340, 200],
+                       "n_control": [340, 200], "control_mean": [0.37, 0.35], "mde": [0.1, 0.14],
+                       "small": [False, False]})
+    het = HeterogeneityResult(outcome="employed", by="region", moderator="categorical", subgroups=sg,
+                              joint={"test": "equal_effects", "statistic": 2.25, "chi2": 2.25,
+                                     "df_num": 1, "df_denom": 1185.0, "p_value": 0.134,
+                                     "p_value_chi2": 0.134},
+                              vcov=pd.DataFrame(np.diag([0.0016, 0.0025])), nobs=1080, n_treated=540,
+                              n_control=540, horizon=6)
+    assert "Joint test of equal effects: F(1, 1185.0) = 2.2500, p = 0.134" in het.summary()
+    small_p = dataclasses.replace(het, joint={**het.joint, "p_value": 4e-4})
+    assert "F(1, 1185.0) = 2.2500, p < 0.001" in small_p.summary()
+
+
+def test_summary_title_names_the_effect_term():
+    late = _effect(term="ips_started", estimand="late", outcome="di_benefit", horizon=10)
+    assert late.summary().splitlines()[0] == "LATE of ips_started on di_benefit at horizon 10"
+    assert repr(_effect()) == "<EffectResult: ITT of arm on work_on_di at horizon 6>"

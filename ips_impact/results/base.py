@@ -476,6 +476,14 @@ def _fmt_horizon(x: Any) -> str:
     return str(x)
 
 
+def _p_clause(x: Any) -> str:
+    """A p-value in a sentence: ``"p = 0.021"``, ``"p < 0.001"`` (never ``"p = 0.000"``)."""
+    if x is None or (isinstance(x, (float, np.floating)) and math.isnan(x)):
+        return "p = n/a"
+    v = float(x)
+    return "p < 0.001" if v < 0.001 else f"p = {v:.3f}"
+
+
 def _text_table(frame: pd.DataFrame) -> str:
     """Deterministic fixed-width text rendering of a tidy-like table."""
     shown = frame.copy()

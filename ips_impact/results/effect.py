@@ -31,7 +31,7 @@ from ips_impact.results.base import (
     ResultBase,
     _fmt_horizon,
     _fmt_num,
-    _fmt_p,
+    _p_clause,
     _text_table,
     critical_value,
     make_row,
@@ -317,7 +317,7 @@ class EffectResult(ResultBase):
 
     def _summary_title(self) -> str:
         h = "" if _fmt_horizon(self.horizon) == "" else f" at horizon {_fmt_horizon(self.horizon)}"
-        return f"{self.estimand.upper()} of arm on {self.outcome}{h}"
+        return f"{self.estimand.upper()} of {self.term} on {self.outcome}{h}"
 
     def _summary_lines(self) -> list[str]:
         lines = [
@@ -448,7 +448,23 @@ class DynamicEffectResult(ResultBase):
              reference: float = 0.0, label: str | None = None) -> Any:
         """Plot the effect path: points, pointwise intervals and the sup-t band.
 
-        Returns the matplotlib ``Axes`` (a new figure when ``ax`` is ``None``).
+        Parameters
+        ----------
+        ax
+            Axes to draw on; ``None`` (default) makes a new figure.
+        band
+            Shade the simultaneous (sup-t) band, when it was computed.
+        pointwise
+            Draw the pointwise confidence intervals (else a line through the points).
+        reference
+            Height of the horizontal reference line (no effect).
+        label
+            Legend label of the estimates.
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+            The Axes drawn on (its ``.figure`` is the figure).
         """
         import matplotlib.pyplot as plt
 
@@ -490,7 +506,7 @@ class DynamicEffectResult(ResultBase):
             lines.append(
                 f"Pre-period joint test ({p.get('test', 'Wald')}): statistic "
                 f"{_fmt_num(p.get('statistic'))}, df {_fmt_num(p.get('df_num'), 0)}, "
-                f"p = {_fmt_p(p.get('p_value'))}"
+                f"{_p_clause(p.get('p_value'))}"
             )
         if self.sup_t_crit is not None:
             lines.append(f"Sup-t critical value: {_fmt_num(self.sup_t_crit)}")
@@ -737,8 +753,18 @@ class BalanceTable(ResultBase):
     def plot(self, ax: Any = None, *, threshold: float = 0.1) -> Any:
         """Dot plot of the normalised differences (one row per covariate or level).
 
-        Dashed lines at ``±threshold`` (0.1 is a common rule of thumb for a
-        noticeable imbalance). Returns the matplotlib ``Axes``.
+        Parameters
+        ----------
+        ax
+            Axes to draw on; ``None`` (default) makes a new figure.
+        threshold
+            Dashed lines at ``±threshold`` (0.1 is a common rule of thumb for a
+            noticeable imbalance).
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+            The Axes drawn on (its ``.figure`` is the figure).
         """
         import matplotlib.pyplot as plt
 
@@ -753,6 +779,7 @@ class BalanceTable(ResultBase):
         ax.set_yticks(y)
         ax.set_yticklabels(t["label"].tolist())
         ax.set_xlabel("normalised difference (IPS - control)")
+        ax.set_ylabel("baseline covariate")
         return ax
 
     def _summary_title(self) -> str:
@@ -774,7 +801,7 @@ class BalanceTable(ResultBase):
             j = self.joint
             lines.append(
                 f"Joint test ({j.get('test')}): statistic {_fmt_num(j.get('statistic'))}, "
-                f"df {_fmt_num(j.get('df_num'), 0)}, p = {_fmt_p(j.get('p_value'))}"
+                f"df {_fmt_num(j.get('df_num'), 0)}, {_p_clause(j.get('p_value'))}"
             )
         if self.missingness is not None and len(self.missingness):
             lines.append("Missing outcomes by arm:")

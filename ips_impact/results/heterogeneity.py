@@ -30,7 +30,7 @@ from ips_impact.results.base import (
     ResultBase,
     _fmt_horizon,
     _fmt_num,
-    _fmt_p,
+    _p_clause,
     critical_value,
     make_row,
     result_dataclass,
@@ -189,7 +189,7 @@ class HeterogeneityResult(ResultBase):
         what = "equal effects" if j["test"] == "equal_effects" else "no interaction"
         lines = [
             f"Joint test of {what}: F({int(j['df_num'])}, {_fmt_num(float(j['df_denom']), 1)}) = "
-            f"{_fmt_num(float(j['statistic']))}, p = {_fmt_p(float(j['p_value']))}",
+            f"{_fmt_num(float(j['statistic']))}, {_p_clause(float(j['p_value']))}",
         ]
         if self.moderator == "continuous":
             lines.append(f"Moderator centred at its sample mean {_fmt_num(self.centre)}")
@@ -209,7 +209,19 @@ class HeterogeneityResult(ResultBase):
         """Forest plot of the subgroup effects with their intervals (categorical), or the
         effect along the moderator with its pointwise band (continuous).
 
-        Returns the matplotlib ``Axes`` (a new figure when ``ax`` is ``None``).
+        Parameters
+        ----------
+        ax
+            Axes to draw on; ``None`` (default) makes a new figure.
+        reference
+            Position of the no-effect line.
+        show_mde
+            Categorical moderator: mark each subgroup's minimum detectable effect.
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+            The Axes drawn on (its ``.figure`` is the figure).
         """
         import matplotlib.pyplot as plt
 
@@ -245,8 +257,9 @@ class HeterogeneityResult(ResultBase):
         ax.set_yticks(ypos)
         ax.set_yticklabels(labels)
         j = self.joint
-        ax.set_title(f"{self.by}: test of equal effects p = {_fmt_p(float(j['p_value']))}",
+        ax.set_title(f"{self.by}: test of equal effects {_p_clause(float(j['p_value']))}",
                      fontsize="medium")
         ax.set_xlabel(f"effect on {self.outcome}")
+        ax.set_ylabel(self.by)
         ax.legend(frameon=False, fontsize="small", loc="best")
         return ax

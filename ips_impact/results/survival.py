@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from ips_impact.errors import EstimationError
-from ips_impact.results.base import TIDY_COLUMNS, ResultBase, result_dataclass
+from ips_impact.results.base import TIDY_COLUMNS, ResultBase, _p_clause, result_dataclass
 
 __all__ = ["SurvivalResult", "KM_COLUMNS", "RMST_COLUMNS", "CIF_COLUMNS"]
 
@@ -134,7 +134,7 @@ class SurvivalResult(ResultBase):
         for r in self.statistics.itertuples(index=False):
             if r.term in ("logrank", "gray") and np.isfinite(r.statistic):
                 what = "log-rank" if r.term == "logrank" else f"Gray's test ({r.outcome})"
-                lines.append(f"{what}: chi2 = {r.statistic:.3f}, df = {r.df:g}, p = {r.p_value:.4g}")
+                lines.append(f"{what}: chi2 = {r.statistic:.3f}, df = {r.df:g}, {_p_clause(r.p_value)}")
         if len(self.rmst):
             for r in self.rmst.itertuples(index=False):
                 lines.append(
@@ -149,7 +149,7 @@ class SurvivalResult(ResultBase):
             for r in self.ph_test.itertuples(index=False):
                 lines.append(
                     f"proportional hazards ({r.term}): chi2 = {r.chisq:.3f}, df = {int(r.df)}, "
-                    f"p = {r.p_value:.3f}"
+                    f"{_p_clause(r.p_value)}"
                 )
         return lines
 
@@ -187,12 +187,30 @@ class SurvivalResult(ResultBase):
         return pd.DataFrame(out)
 
     # ---- plots
-    def plot(self, *, ax: Any = None, risk_table: bool = True, min_cell: int | None = None,
+    def plot(self, ax: Any = None, *, risk_table: bool = True, min_cell: int | None = None,
              confidence: bool = True) -> Any:
         """Kaplan–Meier curves by arm with a table of numbers at risk (or, for competing
-        risks, cumulative incidence curves by arm and cause). Returns the figure.
+        risks, cumulative incidence curves by arm and cause).
 
-        ``min_cell`` hides numbers at risk below it (disclosure control).
+        Parameters
+        ----------
+        ax
+            Axes to draw the curves on. ``None`` (default) makes a new figure; with
+            ``risk_table=True`` it has a second, lower panel for the numbers at risk.
+            On a given ``ax`` no risk table is drawn (there is no room for it).
+        risk_table
+            Draw the numbers at risk by arm under the curves (new figure only).
+        min_cell
+            Numbers at risk below it are shown as ``<min_cell`` (disclosure control).
+        confidence
+            Shade the pointwise confidence bands.
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+            The Axes of the curves (the main panel), like every ``.plot()`` of
+            :mod:`ips_impact`; ``ax.figure`` is the whole figure, risk table included.
+            (Up to ips_impact 0.1.0 this method returned the Figure; it is ``ax.figure``.)
         """
         import matplotlib.pyplot as plt
 
@@ -245,9 +263,10 @@ class SurvivalResult(ResultBase):
         else:
             ax.set_xlabel(xlabel)
         fig.tight_layout()
-        return fig
+        return ax
 
     def _plot_cif(self, *, ax: Any = None, confidence: bool = True) -> Any:
+        """Cumulative incidence by cause (colour) and arm (line style); returns the Axes."""
         import matplotlib.pyplot as plt
 
         if ax is None:
@@ -274,4 +293,4 @@ class SurvivalResult(ResultBase):
         ax.set_title(self._summary_title())
         ax.legend(loc="best", frameon=False, fontsize=8)
         fig.tight_layout()
-        return fig
+        return ax
