@@ -471,3 +471,15 @@ def test_summary_title_names_the_effect_term():
     late = _effect(term="ips_started", estimand="late", outcome="di_benefit", horizon=10)
     assert late.summary().splitlines()[0] == "LATE of ips_started on di_benefit at horizon 10"
     assert repr(_effect()) == "<EffectResult: ITT of arm on work_on_di at horizon 6>"
+
+
+def test_balance_summary_lists_warnings_and_rows_set_aside():
+    bt = BalanceTable(table=_balance_table(), warnings=("covariate 'age' missing for 7 persons",),
+                      ledger=[{"reason": "missing value of covariate 'age'", "n_rows": 7,
+                               "n_treated": 3, "n_control": 4}])
+    s = bt.summary()
+    assert "Warnings:\n  - covariate 'age' missing for 7 persons" in s
+    assert "Rows set aside:\n  - missing value of covariate 'age': 7 (treated 3, control 4)" in s
+    # the same ending as every other result
+    r = _effect(warnings=("w",), ledger=[{"reason": "x", "n_rows": 1, "n_treated": 1, "n_control": 0}])
+    assert r.summary().endswith("Warnings:\n  - w\n\nRows set aside:\n  - x: 1 (treated 1, control 0)")

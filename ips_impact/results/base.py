@@ -616,6 +616,12 @@ class ResultBase:
         if extra:
             lines.append("")
             lines.extend(extra)
+        lines.extend(self._notice_lines())
+        return "\n".join(lines)
+
+    def _notice_lines(self) -> list[str]:
+        """The end of every summary: warnings, then the rows set aside (the ledger)."""
+        lines: list[str] = []
         if self.warnings:
             lines.append("")
             lines.append("Warnings:")
@@ -629,7 +635,7 @@ class ResultBase:
                     f"  - {row.reason}: {int(row.n_rows)} "
                     f"(treated {int(row.n_treated)}, control {int(row.n_control)})"
                 )
-        return "\n".join(lines)
+        return lines
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}: {self._summary_title()}>"

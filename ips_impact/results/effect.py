@@ -786,13 +786,13 @@ class BalanceTable(ResultBase):
         return "Balance of baseline covariates by arm"
 
     def summary(self) -> str:
-        """Text: means by arm, normalised differences, p-values, joint test, missingness."""
+        """Text: means by arm, normalised differences, p-values, joint test, missingness,
+        then warnings and the rows set aside, like every result's summary."""
         t = self.to_frame()[["label", "mean_treated", "mean_control", "norm_diff", "p_value",
                              "n_treated", "n_control"]]
         lines = [self._summary_title(), "=" * len(self._summary_title()), _text_table(t)]
         lines.extend([""] + self._summary_lines())
-        if self.warnings:
-            lines += ["", "Warnings:"] + [f"  - {w}" for w in self.warnings]
+        lines.extend(self._notice_lines())
         return "\n".join(lines)
 
     def _summary_lines(self) -> list[str]:
