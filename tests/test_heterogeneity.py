@@ -631,6 +631,7 @@ def test_singular_contrast_covariance_gives_no_joint_test(trial):
         assert np.isnan(res.joint[k]), k
     assert np.isnan(res.tidy()["p_value"].iloc[-1])
     assert np.isfinite(res.subgroups["estimate"]).all()
+    assert any("made of a few whole clusters" in m for m in res.warnings)
 
 
 # ----------------------------------------------------------------- moderator source

@@ -576,13 +576,13 @@ def _build(study: Any, spec: dict[str, Any], sites: pd.DataFrame | None) -> dict
 # ------------------------------------------------------------------ joint tests
 
 
-def _cluster_sums(design: OLSDesign, A: np.ndarray) -> np.ndarray:
-    """Sum the rows of ``A`` (N × …) within the design's clusters → (G × …)."""
+def _cluster_summer(design: OLSDesign) -> Any:
+    """A function summing the rows of an (N × …) array within the design's clusters."""
     codes = design._codes  # noqa: SLF001 - cluster codes of the factorised design
     order = np.argsort(codes, kind="stable")
     sizes = np.bincount(codes)
     starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-    return np.add.reduceat(A[order], starts, axis=0)
+    return lambda A: np.add.reduceat(A[order], starts, axis=0)
 
 
 def htz_test(design: OLSDesign, C: np.ndarray, beta: np.ndarray, vcov: np.ndarray) -> dict[str, float]:
@@ -664,8 +664,9 @@ def htz_test(design: OLSDesign, C: np.ndarray, beta: np.ndarray, vcov: np.ndarra
     M = design.xtx_inv
     CM = C @ M
     psi = AX @ CM.T  # (N, q): row i of cluster j is column i of G_j
-    GG = _cluster_sums(design, psi[:, :, None] * psi[:, None, :])  # (J, q, q): G_j G_j'
-    Z = np.stack([_cluster_sums(design, psi[:, [a]] * X) for a in range(q)], axis=1)  # (J, q, K)
+    csum = _cluster_summer(design)
+    GG = csum(psi[:, :, None] * psi[:, None, :])  # (J, q, q): G_j G_j'
+    Z = np.stack([csum(psi[:, [a]] * X) for a in range(q)], axis=1)  # (J, q, K)
     H = Z @ T  # (J, q, K): H_j = C M X_j'A_j X_j L with L = T
     omega = GG.sum(axis=0) - np.einsum("jak,jbk->ab", H, H)
     omega = (omega + omega.T) / 2.0
@@ -676,7 +677,10 @@ def htz_test(design: OLSDesign, C: np.ndarray, beta: np.ndarray, vcov: np.ndarra
     alpha = np.einsum("ab,jbc,cd->jad", on, GG, on)  # normalised g_sj'g_tj
     Ht = np.einsum("ab,jbk->jak", on, H)  # normalised h_sj
     beta_ = np.einsum("jak,jbk->jab", Ht, Ht)  # h_sj'h_tj
-    Kmat = np.einsum("jbk,jdl->bdkl", Ht, Ht)  # K_bd = sum_l h_bl h_dl'
+    J = Ht.shape[0]
+    Hf = Ht.reshape(J, q * K)
+    # K_bd = sum_l h_bl h_dl', all (b, d) at once as one BLAS product
+    Kmat = (Hf.T @ Hf).reshape(q, K, q, K).transpose(0, 2, 1, 3)
 
     def ps(a: int, b: int, c: int, d: int) -> float:
         # sum_{j,l} B_ab[j,l] B_cd[j,l] with B_ab[j,l] = 1[j=l] alpha_ab,j - h_aj'h_bl
@@ -874,8 +878,9 @@ def heterogeneity(
     if joint.pop("singular", False):
         msg = (f"the covariance of the {q} contrast(s) is singular, so the joint test is not "
                f"available (NaN): with cov_type {spec['cov_type']!r} this happens when the "
-               "subgroups hardly vary within clusters (e.g. by='site' with cluster='site'); "
-               "cluster at a finer level or compare the subgroup effects one by one")
+               "subgroups are made of a few whole clusters (e.g. by='site' with "
+               "cluster='site', or regions of one site each); cluster at a finer level or "
+               "compare the subgroup effects one by one")
         warnings.warn(msg, SmallSampleWarning, stacklevel=2)
         msgs.append(msg)
     elif not math.isfinite(joint["p_value"]):
