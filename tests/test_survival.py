@@ -408,19 +408,19 @@ def test_result_is_frozen_and_keyless(study):
 
 
 def test_plots_and_risk_table(study):
-    import matplotlib.figure
+    import matplotlib.axes
 
     res = quiet(time_to_event, study, "employed")
-    fig = res.plot(min_cell=10)
-    assert isinstance(fig, matplotlib.figure.Figure)
-    assert len(fig.axes) == 2  # curve + risk table
+    ax = res.plot(min_cell=10)
+    assert isinstance(ax, matplotlib.axes.Axes)  # the curves' Axes; its figure holds the risk table
+    assert len(ax.figure.axes) == 2  # curve + risk table
     rt = res.risk_table([0, 4, 8], min_cell=10)
     assert list(rt.columns) == ["time", "IPS", "control"]
     n1 = int((study.design.arm == 1).sum())
     assert rt.loc[0, "IPS"] == n1
     assert rt.loc[0, "IPS"] >= rt.loc[1, "IPS"] >= rt.loc[2, "IPS"]
     cr = quiet(competing_risks, study, {"work": "employed", "other": "left_di_other"})
-    assert isinstance(cr.plot(), matplotlib.figure.Figure)
+    assert isinstance(cr.plot(), matplotlib.axes.Axes)
     import matplotlib.pyplot as plt
 
     plt.close("all")
