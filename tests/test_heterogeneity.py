@@ -802,3 +802,20 @@ def test_htz_holds_its_size_with_few_clusters_where_naive_f_over_rejects(n_sites
     size_naive = float((np.concatenate(p_naive) < 0.05).mean())
     assert 0.03 <= size_htz <= 0.06, size_htz
     assert size_naive >= 0.09, size_naive  # the naive F(q, G - 1) over-rejects
+
+
+def test_subgroup_within_one_cluster_has_no_cluster_robust_se():
+    """Brussels is one site: with cluster='site' its CR2 variance is exactly 0, which must not
+    be reported as certainty (SE 0, p < 0.001) but as not defined, with a warning."""
+    import ips_impact as ii
+    from ips_impact.errors import SmallSampleWarning
+
+    study = ii.synthetic.generate(n_persons=1200, seed=2018).study()
+    with pytest.warns(SmallSampleWarning, match="single cluster"):
+        res = ii.heterogeneity(study, "work_on_di", by="region", horizon=6, cluster="site")
+    sub = res.subgroups.set_index("subgroup")
+    for lone in ("BXL", "VL"):  # one site each
+        assert np.isnan(sub.loc[lone, "std_error"]) and np.isnan(sub.loc[lone, "p_value"])
+        assert np.isnan(sub.loc[lone, "mde"]) and np.isnan(sub.loc[lone, "conf_low"])
+        assert np.isfinite(sub.loc[lone, "estimate"])
+    assert sub.loc["WAL", "std_error"] > 0  # two sites in Wallonia

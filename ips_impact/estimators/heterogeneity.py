@@ -864,6 +864,22 @@ def heterogeneity(
     tstat = b / se
     pval = 2.0 * stats.t.sf(np.abs(tstat), df)
     mdes = _mde(se, df=df, alpha=spec["mde_alpha"], power=spec["mde_power"])
+    if built["kind"] == "categorical" and model.clusters is not None:
+        # A subgroup that lies within one cluster has no cluster-robust variance: the
+        # sandwich is exactly 0 there, which would read as certainty. Report NaN instead.
+        g_rows = built["groups"]
+        n_cl = np.array([np.unique(model.clusters[g_rows == i]).size for i in range(len(b))])
+        lone = n_cl < 2
+        if lone.any():
+            names = [str(built["labels"][i]) for i in np.flatnonzero(lone)]
+            for arr in (se, tstat, pval, mdes, df):
+                arr[lone] = np.nan
+            crit = np.where(lone, np.nan, crit)
+            msg = (f"subgroup(s) {', '.join(map(repr, names))} of {spec['by']!r} lie within a single "
+                   f"cluster, so their cluster-robust standard errors are not defined (NaN): cluster at "
+                   f"a finer level than the subgroups")
+            warnings.warn(msg, SmallSampleWarning, stacklevel=2)
+            msgs.append(msg)
 
     # joint test: equal subgroup effects, or a zero interaction
     if built["kind"] == "categorical":

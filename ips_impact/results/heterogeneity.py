@@ -187,10 +187,23 @@ class HeterogeneityResult(ResultBase):
     def _summary_lines(self) -> list[str]:
         j = self.joint
         what = "equal effects" if j["test"] == "equal_effects" else "no interaction"
-        lines = [
-            f"Joint test of {what}: F({int(j['df_num'])}, {_fmt_num(float(j['df_denom']), 1)}) = "
-            f"{_fmt_num(float(j['statistic']))}, {_p_clause(float(j['p_value']))}",
-        ]
+        method = j.get("method")
+        label = f"Joint test of {what}" + (f" ({method})" if method else "")
+        stat, p_value = float(j["statistic"]), float(j["p_value"])
+        if not (math.isfinite(stat) and math.isfinite(p_value)):
+            lines = [f"{label}: not computed (see the warnings)"]
+        elif method == "chi-square":
+            lines = [f"{label}: chi-square({int(j['df_num'])}) = {_fmt_num(stat)}, {_p_clause(p_value)}"]
+        else:
+            lines = [f"{label}: F({int(j['df_num'])}, {_fmt_num(float(j['df_denom']), 1)}) = "
+                     f"{_fmt_num(stat)}, {_p_clause(p_value)}"]
+        source = self.spec.get("moderator_source")
+        if source is not None:
+            column = self.spec.get("moderator_column") or self.spec.get("by")
+            where = {"persons": "column of persons (as given)",
+                     "roster": "derived from the baseline household roster",
+                     "sites": "from the sites (fidelity) table"}.get(str(source), str(source))
+            lines.append(f"Moderator {column}: {where}")
         if self.moderator == "continuous":
             lines.append(f"Moderator centred at its sample mean {_fmt_num(self.centre)}")
         mde = self.subgroups[["subgroup", "mde"]]
