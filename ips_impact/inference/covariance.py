@@ -572,7 +572,11 @@ class OLSFit:
 
     @property
     def statistic(self) -> np.ndarray:
-        return self.coef / self.std_error
+        # a zero standard error (no residual variation behind a coefficient) leaves the
+        # t statistic undefined, not infinite: report NaN rather than certainty
+        se = self.std_error
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(se > 0, self.coef / np.where(se > 0, se, 1.0), np.nan)
 
     @property
     def p_value(self) -> np.ndarray:
