@@ -419,3 +419,25 @@ def test_pre_period_placebo_test(itt_fitted):
     assert 0 < out["ri_p_value"] <= 1 and out["ri_se"] > 0
     with pytest.raises(EstimationError, match="itt_by_period"):
         randomization_pretest(study, results[0])
+
+
+@pytest.mark.parametrize("options", [
+    {"horizon": 6, "adjustment": "lin", "covariates": ("age",)},
+    {"horizon": 6, "subset": "region == 'VL'"},
+    {"window": (4, 8), "aggregate": "stack"},
+    {"window": (4, 8), "aggregate": "sum"},
+])
+def test_late_ri_follows_every_option_and_equals_the_reduced_form(options):
+    """RI of a LATE re-draws the reduced form (the ITT of the same options), so its
+    p-value is the ITT's under the same draws, whatever subset / adjustment / window."""
+    import ips_impact as ii
+
+    study = ii.synthetic.generate(n_persons=600, seed=2018).study()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        late_res = ii.late(study, "work_on_di", **options)
+        itt_res = ii.itt(study, "work_on_di", **options)
+        p_late = ii.randomization_inference(study, [late_res], n_permutations=300, seed=5)[0].ri_p_value
+        p_itt = ii.randomization_inference(study, [itt_res], n_permutations=300, seed=5)[0].ri_p_value
+    assert p_late == p_itt
+    assert 0 < p_late <= 1

@@ -825,28 +825,17 @@ def _survival_statistics(
 
 def _late_problem(study: Any, result: Any) -> tuple[LinearProblem, float]:
     """Reduced form and first stage of a :func:`~ips_impact.estimators.iv.late` result
-    as one problem with two outcomes (y, take-up d), rebuilt from the spec as ``late``
-    builds them (intercept, covariates, strata; persons observed at the horizon or at
-    every period of the window). Returns the problem and the LATE to reproduce."""
-    from ips_impact.estimators._data import covariate_matrix, dummies
+    as one problem with two outcomes (y, take-up d), built from the rows and design
+    that ``late`` fitted (:func:`~ips_impact.estimators.iv.late_components`), so every
+    option of ``late`` (subset, window sums, stacked rows, "lin") is re-drawn as fitted.
+    Returns the problem and the LATE to reproduce."""
+    from ips_impact.estimators.iv import late_components
 
-    spec = result.spec
-    persons = study.persons
-    if spec.get("horizon") is not None:
-        ks = np.array([int(spec["horizon"])])
-    else:
-        a, b = spec["window"]
-        ks = np.arange(int(a), int(b) + 1)
-    y_mat = study.outcome_matrix(spec["outcome"], ks)
-    y_all = y_mat[:, 0] if ks.size == 1 else y_mat.mean(axis=1)
-    pi = np.flatnonzero(np.isfinite(y_all))
-    d = pd.to_numeric(persons[spec["takeup"]], errors="coerce").to_numpy(dtype=float)[pi]
-    x, _ = covariate_matrix(persons.iloc[pi], tuple(spec["covariates"]))
-    blocks = [np.ones((pi.size, 1)), x]
-    if spec["strata"]:
-        sd, _ = dummies(np.asarray(study.design.stratum)[pi], list(study.design.stratum_labels), "stratum")
-        blocks.append(sd)
-    prob = LinearProblem(y=np.column_stack([y_all[pi], d]), row_person=pi, nuisance=np.hstack(blocks))
+    c = late_components(study, result)
+    interact = np.ones((c.y.size, 1)) if c.interact is None or np.size(c.interact) == 0 else (
+        np.column_stack([np.ones(c.y.size), c.interact]))
+    prob = LinearProblem(y=np.column_stack([c.y, c.d]), row_person=np.asarray(c.person_index),
+                         nuisance=np.asarray(c.nuisance), interact=interact, coef=(0,))
     return prob, float(result.estimate)
 
 
