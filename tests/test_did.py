@@ -42,7 +42,7 @@ def test_rows_are_labelled_did_not_itt(study):
     t = r.tidy()
     assert t["estimand"].tolist() == ["did"] and t["term"].tolist() == ["arm"]
     title = r.summary().splitlines()[0]
-    assert title.startswith("DID of arm on score") and "ITT" not in title
+    assert title == "DiD (arm × post) on score: post k 1:6 vs pre k -4:-1" and "ITT" not in title
     assert r.spec["estimator"] == "did"
 
 

@@ -316,6 +316,9 @@ class EffectResult(ResultBase):
         ]
 
     def _summary_title(self) -> str:
+        if self.estimand == "did" and self.spec.get("pre") is not None and self.spec.get("post") is not None:
+            (a, b), (c, d) = self.spec["pre"], self.spec["post"]
+            return f"DiD ({self.term} × post) on {self.outcome}: post k {c}:{d} vs pre k {a}:{b}"
         h = "" if _fmt_horizon(self.horizon) == "" else f" at horizon {_fmt_horizon(self.horizon)}"
         return f"{self.estimand.upper()} of {self.term} on {self.outcome}{h}"
 
