@@ -464,3 +464,14 @@ def test_constant_covariate_is_refused():
     st = Study.from_frames(a, p)
     with pytest.raises(EstimationError, match="constant"):
         quiet(time_to_event, st, "employed", covariates=("const",))
+
+
+def test_summary_flags_non_proportional_hazards_for_the_arm():
+    import ips_impact as ii
+
+    study = ii.synthetic.generate(n_persons=1200, seed=2018).study()
+    res = quiet(ii.time_to_event, study, "employed", tau=20)
+    p_arm = float(res.ph_test.set_index("term").loc["arm", "p_value"])
+    flagged = "proportional hazards are rejected for the arm" in res.summary()
+    assert flagged == (p_arm < 0.05)
+    assert flagged  # on this trial the IPS effect on job finding fades: PH rejected (p = 0.021)

@@ -151,6 +151,11 @@ class SurvivalResult(ResultBase):
                     f"proportional hazards ({r.term}): chi2 = {r.chisq:.3f}, df = {int(r.df)}, "
                     f"{_p_clause(r.p_value)}"
                 )
+            arm_rows = self.ph_test[self.ph_test["term"] == "arm"]
+            if len(arm_rows) and float(arm_rows["p_value"].iloc[0]) < 0.05:
+                lines.append("note: proportional hazards are rejected for the arm (p < 0.05): the hazard "
+                             "ratio averages an effect that changes over time; the RMST difference "
+                             "needs no such assumption")
         return lines
 
     # ---- convenient accessors
