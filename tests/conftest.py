@@ -37,6 +37,9 @@ def make_frames(n: int = 40, periods: int = 12, seed: int = 0, freq: str = "Q") 
         labels = pd.period_range("2017Q1", periods=periods, freq="Q").astype(str)
     elif freq == "M":
         labels = pd.period_range("2017-01", periods=periods, freq="M").astype(str)
+    elif freq == "W":  # ISO weeks written as 2018-W05, around the randomization dates
+        mondays = pd.date_range("2018-01-01", periods=periods, freq="W-MON")
+        labels = pd.Index([f"{d.isocalendar()[0]}-W{d.isocalendar()[1]:02d}" for d in mondays])
     else:
         labels = pd.period_range("2017", periods=periods, freq="Y").astype(str)
     everyone = pids + partners

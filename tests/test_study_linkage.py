@@ -14,11 +14,23 @@ from ips_impact.study import Study
 from conftest import make_frames
 
 
-@pytest.mark.parametrize("freq", ["Q", "M", "Y"])
+def _iso_monday(label: str) -> pd.Timestamp:
+    year, week = label.split("-W")
+    return pd.Timestamp.fromisocalendar(int(year), int(week), 1)
+
+
+@pytest.mark.parametrize("freq", ["Q", "M", "Y", "W"])
 def test_event_time_matches_calendar(freq):
-    f = make_frames(n=20, periods=30 if freq == "M" else 12, freq=freq)
+    f = make_frames(n=20, periods={"M": 30, "W": 100}.get(freq, 12), freq=freq)
     s = Study.from_frames(f["assignment"], f["panel"])
     p = s.panel.merge(s.persons[["person_id", "randomization_date"]], on="person_id")
+    if freq == "W":  # independent of pandas periods: whole weeks between ISO Mondays
+        labels = f["panel"].drop_duplicates("period")["period"]
+        monday = {str(pd.Period(_iso_monday(lab), freq="W-SUN")): _iso_monday(lab) for lab in labels}
+        expected = [((monday[str(per)] - (rd - pd.Timedelta(days=rd.weekday()))).days // 7)
+                    for per, rd in zip(p["period"], p["randomization_date"])]
+        assert p["k"].tolist() == expected
+        return
     pf = {"Q": "Q", "M": "M", "Y": "Y"}[freq]
     expected = [(per - rd.to_period(pf)).n for per, rd in zip(p["period"], p["randomization_date"])]
     assert p["k"].tolist() == expected
@@ -140,7 +152,7 @@ def test_same_input_same_study():
 # ---------------------------------------------------------------- properties
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(n=st.integers(4, 20), periods=st.integers(2, 10), drop_frac=st.floats(0, 0.5),
-       strangers=st.integers(0, 5), seed=st.integers(0, 10_000), freq=st.sampled_from(["Q", "M", "Y"]))
+       strangers=st.integers(0, 5), seed=st.integers(0, 10_000), freq=st.sampled_from(["Q", "M", "Y", "W"]))
 def test_no_row_lost_without_ledger_entry(n, periods, drop_frac, strangers, seed, freq):
     f = make_frames(n=n, periods=periods, seed=seed, freq=freq)
     panel = f["panel"].sample(frac=1 - drop_frac, random_state=seed)
