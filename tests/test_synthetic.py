@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib.util
 import json
 import re
 
@@ -427,8 +426,6 @@ def test_population_truth_reports_its_monte_carlo_error() -> None:
 
 
 # ---------------------------------------------------------------- study
-@pytest.mark.skipif(importlib.util.find_spec("ips_impact.study") is None,
-                    reason="ips_impact.study is not written yet")
 def test_study_reads_the_synthetic_frames(small: SyntheticTrial) -> None:
     study = small.study()
     assert len(study.persons) == len(small.assignment)
