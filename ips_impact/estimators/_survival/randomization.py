@@ -30,6 +30,36 @@ def _onehot(key: np.ndarray, k: int, weights: np.ndarray | None = None) -> spars
     return sparse.csr_matrix((data, (np.arange(n), key)), shape=(n, k))
 
 
+def _counts(key: np.ndarray, k: int, event: np.ndarray, z: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per time key: all persons, all events, and (B x k) treated persons / events."""
+    a_all = _onehot(key, k)
+    a_ev = _onehot(key, k, event)
+    tot = np.asarray(a_all.sum(axis=0)).ravel()
+    dk = np.asarray(a_ev.sum(axis=0)).ravel()
+    return tot, dk, np.asarray((a_all.T @ z.T).T), np.asarray((a_ev.T @ z.T).T)
+
+
+def _km_by_arm(time: np.ndarray, event: np.ndarray, z: np.ndarray, tau: float
+               ) -> tuple[np.ndarray, np.ndarray, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+    """Kaplan–Meier of each arm for B assignments at the distinct times ``ut``.
+
+    Returns ``ut``, the width of [t_k, min(t_{k+1}, tau)) (S is constant there), and per
+    arm ("treated", "control") the (B x k) numbers at risk, events and survival S(t_k).
+    """
+    ut, inv = np.unique(time, return_inverse=True)
+    tot, dk, t1, e1 = _counts(inv.ravel(), ut.size, event, z)
+    nxt = np.concatenate([ut[1:], [np.inf]])
+    width = np.clip(np.minimum(nxt, tau) - ut, 0.0, None)
+    arms = {}
+    for name, tt, ee in (("treated", t1, e1), ("control", tot[None, :] - t1, dk[None, :] - e1)):
+        n = np.cumsum(tt[:, ::-1], axis=1)[:, ::-1]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            surv = np.cumprod(np.where(n > 0, 1 - ee / np.where(n > 0, n, 1), 1.0), axis=1)
+        arms[name] = (n, ee, surv)
+    return ut, width, arms
+
+
 def _keys(time: np.ndarray, strata: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     rec = np.rec.fromarrays([strata, time], names="s,t")
     uniq, inv = np.unique(rec, return_inverse=True)
@@ -89,14 +119,9 @@ def survival_statistics(
     out: dict[str, np.ndarray] = {}
     if "logrank" in statistics or "cox" in statistics:
         inv, _, end, _ = _keys(time, s)
-        k = int(inv.max()) + 1
-        a_all = _onehot(inv, k)
-        a_ev = _onehot(inv, k, event)
-        tot = np.asarray(a_all.sum(axis=0)).ravel()
-        dk = np.asarray(a_ev.sum(axis=0)).ravel()
+        tot, dk, t1, d1 = _counts(inv, int(inv.max()) + 1, event, z)
         nk = _rev_cumsum_cols(tot[None, :], end)[0]
-        n1 = _rev_cumsum_cols(np.asarray((a_all.T @ z.T).T), end)
-        d1 = np.asarray((a_ev.T @ z.T).T)
+        n1 = _rev_cumsum_cols(t1, end)
         ev = dk > 0
         n1, d1, nk_e, dk_e = n1[:, ev], d1[:, ev], nk[ev], dk[ev]
         if "logrank" in statistics:
@@ -153,27 +178,9 @@ def _cox_binary(n1: np.ndarray, n0: np.ndarray, d1: np.ndarray, d0: np.ndarray, 
 
 
 def _rmst_difference(time: np.ndarray, event: np.ndarray, z: np.ndarray, tau: float) -> np.ndarray:
-    ut, inv = np.unique(time, return_inverse=True)
-    inv = inv.ravel()
-    k = ut.size
-    a_all = _onehot(inv, k)
-    a_ev = _onehot(inv, k, event)
-    tot = np.asarray(a_all.sum(axis=0)).ravel()
-    dk = np.asarray(a_ev.sum(axis=0)).ravel()
-    t1 = np.asarray((a_all.T @ z.T).T)
-    e1 = np.asarray((a_ev.T @ z.T).T)
-    n1 = np.cumsum(t1[:, ::-1], axis=1)[:, ::-1]
-    n_all = np.cumsum(tot[::-1])[::-1]
-    n0 = n_all[None, :] - n1
-    e0 = dk[None, :] - e1
-    # width of [t_k, min(t_{k+1}, tau)) for t_k < tau; S is constant there
-    nxt = np.concatenate([ut[1:], [np.inf]])
-    width = np.clip(np.minimum(nxt, tau) - ut, 0.0, None)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        s1 = np.cumprod(np.where(n1 > 0, 1 - e1 / np.where(n1 > 0, n1, 1), 1.0), axis=1)
-        s0 = np.cumprod(np.where(n0 > 0, 1 - e0 / np.where(n0 > 0, n0, 1), 1.0), axis=1)
+    _, width, arms = _km_by_arm(time, event, z, tau)
     # before the first time both curves are 1: no contribution to the difference
-    return (s1 - s0) @ width
+    return (arms["treated"][2] - arms["control"][2]) @ width
 
 
 def rmst_by_assignment(
@@ -189,27 +196,15 @@ def rmst_by_assignment(
     time = np.asarray(time, dtype=float)
     event = np.asarray(event, dtype=float)
     z = np.atleast_2d(np.asarray(assignments, dtype=float))
-    ut, inv = np.unique(time, return_inverse=True)
-    inv = inv.ravel()
-    k = ut.size
-    a_all = _onehot(inv, k)
-    a_ev = _onehot(inv, k, event)
-    tot = np.asarray(a_all.sum(axis=0)).ravel()
-    dk = np.asarray(a_ev.sum(axis=0)).ravel()
-    t1 = np.asarray((a_all.T @ z.T).T)
-    e1 = np.asarray((a_ev.T @ z.T).T)
-    nxt = np.concatenate([ut[1:], [np.inf]])
-    width = np.clip(np.minimum(nxt, tau) - ut, 0.0, None)
+    ut, width, arms = _km_by_arm(time, event, z, tau)
     inside = ut <= tau
     out = {}
-    for name, tt, ee in (("treated", t1, e1), ("control", tot[None, :] - t1, dk[None, :] - e1)):
-        n = np.cumsum(tt[:, ::-1], axis=1)[:, ::-1]
+    for name, (n, ee, surv) in arms.items():
         with np.errstate(divide="ignore", invalid="ignore"):
-            s = np.cumprod(np.where(n > 0, 1 - ee / np.where(n > 0, n, 1), 1.0), axis=1)
             h = np.where((n - ee) > 0, ee / (n * (n - ee)), 0.0)
-        areas = s * width  # area of [t_j, t_{j+1} ∧ tau) under S(t_j)
+        areas = surv * width  # area of [t_j, t_{j+1} ∧ tau) under S(t_j)
         after = np.cumsum(areas[:, ::-1], axis=1)[:, ::-1]  # ∫_{t_j}^tau S
-        first = min(ut[0], tau) if k else tau
+        first = min(ut[0], tau) if ut.size else tau
         out[f"rmst_{name}"] = first + areas.sum(axis=1)
         out[f"se_{name}"] = np.sqrt(np.sum(np.where(inside, after**2 * h, 0.0), axis=1))
     return out
