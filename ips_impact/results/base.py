@@ -213,17 +213,9 @@ def freeze(value: Any) -> Any:
 
 def _check_no_person_key(value: Any, where: str) -> None:
     """Refuse a table that holds a person or household key (disclosure control)."""
-    if isinstance(value, pd.DataFrame):
-        names = {str(c) for c in value.columns} | {str(n) for n in value.index.names}
-        bad = sorted(names & PERSON_KEY_COLUMNS)
-        if bad:
-            raise DisclosureError(
-                f"result field '{where}' holds a person or household key",
-                column=bad,
-                fix="aggregate before building a result; no key may reach a result.",
-            )
-    elif isinstance(value, pd.Series):
-        names = {str(value.name)} | {str(n) for n in value.index.names}
+    if isinstance(value, (pd.DataFrame, pd.Series)):
+        labels = list(value.columns) if isinstance(value, pd.DataFrame) else [value.name]
+        names = {str(c) for c in labels} | {str(n) for n in value.index.names}
         bad = sorted(names & PERSON_KEY_COLUMNS)
         if bad:
             raise DisclosureError(

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from typing import Any
+
 import numpy as np
 from scipy import stats
 
@@ -184,6 +186,12 @@ def _score_residuals(
     return u
 
 
+def _as_arrays(time: Any, event: Any, x: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Follow-up, event indicator and covariates as float arrays (x always 2-D)."""
+    x = np.asarray(x, dtype=float)
+    return np.asarray(time, dtype=float), np.asarray(event, dtype=float), x[:, None] if x.ndim == 1 else x
+
+
 def cox_fit(
     time: np.ndarray,
     event: np.ndarray,
@@ -209,11 +217,7 @@ def cox_fit(
     (Efron; Breslow drops the l/d_j term). With ``robust`` or ``cluster`` the variance
     is the grouped dfbeta sandwich :math:`D^\top D` of ``coxph(..., cluster = )``.
     """
-    time = np.asarray(time, dtype=float)
-    event = np.asarray(event, dtype=float)
-    x = np.asarray(x, dtype=float)
-    if x.ndim == 1:
-        x = x[:, None]
+    time, event, x = _as_arrays(time, event, x)
     n, p = x.shape
     s = np.zeros(n, dtype=np.int64) if strata is None else np.asarray(strata, dtype=np.int64)
     k = _make_keys(time, event, s)
@@ -287,11 +291,7 @@ def cox_zph(
     :math:`g(t) = 1 - \hat S(t^-)` (pooled Kaplan–Meier), centred over the event times.
     This is the test that the scaled Schoenfeld residuals have zero slope in g(t).
     """
-    time = np.asarray(time, dtype=float)
-    event = np.asarray(event, dtype=float)
-    x = np.asarray(x, dtype=float)
-    if x.ndim == 1:
-        x = x[:, None]
+    time, event, x = _as_arrays(time, event, x)
     n, p = x.shape
     beta = np.asarray(beta, dtype=float)
     s = np.zeros(n, dtype=np.int64) if strata is None else np.asarray(strata, dtype=np.int64)
