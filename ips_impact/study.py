@@ -264,9 +264,10 @@ class Study:
         # ---- households: roster at randomization
         roster = None
         members_map = pd.DataFrame(columns=["person_id", "index_person_id", "household_id", "role"])
+        later_ids: list[str] = []
         if households is not None:
             roster = _clean_roster(V.validate_table(cmap.apply(households, "households"), "households"))
-            persons, members_map = _baseline_members(persons, roster, ledger)
+            persons, members_map, later_ids = _baseline_members(persons, roster, ledger)
 
         # ---- take-up
         if takeup is not None:
@@ -279,7 +280,7 @@ class Study:
         is_person = pidx >= 0
         member_ids = pd.Index(members_map["person_id"].unique())
         is_member = member_ids.get_indexer(panel["person_id"]) >= 0
-        later = pd.Index(members_map.attrs.get("later_members", []))
+        later = pd.Index(later_ids)
         is_later = (~is_person & ~is_member) & (later.get_indexer(panel["person_id"]) >= 0)
         if is_later.any():
             ledger.add("panel", "rows of household members who were not in the household at the index "
@@ -662,8 +663,12 @@ def _clean_roster(roster: pd.DataFrame) -> pd.DataFrame:
 
 
 def _baseline_members(persons: pd.DataFrame, roster: pd.DataFrame,
-                      ledger: Ledger) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Members of each index person's household at the randomization date."""
+                      ledger: Ledger) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """Members of each index person's household at the randomization date.
+
+    Returns the persons (household at randomization filled from the roster), the
+    member → index-person map, and the keys of members who joined later or had left
+    (their panel rows are set aside under the baseline-roster rule)."""
     p = persons
     date = p["randomization_date"]
     if "household_id" not in p.columns or p["household_id"].isna().any():
@@ -701,15 +706,14 @@ def _baseline_members(persons: pd.DataFrame, roster: pd.DataFrame,
                    "'other')", int(mislabeled.sum()), column="role", action="repaired")
         base = base.assign(role=base["role"].where(~mislabeled, "other"))
     members_map = base[["person_id", "index_person_id", "household_id", "role"]].reset_index(drop=True)
-    later_ids = set(cand.loc[joined_later | left_before, "person_id"]) - set(members_map["person_id"])
-    members_map.attrs["later_members"] = sorted(later_ids)
+    later_ids = sorted(set(cand.loc[joined_later | left_before, "person_id"]) - set(members_map["person_id"]))
     not_in_roster = p["household_id"].isna()
     if not_in_roster.any():
         n1, n0 = _arm_counts(p.loc[not_in_roster, "arm"])
         ledger.add("households", "randomized persons without a household at randomization in the roster "
                    "(no members linked)", int(not_in_roster.sum()), n_treated=n1, n_control=n0,
                    action="kept, no members")
-    return p, members_map
+    return p, members_map, later_ids
 
 
 def _members_panel(rows: pd.DataFrame, members_map: pd.DataFrame, persons: pd.DataFrame,

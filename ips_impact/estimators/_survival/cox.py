@@ -10,7 +10,6 @@ tests/test_survival_reference.py.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 from typing import Any
 
 import numpy as np
