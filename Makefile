@@ -7,7 +7,7 @@ VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 OUT     ?= demo_output
 
-.PHONY: all install test demo docs bench clean reference
+.PHONY: all install test test-fast lint demo docs bench clean reference
 
 all: test
 
@@ -16,7 +16,7 @@ $(VPY):
 	$(VPY) -m pip install --quiet --upgrade pip
 
 $(STAMP): $(VPY) pyproject.toml requirements/constraints.txt
-	$(VPY) -m pip install --quiet -c requirements/constraints.txt -e ".[dev,docx]"
+	$(VPY) -m pip install --quiet -c requirements/constraints.txt -e ".[dev,docx,brief,scale,docs]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -25,11 +25,19 @@ install: $(STAMP)
 test: $(STAMP)
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(VPY) -m pytest -n 2 -q tests
 
+# Everyday lane: everything but the slow simulation studies.
+test-fast: $(STAMP)
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(VPY) -m pytest -n 2 -q -m "not slow" tests
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check ips_impact tests benchmarks docs
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
 demo: $(STAMP)
 	$(VENV)/bin/ips-impact demo --out $(OUT)
 
 docs: $(STAMP)
-	$(VPY) -m pip install --quiet -c requirements/constraints.txt -e ".[docs]"
 	$(VPY) docs/build.py
 
 bench: $(STAMP)

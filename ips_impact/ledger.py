@@ -58,7 +58,7 @@ class Ledger:
                                          None if n_treated is None else int(n_treated),
                                          None if n_control is None else int(n_control), action))
 
-    def freeze(self) -> "Ledger":
+    def freeze(self) -> Ledger:
         self._frozen = True
         return self
 

@@ -31,8 +31,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ips_impact import validate as V
 from ips_impact.design import Design
-from ips_impact.errors import DataContractError, DataWarning, EstimationError, LinkageError
+from ips_impact.errors import DataContractError, EstimationError
 from ips_impact.io.mapping import ColumnMap
 from ips_impact.io.periods import (
     Frequency,
@@ -42,9 +43,8 @@ from ips_impact.io.periods import (
     period_ordinals,
 )
 from ips_impact.io.readers import find_table_files, read_table
-from ips_impact.io.schema import PANEL_CATEGORICAL, SCHEMAS
+from ips_impact.io.schema import PANEL_CATEGORICAL
 from ips_impact.ledger import Ledger
-from ips_impact import validate as V
 
 __all__ = ["Study", "load_study", "LinkageReport", "Consort"]
 
@@ -199,7 +199,7 @@ class Study:
         sites: pd.DataFrame | None = None,
         frequency: str | None = None,
         column_map: ColumnMap | Mapping[str, object] | str | Path | None = None,
-    ) -> "Study":
+    ) -> Study:
         """Validate and link the trial's tables.
 
         Parameters
@@ -488,7 +488,7 @@ class Study:
 
         return balance(self, covariates, **kwargs)
 
-    def with_outcome(self, name: str, values: pd.Series | np.ndarray | Callable[[pd.DataFrame], Any]) -> "Study":
+    def with_outcome(self, name: str, values: pd.Series | np.ndarray | Callable[[pd.DataFrame], Any]) -> Study:
         """A new study whose panel has one more outcome column (e.g. a summary index).
 
         ``values`` is aligned with ``panel`` rows, or a callable on the panel.
@@ -668,7 +668,8 @@ def _baseline_members(persons: pd.DataFrame, roster: pd.DataFrame,
 
     Returns the persons (household at randomization filled from the roster), the
     member → index-person map, and the keys of members who joined later or had left
-    (their panel rows are set aside under the baseline-roster rule)."""
+    (their panel rows are set aside under the baseline-roster rule).
+    """
     p = persons
     date = p["randomization_date"]
     if "household_id" not in p.columns or p["household_id"].isna().any():
@@ -790,7 +791,8 @@ def load_study(
 ) -> Study:
     """Read a folder holding ``assignment.*`` and ``panel.*`` (and optionally
     ``households.*``, ``benefits.*``, ``takeup.*``, ``sites.*``) as parquet or csv, then build the
-    :class:`Study` (see :meth:`Study.from_frames`)."""
+    :class:`Study` (see :meth:`Study.from_frames`).
+    """
     files = find_table_files(path)
     frames = {name: read_table(f, table=name) for name, f in files.items()}
     study = Study.from_frames(

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import pandas as pd
+from conftest import make_frames
 
 from ips_impact.cli import main
-
-from conftest import make_frames
 
 
 def _write(folder, frames):

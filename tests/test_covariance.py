@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.linalg
+from test_itt_simulation import single_threaded_blas
 
 from ips_impact.errors import EstimationError, SmallSampleWarning
 from ips_impact.inference.covariance import (
@@ -15,7 +16,6 @@ from ips_impact.inference.covariance import (
     ols,
     resolve_cov_type,
 )
-from test_itt_simulation import single_threaded_blas
 
 
 @pytest.fixture(scope="module", autouse=True)

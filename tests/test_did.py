@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
-from ips_impact.errors import DataContractError, EstimationError
-from ips_impact.estimators.did import did
-from ips_impact.estimators._data import dummies
-from ips_impact.inference.covariance import ols
 from test_itt import make_study
 from test_itt_simulation import single_threaded_blas
+
+from ips_impact.errors import DataContractError, EstimationError
+from ips_impact.estimators._data import dummies
+from ips_impact.estimators.did import did
+from ips_impact.inference.covariance import ols
 
 
 @pytest.fixture(scope="module", autouse=True)

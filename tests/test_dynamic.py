@@ -9,6 +9,8 @@ matplotlib.use("Agg")
 import numpy as np
 import pytest
 from scipy import stats
+from test_itt import make_frames, make_study
+from test_itt_simulation import single_threaded_blas
 
 from ips_impact.errors import DataContractError, EstimationError
 from ips_impact.estimators.dynamic import itt_by_period, pretest_wald, sup_t_critical_value
@@ -16,8 +18,6 @@ from ips_impact.estimators.itt import itt
 from ips_impact.inference.covariance import ols
 from ips_impact.results.effect import DynamicEffectResult
 from ips_impact.study import Study
-from test_itt import make_frames, make_study
-from test_itt_simulation import single_threaded_blas
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -24,13 +24,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
+from test_itt_simulation import COVS, N_POOL, N_SAMPLES, N, _draw, single_threaded_blas
 
 from ips_impact.estimators._data import covariate_matrix, dummies, regression_design
 from ips_impact.estimators.dynamic import itt_by_period, pretest_wald, sup_t_critical_value
 from ips_impact.inference.covariance import OLSDesign
 from ips_impact.study import Study
 from ips_impact.synthetic import generate
-from test_itt_simulation import COVS, N, N_POOL, N_SAMPLES, _draw, single_threaded_blas
 
 SEED = 77_000_011
 KS = np.arange(-4, 13)

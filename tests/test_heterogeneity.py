@@ -19,6 +19,7 @@ matplotlib.use("Agg")
 import numpy as np
 import pandas as pd
 import pytest
+from test_spillover import small_trial  # the hand-made household trial
 
 from ips_impact.errors import DataContractError, EstimationError, SmallSampleWarning
 from ips_impact.estimators.heterogeneity import check_sites, heterogeneity, randomization_problem
@@ -26,8 +27,6 @@ from ips_impact.inference.randomization import linear_statistics
 from ips_impact.power import mde
 from ips_impact.results.base import TIDY_COLUMNS
 from ips_impact.study import Study
-
-from test_spillover import small_trial  # the hand-made household trial
 
 HERE = Path(__file__).parent
 REF = json.loads((HERE / "reference" / "spillover_heterogeneity_reference.json").read_text())["models"]
@@ -573,8 +572,8 @@ def _htz_clubsandwich_transcription(X, cl, C, beta, V):
 
 def test_htz_matches_a_direct_transcription_of_clubsandwich():
     # unequal clusters, some larger than K (the SVD branch of the CR2 blocks), a covariate
-    from ips_impact.inference.covariance import OLSDesign
     from ips_impact.estimators.heterogeneity import htz_test
+    from ips_impact.inference.covariance import OLSDesign
 
     rng = np.random.Generator(np.random.PCG64(7))
     sizes = np.r_[rng.integers(1, 6, 14), rng.integers(12, 30, 6)]

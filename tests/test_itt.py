@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hst
+from test_itt_simulation import single_threaded_blas
 
 from ips_impact.errors import DataContractError, EstimationError, SmallSampleWarning
 from ips_impact.estimators.itt import CategoricalEffectResult, ITTComponents, itt, itt_components
 from ips_impact.inference.covariance import COV_TYPES, ols
 from ips_impact.results.effect import EffectResult
 from ips_impact.study import Study
-from test_itt_simulation import single_threaded_blas
 
 
 @pytest.fixture(scope="module", autouse=True)

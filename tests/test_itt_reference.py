@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import json
 import warnings
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from test_itt_simulation import single_threaded_blas
 
 from ips_impact.errors import SmallSampleWarning
 from ips_impact.estimators.itt import itt
 from ips_impact.study import Study
-from test_itt_simulation import single_threaded_blas
 
 REF = Path(__file__).parent / "reference"
 CASES = [
@@ -37,7 +37,7 @@ def _one_blas_thread():
         yield
 
 
-@lru_cache(maxsize=None)
+@cache
 def _study(dataset: str, outcome: str, treatment: str) -> Study:
     d = pd.read_csv(REF / "data" / dataset)
     a = d.drop(columns=[outcome, treatment]).assign(

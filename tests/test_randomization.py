@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import importlib
-
 import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import make_frames
+
 from ips_impact.errors import EstimationError
 from ips_impact.inference.multiple import adjust_pvalues, p_adjust
 from ips_impact.inference.permutation import enumerate_assignments

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from conftest import make_frames
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ips_impact.io.mapping import ColumnMap
 from ips_impact.io.periods import parse_periods
 from ips_impact.study import Study
-
-from conftest import make_frames
 
 
 def _iso_monday(label: str) -> pd.Timestamp:

@@ -10,8 +10,6 @@ import ips_impact.errors as E
 from ips_impact.study import Study, load_study
 from ips_impact.validate import looks_like_national_number
 
-from conftest import make_frames
-
 
 def build(f, **kw):
     return Study.from_frames(f["assignment"], f["panel"], households=f.get("households"), **kw)

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import importlib
-
 import warnings
 
 import numpy as np
-import pandas as pd
 import pytest
-
 from conftest import make_frames
+
 from ips_impact.errors import DataContractError, EstimationError
 from ips_impact.inference.index import summary_index, summary_index_components
 from ips_impact.study import Study

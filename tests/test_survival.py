@@ -21,6 +21,7 @@ matplotlib.use("Agg")
 import numpy as np
 import pandas as pd
 import pytest
+from survival_helpers import make_study, make_trial
 
 from ips_impact.errors import (
     DataContractError,
@@ -43,7 +44,6 @@ from ips_impact.estimators.survival import (
 from ips_impact.results.base import TIDY_COLUMNS
 from ips_impact.results.survival import SurvivalResult
 from ips_impact.study import Study
-from survival_helpers import make_study, make_trial
 
 REF = Path(__file__).parent / "reference"
 

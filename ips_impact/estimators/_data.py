@@ -95,7 +95,7 @@ def person_mask(persons: pd.DataFrame, subset: Any) -> np.ndarray:
     if isinstance(subset, str):
         if subset in persons.columns:
             col = persons[subset]
-            if col.isna().any() or not set(pd.unique(col)).issubset({0, 1, True, False}):
+            if col.isna().any() or not set(pd.unique(col)).issubset({0, 1}):
                 raise EstimationError(
                     f"subset column {subset!r} must be boolean (or 0/1) without missing values",
                     table="persons", column=subset,

@@ -181,7 +181,8 @@ def check_sites(sites: Any) -> pd.DataFrame:
 
 def _baseline_roster(study: Any) -> pd.DataFrame:
     """Members (index_person_id, person_id, role) in each index person's household at
-    randomization, from the roster (members without any panel row included)."""
+    randomization, from the roster (members without any panel row included).
+    """
     roster = study.households
     persons = study.persons
     if roster is None or "household_id" not in persons.columns:
@@ -203,7 +204,7 @@ def _baseline_roster(study: Any) -> pd.DataFrame:
 
 
 def _household_type(study: Any) -> pd.Series:
-    r"""single / couple / couple with children / single parent / other, per index person.
+    r"""Single / couple / couple with children / single parent / other, per index person.
 
     From the baseline roster: partner and child → "couple with children"; partner, no
     child → "couple"; child, no partner → "single parent"; only parents or other

@@ -253,7 +253,8 @@ def _takeup_values(persons: pd.DataFrame, takeup: Any) -> np.ndarray:
 
 def _prepare_late(study: Any, outcome: str, spec: dict[str, Any]) -> tuple[Any, np.ndarray]:
     """Rows, design and take-up of a LATE: :func:`itt`'s preparation (window, stack,
-    subset, ledger, strata, clusters) plus the take-up of each row."""
+    subset, ledger, strata, clusters) plus the take-up of each row.
+    """
     from ips_impact.estimators.itt import _prepare
 
     takeup = spec["takeup"]

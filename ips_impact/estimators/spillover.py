@@ -45,14 +45,14 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from ips_impact.errors import EstimationError, SmallSampleWarning
+from ips_impact.errors import EstimationError
 from ips_impact.estimators._data import check_option, covariate_matrix
 from ips_impact.inference.covariance import COV_TYPES, OLSDesign, check_cov_type
 from ips_impact.results.base import horizon_label
@@ -420,7 +420,8 @@ def fit_model_design(
 ) -> tuple[OLSDesign, Any, tuple[str, ...]]:
     """As :func:`fit_model`, but also return the factorised
     :class:`~ips_impact.inference.covariance.OLSDesign` (for tests that need the CR2
-    adjustment matrices, such as the HTZ joint test of :func:`heterogeneity`)."""
+    adjustment matrices, such as the HTZ joint test of :func:`heterogeneity`).
+    """
     x, names = model.regressors(arm)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -51,7 +51,7 @@ from ips_impact.errors import (
     SmallSampleWarning,
 )
 from ips_impact.estimators._data import check_option
-from ips_impact.estimators._survival.competing import cumulative_incidence, cif_at, gray_test
+from ips_impact.estimators._survival.competing import cif_at, cumulative_incidence, gray_test
 from ips_impact.estimators._survival.cox import COX_TIES, cox_fit, cox_zph
 from ips_impact.estimators._survival.discrete import hazard_glm
 from ips_impact.estimators._survival.km import kaplan_meier, km_median, rmst, survival_at
@@ -120,7 +120,7 @@ def _event_label(event: EventSpec) -> str:
 
 
 def _tau_label(tau: float) -> int | float:
-    """tau as the tidy ``horizon``: an event time k (int) when it is one."""
+    """Tau as the tidy ``horizon``: an event time k (int) when it is one."""
     return int(tau) if float(tau).is_integer() else float(tau)
 
 
@@ -156,7 +156,7 @@ def _event_matrix(study: Any, event: EventSpec, ks: np.ndarray, *, what: str = "
             raise DataContractError(
                 f"the {what} column {event!r} is not in the panel",
                 table="panel", column=event, examples=list(study.outcomes),
-                fix=f"pass the name of a 0/1 panel column (e.g. 'employed'), or a callable on the panel.",
+                fix="pass the name of a 0/1 panel column (e.g. 'employed'), or a callable on the panel.",
             )
         if not pd.api.types.is_numeric_dtype(panel[event]) and not pd.api.types.is_bool_dtype(panel[event]):
             raise DataContractError(

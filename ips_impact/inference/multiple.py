@@ -241,7 +241,8 @@ def stepdown_maxt(
 def _pool_pvalues(a_obs: np.ndarray, a_draws: np.ndarray, exact: bool) -> tuple[np.ndarray, np.ndarray]:
     """Marginal randomization p-values of the observed statistics and of every draw,
     computed in one pool (the observed assignment added to Monte Carlo draws) so that
-    they are on the same scale: p(x) = #{pool : |t| >= |x|} / |pool|."""
+    they are on the same scale: p(x) = #{pool : |t| >= |x|} / |pool|.
+    """
     pool = a_draws if exact else np.vstack([a_obs[None, :], a_draws])
     n_pool = pool.shape[0]
     srt = np.sort(pool, axis=0)

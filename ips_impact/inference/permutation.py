@@ -132,7 +132,8 @@ def _fill_chunk(
     u: np.ndarray, blocks: list[tuple[np.ndarray, int]], n: int
 ) -> np.ndarray:
     """Turn uniforms ``u`` (b, n) into assignments: in each stratum, treat the m_s
-    persons with the smallest ``u`` — a uniformly random m_s-subset of the stratum."""
+    persons with the smallest ``u`` — a uniformly random m_s-subset of the stratum.
+    """
     out = np.zeros((u.shape[0], n), dtype=np.int8)
     for pos, m in blocks:
         ns = pos.size
@@ -336,7 +337,8 @@ def _check_clusters(
 
 def n_cluster_assignments(arm: np.ndarray, stratum: np.ndarray | None, cluster: np.ndarray) -> int:
     """Number of distinct assignments under cluster randomization within strata:
-    :math:`\\prod_s \\binom{G_s}{g_s}` with :math:`G_s` clusters, :math:`g_s` treated."""
+    :math:`\\prod_s \\binom{G_s}{g_s}` with :math:`G_s` clusters, :math:`g_s` treated.
+    """
     arm, codes = _check_arm_stratum(arm, stratum)
     c_arm, c_str, _ = _check_clusters(arm, codes, cluster)
     return n_assignments(c_arm, c_str)

@@ -354,7 +354,8 @@ def _merge_problems(plist: list[LinearProblem]) -> tuple[list[LinearProblem], li
     outcome columns, so that their residualisation and the assignment-dependent
     blocks are computed once (e.g. the horizons of ``itt_by_period`` with the same
     sample). Returns the merged problems and, for each input problem, (merged index,
-    columns of the merged statistics that are its statistics, in its order)."""
+    columns of the merged statistics that are its statistics, in its order).
+    """
     import hashlib
 
     def key(p: LinearProblem) -> tuple:
@@ -414,7 +415,8 @@ def _n_extreme(t_obs: np.ndarray, t_draws: np.ndarray) -> np.ndarray:
 
 def _tie_tolerance(t_obs: np.ndarray, t_draws: np.ndarray) -> np.ndarray:
     """TIE_RTOL times the scale of each statistic (largest |T| seen), so that an
-    observed statistic that is zero up to rounding ties with draws that are zero too."""
+    observed statistic that is zero up to rounding ties with draws that are zero too.
+    """
     with np.errstate(invalid="ignore"):
         finite = np.where(np.isfinite(t_draws), np.abs(t_draws), 0.0)
     scale = np.maximum(np.nan_to_num(np.abs(t_obs)), finite.max(axis=0) if finite.size else 0.0)
@@ -667,7 +669,8 @@ def _itt_problems(study: Any, result: Any) -> list[LinearProblem]:
 
 def _itt_by_period_problems(study: Any, result: Any) -> list[LinearProblem]:
     """One ITT problem per event time (each effect of an ``itt_by_period`` result is
-    the ``itt`` at that horizon, with its own sample)."""
+    the ``itt`` at that horizon, with its own sample).
+    """
     return [p for effect in result.effects for p in _itt_problems(study, effect)]
 
 
@@ -676,7 +679,8 @@ def _did_problems(study: Any, result: Any) -> list[LinearProblem]:
     person-periods of the pre and post windows, the arm multiplies the post indicator,
     person effects are absorbed, period effects (event or calendar time) are nuisance.
     The sample is rebuilt from the spec exactly as :func:`~ips_impact.estimators.did.did`
-    builds it (the estimate is checked against the result)."""
+    builds it (the estimate is checked against the result).
+    """
     from ips_impact.estimators._data import person_mask
 
     spec = result.spec
@@ -807,7 +811,8 @@ def _survival_statistics(
     under each assignment, from the survival module's vectorised
     ``randomization_statistics``; other tidy rows (survival or median difference) get
     NaN (not available). The observed statistics are recomputed the same way, so the
-    comparison is like with like even when the reported Cox model had covariates."""
+    comparison is like with like even when the reported Cox model had covariates.
+    """
     from ips_impact.estimators.survival import randomization_statistics
 
     terms = result.tidy()["term"].tolist()
@@ -828,7 +833,8 @@ def _late_problem(study: Any, result: Any) -> tuple[LinearProblem, float]:
     as one problem with two outcomes (y, take-up d), built from the rows and design
     that ``late`` fitted (:func:`~ips_impact.estimators.iv.late_components`), so every
     option of ``late`` (subset, window sums, stacked rows, "lin") is re-drawn as fitted.
-    Returns the problem and the LATE to reproduce."""
+    Returns the problem and the LATE to reproduce.
+    """
     from ips_impact.estimators.iv import late_components
 
     c = late_components(study, result)
@@ -843,7 +849,8 @@ def _late_statistics(study: Any, result: Any, arm: np.ndarray, draws: np.ndarray
     """LATE: the statistic is the reduced-form (ITT) coefficient, whose randomization
     distribution tests the sharp null of no effect of take-up, :math:`Y_i(1) = Y_i(0)`
     (which, under the exclusion restriction, is the null LATE = 0); unlike the 2SLS
-    ratio it stays well behaved with a weak first stage (Imbens & Rosenbaum 2005)."""
+    ratio it stays well behaved with a weak first stage (Imbens & Rosenbaum 2005).
+    """
     prob, late_hat = _late_problem(study, result)
     obs = linear_statistics(prob, arm[None, :])[0][0]
     if not np.isclose(obs[0] / obs[1], late_hat, rtol=1e-7, atol=1e-9 * (1 + abs(late_hat))):
@@ -863,7 +870,8 @@ def _heterogeneity_joint(result: Any, observed: np.ndarray, draws: np.ndarray) -
     """Joint test of equal subgroup effects with more than two subgroups: the Wald
     form with the observed covariance, :math:`W(z) = (R\\hat\\tau(z))'(R\\hat V R')^{-1}
     (R\\hat\\tau(z))`, :math:`R` the contrasts with the first subgroup, evaluated on the
-    subgroup-effect draws (in place: the last column, which the hook leaves NaN)."""
+    subgroup-effect draws (in place: the last column, which the hook leaves NaN).
+    """
     vcov = getattr(result, "vcov", None)
     g = observed.size - 1
     if vcov is None or g <= 2 or not np.isnan(observed[-1]):

@@ -51,7 +51,7 @@ class ColumnMap:
                 self._common[str(key)] = str(value)
 
     @classmethod
-    def from_toml(cls, path: str | Path) -> "ColumnMap":
+    def from_toml(cls, path: str | Path) -> ColumnMap:
         """Read a mapping from a TOML file."""
         try:
             with open(path, "rb") as fh:
@@ -63,7 +63,7 @@ class ColumnMap:
             ) from None
 
     @classmethod
-    def coerce(cls, mapping: "ColumnMap | Mapping[str, object] | str | Path | None") -> "ColumnMap":
+    def coerce(cls, mapping: ColumnMap | Mapping[str, object] | str | Path | None) -> ColumnMap:
         if isinstance(mapping, ColumnMap):
             return mapping
         if isinstance(mapping, (str, Path)):

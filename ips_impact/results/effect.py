@@ -246,7 +246,7 @@ class EffectResult(ResultBase):
     # ---- the effect row
     @property
     def statistic(self) -> float:
-        """t (or z) statistic of the effect."""
+        """T (or z) statistic of the effect."""
         return wald_inference(self.estimate, self.std_error, self.df, self.level)[0]
 
     @property
@@ -790,7 +790,8 @@ class BalanceTable(ResultBase):
 
     def summary(self) -> str:
         """Text: means by arm, normalised differences, p-values, joint test, missingness,
-        then warnings and the rows set aside, like every result's summary."""
+        then warnings and the rows set aside, like every result's summary.
+        """
         t = self.to_frame()[["label", "mean_treated", "mean_control", "norm_diff", "p_value",
                              "n_treated", "n_control"]]
         lines = [self._summary_title(), "=" * len(self._summary_title()), _text_table(t)]
