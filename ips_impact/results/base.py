@@ -42,7 +42,7 @@ import html
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, dataclass_transform
 
 import numpy as np
 import pandas as pd
@@ -110,6 +110,7 @@ PERSON_KEY_COLUMNS: frozenset[str] = frozenset(
 _T = TypeVar("_T")
 
 
+@dataclass_transform(frozen_default=True, kw_only_default=True, eq_default=False)
 def result_dataclass(cls: type[_T]) -> type[_T]:
     """Decorate a result class: frozen, keyword-only, identity equality, base ``repr``.
 
