@@ -111,8 +111,12 @@ def _fields(cls: griffe.Class) -> list[griffe.Parameter]:
                 if "field(" in str(default):
                     default = "..."  # a default_factory: a fresh value per instance
             params[member.name] = griffe.Parameter(
-                member.name, annotation=member.annotation, kind=griffe.ParameterKind.keyword_only,
-                default=default, docstring=member.docstring)
+                member.name,
+                annotation=member.annotation,
+                kind=griffe.ParameterKind.keyword_only,
+                default=default,
+                docstring=member.docstring,
+            )
     return list(params.values())
 
 
@@ -121,10 +125,14 @@ def _add_result_dataclass_init(cls: griffe.Class) -> None:
         return
     cls.labels.add("dataclass")
     init = griffe.Function(
-        "__init__", lineno=0, endlineno=0, parent=cls, returns="None",
+        "__init__",
+        lineno=0,
+        endlineno=0,
+        parent=cls,
+        returns="None",
         parameters=griffe.Parameters(
-            griffe.Parameter("self", kind=griffe.ParameterKind.positional_or_keyword),
-            *_fields(cls)),
+            griffe.Parameter("self", kind=griffe.ParameterKind.positional_or_keyword), *_fields(cls)
+        ),
     )
     cls.set_member("__init__", init)
 
