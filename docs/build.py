@@ -192,7 +192,8 @@ def on_page_markdown(markdown: str, page: Any, **kwargs: Any) -> str:
 # ------------------------------------------------------------------ main
 
 
-def mkdocs_build() -> None:
+def mkdocs_build(site_dir: Path | None = None) -> Path:
+    """``mkdocs build --strict`` (into ``site_dir``, default build/site); the site's index page."""
     env = dict(
         os.environ,
         PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
@@ -200,17 +201,31 @@ def mkdocs_build() -> None:
     )
     t = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(ROOT / "mkdocs.yml")],
+        [
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            "--strict",
+            "-q",
+            "-f",
+            str(ROOT / "mkdocs.yml"),
+            "-d",
+            str(site_dir or ROOT / "build" / "site"),
+        ],
         cwd=ROOT,
         env=env,
         check=False,
+        capture_output=True,
+        text=True,
     )
+    # -q: only warnings and errors are printed, and in strict mode each of them fails the build
+    log = (done.stdout + done.stderr).strip()
     if done.returncode:
-        raise SystemExit(
-            f"docs: mkdocs build --strict failed (exit {done.returncode}); see the warnings above"
-        )
-    site = ROOT / "build" / "site" / "index.html"
+        raise SystemExit(f"docs: mkdocs build --strict failed (exit {done.returncode}):\n{log}")
+    site = (site_dir or ROOT / "build" / "site") / "index.html"
     print(f"docs: site built in {time.perf_counter() - t:.1f} s: {site}")
+    return site
 
 
 def main(argv: list[str] | None = None) -> int:

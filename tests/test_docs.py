@@ -114,3 +114,103 @@ def test_notebook_runs(nb_path, monkeypatch):
             exec(compile(_source(cell), f"{nb_path.name}[code cell {i}]", "exec"), ns)
     finally:
         plt.close("all")
+
+
+# ----------------------------------------------------------------------------- the site
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """The site as `make docs` builds it (mkdocs build --strict), without re-running examples."""
+    out = tmp_path_factory.mktemp("site")
+    try:
+        build.mkdocs_build(out)
+    except SystemExit as exc:  # mkdocs's warnings are in the message
+        pytest.fail(str(exc), pytrace=False)
+    return out
+
+
+def test_site_builds_in_strict_mode(site):
+    # strict mode turns every warning (broken link, missing page or reference, a docstring
+    # griffe cannot parse) into a failure, so reaching here means there was none
+    for page in ["index.html", "methods.html", "dictionary.html", "cli.html", "changelog.html",
+                 "reference/estimators.html", "notebooks/01_quick_start.html"]:
+        assert (site / page).is_file(), f"{page} is missing from the site"
+    changelog = (site / "changelog.html").read_text(encoding="utf-8")
+    assert "Unreleased" in changelog, "docs/changelog.md no longer includes CHANGELOG.md"
+
+
+REFERENCE = ROOT / "docs" / "reference"
+DIRECTIVE = re.compile(r"^:::\s+(\S+)", re.M)
+
+
+def _documented() -> set[str]:
+    return {m for page in REFERENCE.glob("*.md") for m in DIRECTIVE.findall(page.read_text(encoding="utf-8"))}
+
+
+def test_every_public_name_is_in_the_reference(site):
+    import ips_impact as ii
+
+    documented = _documented()
+    missing = [n for n in ii.__all__ if n != "__version__" and f"ips_impact.{n}" not in documented]
+    assert not missing, (f"ips_impact.__all__ names missing from the API reference: {missing}; "
+                         f"add a '::: ips_impact.NAME' line to the right docs/reference/*.md page")
+    # and each one was rendered: mkdocstrings gives every object an anchor named by its path
+    html = "".join(p.read_text(encoding="utf-8") for p in (site / "reference").glob("*.html"))
+    unrendered = [n for n in ii.__all__ if n != "__version__" and f'id="ips_impact.{n}"' not in html]
+    assert not unrendered, f"in a ::: directive but not rendered: {unrendered}"
+
+
+# Plumbing, not statistics: no estimand to write down.
+NO_ESTIMAND = {"Study", "load_study", "ColumnMap", "Ledger", "ComparisonTable", "compare", "errors",
+               "synthetic", "COV_TYPES", "__version__"}
+
+
+def test_every_public_statistic_states_its_formula():
+    import inspect
+
+    import ips_impact as ii
+
+    def has_math(text: str | None) -> bool:
+        return bool(text) and (":math:" in text or ".. math::" in text)
+
+    lacking = []
+    for name in ii.__all__:
+        if name in NO_ESTIMAND:
+            continue
+        obj = getattr(ii, name)
+        # the formula is in the object's docstring, or in its module's (rendered beside it)
+        if not (has_math(obj.__doc__) or has_math(inspect.getmodule(obj).__doc__)):
+            lacking.append(name)
+    assert not lacking, f"public names whose docstring states no formula: {lacking}"
+
+
+def test_cli_page_renders_every_subcommand(site):
+    import argparse
+    import html as html_lib
+
+    from ips_impact.cli import _parser
+
+    parser = _parser()
+    (subparsers,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    commands = {command for command, _ in build.cli_sections()}
+    assert commands == {"ips-impact"} | {f"ips-impact {name}" for name in subparsers.choices}
+    page = (site / "cli.html").read_text(encoding="utf-8")
+    assert build.CLI_MARKER not in page
+    for name, sub in subparsers.choices.items():
+        assert f"ips-impact {name}</code>" in page, f"no section for ips-impact {name}"
+        for action in sub._actions:  # every option and argument, as the help spells it
+            shown = action.option_strings[0] if action.option_strings else action.dest
+            assert html_lib.escape(shown) in page, f"ips-impact {name}: {shown} is not on the page"
+
+
+def test_cli_hook_requires_its_marker():
+    class _File:
+        src_uri = "cli.md"
+
+    class _Page:
+        file = _File()
+
+    assert "ips-impact validate" in build.on_page_markdown(f"# CLI\n\n{build.CLI_MARKER}\n", page=_Page())
+    with pytest.raises(SystemExit, match="marker"):
+        build.on_page_markdown("# CLI without the marker\n", page=_Page())
