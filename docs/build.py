@@ -131,10 +131,14 @@ def execute_notebooks(out: Path = EXECUTED) -> None:
 
 def notebook_markdown(nb: Any, filename: str) -> str:
     """A notebook as a page: its Markdown cells, its code, its text, table and figure outputs."""
-    parts = [f"[Download the notebook]({filename}){{ .md-button }}\n"]
+    parts: list[str] = []
+    button = f"[Download the notebook]({filename}){{ .md-button }}"
     for cell in nb.cells:
         if cell.cell_type == "markdown":
             parts.append(cell.source)
+            if button:  # under the first cell: the title and the question it answers
+                parts.append(button)
+                button = ""
             continue
         parts.append(f"```python\n{cell.source}\n```")
         for output in cell.get("outputs", []):
@@ -145,17 +149,14 @@ def notebook_markdown(nb: Any, filename: str) -> str:
                 if "image/png" in data:
                     png = data["image/png"]
                     png = png if isinstance(png, str) else base64.b64encode(png).decode()
-                    parts.append(f'<img alt="figure" src="data:image/png;base64,{png.strip()}">')
+                    src = f"data:image/png;base64,{png.strip()}"
+                    parts.append(f'<img class="nb-figure" alt="figure" src="{src}">')
                 elif "text/html" in data:
                     parts.append(
                         f'<div class="nb-output" markdown="0">\n{data["text/html"]}\n</div>'
                     )
                 elif "text/plain" in data:
                     parts.append(f"```text\n{data['text/plain'].rstrip()}\n```")
-            elif (
-                output.output_type == "error"
-            ):  # cannot happen after a successful execute; kept visible
-                parts.append(f"```text\n{output.ename}: {output.evalue}\n```")
     return "\n\n".join(parts) + "\n"
 
 

@@ -92,13 +92,18 @@ def _is_result_dataclass(cls: griffe.Object) -> bool:
 
 
 def _fields(cls: griffe.Class) -> list[griffe.Parameter]:
-    """The fields of ``cls`` and of its result-dataclass bases, bases first (as dataclasses)."""
+    """The fields of ``cls``, then those of its result-dataclass bases.
+
+    All are keyword-only, so the order is the reader's: the class's own fields (outcome,
+    estimate…) first, the common ones (spec, warnings, ledger…) last — dataclasses
+    itself puts the bases first.
+    """
     params: dict[str, griffe.Parameter] = {}
     try:
-        mro = [c for c in reversed(cls.mro()) if _is_result_dataclass(c)]
+        bases = [c for c in cls.mro() if _is_result_dataclass(c)]  # nearest base first
     except ValueError:
-        mro = []
-    for klass in [*mro, cls]:
+        bases = []
+    for klass in [cls, *bases]:
         for member in klass.members.values():
             if member.is_alias or not member.is_attribute or member.annotation is None:
                 continue
@@ -110,13 +115,16 @@ def _fields(cls: griffe.Class) -> list[griffe.Parameter]:
                 default = "None" if member.value is None else member.value
                 if "field(" in str(default):
                     default = "..."  # a default_factory: a fresh value per instance
-            params[member.name] = griffe.Parameter(
+            params.setdefault(
                 member.name,
-                annotation=member.annotation,
-                kind=griffe.ParameterKind.keyword_only,
-                default=default,
-                docstring=member.docstring,
-            )
+                griffe.Parameter(
+                    member.name,
+                    annotation=member.annotation,
+                    kind=griffe.ParameterKind.keyword_only,
+                    default=default,
+                    docstring=member.docstring,
+                ),
+            )  # a field redefined by a subclass keeps the subclass's definition
     return list(params.values())
 
 

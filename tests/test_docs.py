@@ -148,17 +148,38 @@ def _documented() -> set[str]:
     return {m for page in REFERENCE.glob("*.md") for m in DIRECTIVE.findall(page.read_text(encoding="utf-8"))}
 
 
+def _paths(name: str) -> list[str]:
+    """Where the reference may document ``ii.NAME``: the public path, or where it is defined."""
+    import ips_impact as ii
+
+    obj = getattr(ii, name)
+    paths = [f"ips_impact.{name}"]
+    if hasattr(obj, "__qualname__") and hasattr(obj, "__module__"):
+        # griffe resolves ``ips_impact.compare`` to the module ``ips_impact.results.compare``
+        # (a submodule and its function share the name): such names use the defining path
+        paths.append(f"{obj.__module__}.{obj.__qualname__}")
+    return paths
+
+
 def test_every_public_name_is_in_the_reference(site):
     import ips_impact as ii
 
     documented = _documented()
-    missing = [n for n in ii.__all__ if n != "__version__" and f"ips_impact.{n}" not in documented]
+    public = [n for n in ii.__all__ if n != "__version__"]
+    where = {n: next((p for p in _paths(n) if p in documented), None) for n in public}
+    missing = [n for n, path in where.items() if path is None]
     assert not missing, (f"ips_impact.__all__ names missing from the API reference: {missing}; "
                          f"add a '::: ips_impact.NAME' line to the right docs/reference/*.md page")
-    # and each one was rendered: mkdocstrings gives every object an anchor named by its path
+    # and each one was rendered as what it is: mkdocstrings gives every object an anchor named
+    # by its path, and a heading saying its kind (function, class, module, attribute)
     html = "".join(p.read_text(encoding="utf-8") for p in (site / "reference").glob("*.html"))
-    unrendered = [n for n in ii.__all__ if n != "__version__" and f'id="ips_impact.{n}"' not in html]
+    unrendered = [n for n, path in where.items() if f'id="{path}"' not in html]
     assert not unrendered, f"in a ::: directive but not rendered: {unrendered}"
+    kinds = {"function": "function", "type": "class", "module": "module"}
+    for name, path in where.items():
+        kind = kinds.get(type(getattr(ii, name)).__name__, "attribute")
+        heading = re.search(rf'<h2 id="{re.escape(path)}"[^>]*>.*?</h2>', html, re.S)
+        assert heading and f"doc-symbol-{kind}" in heading.group(0), f"{path} is not rendered as a {kind}"
 
 
 # Plumbing, not statistics: no estimand to write down.
