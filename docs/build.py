@@ -241,6 +241,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     os.chdir(ROOT)
+    # this checkout's package, for the examples, the notebook kernels and mkdocs alike
+    sys.path.insert(0, str(ROOT))
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])
+    )
     if not args.no_run:
         for page in pages():
             print(f"docs: ran {page.name} in {run_page(page):.1f} s")

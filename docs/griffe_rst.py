@@ -12,6 +12,8 @@ roles. Only the markup changes, never the text, and the docstrings stay numpydoc
   keyword-only ``dataclasses.dataclass``) get the ``__init__`` the dataclass makes, so
   their documented fields are checked against a signature as for ``@dataclass``
   (griffe's own dataclass support recognises only the ``dataclass`` decorator itself);
+* ``text::`` before an indented block (a reST literal block) → ``text:``, the
+  indented block being a Markdown code block already;
 * ``:func:`~a.b.c```, ``:class:``, ``:meth:``, ``:attr:``, ``:mod:``, ``:data:``,
   ``:exc:`` → a cross-reference to the object, resolved in the docstring's scope.
   It is *optional*: a target that is not rendered in the reference (a private
@@ -79,9 +81,25 @@ def _roles(text: str, obj: griffe.Object) -> str:
     return _ROLE.sub(repl, text)
 
 
+def _literal_blocks(text: str) -> str:
+    # reST "text::" + blank line + indented block is a code block shown after "text:"; the
+    # indented block already is a Markdown code block, so only the marker changes
+    lines = text.split("\n")
+    for i, line in enumerate(lines[:-2]):
+        nxt = lines[i + 2]
+        if (
+            line.rstrip().endswith("::")
+            and not lines[i + 1].strip()
+            and _indent(nxt) > _indent(line)
+        ):
+            stripped = line.rstrip()[:-2]
+            lines[i] = stripped.rstrip() if stripped.endswith(" ") else stripped + ":"
+    return "\n".join(lines)
+
+
 def rst_to_markdown(text: str, obj: griffe.Object) -> str:
     """Rewrite the reST roles and math directives of one docstring (see the module)."""
-    text = _math_blocks(text)
+    text = _literal_blocks(_math_blocks(text))
     text = _INLINE_MATH.sub(lambda m: f"${m[1].strip()}$", text)
     return _roles(text, obj)
 

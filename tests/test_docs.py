@@ -235,3 +235,25 @@ def test_cli_hook_requires_its_marker():
     assert "ips-impact validate" in build.on_page_markdown(f"# CLI\n\n{build.CLI_MARKER}\n", page=_Page())
     with pytest.raises(SystemExit, match="marker"):
         build.on_page_markdown("# CLI without the marker\n", page=_Page())
+
+
+def test_rst_markup_of_docstrings_becomes_markdown():
+    spec = importlib.util.spec_from_file_location("ips_impact_griffe_rst", ROOT / "docs" / "griffe_rst.py")
+    rst = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(rst)
+
+    class _Scope:  # what griffe's Object.resolve does for a name imported in the module
+        @staticmethod
+        def resolve(name):
+            return {"itt": "ips_impact.estimators.itt.itt"}[name]
+
+    text = ("The effect :math:`\\tau` of :func:`itt` and :class:`~ips_impact.results.EffectResult`:\n\n"
+            ".. math:: \\tau = E[Y(1)\n          - Y(0)]\n\nExample::\n\n    itt(study, 'y')\n")
+    out = rst.rst_to_markdown(text, _Scope())
+    assert "$\\tau$" in out
+    assert "$$\n\\tau = E[Y(1)\n- Y(0)]\n$$" in out
+    assert '<autoref identifier="ips_impact.estimators.itt.itt" optional><code>itt()</code></autoref>' in out
+    assert '<autoref identifier="ips_impact.results.EffectResult" optional><code>EffectResult</code>' in out
+    assert "Example:\n\n    itt(study, 'y')" in out
+    assert ":math:" not in out and ":func:" not in out and ".. math::" not in out
