@@ -12,8 +12,9 @@ roles. Only the markup changes, never the text, and the docstrings stay numpydoc
   keyword-only ``dataclasses.dataclass``) get the ``__init__`` the dataclass makes, so
   their documented fields are checked against a signature as for ``@dataclass``
   (griffe's own dataclass support recognises only the ``dataclass`` decorator itself);
-* ``text::`` before an indented block (a reST literal block) → ``text:``, the
-  indented block being a Markdown code block already;
+* ``text::`` before an indented block (a reST literal block) → ``text:`` and a fenced
+  code block, and a ``>>>`` doctest block outside ``Examples`` → a fenced ``pycon``
+  block (Markdown would read ``>>>`` as a block quote);
 * ``:func:`~a.b.c```, ``:class:``, ``:meth:``, ``:attr:``, ``:mod:``, ``:data:``,
   ``:exc:`` → a cross-reference to the object, resolved in the docstring's scope.
   It is *optional*: a target that is not rendered in the reference (a private
@@ -81,25 +82,74 @@ def _roles(text: str, obj: griffe.Object) -> str:
     return _ROLE.sub(repl, text)
 
 
-def _literal_blocks(text: str) -> str:
-    # reST "text::" + blank line + indented block is a code block shown after "text:"; the
-    # indented block already is a Markdown code block, so only the marker changes
+def _is_header(lines: list[str], i: int) -> bool:
+    """A numpydoc section header: a title line underlined with dashes."""
+    return (
+        i + 1 < len(lines)
+        and bool(lines[i].strip())
+        and len(lines[i + 1].strip()) >= 3
+        and set(lines[i + 1].strip()) == {"-"}
+    )
+
+
+def _fence(block: list[str], pad: str, lang: str) -> list[str]:
+    cut = min(_indent(b) for b in block if b.strip())
+    body = [pad + b[cut:] if b.strip() else "" for b in block]
+    return ["", f"{pad}```{lang}", *body, f"{pad}```", ""]
+
+
+def _code_blocks(text: str) -> str:
+    """reST literal blocks (``text::`` + indented block) and doctest blocks → fenced code.
+
+    Indented code alone would not do: inside a list item Markdown needs it indented past
+    the item's text, and a ``>>>`` line is a Markdown block quote. Doctest blocks of an
+    ``Examples`` section are left to griffe, which renders them itself.
+    """
     lines = text.split("\n")
-    for i, line in enumerate(lines[:-2]):
-        nxt = lines[i + 2]
+    out: list[str] = []
+    in_examples = False
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if _is_header(lines, i):
+            in_examples = line.strip() in ("Examples", "Example")
         if (
             line.rstrip().endswith("::")
+            and i + 2 < len(lines)
             and not lines[i + 1].strip()
-            and _indent(nxt) > _indent(line)
+            and _indent(lines[i + 2]) > _indent(line)
         ):
             stripped = line.rstrip()[:-2]
-            lines[i] = stripped.rstrip() if stripped.endswith(" ") else stripped + ":"
-    return "\n".join(lines)
+            keep_colon = stripped.strip() and not stripped.endswith(" ")
+            out.append(stripped + ":" if keep_colon else stripped.rstrip())
+            # inside a list item the code belongs to the item: indent it like the item's text
+            bullet = line.lstrip()[:2] in ("* ", "- ")
+            pad = " " * (_indent(line) + (2 if bullet else 0))
+            j, block = i + 2, []
+            while j < len(lines) and (not lines[j].strip() or _indent(lines[j]) > _indent(line)):
+                block.append(lines[j])
+                j += 1
+            while block and not block[-1].strip():
+                block.pop()
+            out.extend(_fence(block, pad, "python"))
+            i = j
+            continue
+        if not in_examples and line.lstrip().startswith(">>>"):
+            j, block = i, []
+            while j < len(lines) and lines[j].strip():
+                block.append(lines[j])
+                j += 1
+            out.extend(_fence(block, " " * _indent(line), "pycon"))
+            i = j
+            continue
+        out.append(line)
+        i += 1
+    return "\n".join(out)
 
 
 def rst_to_markdown(text: str, obj: griffe.Object) -> str:
     """Rewrite the reST roles and math directives of one docstring (see the module)."""
-    text = _literal_blocks(_math_blocks(text))
+    text = _code_blocks(_math_blocks(text))
     text = _INLINE_MATH.sub(lambda m: f"${m[1].strip()}$", text)
     return _roles(text, obj)
 

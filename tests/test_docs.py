@@ -255,5 +255,11 @@ def test_rst_markup_of_docstrings_becomes_markdown():
     assert "$$\n\\tau = E[Y(1)\n- Y(0)]\n$$" in out
     assert '<autoref identifier="ips_impact.estimators.itt.itt" optional><code>itt()</code></autoref>' in out
     assert '<autoref identifier="ips_impact.results.EffectResult" optional><code>EffectResult</code>' in out
-    assert "Example:\n\n    itt(study, 'y')" in out
+    assert "Example:\n\n```python\nitt(study, 'y')\n```" in out
     assert ":math:" not in out and ":func:" not in out and ".. math::" not in out
+    # a literal block inside a list item stays in the item; doctest lines are code, not quotes
+    out = rst.rst_to_markdown("* an item::\n\n      code(1)\n\n>>> a = 1\n>>> a\n1\n", _Scope())
+    assert "* an item:\n\n  ```python\n  code(1)\n  ```" in out
+    assert "```pycon\n>>> a = 1\n>>> a\n1\n```" in out
+    examples = "Examples\n--------\n>>> a = 1\n"  # griffe renders an Examples section itself
+    assert rst.rst_to_markdown(examples, _Scope()) == examples
