@@ -15,6 +15,7 @@ roles. Only the markup changes, never the text, and the docstrings stay numpydoc
 * ``text::`` before an indented block (a reST literal block) → ``text:`` and a fenced
   code block, and a ``>>>`` doctest block outside ``Examples`` → a fenced ``pycon``
   block (Markdown would read ``>>>`` as a block quote);
+* reST simple tables (``=== ===`` borders) → Markdown pipe tables;
 * ``:func:`~a.b.c```, ``:class:``, ``:meth:``, ``:attr:``, ``:mod:``, ``:data:``,
   ``:exc:`` → a cross-reference to the object, resolved in the docstring's scope.
   It is *optional*: a target that is not rendered in the reference (a private
@@ -147,9 +148,40 @@ def _code_blocks(text: str) -> str:
     return "\n".join(out)
 
 
+_BORDER = re.compile(r"^[ \t]*=+(?:[ \t]+=+)+[ \t]*$")
+
+
+def _simple_tables(text: str) -> str:
+    """reST simple tables (``===== =====`` borders, one header row) → Markdown pipe tables."""
+    lines = text.split("\n")
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        if not (_BORDER.match(lines[i]) and i + 2 < len(lines) and _BORDER.match(lines[i + 2])):
+            out.append(lines[i])
+            i += 1
+            continue
+        spans = [(m.start(), m.end()) for m in re.finditer(r"=+", lines[i])]
+        j = i + 3
+        while j < len(lines) and not _BORDER.match(lines[j]):
+            j += 1
+
+        def cells(row: str, spans: list[tuple[int, int]] = spans) -> str:
+            # a column runs from its border's start to the next border's start
+            bounds = [a for a, _ in spans[1:]] + [max(len(row), spans[-1][1])]
+            parts = [row[a:b].strip() for (a, _), b in zip(spans, bounds)]
+            return "| " + " | ".join(parts) + " |"
+
+        out.append(cells(lines[i + 1]))
+        out.append("|" + "---|" * len(spans))
+        out.extend(cells(row) for row in lines[i + 3 : j] if row.strip())
+        i = j + 1
+    return "\n".join(out)
+
+
 def rst_to_markdown(text: str, obj: griffe.Object) -> str:
     """Rewrite the reST roles and math directives of one docstring (see the module)."""
-    text = _code_blocks(_math_blocks(text))
+    text = _simple_tables(_code_blocks(_math_blocks(text)))
     text = _INLINE_MATH.sub(lambda m: f"${m[1].strip()}$", text)
     return _roles(text, obj)
 
