@@ -123,9 +123,9 @@ def execute_notebooks(out: Path = EXECUTED) -> None:
         NotebookClient(
             nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
         ).execute()
-        (out / f"{nb_path.stem}.md").write_text(
-            notebook_markdown(nb, nb_path.name), encoding="utf-8"
-        )
+        tmp = out / f".{nb_path.stem}.md.tmp"  # a half-written page is never read by mkdocs
+        tmp.write_text(notebook_markdown(nb, nb_path.name), encoding="utf-8")
+        os.replace(tmp, out / f"{nb_path.stem}.md")
         print(f"docs: executed {nb_path.name} in {time.perf_counter() - t:.1f} s")
 
 
@@ -171,12 +171,12 @@ def on_files(files: Any, config: Any) -> Any:
     for nb_path in notebooks():
         files.append(File.generated(config, f"notebooks/{nb_path.name}", abs_src_path=str(nb_path)))
         page = EXECUTED / f"{nb_path.stem}.md"
-        if not page.exists() or page.stat().st_mtime < nb_path.stat().st_mtime:
-            # not executed since its last edit (`--no-run`): the code without outputs, and say so
-            EXECUTED.mkdir(parents=True, exist_ok=True)
+        uri = f"notebooks/{nb_path.stem}.md"
+        if page.exists() and page.stat().st_mtime >= nb_path.stat().st_mtime:
+            files.append(File.generated(config, uri, abs_src_path=str(page)))
+        else:  # not executed since its last edit (`--no-run`): the code without outputs, and say so
             text = notebook_markdown(nbformat.read(nb_path, as_version=4), nb_path.name)
-            page.write_text(NOT_EXECUTED + text, encoding="utf-8")
-        files.append(File.generated(config, f"notebooks/{nb_path.stem}.md", abs_src_path=str(page)))
+            files.append(File.generated(config, uri, content=NOT_EXECUTED + text))
     return files
 
 

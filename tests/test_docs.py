@@ -278,3 +278,5 @@ def test_rst_markup_of_docstrings_becomes_markdown():
     assert "```pycon\n>>> a = 1\n>>> a\n1\n```" in out
     examples = "Examples\n--------\n>>> a = 1\n"  # griffe renders an Examples section itself
     assert rst.rst_to_markdown(examples, _Scope()) == examples
+    table = "====  =====\ntype  c\n====  =====\nHC1   N/(N-K)\n====  =====\n"
+    assert rst.rst_to_markdown(table, _Scope()) == "| type | c |\n|---|---|\n| HC1 | N/(N-K) |\n"
