@@ -280,3 +280,17 @@ def test_rst_markup_of_docstrings_becomes_markdown():
     assert rst.rst_to_markdown(examples, _Scope()) == examples
     table = "====  =====\ntype  c\n====  =====\nHC1   N/(N-K)\n====  =====\n"
     assert rst.rst_to_markdown(table, _Scope()) == "| type | c |\n|---|---|\n| HC1 | N/(N-K) |\n"
+
+
+def test_data_dictionary_covers_the_schema():
+    from ips_impact.io.schema import LIPRO_ROLES, PANEL_CATEGORICAL, SCHEMAS
+
+    text = (ROOT / "docs" / "dictionary.md").read_text(encoding="utf-8")
+    for name, schema in SCHEMAS.items():
+        assert f"## {name}" in text, f"docs/dictionary.md has no section for the {name} table"
+        columns = {c for alt in schema.required for c in alt}
+        columns |= set(schema.keys) | set(schema.binary) | set(schema.nonnegative)
+        missing = sorted(c for c in columns if f"`{c}`" not in text)
+        assert not missing, f"docs/dictionary.md does not describe {name} columns {missing}"
+    missing = sorted(c for c in (*PANEL_CATEGORICAL, *LIPRO_ROLES) if f"`{c}`" not in text)
+    assert not missing, f"docs/dictionary.md does not describe {missing}"
