@@ -294,3 +294,20 @@ def test_data_dictionary_covers_the_schema():
         assert not missing, f"docs/dictionary.md does not describe {name} columns {missing}"
     missing = sorted(c for c in (*PANEL_CATEGORICAL, *LIPRO_ROLES) if f"`{c}`" not in text)
     assert not missing, f"docs/dictionary.md does not describe {missing}"
+
+
+def test_every_page_and_notebook_is_in_the_nav():
+    import yaml
+
+    def flatten(nav):
+        for item in nav:
+            if isinstance(item, str):
+                yield item
+            else:
+                for value in item.values():
+                    yield from ([value] if isinstance(value, str) else flatten(value))
+
+    nav = set(flatten(yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))["nav"]))
+    pages = {p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs").rglob("*.md")}
+    pages |= {f"notebooks/{p.stem}.md" for p in NOTEBOOKS}  # docs/build.py makes a page of each
+    assert not pages - nav, f"pages missing from the nav of mkdocs.yml: {sorted(pages - nav)}"
