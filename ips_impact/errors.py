@@ -22,6 +22,7 @@ __all__ = [
     "EstimationError",
     "PlanError",
     "DisclosureError",
+    "UsageError",
     "IpsImpactWarning",
     "DataWarning",
     "SmallSampleWarning",
@@ -118,6 +119,13 @@ class PlanError(IpsImpactError, ValueError):
 
 class DisclosureError(IpsImpactError, ValueError):
     """Output would reveal a cell below the minimum publishable size or a person key."""
+
+
+class UsageError(IpsImpactError, ValueError):
+    """A command or function was called wrongly (bad option value, missing file…).
+
+    The command line maps it to exit code 64 (``EX_USAGE``), before any work is done.
+    """
 
 
 class IpsImpactWarning(UserWarning):

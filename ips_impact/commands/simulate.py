@@ -1,0 +1,42 @@
+"""``ips-impact simulate``: write a synthetic trial (one parquet file per table)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ips_impact.cli import output_dir, positive_int, progress
+from ips_impact.errors import UsageError
+
+#: Fewest persons for which the generated trial has both arms in every region stratum
+#: (checked by tests/test_cli.py: every n from this value up validates).
+MIN_PERSONS = 24
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``simulate`` command."""
+    s = subparsers.add_parser("simulate", help="write a synthetic IPS trial with known truth")
+    s.add_argument("--n-persons", type=positive_int, default=1200,
+                   help=f"randomized persons, IPS and control together (at least {MIN_PERSONS})")
+    s.add_argument("--seed", type=int, default=2018, help="seed of every random draw")
+    s.add_argument("--out", type=output_dir, required=True,
+                   help="folder to write the parquet files into")
+    s.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``ips-impact simulate``."""
+    if args.n_persons < MIN_PERSONS:
+        raise UsageError(
+            f"--n-persons {args.n_persons} is too small: the trial is randomized within 3 regions, "
+            f"and below {MIN_PERSONS} persons some region would hold one arm only",
+            fix=f"pass --n-persons {MIN_PERSONS} or more.",
+        )
+    from ips_impact.synthetic import generate
+
+    say = progress(args)
+    say(f"simulating {args.n_persons} randomized persons (seed {args.seed})")
+    trial = generate(n_persons=args.n_persons, seed=args.seed)
+    trial.write(args.out)
+    say(f"wrote {args.out}")
+    return 0
