@@ -17,7 +17,9 @@ would match after a common spelling repair, so that a delivery problem is visibl
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -25,7 +27,7 @@ import pandas as pd
 
 from ips_impact import validate as V
 from ips_impact.errors import DataContractError
-from ips_impact.io.periods import Frequency, date_to_period, parse_periods, period_ordinals
+from ips_impact.io.periods import Frequency, date_to_period, parse_dates, parse_periods, period_ordinals
 from ips_impact.ledger import Ledger
 
 __all__ = [
@@ -40,17 +42,29 @@ __all__ = [
     "baseline_members",
     "members_panel",
     "merge_takeup",
+    "sep_code_numbers",
+    "near_misses",
 ]
 
 
 REGIONS = {
     "vl": "VL", "vla": "VL", "flanders": "VL", "vlaanderen": "VL", "flandre": "VL", "flandres": "VL",
+    "vlaams gewest": "VL", "région flamande": "VL", "region flamande": "VL", "flemish region": "VL",
+    "02000": "VL", "2000": "VL",
     "wal": "WAL", "wallonia": "WAL", "wallonie": "WAL", "wallonië": "WAL", "w": "WAL",
+    "waals gewest": "WAL", "région wallonne": "WAL", "region wallonne": "WAL", "walloon region": "WAL",
+    "03000": "WAL", "3000": "WAL",
     "bxl": "BXL", "bru": "BXL", "brussels": "BXL", "bruxelles": "BXL", "brussel": "BXL",
+    "brussels hoofdstedelijk gewest": "BXL", "région de bruxelles-capitale": "BXL",
+    "region de bruxelles-capitale": "BXL", "brussels-capital region": "BXL", "brussels capital region": "BXL",
+    "04000": "BXL", "4000": "BXL",
 }
+"""Region spellings read as VL / WAL / BXL: abbreviations, names in Dutch, French and English,
+and the NIS codes of the regions (02000 Flemish, 03000 Walloon, 04000 Brussels-Capital)."""
 
 
 def normalise_region(values: pd.Series) -> pd.Series:
+    """Regions as ``VL``, ``WAL``, ``BXL`` (see :data:`REGIONS`); other spellings are refused."""
     low = values.map(lambda v: v if pd.isna(v) else str(v).strip().lower())
     out = low.map(REGIONS)
     bad = low.notna() & out.isna()
@@ -58,40 +72,66 @@ def normalise_region(values: pd.Series) -> pd.Series:
         raise DataContractError(
             "has unknown regions", table="assignment", column="region", n_rows=int(bad.sum()),
             examples=sorted({str(v) for v in values[bad]})[:5],
-            fix="use VL (Flanders), WAL (Wallonia) or BXL (Brussels).",
+            fix="use VL (Flanders), WAL (Wallonia) or BXL (Brussels), or recode them in the mapping file "
+                "([assignment.values.region], e.g. \"Vlaanderen (provincie)\" = \"VL\").",
         )
     return out
 
 
 def arm_counts(arm: pd.Series | np.ndarray) -> tuple[int, int]:
+    """Numbers of IPS (1) and control (0) entries."""
     a = np.asarray(arm)
     return int((a == 1).sum()), int((a == 0).sum())
 
 
-def build_persons(assignment: pd.DataFrame, freq: Frequency) -> pd.DataFrame:
+def build_persons(assignment: pd.DataFrame, freq: Frequency, *, date_order: str | None = None) -> pd.DataFrame:
+    """One row per randomized person: arm (int8), stratum, randomization period and date.
+
+    ``randomization_date`` is read by :func:`~ips_impact.io.periods.parse_dates` (``date_order``
+    settles dd/mm against mm/dd); when ``randomization_period`` is given as well, both
+    must agree. Rows are sorted by ``person_id``; covariate columns by name, so the
+    order of the input's rows and columns does not matter.
+    """
     a = assignment.copy()
     V.check_unique(a, "assignment", ("person_id",), what="person")
     a["arm"] = V.parse_arm(a["arm"])
+    if "randomization_date" in a.columns:
+        dates = parse_dates(a["randomization_date"], order=date_order, table="assignment",
+                            column="randomization_date")
+    else:
+        dates = None
     if "randomization_period" in a.columns:
         rp, _ = parse_periods(a["randomization_period"], freq, table="assignment", column="randomization_period")
         a["randomization_period"] = rp
-        if "randomization_date" in a.columns:
-            a["randomization_date"] = pd.to_datetime(a["randomization_date"], errors="coerce")
+        if dates is not None:
+            a["randomization_date"] = dates
+            if freq != "int":
+                implied = date_to_period(dates, freq)
+                off = dates.notna() & (implied.astype(str) != rp.astype(str))
+                if off.any():
+                    n1, n0 = arm_counts(a.loc[off, "arm"])
+                    raise DataContractError(
+                        f"randomization_period disagrees with the period of randomization_date for "
+                        f"{int(off.sum())} persons ({n1} IPS, {n0} control)", table="assignment",
+                        column=["randomization_period", "randomization_date"], n_rows=int(off.sum()),
+                        examples=[f"row {i}: period {rp[i]} but date {dates[i].date()}" for i in a.index[off][:5]],
+                        fix="keep one of the two columns, or correct the extract (a date order read the wrong "
+                            "way, dd/mm vs mm/dd, shifts the period: check date_order).",
+                    )
         else:
             a["randomization_date"] = (rp.dt.start_time if isinstance(rp.dtype, pd.PeriodDtype)
                                        else pd.Series(pd.NaT, index=a.index))
     else:
-        raw = a["randomization_date"]
-        dates = pd.to_datetime(raw, errors="coerce") if not pd.api.types.is_datetime64_any_dtype(raw) else raw
+        assert dates is not None
         bad = dates.isna()
         if bad.any():
             raise DataContractError(
-                "has missing or unparseable randomization dates", table="assignment",
+                "has missing randomization dates", table="assignment",
                 column="randomization_date", n_rows=int(bad.sum()),
-                examples=[f"{pid}: {raw[i]!r}" for i, pid in a.loc[bad, "person_id"].items()][:5],
-                fix="write dates as YYYY-MM-DD; every randomized person needs one.",
+                examples=[f"row {i}" for i in a.index[bad][:5]],
+                fix="every randomized person needs the date of random assignment.",
             )
-        a["randomization_date"] = dates.dt.normalize()
+        a["randomization_date"] = dates
         a["randomization_period"] = date_to_period(a["randomization_date"], freq)
     if "region" in a.columns:
         a["region"] = normalise_region(a["region"])
@@ -100,19 +140,41 @@ def build_persons(assignment: pd.DataFrame, freq: Frequency) -> pd.DataFrame:
     if a["stratum"].isna().any():
         mask = a["stratum"].isna()
         raise DataContractError("has missing strata", table="assignment", column="stratum",
-                                n_rows=int(mask.sum()), examples=a.loc[mask, "person_id"].tolist(),
+                                n_rows=int(mask.sum()), examples=[f"row {i}" for i in a.index[mask][:5]],
                                 fix="fill the randomization block of every person.")
     a["stratum"] = a["stratum"].astype(str)
     a = a.sort_values("person_id", kind="stable").reset_index(drop=True)
     first = ["person_id", "arm", "stratum", "randomization_period", "randomization_date"]
-    return a[first + [c for c in a.columns if c not in first]]
+    return a[first + sorted(c for c in a.columns if c not in first)]
+
+
+def sep_code_numbers(codes: pd.Series, *, table: str = "panel") -> pd.Series:
+    """LMD socio-economic position codes as numbers: ``"1.1.1"``, ``"1 1 1"`` and ``111`` are 111.
+
+    Dots, spaces and dashes between the digits are one spelling of the code, not a
+    reading choice. Codes that are not digits, or whose first digit is not 1–4, are
+    refused (recode them in the mapping file's ``[panel.values.sep_code]``).
+    """
+    text = codes.map(lambda v: v if pd.isna(v) else str(v).strip())
+    text = text.map(lambda v: v[:-2] if isinstance(v, str) and v.endswith(".0") else v)
+    digits = text.str.replace(r"[.\s\-]", "", regex=True)
+    num = pd.to_numeric(digits, errors="coerce")
+    bad = text.notna() & (num.isna() | ~digits.str.slice(0, 1).isin(list("1234")))
+    if bad.any():
+        raise DataContractError(
+            "has socio-economic position codes that are not LMD codes (first digit 1 working, 2 job-seeker, "
+            "3 inactive, 4 unknown)", table=table, column="sep_code", n_rows=int(bad.sum()),
+            examples=sorted({str(v) for v in codes[bad]})[:5],
+            fix="recode them in the mapping file, e.g. [panel.values.sep_code] \"werknemer\" = \"111\".",
+        )
+    return num.astype("float64")
 
 
 def derive_outcomes(panel: pd.DataFrame) -> pd.DataFrame:
     """Derived outcomes: ``employed`` from sep_code / n_jobs when absent; ``work_on_di``."""
     if "employed" not in panel.columns:
         if "sep_code" in panel.columns:
-            code = pd.to_numeric(panel["sep_code"], errors="coerce")
+            code = sep_code_numbers(panel["sep_code"])
             first = np.floor(code / 10 ** np.floor(np.log10(code.where(code > 0)))).astype("float64")
             panel = panel.assign(employed=np.where(code.isna(), np.nan, (first == 1).astype(float)))
         elif "n_jobs" in panel.columns:
@@ -137,6 +199,9 @@ def merge_benefits(panel: pd.DataFrame, benefits: pd.DataFrame, freq: Frequency,
         )
     months, _ = parse_periods(benefits["month"], "M", table="benefits", column="month")
     V.check_unique(benefits.assign(month=months), "benefits", ("person_id", "month"), what="person × month")
+    # "last month of the period" must not depend on the file's row order: sort by month first
+    order = np.lexsort((months.array.asi8, benefits["person_id"].to_numpy(dtype=str)))
+    benefits, months = benefits.iloc[order], months.iloc[order]
     b = benefits.drop(columns="month").assign(period=months.dt.asfreq({"Q": "Q-DEC", "M": "M", "Y": "Y-DEC"}[freq]))
     flags = [c for c in ("on_di", "authorised_work") if c in b.columns]
     cats = [c for c in b.columns if c not in flags + ["person_id", "period"]
@@ -183,26 +248,42 @@ def merge_benefits(panel: pd.DataFrame, benefits: pd.DataFrame, freq: Frequency,
                    "n_persons_matched": matched, "n_rows_unmatched": int(unmatched.sum())}
 
 
-def clean_roster(roster: pd.DataFrame) -> pd.DataFrame:
+def clean_roster(roster: pd.DataFrame, ledger: Ledger | None = None, *, date_order: str | None = None) -> pd.DataFrame:
+    """Roles normalised, membership dates read, exact duplicate rows set aside (ledger).
+
+    The same person listed twice in one household with overlapping dates but another
+    role is refused: which role holds cannot be told.
+    """
     r = roster.copy()
     r["role"] = V.normalise_roles(r["role"])
     for c in ("valid_from", "valid_to"):
         if c in r.columns:
-            raw = r[c]
-            r[c] = pd.to_datetime(raw, errors="coerce")
-            bad = raw.notna() & r[c].isna()
-            if bad.any():
-                raise DataContractError("has unparseable dates", table="households", column=c,
-                                        n_rows=int(bad.sum()), examples=r.loc[bad, "person_id"].tolist(),
-                                        fix="write dates as YYYY-MM-DD (empty = open).")
+            r[c] = parse_dates(r[c], order=date_order, table="households", column=c)
         else:
             r[c] = pd.NaT
     inverted = r["valid_from"].notna() & r["valid_to"].notna() & (r["valid_to"] < r["valid_from"])
     if inverted.any():
         raise DataContractError("has memberships that end before they start", table="households",
                                 column=["valid_from", "valid_to"], n_rows=int(inverted.sum()),
-                                examples=r.loc[inverted, "person_id"].tolist(),
+                                examples=[f"row {i}" for i in r.index[inverted][:5]],
                                 fix="swap or correct valid_from / valid_to.")
+    ident = ["household_id", "person_id", "valid_from", "valid_to"]
+    exact = r.duplicated(ident + ["role"], keep="first")
+    if exact.any():
+        if ledger is not None:
+            ledger.add("households", "duplicate roster rows (same household, person, role and dates; one kept)",
+                       int(exact.sum()), n_persons=int(r.loc[exact, "person_id"].nunique()), action="dropped")
+        r = r[~exact]
+    conflict = r.duplicated(ident, keep=False)
+    if conflict.any():
+        raise DataContractError(
+            "lists persons twice in the same household over the same dates with different roles",
+            table="households", column="role", n_rows=int(conflict.sum()),
+            examples=[f"row {i}" for i in r.index[conflict][:5]],
+            fix="keep one row per person and membership spell (or give the spells their dates).",
+        )
+    r = r.sort_values(["household_id", "person_id", "valid_from"], kind="stable", na_position="first")
+    r = r.reset_index(drop=True)
     V.check_household_overlaps(r)
     return r
 
@@ -275,17 +356,18 @@ def members_panel(rows: pd.DataFrame, members_map: pd.DataFrame, persons: pd.Dat
     return m[cols + [c for c in m.columns if c not in cols]]
 
 
-def merge_takeup(persons: pd.DataFrame, takeup: pd.DataFrame, ledger: Ledger) -> tuple[pd.DataFrame, dict]:
+def merge_takeup(persons: pd.DataFrame, takeup: pd.DataFrame, ledger: Ledger, *,
+                 date_order: str | None = None) -> tuple[pd.DataFrame, dict]:
+    """Add ``ips_started`` (and ``ips_start_date``) to the persons.
+
+    A start before the person's randomization date is refused (IPS cannot start
+    before assignment: a date order read the wrong way, or a wrong key).
+    """
     V.check_unique(takeup, "takeup", ("person_id",), what="person")
     t = takeup.copy()
     if "ips_start_date" in t.columns:
-        raw = t["ips_start_date"]
-        t["ips_start_date"] = pd.to_datetime(raw, errors="coerce")
-        bad = raw.notna() & t["ips_start_date"].isna()
-        if bad.any():
-            raise DataContractError("has unparseable dates", table="takeup", column="ips_start_date",
-                                    n_rows=int(bad.sum()), examples=t.loc[bad, "person_id"].tolist(),
-                                    fix="write dates as YYYY-MM-DD (empty = never started).")
+        t["ips_start_date"] = parse_dates(t["ips_start_date"], order=date_order, table="takeup",
+                                          column="ips_start_date")
         if "ips_started" not in t.columns:
             t["ips_started"] = t["ips_start_date"].notna().astype(float)
     unknown = ~t["person_id"].isin(persons["person_id"])
@@ -295,6 +377,17 @@ def merge_takeup(persons: pd.DataFrame, takeup: pd.DataFrame, ledger: Ledger) ->
     t = t[~unknown]
     keep = ["person_id", "ips_started"] + (["ips_start_date"] if "ips_start_date" in t.columns else [])
     out = persons.merge(t[keep], on="person_id", how="left")
+    if "ips_start_date" in out.columns:
+        early = out["ips_start_date"].notna() & (out["ips_start_date"] < out["randomization_date"])
+        if early.any():
+            n1, n0 = arm_counts(out.loc[early, "arm"])
+            raise DataContractError(
+                f"IPS starts before the randomization date for {int(early.sum())} persons ({n1} IPS, "
+                f"{n0} control)", table="takeup", column="ips_start_date", n_rows=int(early.sum()),
+                examples=[f"row {i}" for i in out.index[early][:5]],
+                fix="check the date order of both files (date_order) and the keys; a start cannot precede "
+                    "random assignment.",
+            )
     absent = out["ips_started"].isna()
     if absent.any():
         n1, n0 = arm_counts(out.loc[absent, "arm"])
@@ -307,12 +400,55 @@ def merge_takeup(persons: pd.DataFrame, takeup: pd.DataFrame, ledger: Ledger) ->
                  "n_persons_matched": int((~absent).sum()), "n_rows_unmatched": int(unknown.sum())}
 
 
+# ---------------------------------------------------------------------- near misses
+_REPAIRS: tuple[tuple[str, Any, str], ...] = (
+    ("surrounding spaces", lambda k: k.strip(), "strip the spaces around the keys in the extract"),
+    ("letter case", lambda k: k.casefold(), "write the keys in one case in every table"),
+    ("Unicode form (NFC vs NFD)", lambda k: unicodedata.normalize("NFC", k),
+     "normalise the keys to Unicode NFC in every table"),
+    ("leading zeros", lambda k: k.lstrip("0") or "0",
+     "keep the zeros: read the key as text in every table (a spreadsheet or a numeric column drops them)"),
+    ("number written as decimal (123 vs 123.0)", lambda k: k[:-2] if k.endswith(".0") else k,
+     "store the key as text, not as a floating-point number"),
+)
+
+
+def _full_repair(k: str) -> str:
+    k = unicodedata.normalize("NFC", k.strip()).casefold()
+    k = k[:-2] if k.endswith(".0") else k
+    return k.lstrip("0") or "0"
+
+
+def near_misses(table: str, unmatched: Iterable[str], others: Iterable[str]) -> pd.DataFrame:
+    """How many unmatched randomized keys would match a key of ``table`` after a common repair.
+
+    Keys are compared exactly; this only explains a shortfall. Returns one row per
+    repair that would link someone: ``table, kind, n_persons, fix`` (no key is shown).
+    """
+    miss = [str(k) for k in unmatched]
+    pool = [str(k) for k in others]
+    rows = []
+    if miss and pool:
+        for kind, repair, fix in (*_REPAIRS, ("several of these at once", _full_repair,
+                                              "apply all the repairs above")):
+            target = {repair(k) for k in pool}
+            n = sum(repair(k) in target for k in miss)
+            if n:
+                rows.append({"table": table, "kind": kind, "n_persons": n, "fix": fix})
+        if len(rows) > 1 and rows[-1]["kind"] == "several of these at once" and \
+                rows[-1]["n_persons"] <= max(r["n_persons"] for r in rows[:-1]):
+            rows.pop()
+    return pd.DataFrame(rows, columns=["table", "kind", "n_persons", "fix"])
+
+
 @dataclass(frozen=True)
 class LinkageReport:
     """Match rates of the randomized persons to the panel, by arm and stratum.
 
-    ``test`` is Fisher's exact test of the hypothesis that linkage does not depend on
-    the arm (differential linkage would bias every comparison of linked persons).
+    ``odds_ratio`` and ``p_value`` are Fisher's exact test of the hypothesis that
+    linkage does not depend on the arm (differential linkage would bias every
+    comparison of linked persons). ``near_misses`` counts unlinked persons whose key
+    would match after a common repair (spaces, case, Unicode form, zeros), with the fix.
     """
 
     by_arm: pd.DataFrame
@@ -320,23 +456,48 @@ class LinkageReport:
     other_tables: pd.DataFrame
     odds_ratio: float
     p_value: float
+    near_misses: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
+        columns=["table", "kind", "n_persons", "fix"]))
+    min_share: float = 0.5
 
     def to_frame(self) -> pd.DataFrame:
+        """By-arm rows (``stratum = "all"``) and by-stratum rows in one frame."""
         return pd.concat([self.by_arm.assign(stratum="all"), self.by_stratum], ignore_index=True)
 
+    @property
+    def n_linked(self) -> int:
+        """Randomized persons with at least one panel row."""
+        return int(self.by_arm["n_linked"].sum())
+
+    def _summary_line(self) -> str:
+        n = int(self.by_arm["n_randomized"].sum())
+        rates = ", ".join(f"{r.arm} {100 * r.match_rate:.1f}%" for r in self.by_arm.itertuples())
+        head = f"{self.n_linked} of {n} randomized persons linked to the panel ({rates})"
+        if self.n_linked == 0:
+            head += " — no one linked: no outcome can be estimated"
+        return head
+
     def __repr__(self) -> str:
-        lines = ["Linkage of randomized persons to the panel", self.by_arm.to_string(index=False), "",
-                 self.by_stratum.to_string(index=False), "", self._test_line()]
+        lines = ["Linkage of randomized persons to the panel", self._summary_line(), "",
+                 self.by_arm.to_string(index=False), "", self.by_stratum.to_string(index=False), "",
+                 self._test_line()]
+        if len(self.near_misses):
+            lines += ["", "Near misses (unlinked keys that would match after a repair; keys are compared "
+                          "exactly)", self.near_misses.to_string(index=False)]
         if len(self.other_tables):
             lines += ["", self.other_tables.to_string(index=False)]
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        return (f"<h4>Linkage to the panel</h4>{self.by_arm.to_html(index=False)}"
+        near = (f"<p>Near misses (keys are compared exactly):</p>{self.near_misses.to_html(index=False)}"
+                if len(self.near_misses) else "")
+        return (f"<h4>Linkage to the panel</h4><p>{self._summary_line()}</p>{self.by_arm.to_html(index=False)}"
                 f"{self.by_stratum.to_html(index=False)}"
-                f"<p>{self._test_line()}</p>{self.other_tables.to_html(index=False)}")
+                f"<p>{self._test_line()}</p>{near}{self.other_tables.to_html(index=False)}")
 
     def _test_line(self) -> str:
+        if not np.isfinite(self.p_value):
+            return "Differential linkage (Fisher's exact test): not defined"
         odds = ("not defined (no unlinked person in one arm)" if not np.isfinite(self.odds_ratio)
                 or self.odds_ratio == 0 else f"{self.odds_ratio:.3f}")
         return (f"Differential linkage (Fisher's exact test, IPS vs control): odds ratio {odds}, "

@@ -23,6 +23,7 @@ Nothing is dropped silently.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,7 @@ import pandas as pd
 from ips_impact import link as L
 from ips_impact import validate as V
 from ips_impact.design import Design
-from ips_impact.errors import DataContractError, EstimationError
+from ips_impact.errors import DataContractError, DataWarning, EstimationError, LinkageError, UsageError
 from ips_impact.io.mapping import ColumnMap
 from ips_impact.io.periods import (
     Frequency,
@@ -42,8 +43,8 @@ from ips_impact.io.periods import (
     parse_periods,
     period_ordinals,
 )
-from ips_impact.io.readers import find_table_files, read_table
-from ips_impact.io.schema import PANEL_CATEGORICAL
+from ips_impact.io.readers import TABLE_NAMES, TEXT_COLUMNS, find_table_files, read_table
+from ips_impact.io.schema import KEY_COLUMNS, PANEL_CATEGORICAL
 from ips_impact.ledger import Ledger
 
 LinkageReport = L.LinkageReport
@@ -98,8 +99,9 @@ class Study:
     """A validated, linked trial: persons, event-time panel, household members, design, ledger.
 
     Build it with :meth:`from_frames` or :func:`load_study`; do not call the
-    constructor directly. All attributes are read-only; ``persons``, ``panel`` and
-    ``members`` return the stored frames (treat them as read-only).
+    constructor directly. All attributes are read-only: ``persons``, ``panel`` and
+    ``members`` return copies, so editing them changes no estimate; the arm has one
+    source of truth, :attr:`design` (``persons["arm"]`` is a copy of ``design.arm``).
 
     Examples
     --------
@@ -128,6 +130,10 @@ class Study:
         self._k = self._panel["k"].to_numpy()
         self._extra_linkage: pd.DataFrame = parts["extra_linkage"]
         self._sites: pd.DataFrame | None = parts.get("sites")
+        self._near_misses: pd.DataFrame = parts.get("near_misses", L.near_misses("panel", [], []))
+        self._min_linked_share: float = parts.get("min_linked_share", 0.5)
+        self._categorical: tuple[str, ...] = parts.get("categorical", ())
+        self._key_columns: tuple[str, ...] = parts.get("key_columns", ())
 
     # ------------------------------------------------------------------ build
     @classmethod
@@ -142,6 +148,8 @@ class Study:
         sites: pd.DataFrame | None = None,
         frequency: str | None = None,
         column_map: ColumnMap | Mapping[str, object] | str | Path | None = None,
+        date_order: str | None = None,
+        min_linked_share: float | None = None,
     ) -> Study:
         """Validate and link the trial's tables.
 
@@ -160,7 +168,7 @@ class Study:
         benefits
             Monthly insurer records (``person_id``, ``month``, ``on_di``,
             ``di_benefit``…), aggregated to the panel frequency: flags as "any month",
-            amounts as the monthly mean.
+            amounts as the monthly mean, codes as the last month of the period.
         takeup
             ``person_id`` with ``ips_started`` (0/1) or ``ips_start_date``.
         sites
@@ -168,10 +176,18 @@ class Study:
             fidelity scale, 25–125), optional ``assessment_date``; one row per
             assessment. Used by ``heterogeneity(by="fidelity")`` and ``by="site"``.
         frequency
-            ``"Q"``, ``"M"``, ``"Y"``, ``"W"`` or ``"int"``; detected when omitted.
+            ``"Q"``, ``"M"``, ``"Y"``, ``"W"`` or ``"int"``; detected when omitted (an
+            ambiguous period column is refused with the readings it allows).
         column_map
-            Renames extract columns to contract names (dict, :class:`ColumnMap` or a
-            TOML path).
+            The delivery's mapping (dict, :class:`ColumnMap` or a TOML path): column
+            renames, recodings, keys, date order, period format (see ``docs/data.md``).
+        date_order
+            ``"DMY"``, ``"MDY"`` or ``"YMD"`` for text dates like ``02/05/2018``
+            (overrides the mapping file's).
+        min_linked_share
+            Refuse the study when, in either arm, fewer than this share of the
+            randomized persons link to the panel (default 0.5, or the mapping file's
+            ``[linkage] min_share``). Any shortfall above it is a :class:`DataWarning`.
 
         Raises
         ------
@@ -180,9 +196,21 @@ class Study:
         """
         cmap = ColumnMap.coerce(column_map)
         ledger = Ledger()
-        assignment = V.validate_table(cmap.apply(assignment, "assignment"), "assignment")
-        panel = V.validate_table(cmap.apply(panel, "panel"), "panel")
-        frequency = normalise_frequency(frequency)
+        opts = {t: cmap.read_options(t) for t in ("assignment", "panel", "households", "benefits", "takeup")}
+        order = {t: date_order or o.date_order for t, o in opts.items()}
+        share = (min_linked_share if min_linked_share is not None else
+                 cmap.min_linked_share if cmap.min_linked_share is not None else 0.5)
+        if not 0 <= float(share) <= 1:
+            raise UsageError(f"min_linked_share must be between 0 and 1, got {share!r}",
+                             fix="pass e.g. min_linked_share=0.5.")
+
+        def prepare(frame: pd.DataFrame, table: str) -> pd.DataFrame:
+            return V.validate_table(cmap.apply(frame, table), table, keys=cmap.key_columns(table),
+                                    categorical=cmap.categorical(table))
+
+        assignment = prepare(assignment, "assignment")
+        panel = prepare(panel, "panel")
+        frequency = normalise_frequency(frequency or opts["panel"].frequency or opts["panel"].period_format)
 
         if sites is not None:
             sites = _check_sites_table(cmap.apply(sites, "sites"), assignment, ledger)
@@ -191,34 +219,62 @@ class Study:
         periods, freq = parse_periods(panel["period"], frequency, table="panel", column="period")
         panel = panel.assign(period=periods)
         V.check_unique(panel, "panel", ("person_id", "period"), what="person × period")
+        V.check_earnings_ceiling(panel, "panel", freq)
 
-        persons = L.build_persons(assignment, freq)
+        persons = L.build_persons(assignment, freq, date_order=order["assignment"])
+        declared_keys = set(cmap.key_columns("assignment"))
+        categorical = tuple(cmap.categorical("assignment"))
         covariates = tuple(c for c in persons.columns if c not in _ASSIGNMENT_RESERVED
-                           and c not in ("randomization_date", "randomization_period"))
+                           and c not in ("randomization_date", "randomization_period")
+                           and not V.is_key_like(c, declared_keys))
+
+        # ---- a stratum holding one arm has no within-stratum contrast: set aside
+        lone = V.check_contrast(persons["arm"], persons["stratum"])
+        set_aside_ids: list[str] = []
+        if lone.any():
+            n1, n0 = L.arm_counts(persons.loc[lone, "arm"])
+            strata = sorted(persons.loc[lone, "stratum"].unique())
+            ledger.add("assignment", "randomized persons in strata holding one arm only (no within-stratum "
+                       "contrast; set aside as estimatr drops such blocks)", int(lone.sum()), column="stratum",
+                       n_persons=int(lone.sum()), n_treated=n1, n_control=n0, action="set aside")
+            warnings.warn(
+                f"{len(strata)} randomization strata hold one arm only ({', '.join(map(str, strata[:5]))}"
+                f"{'…' if len(strata) > 5 else ''}); their {int(lone.sum())} persons ({n1} IPS, {n0} control) "
+                "are set aside (see the ledger). Merge such blocks with neighbours if the design allows.",
+                DataWarning, stacklevel=2,
+            )
+            set_aside_ids = persons.loc[lone, "person_id"].tolist()
+            persons = persons.loc[~lone].reset_index(drop=True)
+            V.check_contrast(persons["arm"], persons["stratum"])
         pid_index = pd.Index(persons["person_id"])
 
         # ---- benefits → panel frequency
         extra_linkage = []
+        near = []
         if benefits is not None:
-            benefits = V.validate_table(cmap.apply(benefits, "benefits"), "benefits")
+            benefits = prepare(benefits, "benefits")
             panel, info = L.merge_benefits(panel, benefits, freq, ledger, pid_index)
             extra_linkage.append(info)
+            unmatched = pid_index.difference(pd.Index(benefits["person_id"].unique()))
+            near.append(L.near_misses("benefits", unmatched, benefits["person_id"].unique()))
 
         # ---- households: roster at randomization
         roster = None
         members_map = pd.DataFrame(columns=["person_id", "index_person_id", "household_id", "role"])
         later_ids: list[str] = []
         if households is not None:
-            roster = L.clean_roster(V.validate_table(cmap.apply(households, "households"), "households"))
+            roster = L.clean_roster(prepare(households, "households"), ledger, date_order=order["households"])
             persons, members_map, later_ids = L.baseline_members(persons, roster, ledger)
 
         # ---- take-up
         if takeup is not None:
-            takeup = V.validate_table(cmap.apply(takeup, "takeup"), "takeup")
-            persons, info = L.merge_takeup(persons, takeup, ledger)
+            takeup = prepare(takeup, "takeup")
+            persons, info = L.merge_takeup(persons, takeup, ledger, date_order=order["takeup"])
             extra_linkage.append(info)
+            unmatched = pid_index.difference(pd.Index(takeup["person_id"].unique()))
+            near.append(L.near_misses("takeup", unmatched, takeup["person_id"].unique()))
 
-        # ---- split panel rows: randomized persons / baseline members / neither
+        # ---- split panel rows: randomized persons / baseline members / set aside / neither
         pidx = pid_index.get_indexer(panel["person_id"])
         is_person = pidx >= 0
         member_ids = pd.Index(members_map["person_id"].unique())
@@ -229,7 +285,11 @@ class Study:
             ledger.add("panel", "rows of household members who were not in the household at the index "
                        "person's randomization (baseline roster rule)", int(is_later.sum()),
                        n_persons=int(panel.loc[is_later, "person_id"].nunique()), action="set aside")
-        neither = ~is_person & ~is_member & ~is_later
+        is_aside = (~is_person & ~is_member & ~is_later) & panel["person_id"].isin(set_aside_ids).to_numpy()
+        if is_aside.any():
+            ledger.add("panel", "rows of persons set aside with their one-arm stratum", int(is_aside.sum()),
+                       n_persons=int(panel.loc[is_aside, "person_id"].nunique()), action="set aside")
+        neither = ~is_person & ~is_member & ~is_later & ~is_aside
         if neither.any():
             ledger.add("panel", "rows of persons neither randomized nor in a baseline household roster",
                        int(neither.sum()), n_persons=int(panel.loc[neither, "person_id"].nunique()),
@@ -240,10 +300,10 @@ class Study:
         main_pidx = pidx[is_person]
         main["k"] = period_ordinals(main["period"]) - rand_period_ord[main_pidx]
         main["_pidx"] = main_pidx
-        order = np.lexsort((main["k"].to_numpy(), main_pidx))
-        main = main.iloc[order].reset_index(drop=True)
+        order_rows = np.lexsort((main["k"].to_numpy(), main_pidx))
+        main = main.iloc[order_rows].reset_index(drop=True)
         main = L.derive_outcomes(main)
-        main = main[["person_id", "period", "k"] + [c for c in main.columns if c not in _PANEL_KEYS]]
+        main = main[["person_id", "period", "k"] + sorted(c for c in main.columns if c not in _PANEL_KEYS)]
 
         # ---- persons: follow-up and linkage
         counts = np.bincount(main["_pidx"].to_numpy(), minlength=len(persons))
@@ -258,10 +318,32 @@ class Study:
             ledger.add("assignment", "randomized persons with no panel row (kept in persons, missing in "
                        "every outcome)", int(unlinked.sum()), n_persons=int(unlinked.sum()),
                        n_treated=n1, n_control=n0, action="kept, unlinked")
+        never = persons["linked"] & (persons["k_max"] < 0)
+        if never.any():
+            n1, n0 = L.arm_counts(persons.loc[never, "arm"])
+            what = (f"the panel of {int(never.sum())} randomized persons ({n1} IPS, {n0} control) ends before "
+                    "their randomization period: no period after assignment is observed")
+            fix = ("ask for an extract that covers the follow-up, or check the randomization dates "
+                   "(date_order, dd/mm vs mm/dd) and the period format (quarters vs months)")
+            if bool(never[persons["linked"]].all()):
+                raise DataContractError(
+                    what + " — for every linked person", table="panel", column="period",
+                    n_rows=int(len(main)), fix=fix + ".")
+            ledger.add("assignment", "randomized persons whose panel ends before randomization (no follow-up)",
+                       int(never.sum()), column="period", n_persons=int(never.sum()), n_treated=n1,
+                       n_control=n0, action="kept, no follow-up")
+            warnings.warn(f"table 'panel': {what}. Fix: {fix}.", DataWarning, stacklevel=2)
+        panel_unmatched = panel.loc[neither, "person_id"].unique()
+        near.insert(0, L.near_misses("panel", persons.loc[unlinked, "person_id"], panel_unmatched))
+        near_frame = pd.concat([n for n in near if len(n)], ignore_index=True) if any(len(n) for n in near) \
+            else L.near_misses("panel", [], [])
+        _check_linkage(persons, share, near_frame)
 
         # ---- members panel
         members = L.members_panel(panel.loc[is_member], members_map, persons, freq)
         members = L.derive_outcomes(members)
+        mfirst = ["person_id", "index_person_id", "household_id", "role", "period", "k"]
+        members = members[mfirst + sorted(c for c in members.columns if c not in mfirst)]
 
         # ---- design
         strata_codes, strata_labels = pd.factorize(persons["stratum"], sort=True)
@@ -271,12 +353,13 @@ class Study:
             hh = hcodes
         design = Design(arm=persons["arm"].to_numpy(), stratum=strata_codes,
                         stratum_labels=tuple(str(s) for s in strata_labels), household=hh)
-        V.check_contrast(persons["arm"], persons["stratum"])
 
         return cls(
             _token=_BUILD_TOKEN, persons=persons, panel=main, members=members,
             households=roster, design=design, ledger=ledger.freeze(), frequency=freq,
-            covariates=covariates, sites=sites,
+            covariates=covariates, sites=sites, near_misses=near_frame, min_linked_share=float(share),
+            categorical=categorical,
+            key_columns=tuple(sorted(declared_keys | set(cmap.key_columns("panel")))),
             extra_linkage=pd.DataFrame(extra_linkage, columns=["table", "n_persons_randomized",
                                                                "n_persons_matched", "n_rows_unmatched"]),
         )
@@ -284,18 +367,23 @@ class Study:
     # ------------------------------------------------------------------ accessors
     @property
     def persons(self) -> pd.DataFrame:
-        """One row per randomized person, sorted by ``person_id`` (treat as read-only)."""
-        return self._persons
+        """One row per randomized person, sorted by ``person_id`` (a copy: edits change nothing).
+
+        ``arm`` is taken from :attr:`design`, the one source of truth of the assignment.
+        """
+        out = self._persons.copy()
+        out["arm"] = self._design.arm.astype("int8")
+        return out
 
     @property
     def panel(self) -> pd.DataFrame:
-        """Person × period rows of the randomized persons with event time ``k``."""
-        return self._panel
+        """Person × period rows of the randomized persons with event time ``k`` (a copy)."""
+        return self._panel.copy()
 
     @property
     def members(self) -> pd.DataFrame:
-        """Panel of baseline household members: ``person_id, index_person_id, household_id, role, period, k``…"""
-        return self._members
+        """Baseline household members' panel: ``person_id, index_person_id, household_id, role, period, k``… (a copy)."""
+        return self._members.copy()
 
     @property
     def households(self) -> pd.DataFrame | None:
@@ -321,8 +409,72 @@ class Study:
 
     @property
     def covariates(self) -> tuple[str, ...]:
-        """Baseline covariate columns of ``persons`` (from the assignment table)."""
+        """Baseline covariate columns of ``persons`` (from the assignment table; keys excluded)."""
         return self._covariates
+
+    @property
+    def categorical_covariates(self) -> tuple[str, ...]:
+        """Covariates the user asked to treat as categorical (the mapping file's ``categorical``)."""
+        return tuple(c for c in self._categorical if c in self._covariates)
+
+    @property
+    def min_linked_share(self) -> float:
+        """The linkage threshold the study was built with (each arm links at least this share)."""
+        return self._min_linked_share
+
+    def is_key(self, column: str) -> bool:
+        """True for key-like columns (person, household, partner, employer ids, declared keys)."""
+        return V.is_key_like(column, self._key_columns)
+
+    def require_covariate(self, covariate: str, *, categorical_ok: bool | None = None,
+                          role: str = "covariate") -> str:
+        """Check that ``covariate`` may be used as a covariate or moderator; return its kind.
+
+        Returns ``"numeric"`` or ``"categorical"``. A categorical column is allowed only
+        when it was named categorical (mapping file) or ``categorical_ok=True``.
+
+        Raises
+        ------
+        DataContractError
+            For a key-like column (person, household, partner, employer ids: never a
+            covariate, moderator or outcome), a column not in ``persons``, or a text column
+            that was not asked for as categorical.
+        """
+        if not isinstance(covariate, str):
+            raise DataContractError(f"a {role} must be a column name (str), got {type(covariate).__name__}",
+                                    table="assignment", fix=f"use one of {', '.join(self._covariates)}.")
+        if self.is_key(covariate):
+            raise DataContractError(
+                f"{covariate!r} is a key (an identifier), not a {role}", table="assignment", column=covariate,
+                fix="keys identify persons, households or employers; they cannot be covariates, moderators "
+                    "or outcomes. Choose a baseline characteristic.",
+            )
+        if covariate not in self._persons.columns or covariate not in self._covariates:
+            raise DataContractError(
+                f"{role} {covariate!r} is not a baseline column of the assignment table", table="assignment",
+                column=covariate, examples=list(self._covariates), fix="choose one of the columns listed.",
+            )
+        col = self._persons[covariate]
+        if pd.api.types.is_bool_dtype(col) or (pd.api.types.is_numeric_dtype(col)
+                                               and not isinstance(col.dtype, pd.CategoricalDtype)):
+            return "numeric"
+        asked = covariate in self._categorical if categorical_ok is None else categorical_ok
+        txt = col.dropna().astype(str).str.strip()
+        if not asked and len(txt) and txt.str.fullmatch(r"[+-]?\d+([.,]\d+)?").all():
+            raise DataContractError(
+                f"{role} {covariate!r} holds numbers stored as text (e.g. {txt.iloc[0]!r}); as text it would "
+                "become one dummy per value", table="assignment", column=covariate, n_rows=len(txt),
+                fix="convert it to numbers (pd.to_numeric), or list it under categorical in the mapping file "
+                    "if the digits are codes.",
+            )
+        if not asked:
+            raise DataContractError(
+                f"{role} {covariate!r} holds text or categories; it is used as categorical only when asked",
+                table="assignment", column=covariate, n_rows=int(col.notna().sum()),
+                fix=f'list it under categorical = ["{covariate}"] in the [assignment] section of the mapping '
+                    "file (or pass categorical_ok=True), or convert it to numbers.",
+            )
+        return "categorical"
 
     @property
     def n_persons(self) -> int:
@@ -330,18 +482,24 @@ class Study:
 
     @property
     def outcomes(self) -> tuple[str, ...]:
-        """Numeric panel columns usable as outcomes."""
+        """Numeric panel columns usable as outcomes (keys and codes excluded)."""
         return tuple(c for c in self._panel.columns if c not in _PANEL_KEYS and c not in PANEL_CATEGORICAL
-                     and pd.api.types.is_numeric_dtype(self._panel[c]))
+                     and not self.is_key(c) and pd.api.types.is_numeric_dtype(self._panel[c])
+                     and not isinstance(self._panel[c].dtype, pd.CategoricalDtype))
 
     @property
     def categorical_outcomes(self) -> tuple[str, ...]:
-        """Panel columns holding codes or categories (sector, worker class, contract…)."""
-        return tuple(c for c in self._panel.columns if c not in _PANEL_KEYS and c not in self.outcomes)
+        """Panel columns holding codes or categories (sector, worker class, contract…); keys excluded."""
+        return tuple(c for c in self._panel.columns if c not in _PANEL_KEYS and c not in self.outcomes
+                     and not self.is_key(c))
 
     @property
     def k_range(self) -> tuple[int, int]:
         """Smallest and largest event time observed."""
+        if self._k.size == 0:
+            raise EstimationError("no randomized person is linked to the panel, so no event time is observed",
+                                  table="panel", column="k",
+                                  fix="see study.linkage_report() for the near misses of the keys.")
         return int(self._k.min()), int(self._k.max())
 
     def require_outcome(self, outcome: str, *, categorical_ok: bool = False) -> None:
@@ -349,6 +507,11 @@ class Study:
         if not isinstance(outcome, str):
             raise DataContractError(f"outcome must be a column name (str), got {type(outcome).__name__}",
                                     table="panel", fix=f"use one of {', '.join(self.outcomes)}.")
+        if self.is_key(outcome):
+            raise DataContractError(
+                f"{outcome!r} is a key (an identifier), not an outcome", table="panel", column=outcome,
+                examples=list(self.outcomes), fix="choose one of the numeric panel columns listed.",
+            )
         if outcome not in self._panel.columns or outcome in _PANEL_KEYS:
             raise DataContractError(
                 f"outcome {outcome!r} is not in the panel", table="panel", column=outcome,
@@ -396,17 +559,21 @@ class Study:
 
         p = self._persons
         by_arm = (p.groupby("arm")["linked"].agg(n_randomized="size", n_linked="sum")
+                  .reindex([0, 1], fill_value=0).rename_axis("arm")
                   .reset_index().assign(arm=lambda d: d["arm"].map({1: "IPS", 0: "control"})))
-        by_arm["match_rate"] = by_arm["n_linked"] / by_arm["n_randomized"]
+        by_arm["n_linked"] = by_arm["n_linked"].astype(int)
+        by_arm["match_rate"] = by_arm["n_linked"] / by_arm["n_randomized"].where(by_arm["n_randomized"] > 0)
         by_stratum = (p.groupby(["stratum", "arm"])["linked"].agg(n_randomized="size", n_linked="sum")
                       .reset_index())
         by_stratum["arm"] = by_stratum["arm"].map({1: "IPS", 0: "control"})
+        by_stratum["n_linked"] = by_stratum["n_linked"].astype(int)
         by_stratum["match_rate"] = by_stratum["n_linked"] / by_stratum["n_randomized"]
         tab = np.array([[int(((p.arm == a) & p.linked).sum()), int(((p.arm == a) & ~p.linked).sum())]
                         for a in (1, 0)])
         odds, pval = fisher_exact(tab)
         return LinkageReport(by_arm=by_arm, by_stratum=by_stratum, other_tables=self._extra_linkage.copy(),
-                             odds_ratio=float(odds), p_value=float(pval))
+                             odds_ratio=float(odds), p_value=float(pval), near_misses=self._near_misses.copy(),
+                             min_share=self._min_linked_share)
 
     def consort(self) -> Consort:
         """Randomized → linked → followed up after randomization → IPS started, per arm."""
@@ -451,18 +618,58 @@ class Study:
         return Study(_token=_BUILD_TOKEN, persons=self._persons, panel=panel, members=self._members,
                      households=self._households, design=self._design, ledger=self._ledger,
                      frequency=self._frequency, covariates=self._covariates,
-                     extra_linkage=self._extra_linkage, sites=self._sites)
+                     extra_linkage=self._extra_linkage, sites=self._sites, near_misses=self._near_misses,
+                     min_linked_share=self._min_linked_share, categorical=self._categorical,
+                     key_columns=self._key_columns, sources=self._sources)
 
     def __repr__(self) -> str:
-        kmin, kmax = self.k_range
         n1, n0 = self._design.n_treated, self._design.n_control
+        n_linked = int(self._persons["linked"].sum())
+        if self._k.size:
+            kmin, kmax = int(self._k.min()), int(self._k.max())
+            follow = f"k from {kmin} to {kmax}"
+        else:
+            follow = "no event time (0 persons linked)"
         return (f"Study: {self.n_persons} randomized ({n1} IPS, {n0} control) in "
-                f"{self._design.n_strata} strata; panel {len(self._panel)} rows at frequency "
-                f"{self._frequency}, k from {kmin} to {kmax}; {self._members['person_id'].nunique()} "
+                f"{self._design.n_strata} strata, {n_linked} linked; panel {len(self._panel)} rows at "
+                f"frequency {self._frequency}, {follow}; {self._members['person_id'].nunique()} "
                 f"household members; ledger {len(self._ledger)} entries")
+
+    def _repr_html_(self) -> str:
+        import html
+
+        return f"<p>{html.escape(repr(self))}</p>{self.linkage_report()._repr_html_()}"
 
 
 _BUILD_TOKEN = object()
+
+
+def _check_linkage(persons: pd.DataFrame, min_share: float, near: pd.DataFrame) -> None:
+    """Refuse a study in which an arm links below ``min_share``; warn about any shortfall."""
+    rates = {}
+    for arm, label in ((1, "IPS"), (0, "control")):
+        sel = persons["arm"] == arm
+        rates[label] = (int(persons.loc[sel, "linked"].sum()), int(sel.sum()))
+    short = {k: v for k, v in rates.items() if v[1] and v[0] < v[1]}
+    if not short:
+        return
+    desc = ", ".join(f"{k} {n} of {m} ({100 * n / m:.1f}%)" for k, (n, m) in rates.items() if m)
+    hints = "; ".join(f"{int(r.n_persons)} would link after repairing {r.kind} in table '{r.table}' "
+                      f"({r.fix})" for r in near.itertuples()) if len(near) else ""
+    low = [k for k, (n, m) in rates.items() if m and n / m < min_share]
+    if low:
+        raise LinkageError(
+            f"too few randomized persons link to the panel: {desc}; the study needs at least "
+            f"{100 * min_share:.0f}% in each arm" + (f". Near misses: {hints}" if hints else ""),
+            table="panel", column="person_id", n_rows=sum(m - n for n, m in rates.values()),
+            fix="compare the keys of the assignment and the panel (same pseudonymisation, text with zeros); "
+                "min_linked_share= (or [linkage] min_share) sets the threshold.",
+        )
+    warnings.warn(
+        f"not every randomized person links to the panel: {desc}" + (f". Near misses: {hints}" if hints else "")
+        + ". See study.linkage_report(); unlinked persons are missing in every outcome.",
+        DataWarning, stacklevel=3,
+    )
 
 
 # ---------------------------------------------------------------------- helpers
@@ -491,18 +698,31 @@ def load_study(
     *,
     frequency: str | None = None,
     column_map: ColumnMap | Mapping[str, object] | str | Path | None = None,
+    date_order: str | None = None,
+    min_linked_share: float | None = None,
 ) -> Study:
-    """Read a folder holding ``assignment.*`` and ``panel.*`` (and optionally
-    ``households.*``, ``benefits.*``, ``takeup.*``, ``sites.*``) as parquet or csv, then build the
-    :class:`Study` (see :meth:`Study.from_frames`).
+    """Read a delivery folder and build the :class:`Study` (see :meth:`Study.from_frames`).
+
+    The folder holds ``assignment.*`` and ``panel.*`` (and optionally ``households.*``,
+    ``benefits.*``, ``takeup.*``, ``sites.*``) as parquet, csv / tsv / txt or xlsx; names
+    are matched without regard to case, or given by the mapping file's ``file`` option.
+    Text files are read as text and converted after the mapping is known (keys keep
+    their zeros); separator, decimal mark and date order are detected when the mapping
+    file is silent, and refused when the file allows two readings.
     """
-    files = find_table_files(path)
-    frames = {name: read_table(f, table=name) for name, f in files.items()}
+    cmap = ColumnMap.coerce(column_map)
+    names = {t: cmap.read_options(t).file for t in TABLE_NAMES}
+    files = find_table_files(path, files={t: f for t, f in names.items() if f})
+    frames = {}
+    for name, f in files.items():
+        keys = cmap.source_names(name, set(KEY_COLUMNS) | set(cmap.key_columns(name)))
+        frames[name] = read_table(f, table=name, options=cmap.read_options(name), key_columns=keys,
+                                  text_columns=cmap.source_names(name, set(TEXT_COLUMNS)))
     study = Study.from_frames(
         frames.pop("assignment"), frames.pop("panel"),
         households=frames.get("households"), benefits=frames.get("benefits"),
         takeup=frames.get("takeup"), sites=frames.get("sites"), frequency=frequency,
-        column_map=column_map,
+        column_map=cmap, date_order=date_order, min_linked_share=min_linked_share,
     )
     study._sources = {name: str(f) for name, f in files.items()}
     return study
