@@ -273,13 +273,15 @@ def check_binary(frame: pd.DataFrame, table: str, columns: Iterable[str]) -> pd.
         if col not in frame.columns:
             continue
         s = frame[col]
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            s = s.astype(object)  # a 0/1 flag stored as category is read as the 0/1 it holds
         if pd.api.types.is_bool_dtype(s):
             vals = s.astype("float64")
         elif pd.api.types.is_numeric_dtype(s):
             vals = s.astype("float64")
         else:
             low = s.map(lambda v: v if pd.isna(v) else str(v).strip().lower())
-            vals = low.map({"0": 0.0, "1": 1.0, "true": 1.0, "false": 0.0, "0.0": 0.0, "1.0": 1.0})
+            vals = low.map({"0": 0.0, "1": 1.0, "true": 1.0, "false": 0.0, "0.0": 0.0, "1.0": 1.0}).astype("float64")
             vals[low.notna() & vals.isna()] = -1.0  # flag unknown text
         bad = vals.notna() & ~vals.isin([0.0, 1.0])
         if bad.any():

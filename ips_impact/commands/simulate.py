@@ -32,11 +32,16 @@ def run(args: argparse.Namespace) -> int:
             f"and below {MIN_PERSONS} persons some region would hold one arm only",
             fix=f"pass --n-persons {MIN_PERSONS} or more.",
         )
+    from threadpoolctl import threadpool_limits
+
     from ips_impact.synthetic import generate
 
     say = progress(args)
     say(f"simulating {args.n_persons} randomized persons (seed {args.seed})")
-    trial = generate(n_persons=args.n_persons, seed=args.seed)
-    trial.write(args.out)
+    # One BLAS thread: a multi-threaded matrix product sums in a varying order, which made
+    # truth.parquet differ at ~1e-12 between runs; the files must be byte-identical.
+    with threadpool_limits(limits=1):
+        trial = generate(n_persons=args.n_persons, seed=args.seed)
+        trial.write(args.out)
     say(f"wrote {args.out}")
     return 0

@@ -41,6 +41,7 @@ returned unchanged.
 from __future__ import annotations
 
 import codecs
+import difflib
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -255,6 +256,11 @@ class ColumnMap:
             elif k in READ_OPTIONS:
                 t.read[k] = self._check_option(table, k, v)
             elif isinstance(v, str):
+                near = difflib.get_close_matches(k, [*READ_OPTIONS, *_SECTION_KEYS], n=1, cutoff=0.75)
+                if near:
+                    self._fail(table, k, f"unknown key {k!r} (did you mean {near[0]!r}?)",
+                               f"write {near[0]} = …; to rename a column called {k!r}, put the line under "
+                               f"[{table}.columns].")
                 t.renames[str(k)] = v  # a plain rename line, as in earlier mapping files
             else:
                 self._fail(table, k, f"unknown key {k!r}",
