@@ -139,3 +139,15 @@ def test_data_error_exits_2(tmp_path, capsys):
     _write(tmp_path, f)
     assert main(["--quiet", "validate", str(tmp_path)]) == 2
     assert "DataContractError" in capsys.readouterr().err
+
+
+def test_validate_strict_fails_on_a_warning(tmp_path, capsys):
+    f = make_frames(n=20, periods=12)
+    f["panel"] = f["panel"][f["panel"]["person_id"] != "P0003A"]  # one person unlinked: a warning
+    _write(tmp_path, f)
+    assert main(["-q", "validate", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "warning: DataWarning: not every randomized person links" in out
+    assert "Ledger" in out and "Linkage of randomized persons" in out
+    assert main(["-q", "validate", str(tmp_path), "--strict"]) == 2
+    assert "--strict" in capsys.readouterr().err

@@ -8,8 +8,9 @@ from typing import Any
 from ips_impact.cli import output_dir, positive_int, progress
 from ips_impact.errors import UsageError
 
-#: Fewest persons for which the generated trial has both arms in every region stratum
-#: (checked by tests/test_cli.py: every n from this value up validates).
+#: Fewest persons for a trial that validates: the generator randomizes within 12 strata
+#: (3 regions × 4 enrolment half-years), two persons each at least; a stratum left with
+#: one arm is set aside with a warning (tests/test_delivery_order.py validates small trials).
 MIN_PERSONS = 24
 
 
@@ -28,8 +29,9 @@ def run(args: argparse.Namespace) -> int:
     """Run ``ips-impact simulate``."""
     if args.n_persons < MIN_PERSONS:
         raise UsageError(
-            f"--n-persons {args.n_persons} is too small: the trial is randomized within 3 regions, "
-            f"and below {MIN_PERSONS} persons some region would hold one arm only",
+            f"--n-persons {args.n_persons} is too small: the trial is randomized within 12 strata "
+            f"(3 regions × 4 enrolment half-years), and below {MIN_PERSONS} persons strata hold one "
+            "person, who has no one to be compared with",
             fix=f"pass --n-persons {MIN_PERSONS} or more.",
         )
     from threadpoolctl import threadpool_limits
