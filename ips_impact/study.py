@@ -333,7 +333,7 @@ class Study:
                        int(never.sum()), column="period", n_persons=int(never.sum()), n_treated=n1,
                        n_control=n0, action="kept, no follow-up")
             warnings.warn(f"table 'panel': {what}. Fix: {fix}.", DataWarning, stacklevel=2)
-        panel_unmatched = panel.loc[neither, "person_id"].unique()
+        panel_unmatched = panel.loc[~is_person, "person_id"].unique()  # members' keys may be the near misses
         near.insert(0, L.near_misses("panel", persons.loc[unlinked, "person_id"], panel_unmatched))
         near_frame = pd.concat([n for n in near if len(n)], ignore_index=True) if any(len(n) for n in near) \
             else L.near_misses("panel", [], [])

@@ -79,7 +79,7 @@ def _source(cell: dict) -> str:
 
 
 def test_notebooks_exist():
-    assert {p.name for p in NOTEBOOKS} >= {"01_tour.ipynb", "02_real_data_checklist.ipynb"}
+    assert {p.name for p in NOTEBOOKS} >= {"01_tour.ipynb", "02_real_delivery.ipynb"}
 
 
 @pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.name)
