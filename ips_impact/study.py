@@ -63,6 +63,7 @@ class Consort:
     table: pd.DataFrame
 
     def to_frame(self) -> pd.DataFrame:
+        """Return the flow as a frame (stage, n_ips, n_control)."""
         return self.table.copy()
 
     def __repr__(self) -> str:
@@ -382,7 +383,10 @@ class Study:
 
     @property
     def members(self) -> pd.DataFrame:
-        """Baseline household members' panel: ``person_id, index_person_id, household_id, role, period, k``… (a copy)."""
+        """Baseline household members' panel (a copy).
+
+        Columns ``person_id, index_person_id, household_id, role, period, k`` and the panel's.
+        """
         return self._members.copy()
 
     @property
@@ -397,14 +401,17 @@ class Study:
 
     @property
     def design(self) -> Design:
+        """How the arm was assigned (the one source of truth of the arm)."""
         return self._design
 
     @property
     def ledger(self) -> Ledger:
+        """Every row set aside, repaired or assumed (frozen)."""
         return self._ledger
 
     @property
     def frequency(self) -> Frequency:
+        """Period frequency of the panel: ``"Q"``, ``"M"``, ``"Y"``, ``"W"`` or ``"int"``."""
         return self._frequency
 
     @property
@@ -423,7 +430,7 @@ class Study:
         return self._min_linked_share
 
     def is_key(self, column: str) -> bool:
-        """True for key-like columns (person, household, partner, employer ids, declared keys)."""
+        """Tell whether a column is key-like (person, household, partner, employer ids, declared keys)."""
         return V.is_key_like(column, self._key_columns)
 
     def require_covariate(self, covariate: str, *, categorical_ok: bool | None = None,
@@ -478,6 +485,7 @@ class Study:
 
     @property
     def n_persons(self) -> int:
+        """Number of randomized persons in the study (after one-arm strata are set aside)."""
         return len(self._persons)
 
     @property
@@ -539,6 +547,7 @@ class Study:
         pos_c = np.minimum(pos, ks.size - 1)
         hit = (pos < ks.size) & (sorted_ks[pos_c] == self._k)
         vals = self._panel[outcome].to_numpy(dtype=np.float64, na_value=np.nan)
+        assert self._pidx is not None
         out[self._pidx[hit], order[pos_c[hit]]] = vals[hit]
         return out
 
@@ -599,7 +608,7 @@ class Study:
         return balance(self, covariates, **kwargs)
 
     def with_outcome(self, name: str, values: pd.Series | np.ndarray | Callable[[pd.DataFrame], Any]) -> Study:
-        """A new study whose panel has one more outcome column (e.g. a summary index).
+        """Return a new study whose panel has one more outcome column (e.g. a summary index).
 
         ``values`` is aligned with ``panel`` rows, or a callable on the panel.
         """
