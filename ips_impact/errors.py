@@ -11,6 +11,7 @@ like national register numbers are never echoed: the row positions are shown ins
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -22,14 +23,49 @@ __all__ = [
     "EstimationError",
     "PlanError",
     "DisclosureError",
+    "UsageError",
     "IpsImpactWarning",
     "DataWarning",
     "SmallSampleWarning",
     "EstimationWarning",
     "format_examples",
+    "is_national_number",
+    "mask_national_numbers",
 ]
 
 _MAX_EXAMPLES = 5
+# 11 digits, optionally written 85.07.30-033.61 / 850730 033 61; not inside a longer number
+_NRN_TEXT = re.compile(r"(?<![\d])(\d{2}[.\- ]?\d{2}[.\- ]?\d{2}[.\- ]?\d{3}[.\- ]?\d{2})(?![\d])")
+_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def is_national_number(digits: str) -> bool:
+    """Tell whether 11 digits have the structure of a Belgian national register number.
+
+    ``YYMMDD`` birth date (month 0–12, or +20 / +40 for bis numbers; day 0–31 and
+    within the month; 0 when the date is unknown), a serial 001–998, and the check
+    ``97 - (YYMMDDSSS mod 97)`` (born before 2000) or ``97 - (2YYMMDDSSS mod 97)``
+    (born from 2000).
+    """
+    d = re.sub(r"[.\- ]", "", digits)
+    if len(d) != 11 or not d.isdigit():
+        return False
+    month, day, serial = int(d[2:4]), int(d[4:6]), int(d[6:9])
+    if month >= 40:
+        month -= 40
+    elif month >= 20:
+        month -= 20
+    if month > 12 or day > 31 or not 1 <= serial <= 998:
+        return False
+    if month and day > _DAYS[month - 1]:
+        return False
+    body, check = int(d[:9]), int(d[9:])
+    return 97 - body % 97 == check or 97 - (2_000_000_000 + body) % 97 == check
+
+
+def mask_national_numbers(text: str) -> str:
+    """Replace every substring shaped like a national register number by ``«masked»``."""
+    return _NRN_TEXT.sub(lambda m: "«masked»" if is_national_number(m.group(1)) else m.group(1), text)
 
 
 def format_examples(values: Iterable[Any], *, limit: int = _MAX_EXAMPLES) -> str:
@@ -74,7 +110,8 @@ class IpsImpactError(Exception):
         ex = list(examples) if examples is not None else []
         self.examples = ex[:_MAX_EXAMPLES]
         self.fix = fix
-        super().__init__(self._render(ex))
+        # nothing shaped like a national register number leaves the library in a message
+        super().__init__(mask_national_numbers(self._render(ex)))
 
     def _render(self, examples: list[Any]) -> str:
         where = []
@@ -120,8 +157,18 @@ class DisclosureError(IpsImpactError, ValueError):
     """Output would reveal a cell below the minimum publishable size or a person key."""
 
 
+class UsageError(IpsImpactError, ValueError):
+    """A command or function was called wrongly (bad option value, missing file…).
+
+    The command line maps it to exit code 64 (``EX_USAGE``), before any work is done.
+    """
+
+
 class IpsImpactWarning(UserWarning):
-    """Base class of the warnings of ``ips_impact``."""
+    """Base class of the warnings of ``ips_impact`` (national-register-like values masked)."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(mask_national_numbers(a) if isinstance(a, str) else a for a in args))
 
 
 class DataWarning(IpsImpactWarning):

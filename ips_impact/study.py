@@ -23,6 +23,7 @@ Nothing is dropped silently.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,85 +32,28 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ips_impact import link as L
 from ips_impact import validate as V
 from ips_impact.design import Design
-from ips_impact.errors import DataContractError, EstimationError
+from ips_impact.errors import DataContractError, DataWarning, EstimationError, LinkageError, UsageError
 from ips_impact.io.mapping import ColumnMap
 from ips_impact.io.periods import (
     Frequency,
-    date_to_period,
     normalise_frequency,
     parse_periods,
     period_ordinals,
 )
-from ips_impact.io.readers import find_table_files, read_table
-from ips_impact.io.schema import PANEL_CATEGORICAL
+from ips_impact.io.readers import TABLE_NAMES, TEXT_COLUMNS, find_table_files, read_table
+from ips_impact.io.schema import KEY_COLUMNS, PANEL_CATEGORICAL
 from ips_impact.ledger import Ledger
+
+LinkageReport = L.LinkageReport
 
 __all__ = ["Study", "load_study", "LinkageReport", "Consort"]
 
-_REGIONS = {
-    "vl": "VL", "vla": "VL", "flanders": "VL", "vlaanderen": "VL", "flandre": "VL", "flandres": "VL",
-    "wal": "WAL", "wallonia": "WAL", "wallonie": "WAL", "wallonië": "WAL", "w": "WAL",
-    "bxl": "BXL", "bru": "BXL", "brussels": "BXL", "bruxelles": "BXL", "brussel": "BXL",
-}
 _ASSIGNMENT_RESERVED = ("person_id", "arm", "randomization_date", "randomization_period", "stratum",
                         "region", "site", "household_id")
 _PANEL_KEYS = ("person_id", "period", "k")
-
-
-def _normalise_region(values: pd.Series) -> pd.Series:
-    low = values.map(lambda v: v if pd.isna(v) else str(v).strip().lower())
-    out = low.map(_REGIONS)
-    bad = low.notna() & out.isna()
-    if bad.any():
-        raise DataContractError(
-            "has unknown regions", table="assignment", column="region", n_rows=int(bad.sum()),
-            examples=sorted({str(v) for v in values[bad]})[:5],
-            fix="use VL (Flanders), WAL (Wallonia) or BXL (Brussels).",
-        )
-    return out
-
-
-def _arm_counts(arm: pd.Series | np.ndarray) -> tuple[int, int]:
-    a = np.asarray(arm)
-    return int((a == 1).sum()), int((a == 0).sum())
-
-
-@dataclass(frozen=True)
-class LinkageReport:
-    """Match rates of the randomized persons to the panel, by arm and stratum.
-
-    ``test`` is Fisher's exact test of the hypothesis that linkage does not depend on
-    the arm (differential linkage would bias every comparison of linked persons).
-    """
-
-    by_arm: pd.DataFrame
-    by_stratum: pd.DataFrame
-    other_tables: pd.DataFrame
-    odds_ratio: float
-    p_value: float
-
-    def to_frame(self) -> pd.DataFrame:
-        return pd.concat([self.by_arm.assign(stratum="all"), self.by_stratum], ignore_index=True)
-
-    def __repr__(self) -> str:
-        lines = ["Linkage of randomized persons to the panel", self.by_arm.to_string(index=False), "",
-                 self.by_stratum.to_string(index=False), "", self._test_line()]
-        if len(self.other_tables):
-            lines += ["", self.other_tables.to_string(index=False)]
-        return "\n".join(lines)
-
-    def _repr_html_(self) -> str:
-        return (f"<h4>Linkage to the panel</h4>{self.by_arm.to_html(index=False)}"
-                f"{self.by_stratum.to_html(index=False)}"
-                f"<p>{self._test_line()}</p>{self.other_tables.to_html(index=False)}")
-
-    def _test_line(self) -> str:
-        odds = ("not defined (no unlinked person in one arm)" if not np.isfinite(self.odds_ratio)
-                or self.odds_ratio == 0 else f"{self.odds_ratio:.3f}")
-        return (f"Differential linkage (Fisher's exact test, IPS vs control): odds ratio {odds}, "
-                f"p = {self.p_value:.4f}")
 
 
 @dataclass(frozen=True)
@@ -119,6 +63,7 @@ class Consort:
     table: pd.DataFrame
 
     def to_frame(self) -> pd.DataFrame:
+        """Return the flow as a frame (stage, n_ips, n_control)."""
         return self.table.copy()
 
     def __repr__(self) -> str:
@@ -155,8 +100,9 @@ class Study:
     """A validated, linked trial: persons, event-time panel, household members, design, ledger.
 
     Build it with :meth:`from_frames` or :func:`load_study`; do not call the
-    constructor directly. All attributes are read-only; ``persons``, ``panel`` and
-    ``members`` return the stored frames (treat them as read-only).
+    constructor directly. All attributes are read-only: ``persons``, ``panel`` and
+    ``members`` return copies, so editing them changes no estimate; the arm has one
+    source of truth, :attr:`design` (``persons["arm"]`` is a copy of ``design.arm``).
 
     Examples
     --------
@@ -185,6 +131,10 @@ class Study:
         self._k = self._panel["k"].to_numpy()
         self._extra_linkage: pd.DataFrame = parts["extra_linkage"]
         self._sites: pd.DataFrame | None = parts.get("sites")
+        self._near_misses: pd.DataFrame = parts.get("near_misses", L.near_misses("panel", [], []))
+        self._min_linked_share: float = parts.get("min_linked_share", 0.5)
+        self._categorical: tuple[str, ...] = parts.get("categorical", ())
+        self._key_columns: tuple[str, ...] = parts.get("key_columns", ())
 
     # ------------------------------------------------------------------ build
     @classmethod
@@ -199,6 +149,8 @@ class Study:
         sites: pd.DataFrame | None = None,
         frequency: str | None = None,
         column_map: ColumnMap | Mapping[str, object] | str | Path | None = None,
+        date_order: str | None = None,
+        min_linked_share: float | None = None,
     ) -> Study:
         """Validate and link the trial's tables.
 
@@ -217,7 +169,7 @@ class Study:
         benefits
             Monthly insurer records (``person_id``, ``month``, ``on_di``,
             ``di_benefit``…), aggregated to the panel frequency: flags as "any month",
-            amounts as the monthly mean.
+            amounts as the monthly mean, codes as the last month of the period.
         takeup
             ``person_id`` with ``ips_started`` (0/1) or ``ips_start_date``.
         sites
@@ -225,10 +177,18 @@ class Study:
             fidelity scale, 25–125), optional ``assessment_date``; one row per
             assessment. Used by ``heterogeneity(by="fidelity")`` and ``by="site"``.
         frequency
-            ``"Q"``, ``"M"``, ``"Y"``, ``"W"`` or ``"int"``; detected when omitted.
+            ``"Q"``, ``"M"``, ``"Y"``, ``"W"`` or ``"int"``; detected when omitted (an
+            ambiguous period column is refused with the readings it allows).
         column_map
-            Renames extract columns to contract names (dict, :class:`ColumnMap` or a
-            TOML path).
+            The delivery's mapping (dict, :class:`ColumnMap` or a TOML path): column
+            renames, recodings, keys, date order, period format (see ``docs/data.md``).
+        date_order
+            ``"DMY"``, ``"MDY"`` or ``"YMD"`` for text dates like ``02/05/2018``
+            (overrides the mapping file's).
+        min_linked_share
+            Refuse the study when, in either arm, fewer than this share of the
+            randomized persons link to the panel (default 0.5, or the mapping file's
+            ``[linkage] min_share``). Any shortfall above it is a :class:`DataWarning`.
 
         Raises
         ------
@@ -237,9 +197,21 @@ class Study:
         """
         cmap = ColumnMap.coerce(column_map)
         ledger = Ledger()
-        assignment = V.validate_table(cmap.apply(assignment, "assignment"), "assignment")
-        panel = V.validate_table(cmap.apply(panel, "panel"), "panel")
-        frequency = normalise_frequency(frequency)
+        opts = {t: cmap.read_options(t) for t in ("assignment", "panel", "households", "benefits", "takeup")}
+        order = {t: date_order or o.date_order for t, o in opts.items()}
+        share = (min_linked_share if min_linked_share is not None else
+                 cmap.min_linked_share if cmap.min_linked_share is not None else 0.5)
+        if not 0 <= float(share) <= 1:
+            raise UsageError(f"min_linked_share must be between 0 and 1, got {share!r}",
+                             fix="pass e.g. min_linked_share=0.5.")
+
+        def prepare(frame: pd.DataFrame, table: str) -> pd.DataFrame:
+            return V.validate_table(cmap.apply(frame, table), table, keys=cmap.key_columns(table),
+                                    categorical=cmap.categorical(table))
+
+        assignment = prepare(assignment, "assignment")
+        panel = prepare(panel, "panel")
+        frequency = normalise_frequency(frequency or opts["panel"].frequency or opts["panel"].period_format)
 
         if sites is not None:
             sites = _check_sites_table(cmap.apply(sites, "sites"), assignment, ledger)
@@ -248,34 +220,62 @@ class Study:
         periods, freq = parse_periods(panel["period"], frequency, table="panel", column="period")
         panel = panel.assign(period=periods)
         V.check_unique(panel, "panel", ("person_id", "period"), what="person × period")
+        V.check_earnings_ceiling(panel, "panel", freq)
 
-        persons = _build_persons(assignment, freq)
+        persons = L.build_persons(assignment, freq, date_order=order["assignment"])
+        declared_keys = set(cmap.key_columns("assignment"))
+        categorical = tuple(cmap.categorical("assignment"))
         covariates = tuple(c for c in persons.columns if c not in _ASSIGNMENT_RESERVED
-                           and c not in ("randomization_date", "randomization_period"))
+                           and c not in ("randomization_date", "randomization_period")
+                           and not V.is_key_like(c, declared_keys))
+
+        # ---- a stratum holding one arm has no within-stratum contrast: set aside
+        lone = V.check_contrast(persons["arm"], persons["stratum"])
+        set_aside_ids: list[str] = []
+        if lone.any():
+            n1, n0 = L.arm_counts(persons.loc[lone, "arm"])
+            strata = sorted(persons.loc[lone, "stratum"].unique())
+            ledger.add("assignment", "randomized persons in strata holding one arm only (no within-stratum "
+                       "contrast; set aside as estimatr drops such blocks)", int(lone.sum()), column="stratum",
+                       n_persons=int(lone.sum()), n_treated=n1, n_control=n0, action="set aside")
+            warnings.warn(
+                f"{len(strata)} randomization strata hold one arm only ({', '.join(map(str, strata[:5]))}"
+                f"{'…' if len(strata) > 5 else ''}); their {int(lone.sum())} persons ({n1} IPS, {n0} control) "
+                "are set aside (see the ledger). Merge such blocks with neighbours if the design allows.",
+                DataWarning, stacklevel=2,
+            )
+            set_aside_ids = persons.loc[lone, "person_id"].tolist()
+            persons = persons.loc[~lone].reset_index(drop=True)
+            V.check_contrast(persons["arm"], persons["stratum"])
         pid_index = pd.Index(persons["person_id"])
 
         # ---- benefits → panel frequency
         extra_linkage = []
+        near = []
         if benefits is not None:
-            benefits = V.validate_table(cmap.apply(benefits, "benefits"), "benefits")
-            panel, info = _merge_benefits(panel, benefits, freq, ledger, pid_index)
+            benefits = prepare(benefits, "benefits")
+            panel, info = L.merge_benefits(panel, benefits, freq, ledger, pid_index)
             extra_linkage.append(info)
+            unmatched = pid_index.difference(pd.Index(benefits["person_id"].unique()))
+            near.append(L.near_misses("benefits", unmatched, benefits["person_id"].unique()))
 
         # ---- households: roster at randomization
         roster = None
         members_map = pd.DataFrame(columns=["person_id", "index_person_id", "household_id", "role"])
         later_ids: list[str] = []
         if households is not None:
-            roster = _clean_roster(V.validate_table(cmap.apply(households, "households"), "households"))
-            persons, members_map, later_ids = _baseline_members(persons, roster, ledger)
+            roster = L.clean_roster(prepare(households, "households"), ledger, date_order=order["households"])
+            persons, members_map, later_ids = L.baseline_members(persons, roster, ledger)
 
         # ---- take-up
         if takeup is not None:
-            takeup = V.validate_table(cmap.apply(takeup, "takeup"), "takeup")
-            persons, info = _merge_takeup(persons, takeup, ledger)
+            takeup = prepare(takeup, "takeup")
+            persons, info = L.merge_takeup(persons, takeup, ledger, date_order=order["takeup"])
             extra_linkage.append(info)
+            unmatched = pid_index.difference(pd.Index(takeup["person_id"].unique()))
+            near.append(L.near_misses("takeup", unmatched, takeup["person_id"].unique()))
 
-        # ---- split panel rows: randomized persons / baseline members / neither
+        # ---- split panel rows: randomized persons / baseline members / set aside / neither
         pidx = pid_index.get_indexer(panel["person_id"])
         is_person = pidx >= 0
         member_ids = pd.Index(members_map["person_id"].unique())
@@ -286,7 +286,11 @@ class Study:
             ledger.add("panel", "rows of household members who were not in the household at the index "
                        "person's randomization (baseline roster rule)", int(is_later.sum()),
                        n_persons=int(panel.loc[is_later, "person_id"].nunique()), action="set aside")
-        neither = ~is_person & ~is_member & ~is_later
+        is_aside = (~is_person & ~is_member & ~is_later) & panel["person_id"].isin(set_aside_ids).to_numpy()
+        if is_aside.any():
+            ledger.add("panel", "rows of persons set aside with their one-arm stratum", int(is_aside.sum()),
+                       n_persons=int(panel.loc[is_aside, "person_id"].nunique()), action="set aside")
+        neither = ~is_person & ~is_member & ~is_later & ~is_aside
         if neither.any():
             ledger.add("panel", "rows of persons neither randomized nor in a baseline household roster",
                        int(neither.sum()), n_persons=int(panel.loc[neither, "person_id"].nunique()),
@@ -297,10 +301,10 @@ class Study:
         main_pidx = pidx[is_person]
         main["k"] = period_ordinals(main["period"]) - rand_period_ord[main_pidx]
         main["_pidx"] = main_pidx
-        order = np.lexsort((main["k"].to_numpy(), main_pidx))
-        main = main.iloc[order].reset_index(drop=True)
-        main = _derive(main)
-        main = main[["person_id", "period", "k"] + [c for c in main.columns if c not in _PANEL_KEYS]]
+        order_rows = np.lexsort((main["k"].to_numpy(), main_pidx))
+        main = main.iloc[order_rows].reset_index(drop=True)
+        main = L.derive_outcomes(main)
+        main = main[["person_id", "period", "k"] + sorted(c for c in main.columns if c not in _PANEL_KEYS)]
 
         # ---- persons: follow-up and linkage
         counts = np.bincount(main["_pidx"].to_numpy(), minlength=len(persons))
@@ -311,14 +315,36 @@ class Study:
         persons["k_max"] = kmax.reindex(range(len(persons))).to_numpy(dtype=float)
         unlinked = ~persons["linked"]
         if unlinked.any():
-            n1, n0 = _arm_counts(persons.loc[unlinked, "arm"])
+            n1, n0 = L.arm_counts(persons.loc[unlinked, "arm"])
             ledger.add("assignment", "randomized persons with no panel row (kept in persons, missing in "
                        "every outcome)", int(unlinked.sum()), n_persons=int(unlinked.sum()),
                        n_treated=n1, n_control=n0, action="kept, unlinked")
+        never = persons["linked"] & (persons["k_max"] < 0)
+        if never.any():
+            n1, n0 = L.arm_counts(persons.loc[never, "arm"])
+            what = (f"the panel of {int(never.sum())} randomized persons ({n1} IPS, {n0} control) ends before "
+                    "their randomization period: no period after assignment is observed")
+            fix = ("ask for an extract that covers the follow-up, or check the randomization dates "
+                   "(date_order, dd/mm vs mm/dd) and the period format (quarters vs months)")
+            if bool(never[persons["linked"]].all()):
+                raise DataContractError(
+                    what + " — for every linked person", table="panel", column="period",
+                    n_rows=int(len(main)), fix=fix + ".")
+            ledger.add("assignment", "randomized persons whose panel ends before randomization (no follow-up)",
+                       int(never.sum()), column="period", n_persons=int(never.sum()), n_treated=n1,
+                       n_control=n0, action="kept, no follow-up")
+            warnings.warn(f"table 'panel': {what}. Fix: {fix}.", DataWarning, stacklevel=2)
+        panel_unmatched = panel.loc[~is_person, "person_id"].unique()  # members' keys may be the near misses
+        near.insert(0, L.near_misses("panel", persons.loc[unlinked, "person_id"], panel_unmatched))
+        near_frame = pd.concat([n for n in near if len(n)], ignore_index=True) if any(len(n) for n in near) \
+            else L.near_misses("panel", [], [])
+        _check_linkage(persons, share, near_frame)
 
         # ---- members panel
-        members = _members_panel(panel.loc[is_member], members_map, persons, freq)
-        members = _derive(members)
+        members = L.members_panel(panel.loc[is_member], members_map, persons, freq)
+        members = L.derive_outcomes(members)
+        mfirst = ["person_id", "index_person_id", "household_id", "role", "period", "k"]
+        members = members[mfirst + sorted(c for c in members.columns if c not in mfirst)]
 
         # ---- design
         strata_codes, strata_labels = pd.factorize(persons["stratum"], sort=True)
@@ -328,12 +354,13 @@ class Study:
             hh = hcodes
         design = Design(arm=persons["arm"].to_numpy(), stratum=strata_codes,
                         stratum_labels=tuple(str(s) for s in strata_labels), household=hh)
-        V.check_contrast(persons["arm"], persons["stratum"])
 
         return cls(
             _token=_BUILD_TOKEN, persons=persons, panel=main, members=members,
             households=roster, design=design, ledger=ledger.freeze(), frequency=freq,
-            covariates=covariates, sites=sites,
+            covariates=covariates, sites=sites, near_misses=near_frame, min_linked_share=float(share),
+            categorical=categorical,
+            key_columns=tuple(sorted(declared_keys | set(cmap.key_columns("panel")))),
             extra_linkage=pd.DataFrame(extra_linkage, columns=["table", "n_persons_randomized",
                                                                "n_persons_matched", "n_rows_unmatched"]),
         )
@@ -341,18 +368,26 @@ class Study:
     # ------------------------------------------------------------------ accessors
     @property
     def persons(self) -> pd.DataFrame:
-        """One row per randomized person, sorted by ``person_id`` (treat as read-only)."""
-        return self._persons
+        """One row per randomized person, sorted by ``person_id`` (a copy: edits change nothing).
+
+        ``arm`` is taken from :attr:`design`, the one source of truth of the assignment.
+        """
+        out = self._persons.copy()
+        out["arm"] = self._design.arm.astype("int8")
+        return out
 
     @property
     def panel(self) -> pd.DataFrame:
-        """Person × period rows of the randomized persons with event time ``k``."""
-        return self._panel
+        """Person × period rows of the randomized persons with event time ``k`` (a copy)."""
+        return self._panel.copy()
 
     @property
     def members(self) -> pd.DataFrame:
-        """Panel of baseline household members: ``person_id, index_person_id, household_id, role, period, k``…"""
-        return self._members
+        """Baseline household members' panel (a copy).
+
+        Columns ``person_id, index_person_id, household_id, role, period, k`` and the panel's.
+        """
+        return self._members.copy()
 
     @property
     def households(self) -> pd.DataFrame | None:
@@ -366,39 +401,113 @@ class Study:
 
     @property
     def design(self) -> Design:
+        """How the arm was assigned (the one source of truth of the arm)."""
         return self._design
 
     @property
     def ledger(self) -> Ledger:
+        """Every row set aside, repaired or assumed (frozen)."""
         return self._ledger
 
     @property
     def frequency(self) -> Frequency:
+        """Period frequency of the panel: ``"Q"``, ``"M"``, ``"Y"``, ``"W"`` or ``"int"``."""
         return self._frequency
 
     @property
     def covariates(self) -> tuple[str, ...]:
-        """Baseline covariate columns of ``persons`` (from the assignment table)."""
+        """Baseline covariate columns of ``persons`` (from the assignment table; keys excluded)."""
         return self._covariates
 
     @property
+    def categorical_covariates(self) -> tuple[str, ...]:
+        """Covariates the user asked to treat as categorical (the mapping file's ``categorical``)."""
+        return tuple(c for c in self._categorical if c in self._covariates)
+
+    @property
+    def min_linked_share(self) -> float:
+        """The linkage threshold the study was built with (each arm links at least this share)."""
+        return self._min_linked_share
+
+    def is_key(self, column: str) -> bool:
+        """Tell whether a column is key-like (person, household, partner, employer ids, declared keys)."""
+        return V.is_key_like(column, self._key_columns)
+
+    def require_covariate(self, covariate: str, *, categorical_ok: bool | None = None,
+                          role: str = "covariate") -> str:
+        """Check that ``covariate`` may be used as a covariate or moderator; return its kind.
+
+        Returns ``"numeric"`` or ``"categorical"``. A categorical column is allowed only
+        when it was named categorical (mapping file) or ``categorical_ok=True``.
+
+        Raises
+        ------
+        DataContractError
+            For a key-like column (person, household, partner, employer ids: never a
+            covariate, moderator or outcome), a column not in ``persons``, or a text column
+            that was not asked for as categorical.
+        """
+        if not isinstance(covariate, str):
+            raise DataContractError(f"a {role} must be a column name (str), got {type(covariate).__name__}",
+                                    table="assignment", fix=f"use one of {', '.join(self._covariates)}.")
+        if self.is_key(covariate):
+            raise DataContractError(
+                f"{covariate!r} is a key (an identifier), not a {role}", table="assignment", column=covariate,
+                fix="keys identify persons, households or employers; they cannot be covariates, moderators "
+                    "or outcomes. Choose a baseline characteristic.",
+            )
+        if covariate not in self._persons.columns or covariate not in self._covariates:
+            raise DataContractError(
+                f"{role} {covariate!r} is not a baseline column of the assignment table", table="assignment",
+                column=covariate, examples=list(self._covariates), fix="choose one of the columns listed.",
+            )
+        col = self._persons[covariate]
+        if pd.api.types.is_bool_dtype(col) or (pd.api.types.is_numeric_dtype(col)
+                                               and not isinstance(col.dtype, pd.CategoricalDtype)):
+            return "numeric"
+        asked = covariate in self._categorical if categorical_ok is None else categorical_ok
+        txt = col.dropna().astype(str).str.strip()
+        if not asked and len(txt) and txt.str.fullmatch(r"[+-]?\d+([.,]\d+)?").all():
+            raise DataContractError(
+                f"{role} {covariate!r} holds numbers stored as text (e.g. {txt.iloc[0]!r}); as text it would "
+                "become one dummy per value", table="assignment", column=covariate, n_rows=len(txt),
+                fix="convert it to numbers (pd.to_numeric), or list it under categorical in the mapping file "
+                    "if the digits are codes.",
+            )
+        if not asked:
+            raise DataContractError(
+                f"{role} {covariate!r} holds text or categories; it is used as categorical only when asked",
+                table="assignment", column=covariate, n_rows=int(col.notna().sum()),
+                fix=f'list it under categorical = ["{covariate}"] in the [assignment] section of the mapping '
+                    "file (or pass categorical_ok=True), or convert it to numbers.",
+            )
+        return "categorical"
+
+    @property
     def n_persons(self) -> int:
+        """Number of randomized persons in the study (after one-arm strata are set aside)."""
         return len(self._persons)
 
     @property
     def outcomes(self) -> tuple[str, ...]:
-        """Numeric panel columns usable as outcomes."""
+        """Numeric panel columns usable as outcomes (keys and codes excluded)."""
         return tuple(c for c in self._panel.columns if c not in _PANEL_KEYS and c not in PANEL_CATEGORICAL
-                     and pd.api.types.is_numeric_dtype(self._panel[c]))
+                     and not self.is_key(c) and pd.api.types.is_numeric_dtype(self._panel[c])
+                     and not isinstance(self._panel[c].dtype, pd.CategoricalDtype))
 
     @property
     def categorical_outcomes(self) -> tuple[str, ...]:
-        """Panel columns holding codes or categories (sector, worker class, contract…)."""
-        return tuple(c for c in self._panel.columns if c not in _PANEL_KEYS and c not in self.outcomes)
+        """Panel columns holding codes or categories (sector, worker class, contract…); keys excluded."""
+        return tuple(c for c in self._panel.columns if c not in _PANEL_KEYS and c not in self.outcomes
+                     and not self.is_key(c))
 
     @property
     def k_range(self) -> tuple[int, int]:
         """Smallest and largest event time observed."""
+        if self._k.size == 0:
+            raise EstimationError("no randomized person is linked to the panel, so no event time is observed",
+                                  table="panel", column="k",
+                                  fix="see study.linkage_report() for the near misses of the keys.")
         return int(self._k.min()), int(self._k.max())
 
     def require_outcome(self, outcome: str, *, categorical_ok: bool = False) -> None:
@@ -406,6 +515,11 @@ class Study:
         if not isinstance(outcome, str):
             raise DataContractError(f"outcome must be a column name (str), got {type(outcome).__name__}",
                                     table="panel", fix=f"use one of {', '.join(self.outcomes)}.")
+        if self.is_key(outcome):
+            raise DataContractError(
+                f"{outcome!r} is a key (an identifier), not an outcome", table="panel", column=outcome,
+                examples=list(self.outcomes), fix="choose one of the numeric panel columns listed.",
+            )
         if outcome not in self._panel.columns or outcome in _PANEL_KEYS:
             raise DataContractError(
                 f"outcome {outcome!r} is not in the panel", table="panel", column=outcome,
@@ -433,6 +547,7 @@ class Study:
         pos_c = np.minimum(pos, ks.size - 1)
         hit = (pos < ks.size) & (sorted_ks[pos_c] == self._k)
         vals = self._panel[outcome].to_numpy(dtype=np.float64, na_value=np.nan)
+        assert self._pidx is not None
         out[self._pidx[hit], order[pos_c[hit]]] = vals[hit]
         return out
 
@@ -453,17 +568,21 @@ class Study:
 
         p = self._persons
         by_arm = (p.groupby("arm")["linked"].agg(n_randomized="size", n_linked="sum")
+                  .reindex([0, 1], fill_value=0).rename_axis("arm")
                   .reset_index().assign(arm=lambda d: d["arm"].map({1: "IPS", 0: "control"})))
-        by_arm["match_rate"] = by_arm["n_linked"] / by_arm["n_randomized"]
+        by_arm["n_linked"] = by_arm["n_linked"].astype(int)
+        by_arm["match_rate"] = by_arm["n_linked"] / by_arm["n_randomized"].where(by_arm["n_randomized"] > 0)
         by_stratum = (p.groupby(["stratum", "arm"])["linked"].agg(n_randomized="size", n_linked="sum")
                       .reset_index())
         by_stratum["arm"] = by_stratum["arm"].map({1: "IPS", 0: "control"})
+        by_stratum["n_linked"] = by_stratum["n_linked"].astype(int)
         by_stratum["match_rate"] = by_stratum["n_linked"] / by_stratum["n_randomized"]
         tab = np.array([[int(((p.arm == a) & p.linked).sum()), int(((p.arm == a) & ~p.linked).sum())]
                         for a in (1, 0)])
         odds, pval = fisher_exact(tab)
         return LinkageReport(by_arm=by_arm, by_stratum=by_stratum, other_tables=self._extra_linkage.copy(),
-                             odds_ratio=float(odds), p_value=float(pval))
+                             odds_ratio=float(odds), p_value=float(pval), near_misses=self._near_misses.copy(),
+                             min_share=self._min_linked_share)
 
     def consort(self) -> Consort:
         """Randomized → linked → followed up after randomization → IPS started, per arm."""
@@ -489,7 +608,7 @@ class Study:
         return balance(self, covariates, **kwargs)
 
     def with_outcome(self, name: str, values: pd.Series | np.ndarray | Callable[[pd.DataFrame], Any]) -> Study:
-        """A new study whose panel has one more outcome column (e.g. a summary index).
+        """Return a new study whose panel has one more outcome column (e.g. a summary index).
 
         ``values`` is aligned with ``panel`` rows, or a callable on the panel.
         """
@@ -508,229 +627,61 @@ class Study:
         return Study(_token=_BUILD_TOKEN, persons=self._persons, panel=panel, members=self._members,
                      households=self._households, design=self._design, ledger=self._ledger,
                      frequency=self._frequency, covariates=self._covariates,
-                     extra_linkage=self._extra_linkage, sites=self._sites)
+                     extra_linkage=self._extra_linkage, sites=self._sites, near_misses=self._near_misses,
+                     min_linked_share=self._min_linked_share, categorical=self._categorical,
+                     key_columns=self._key_columns, sources=self._sources)
 
     def __repr__(self) -> str:
-        kmin, kmax = self.k_range
         n1, n0 = self._design.n_treated, self._design.n_control
+        n_linked = int(self._persons["linked"].sum())
+        if self._k.size:
+            kmin, kmax = int(self._k.min()), int(self._k.max())
+            follow = f"k from {kmin} to {kmax}"
+        else:
+            follow = "no event time (0 persons linked)"
         return (f"Study: {self.n_persons} randomized ({n1} IPS, {n0} control) in "
-                f"{self._design.n_strata} strata; panel {len(self._panel)} rows at frequency "
-                f"{self._frequency}, k from {kmin} to {kmax}; {self._members['person_id'].nunique()} "
+                f"{self._design.n_strata} strata, {n_linked} linked; panel {len(self._panel)} rows at "
+                f"frequency {self._frequency}, {follow}; {self._members['person_id'].nunique()} "
                 f"household members; ledger {len(self._ledger)} entries")
+
+    def _repr_html_(self) -> str:
+        import html
+
+        return f"<p>{html.escape(repr(self))}</p>{self.linkage_report()._repr_html_()}"
 
 
 _BUILD_TOKEN = object()
 
 
-# ---------------------------------------------------------------------- helpers
-def _build_persons(assignment: pd.DataFrame, freq: Frequency) -> pd.DataFrame:
-    a = assignment.copy()
-    V.check_unique(a, "assignment", ("person_id",), what="person")
-    a["arm"] = V.parse_arm(a["arm"])
-    if "randomization_period" in a.columns:
-        rp, _ = parse_periods(a["randomization_period"], freq, table="assignment", column="randomization_period")
-        a["randomization_period"] = rp
-        if "randomization_date" in a.columns:
-            a["randomization_date"] = pd.to_datetime(a["randomization_date"], errors="coerce")
-        else:
-            a["randomization_date"] = (rp.dt.start_time if isinstance(rp.dtype, pd.PeriodDtype)
-                                       else pd.Series(pd.NaT, index=a.index))
-    else:
-        raw = a["randomization_date"]
-        dates = pd.to_datetime(raw, errors="coerce") if not pd.api.types.is_datetime64_any_dtype(raw) else raw
-        bad = dates.isna()
-        if bad.any():
-            raise DataContractError(
-                "has missing or unparseable randomization dates", table="assignment",
-                column="randomization_date", n_rows=int(bad.sum()),
-                examples=[f"{pid}: {raw[i]!r}" for i, pid in a.loc[bad, "person_id"].items()][:5],
-                fix="write dates as YYYY-MM-DD; every randomized person needs one.",
-            )
-        a["randomization_date"] = dates.dt.normalize()
-        a["randomization_period"] = date_to_period(a["randomization_date"], freq)
-    if "region" in a.columns:
-        a["region"] = _normalise_region(a["region"])
-    if "stratum" not in a.columns:
-        a["stratum"] = a["region"] if "region" in a.columns else "all"
-    if a["stratum"].isna().any():
-        mask = a["stratum"].isna()
-        raise DataContractError("has missing strata", table="assignment", column="stratum",
-                                n_rows=int(mask.sum()), examples=a.loc[mask, "person_id"].tolist(),
-                                fix="fill the randomization block of every person.")
-    a["stratum"] = a["stratum"].astype(str)
-    a = a.sort_values("person_id", kind="stable").reset_index(drop=True)
-    first = ["person_id", "arm", "stratum", "randomization_period", "randomization_date"]
-    return a[first + [c for c in a.columns if c not in first]]
-
-
-def _derive(panel: pd.DataFrame) -> pd.DataFrame:
-    """Derived outcomes: ``employed`` from sep_code / n_jobs when absent; ``work_on_di``."""
-    if "employed" not in panel.columns:
-        if "sep_code" in panel.columns:
-            code = pd.to_numeric(panel["sep_code"], errors="coerce")
-            first = np.floor(code / 10 ** np.floor(np.log10(code.where(code > 0)))).astype("float64")
-            panel = panel.assign(employed=np.where(code.isna(), np.nan, (first == 1).astype(float)))
-        elif "n_jobs" in panel.columns:
-            emp = (panel["n_jobs"] > 0).astype(float)
-            if "self_employed" in panel.columns:
-                emp = np.maximum(emp, panel["self_employed"].fillna(0))
-            panel = panel.assign(employed=emp.where(panel["n_jobs"].notna()))
-    if "work_on_di" not in panel.columns and {"employed", "on_di"} <= set(panel.columns):
-        e, d = panel["employed"].astype(float), panel["on_di"].astype(float)
-        panel = panel.assign(work_on_di=(e * d).where(e.notna() & d.notna()))
-    return panel
-
-
-def _merge_benefits(panel: pd.DataFrame, benefits: pd.DataFrame, freq: Frequency, ledger: Ledger,
-                    pid_index: pd.Index) -> tuple[pd.DataFrame, dict[str, Any]]:
-    if freq in ("int", "W"):
-        raise DataContractError(
-            "monthly benefit records cannot be aggregated to a panel of "
-            + ("integer" if freq == "int" else "weekly") + " periods",
-            table="benefits", column="month",
-            fix="give the panel calendar periods (quarters, months or years), or aggregate the benefits yourself.",
+def _check_linkage(persons: pd.DataFrame, min_share: float, near: pd.DataFrame) -> None:
+    """Refuse a study in which an arm links below ``min_share``; warn about any shortfall."""
+    rates = {}
+    for arm, label in ((1, "IPS"), (0, "control")):
+        sel = persons["arm"] == arm
+        rates[label] = (int(persons.loc[sel, "linked"].sum()), int(sel.sum()))
+    short = {k: v for k, v in rates.items() if v[1] and v[0] < v[1]}
+    if not short:
+        return
+    desc = ", ".join(f"{k} {n} of {m} ({100 * n / m:.1f}%)" for k, (n, m) in rates.items() if m)
+    hints = "; ".join(f"{int(r.n_persons)} would link after repairing {r.kind} in table '{r.table}' "
+                      f"({r.fix})" for r in near.itertuples()) if len(near) else ""
+    low = [k for k, (n, m) in rates.items() if m and n / m < min_share]
+    if low:
+        raise LinkageError(
+            f"too few randomized persons link to the panel: {desc}; the study needs at least "
+            f"{100 * min_share:.0f}% in each arm" + (f". Near misses: {hints}" if hints else ""),
+            table="panel", column="person_id", n_rows=sum(m - n for n, m in rates.values()),
+            fix="compare the keys of the assignment and the panel (same pseudonymisation, text with zeros); "
+                "min_linked_share= (or [linkage] min_share) sets the threshold.",
         )
-    months, _ = parse_periods(benefits["month"], "M", table="benefits", column="month")
-    V.check_unique(benefits.assign(month=months), "benefits", ("person_id", "month"), what="person × month")
-    b = benefits.drop(columns="month").assign(period=months.dt.asfreq({"Q": "Q-DEC", "M": "M", "Y": "Y-DEC"}[freq]))
-    flags = [c for c in ("on_di", "authorised_work") if c in b.columns]
-    cats = [c for c in b.columns if c not in flags + ["person_id", "period"]
-            and not pd.api.types.is_numeric_dtype(b[c])]
-    nums = [c for c in b.columns if c not in flags + cats + ["person_id", "period"]]
-    g = b.groupby(["person_id", "period"], sort=False)
-    parts = []
-    if flags:
-        parts.append(g[flags].max())  # "any month in the period"
-    if nums:
-        parts.append(g[nums].mean())  # monthly mean over the months observed
-    if cats:
-        parts.append(g[cats].last())  # status at the end of the period, as LMD codes do
-    agg = pd.concat(parts, axis=1).reset_index()
-    keys = pd.MultiIndex.from_frame(panel[["person_id", "period"]])
-    akeys = pd.MultiIndex.from_frame(agg[["person_id", "period"]])
-    pos = keys.get_indexer(akeys)
-    unmatched = pos < 0
-    if unmatched.any():
-        ledger.add("benefits", "benefit months with no panel row for that person and period",
-                   int(b.set_index(["person_id", "period"]).index.isin(akeys[unmatched]).sum()),
-                   n_persons=int(agg.loc[unmatched, "person_id"].nunique()), action="dropped")
-    panel = panel.copy()
-    for col in flags + nums + cats:
-        vals = agg[col].to_numpy()[~unmatched]
-        if col in panel.columns:
-            current = panel[col].to_numpy(copy=True)
-            tgt = pos[~unmatched]
-            # count only cells that really change: missing in the panel, known in the records
-            fill = pd.isna(current[tgt]) & ~pd.isna(vals)
-            if fill.any():
-                current = current.astype(object) if cats and col in cats else current
-                current[tgt[fill]] = vals[fill]
-                ledger.add("panel", f"missing '{col}' filled from the monthly benefit records", int(fill.sum()),
-                           column=col, action="filled")
-            panel[col] = current
-        else:
-            dtype = np.float64 if col in flags + nums else object
-            full = np.full(len(panel), np.nan if dtype is np.float64 else None, dtype=dtype)
-            full[pos[~unmatched]] = vals
-            panel[col] = full
-    matched = int(pid_index.isin(benefits["person_id"]).sum())
-    return panel, {"table": "benefits", "n_persons_randomized": len(pid_index),
-                   "n_persons_matched": matched, "n_rows_unmatched": int(unmatched.sum())}
+    warnings.warn(
+        f"not every randomized person links to the panel: {desc}" + (f". Near misses: {hints}" if hints else "")
+        + ". See study.linkage_report(); unlinked persons are missing in every outcome.",
+        DataWarning, stacklevel=3,
+    )
 
 
-def _clean_roster(roster: pd.DataFrame) -> pd.DataFrame:
-    r = roster.copy()
-    r["role"] = V.normalise_roles(r["role"])
-    for c in ("valid_from", "valid_to"):
-        if c in r.columns:
-            raw = r[c]
-            r[c] = pd.to_datetime(raw, errors="coerce")
-            bad = raw.notna() & r[c].isna()
-            if bad.any():
-                raise DataContractError("has unparseable dates", table="households", column=c,
-                                        n_rows=int(bad.sum()), examples=r.loc[bad, "person_id"].tolist(),
-                                        fix="write dates as YYYY-MM-DD (empty = open).")
-        else:
-            r[c] = pd.NaT
-    inverted = r["valid_from"].notna() & r["valid_to"].notna() & (r["valid_to"] < r["valid_from"])
-    if inverted.any():
-        raise DataContractError("has memberships that end before they start", table="households",
-                                column=["valid_from", "valid_to"], n_rows=int(inverted.sum()),
-                                examples=r.loc[inverted, "person_id"].tolist(),
-                                fix="swap or correct valid_from / valid_to.")
-    V.check_household_overlaps(r)
-    return r
-
-
-def _baseline_members(persons: pd.DataFrame, roster: pd.DataFrame,
-                      ledger: Ledger) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
-    """Members of each index person's household at the randomization date.
-
-    Returns the persons (household at randomization filled from the roster), the
-    member → index-person map, and the keys of members who joined later or had left
-    (their panel rows are set aside under the baseline-roster rule).
-    """
-    p = persons
-    date = p["randomization_date"]
-    if "household_id" not in p.columns or p["household_id"].isna().any():
-        # household at randomization from the roster
-        idx_rows = roster.merge(p[["person_id", "randomization_date"]], on="person_id")
-        valid = ((idx_rows["valid_from"].isna() | (idx_rows["valid_from"] <= idx_rows["randomization_date"]))
-                 & (idx_rows["valid_to"].isna() | (idx_rows["valid_to"] >= idx_rows["randomization_date"])))
-        hh_at = idx_rows.loc[valid].drop_duplicates("person_id").set_index("person_id")["household_id"]
-        given = p["household_id"] if "household_id" in p.columns else pd.Series(np.nan, index=p.index, dtype=object)
-        p = p.assign(household_id=given.fillna(p["person_id"].map(hh_at)))
-    idx = p.loc[p["household_id"].notna(), ["person_id", "household_id", "randomization_date", "arm"]]
-    cand = roster.merge(idx.rename(columns={"person_id": "index_person_id"}), on="household_id")
-    cand = cand[cand["person_id"] != cand["index_person_id"]]
-    randomized = cand["person_id"].isin(p["person_id"])
-    if randomized.any():
-        n1, n0 = _arm_counts(cand.loc[randomized, "arm"])
-        ledger.add("households", "members who are themselves randomized (analysed as participants, not "
-                   "as members of another participant's household)", int(randomized.sum()),
-                   n_treated=n1, n_control=n0, action="set aside")
-    cand = cand[~randomized]
-    d = cand["randomization_date"]
-    joined_later = cand["valid_from"].notna() & (cand["valid_from"] > d)
-    left_before = cand["valid_to"].notna() & (cand["valid_to"] < d)
-    for mask, why in ((joined_later, "members who joined the household after the index person's "
-                                     "randomization (post-treatment; not in the baseline roster)"),
-                      (left_before, "members who had left the household before randomization")):
-        if mask.any():
-            n1, n0 = _arm_counts(cand.loc[mask, "arm"])
-            ledger.add("households", why, int(mask.sum()), n_persons=int(cand.loc[mask, "person_id"].nunique()),
-                       n_treated=n1, n_control=n0, action="set aside")
-    base = cand[~joined_later & ~left_before]
-    mislabeled = base["role"] == "index"
-    if mislabeled.any():
-        ledger.add("households", "members labelled 'index' who are not the randomized person (role set to "
-                   "'other')", int(mislabeled.sum()), column="role", action="repaired")
-        base = base.assign(role=base["role"].where(~mislabeled, "other"))
-    members_map = base[["person_id", "index_person_id", "household_id", "role"]].reset_index(drop=True)
-    later_ids = sorted(set(cand.loc[joined_later | left_before, "person_id"]) - set(members_map["person_id"]))
-    not_in_roster = p["household_id"].isna()
-    if not_in_roster.any():
-        n1, n0 = _arm_counts(p.loc[not_in_roster, "arm"])
-        ledger.add("households", "randomized persons without a household at randomization in the roster "
-                   "(no members linked)", int(not_in_roster.sum()), n_treated=n1, n_control=n0,
-                   action="kept, no members")
-    return p, members_map, later_ids
-
-
-def _members_panel(rows: pd.DataFrame, members_map: pd.DataFrame, persons: pd.DataFrame,
-                   freq: Frequency) -> pd.DataFrame:
-    cols = ["person_id", "index_person_id", "household_id", "role", "period", "k"]
-    if members_map.empty or rows.empty:
-        extra = [c for c in rows.columns if c not in ("person_id", "period")]
-        return pd.DataFrame(columns=cols + extra)
-    m = rows.merge(members_map, on="person_id", how="inner")
-    rp = persons.set_index("person_id")["randomization_period"]
-    idx_period = pd.Index(rp.index).get_indexer(m["index_person_id"])
-    m["k"] = period_ordinals(m["period"]) - period_ordinals(rp.iloc[idx_period].reset_index(drop=True))
-    m = m.sort_values(["index_person_id", "person_id", "k"], kind="stable").reset_index(drop=True)
-    return m[cols + [c for c in m.columns if c not in cols]]
-
-
+# ---------------------------------------------------------------------- helpers
 def _check_sites_table(sites: pd.DataFrame, assignment: pd.DataFrame, ledger: Ledger) -> pd.DataFrame:
     """Validate the fidelity table; sites unknown to the assignment go to the ledger."""
     from ips_impact.estimators.heterogeneity import check_sites
@@ -751,55 +702,36 @@ def _check_sites_table(sites: pd.DataFrame, assignment: pd.DataFrame, ledger: Le
     return out
 
 
-def _merge_takeup(persons: pd.DataFrame, takeup: pd.DataFrame, ledger: Ledger) -> tuple[pd.DataFrame, dict]:
-    V.check_unique(takeup, "takeup", ("person_id",), what="person")
-    t = takeup.copy()
-    if "ips_start_date" in t.columns:
-        raw = t["ips_start_date"]
-        t["ips_start_date"] = pd.to_datetime(raw, errors="coerce")
-        bad = raw.notna() & t["ips_start_date"].isna()
-        if bad.any():
-            raise DataContractError("has unparseable dates", table="takeup", column="ips_start_date",
-                                    n_rows=int(bad.sum()), examples=t.loc[bad, "person_id"].tolist(),
-                                    fix="write dates as YYYY-MM-DD (empty = never started).")
-        if "ips_started" not in t.columns:
-            t["ips_started"] = t["ips_start_date"].notna().astype(float)
-    unknown = ~t["person_id"].isin(persons["person_id"])
-    if unknown.any():
-        ledger.add("takeup", "take-up rows of persons who were not randomized", int(unknown.sum()),
-                   action="dropped")
-    t = t[~unknown]
-    keep = ["person_id", "ips_started"] + (["ips_start_date"] if "ips_start_date" in t.columns else [])
-    out = persons.merge(t[keep], on="person_id", how="left")
-    absent = out["ips_started"].isna()
-    if absent.any():
-        n1, n0 = _arm_counts(out.loc[absent, "arm"])
-        ledger.add("takeup", "randomized persons absent from the take-up list (assumed not to have started "
-                   "IPS)", int(absent.sum()), column="ips_started", n_treated=n1, n_control=n0,
-                   action="assumed 0")
-        out["ips_started"] = out["ips_started"].fillna(0.0)
-    out["ips_started"] = out["ips_started"].astype("int8")
-    return out, {"table": "takeup", "n_persons_randomized": len(persons),
-                 "n_persons_matched": int((~absent).sum()), "n_rows_unmatched": int(unknown.sum())}
-
-
 def load_study(
     path: str | Path,
     *,
     frequency: str | None = None,
     column_map: ColumnMap | Mapping[str, object] | str | Path | None = None,
+    date_order: str | None = None,
+    min_linked_share: float | None = None,
 ) -> Study:
-    """Read a folder holding ``assignment.*`` and ``panel.*`` (and optionally
-    ``households.*``, ``benefits.*``, ``takeup.*``, ``sites.*``) as parquet or csv, then build the
-    :class:`Study` (see :meth:`Study.from_frames`).
+    """Read a delivery folder and build the :class:`Study` (see :meth:`Study.from_frames`).
+
+    The folder holds ``assignment.*`` and ``panel.*`` (and optionally ``households.*``,
+    ``benefits.*``, ``takeup.*``, ``sites.*``) as parquet, csv / tsv / txt or xlsx; names
+    are matched without regard to case, or given by the mapping file's ``file`` option.
+    Text files are read as text and converted after the mapping is known (keys keep
+    their zeros); separator, decimal mark and date order are detected when the mapping
+    file is silent, and refused when the file allows two readings.
     """
-    files = find_table_files(path)
-    frames = {name: read_table(f, table=name) for name, f in files.items()}
+    cmap = ColumnMap.coerce(column_map)
+    names = {t: cmap.read_options(t).file for t in TABLE_NAMES}
+    files = find_table_files(path, files={t: f for t, f in names.items() if f})
+    frames = {}
+    for name, f in files.items():
+        keys = cmap.source_names(name, set(KEY_COLUMNS) | set(cmap.key_columns(name)))
+        frames[name] = read_table(f, table=name, options=cmap.read_options(name), key_columns=keys,
+                                  text_columns=cmap.source_names(name, set(TEXT_COLUMNS)))
     study = Study.from_frames(
         frames.pop("assignment"), frames.pop("panel"),
         households=frames.get("households"), benefits=frames.get("benefits"),
         takeup=frames.get("takeup"), sites=frames.get("sites"), frequency=frequency,
-        column_map=column_map,
+        column_map=cmap, date_order=date_order, min_linked_share=min_linked_share,
     )
     study._sources = {name: str(f) for name, f in files.items()}
     return study

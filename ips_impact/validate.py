@@ -13,8 +13,8 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from ips_impact.errors import DataContractError, DesignError, LinkageError
-from ips_impact.io.schema import HOUSEHOLD_ROLES, LIPRO_ROLES, SCHEMAS, TableSchema
+from ips_impact.errors import DataContractError, DataWarning, DesignError, LinkageError, is_national_number
+from ips_impact.io.schema import HOUSEHOLD_ROLES, KEY_COLUMNS, LIPRO_ROLES, PANEL_CATEGORICAL, SCHEMAS, TableSchema
 
 __all__ = [
     "check_not_empty",
@@ -30,9 +30,16 @@ __all__ = [
     "check_household_overlaps",
     "looks_like_national_number",
     "validate_table",
+    "check_values",
+    "check_earnings_ceiling",
+    "is_key_like",
+    "OPTIONAL_KEYS",
+    "P_RANDOM_PASS",
+    "EARNINGS_CEILING_PER_MONTH",
 ]
 
-_ARM_VALUES = {"1": 1, "0": 0, "ips": 1, "control": 0, "true": 1, "false": 0, "1.0": 1, "0.0": 0}
+_ARM_VALUES = {"1": 1, "0": 0, "ips": 1, "control": 0, "true": 1, "false": 0, "1.0": 1, "0.0": 0,
+               "controle": 0, "témoin": 0, "temoin": 0}
 
 
 def _example_keys(frame: pd.DataFrame, mask: np.ndarray | pd.Series, key: str = "person_id") -> list[object]:
@@ -40,7 +47,7 @@ def _example_keys(frame: pd.DataFrame, mask: np.ndarray | pd.Series, key: str = 
     if key in rows.columns:
         vals = rows[key].drop_duplicates()
         # never echo something that looks like a national number: show the row instead
-        return [v if not looks_like_national_number(pd.Series([v])).iloc[0] else f"row {i}"
+        return [v if not is_national_number(str(v)) else f"row {i}"
                 for i, v in zip(vals.index[:5], vals.iloc[:5])] + (["…"] if len(vals) > 5 else [])
     return [f"row {i}" for i in rows.index[:5]]
 
@@ -70,71 +77,124 @@ def check_required(frame: pd.DataFrame, schema: TableSchema) -> None:
         )
 
 
+#: Key columns that may be empty (an employer only for those at work; the household of
+#: an assignment row can come from the roster).
+OPTIONAL_KEYS = {("panel", "employer_id"), ("assignment", "household_id"), ("assignment", "partner_id"),
+                 ("households", "partner_id")}
+
+
+def _key_text(v: object) -> object:
+    if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
+        return np.nan
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace")
+    if isinstance(v, (float, np.floating)):
+        return str(int(v)) if float(v).is_integer() else str(v)
+    return str(v)
+
+
 def check_keys_are_strings(frame: pd.DataFrame, table: str, keys: Iterable[str]) -> pd.DataFrame:
-    """Keys are pseudonymised strings: numbers are converted, missing keys refused."""
+    """Keys are pseudonymised text: numbers and bytes become text (decided on all values).
+
+    Missing keys are refused, except for optional ones (``employer_id`` of persons not at
+    work, the assignment's ``household_id``). Keys are compared exactly afterwards;
+    near misses (spaces, case, Unicode form, zeros) are reported by the linkage.
+    """
     out = frame
     for key in keys:
         if key not in frame.columns:
             continue
         col = frame[key]
-        if col.isna().any():
+        if col.isna().any() and (table, key) not in OPTIONAL_KEYS:
             mask = col.isna()
-            if key == "household_id" and table == "assignment":
-                continue  # optional per person
             raise DataContractError(
                 "has missing keys", table=table, column=key, n_rows=int(mask.sum()),
                 examples=[f"row {i}" for i in frame.index[mask][:5]],
-                fix="every row needs its pseudonymised key; drop the rows without one.",
+                fix="every row needs its pseudonymised key: ask the data provider for the missing keys "
+                    "(dropping the rows would bias the comparison if they differ by arm).",
             )
-        if col.dtype != object or not all(isinstance(v, str) for v in col.iloc[:50]):
+        if not (col.dtype == object and col.map(type).eq(str).all()):
             if out is frame:
                 out = frame.copy()
-            if pd.api.types.is_float_dtype(col):
-                out[key] = col.map(lambda v: v if pd.isna(v) else (str(int(v)) if float(v).is_integer() else str(v)))
-            else:
-                out[key] = col.map(lambda v: v if pd.isna(v) else str(v))
+            out[key] = col.astype(object).map(_key_text)
     return out
 
 
-def looks_like_national_number(values: pd.Series) -> pd.Series:
-    """True where a value looks like a Belgian national register number.
+#: Share of random 11-digit strings that pass :func:`looks_like_national_number` (birth
+#: date part, serial, mod-97 check in either century); tests/test_delivery_values.py
+#: measures it on a million random strings.
+P_RANDOM_PASS = 0.0025
+#: A column of 11-digit values is refused when so many pass that chance would explain it
+#: less often than this (a column of real national numbers has every value passing).
+_NRN_ALPHA = 1e-6
 
-    Eleven digits (separators ``.``, ``-``, `` `` allowed) whose last two digits are
-    the mod-97 check of the first nine (``97 - n mod 97``, or of ``2`` followed by the
-    nine digits for persons born from 2000).
+
+def looks_like_national_number(values: pd.Series) -> pd.Series:
+    """Flag values with the structure of a Belgian national register number.
+
+    See :func:`ips_impact.errors.is_national_number`: ``YYMMDD`` (bis numbers with the
+    month + 20 or + 40), a serial 001–998 and the mod-97 check of either century.
+    Integers of 10 digits are read with their lost leading zero.
     """
-    s = values.astype("string")
+    if pd.api.types.is_integer_dtype(values):
+        s = values.astype("string").str.zfill(11)
+    else:
+        s = values.astype("string")
     digits = s.str.replace(r"[.\- ]", "", regex=True)
     cand = digits.str.fullmatch(r"\d{11}").fillna(False).astype(bool)
     out = pd.Series(False, index=values.index)
     if cand.any():
-        d = digits[cand]
-        body = d.str.slice(0, 9).astype("int64")
-        check = d.str.slice(9, 11).astype("int64")
-        ok = (97 - body % 97 == check) | (97 - (2_000_000_000 + body) % 97 == check)
-        out.loc[cand[cand].index] = ok.to_numpy()
+        out.loc[cand[cand].index] = [is_national_number(d) for d in digits[cand]]
     return out
 
 
-def check_no_national_numbers(frame: pd.DataFrame, table: str, keys: Iterable[str]) -> None:
-    """Rule: no key column holds values that look like national register numbers."""
-    for key in keys:
-        if key not in frame.columns:
-            continue
-        uniq = pd.Series(frame[key].dropna().unique())
+def _screened_columns(frame: pd.DataFrame, keys: Iterable[str]) -> list[str]:
+    cols = []
+    for c in frame.columns:
+        s = frame[c]
+        if c in keys or s.dtype == object or isinstance(s.dtype, pd.StringDtype):
+            cols.append(c)
+        elif pd.api.types.is_integer_dtype(s) and len(s) and s.max() >= 10**9 and s.min() >= 0:
+            cols.append(c)
+    return cols
+
+
+def check_no_national_numbers(frame: pd.DataFrame, table: str, keys: Iterable[str] = ()) -> None:
+    """Rule: no text column (keys or not) holds national register numbers.
+
+    A column whose values are mostly 11-digit numbers (numeric pseudonyms) is refused
+    only when more of them pass the check than chance allows (a random 11-digit string
+    passes with probability :data:`P_RANDOM_PASS`; a binomial tail below 1e-6 refuses);
+    any other text column is refused at the first value that passes. The values are
+    never shown: rows are named by position.
+    """
+    from scipy.stats import binom
+
+    keys = tuple(keys)
+    for col in _screened_columns(frame, keys):
+        uniq = pd.Series(pd.unique(frame[col].dropna()))
         if uniq.empty:
             continue
+        if uniq.dtype == object:
+            uniq = uniq.map(_key_text)
         flagged = looks_like_national_number(uniq)
-        if flagged.any():
-            bad = set(uniq[flagged])
-            mask = frame[key].isin(bad)
-            raise DataContractError(
-                "holds values that look like national register numbers (11 digits with a valid "
-                "mod-97 check); they are not shown here",
-                table=table, column=key, n_rows=int(mask.sum()),
-                examples=[f"row {i}" for i in frame.index[mask][:5]],
-                fix="pseudonymise the keys before analysis (the raw national number must never enter analysis data).",
-            )
+        n_flag = int(flagged.sum())
+        if n_flag == 0:
+            continue
+        digits = uniq.astype(str).str.replace(r"[.\- ]", "", regex=True)
+        n11 = int(digits.str.fullmatch(r"\d{10,11}").sum())
+        if n11 >= 0.9 * len(uniq) and binom.sf(n_flag - 1, n11, P_RANDOM_PASS) >= _NRN_ALPHA:
+            continue  # as many as random pseudonyms would give: not national numbers
+        bad = set(uniq[flagged])
+        mask = frame[col].map(_key_text).isin(bad) if frame[col].dtype == object else frame[col].isin(bad)
+        raise DataContractError(
+            f"holds {n_flag} distinct value{'s' if n_flag > 1 else ''} with the structure of Belgian national "
+            "register numbers (birth date, serial, mod-97 check); they are not shown here",
+            table=table, column=col, n_rows=int(mask.sum()),
+            examples=[f"row {i}" for i in frame.index[np.asarray(mask)][:5]],
+            fix="pseudonymise the column before analysis, or drop it (the raw national number must never "
+                "enter analysis data).",
+        )
 
 
 def check_unique(frame: pd.DataFrame, table: str, columns: tuple[str, ...], *, what: str) -> None:
@@ -155,10 +215,21 @@ def check_unique(frame: pd.DataFrame, table: str, columns: tuple[str, ...], *, w
 
 
 def parse_arm(values: pd.Series) -> pd.Series:
-    """Rule: the arm is 0/1, True/False or "control"/"ips" (any case). Returns int8 (1 = IPS)."""
+    """Rule: the arm is 0/1, True/False, "ips"/"control" (or "controle", "témoin"). Returns int8 (1 = IPS).
+
+    Other labels (``ja``/``nee``, ``interventie``…) are recoded in the mapping file
+    (``[assignment.values.arm]``): their meaning depends on the delivery.
+    """
+    if values.isna().any():
+        mask = values.isna()
+        raise DataContractError(
+            "has missing arms", table="assignment", column="arm", n_rows=int(mask.sum()),
+            examples=[f"row {i}" for i in values.index[mask][:5]],
+            fix="every randomized person has an arm: ask the data provider for the missing ones.",
+        )
     if pd.api.types.is_bool_dtype(values):
         return values.astype("int8")
-    key = values.map(lambda v: v if pd.isna(v) else str(v).strip().lower())
+    key = values.astype(object).map(lambda v: str(v).strip().lower())
     parsed = key.map(_ARM_VALUES)
     bad = parsed.isna()
     if bad.any():
@@ -166,13 +237,19 @@ def parse_arm(values: pd.Series) -> pd.Series:
             "has values other than 0/1 or 'control'/'ips'",
             table="assignment", column="arm", n_rows=int(bad.sum()),
             examples=sorted({str(v) for v in values[bad]})[:5],
-            fix="code the arm as 1 = IPS, 0 = control (or 'ips' / 'control'); missing arms are not allowed.",
+            fix="code the arm as 1 = IPS, 0 = control, or recode the labels in the mapping file "
+                "([assignment.values.arm] with e.g. nee = 0 and ja = 1).",
         )
     return parsed.astype("int8")
 
 
-def check_contrast(arm: pd.Series, stratum: pd.Series) -> None:
-    """Rule: both arms are present overall and within every stratum."""
+def check_contrast(arm: pd.Series, stratum: pd.Series) -> pd.Series:
+    """Rule: both arms are present overall. Returns a mask of persons in one-arm strata.
+
+    A stratum holding one arm gives no within-stratum contrast; the study sets its
+    persons aside (ledger entry and warning), as estimatr and clubSandwich let it drop
+    out of a blocked estimate.
+    """
     n1 = int(arm.sum())
     if n1 == 0 or n1 == len(arm):
         only = "IPS" if n1 else "control"
@@ -185,14 +262,8 @@ def check_contrast(arm: pd.Series, stratum: pd.Series) -> None:
     for a in (0, 1):
         if a not in tab.columns:
             tab[a] = 0
-    lone = tab[(tab[0] == 0) | (tab[1] == 0)]
-    if len(lone):
-        raise DesignError(
-            "some randomization strata hold only one arm, so no within-stratum contrast exists",
-            table="assignment", column="stratum", n_rows=int(lone.sum(axis=1).sum()),
-            examples=[f"{s} ({int(r[1])} IPS / {int(r[0])} control)" for s, r in lone.iterrows()],
-            fix="check the stratum column; merge those blocks with neighbours, or pass a coarser stratum.",
-        )
+    lone = tab.index[(tab[0] == 0) | (tab[1] == 0)]
+    return stratum.isin(lone)
 
 
 def check_binary(frame: pd.DataFrame, table: str, columns: Iterable[str]) -> pd.DataFrame:
@@ -202,13 +273,15 @@ def check_binary(frame: pd.DataFrame, table: str, columns: Iterable[str]) -> pd.
         if col not in frame.columns:
             continue
         s = frame[col]
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            s = s.astype(object)  # a 0/1 flag stored as category is read as the 0/1 it holds
         if pd.api.types.is_bool_dtype(s):
             vals = s.astype("float64")
         elif pd.api.types.is_numeric_dtype(s):
             vals = s.astype("float64")
         else:
             low = s.map(lambda v: v if pd.isna(v) else str(v).strip().lower())
-            vals = low.map({"0": 0.0, "1": 1.0, "true": 1.0, "false": 0.0, "0.0": 0.0, "1.0": 1.0})
+            vals = low.map({"0": 0.0, "1": 1.0, "true": 1.0, "false": 0.0, "0.0": 0.0, "1.0": 1.0}).astype("float64")
             vals[low.notna() & vals.isna()] = -1.0  # flag unknown text
         bad = vals.notna() & ~vals.isin([0.0, 1.0])
         if bad.any():
@@ -282,8 +355,112 @@ def check_household_overlaps(roster: pd.DataFrame) -> None:
         )
 
 
-def validate_table(frame: pd.DataFrame, table: str) -> pd.DataFrame:
-    """Run the generic rules of one table; returns the frame with keys as strings and 0/1 as floats."""
+#: Gross earnings above this many EUR per month of the period are implausible for
+#: persons on disability insurance (the highest wage classes of the LMD are far below);
+#: they are flagged with a :class:`DataWarning` (a quarter: 3 × this).
+EARNINGS_CEILING_PER_MONTH = 25_000.0
+_MONTHS_PER_PERIOD = {"Q": 3, "M": 1, "Y": 12}
+
+
+def check_values(frame: pd.DataFrame, table: str, *, categorical: Iterable[str] = (),
+                 skip: Iterable[str] = ()) -> None:
+    """Rule: quantities are numbers, finite, on the right scale.
+
+    * numbers with decimals stored as text (``'46,5'``) and numbers stored as ``category``
+      are refused unless the column was named categorical (the mapping file's
+      ``categorical``); digit-only text (``'3'``, ``'0012'``) may be a code and is left as
+      text (:meth:`Study.require_covariate` refuses it as a number);
+    * ``inf`` is refused in every numeric column;
+    * ``fte`` above 1.5 is refused as a percentage (1.0 = full time).
+    """
+    cats = set(categorical)
+    skip = set(skip) | cats | set(KEY_COLUMNS)
+    for col in frame.columns:
+        if col in skip:
+            continue
+        s = frame[col]
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            levels = pd.Series(s.cat.categories)
+            if pd.api.types.is_numeric_dtype(levels) or pd.to_numeric(levels, errors="coerce").notna().all():
+                raise DataContractError(
+                    "holds numbers stored as a pandas category (a 0/1 flag or an amount would become a "
+                    "categorical result)", table=table, column=col, n_rows=int(s.notna().sum()),
+                    examples=levels.tolist()[:5],
+                    fix=f"convert it: frame['{col}'] = frame['{col}'].astype(float) (or list it under "
+                        "categorical in the mapping file if it really is a set of categories).",
+                )
+            continue
+        if s.dtype == object or isinstance(s.dtype, pd.StringDtype):
+            vals = s.dropna()
+            if vals.empty or not vals.map(lambda v: isinstance(v, str)).all():
+                continue
+            txt = vals.str.strip()
+            looks = txt.str.fullmatch(r"[+-]?(\d+([.,]\d+)?|[.,]\d+)")
+            # digits only ('3', '0012') may be codes (clusters, sites): refused later if used as a number
+            if looks.all() and txt.str.contains(r"[.,]\d", regex=True).any():
+                raise DataContractError(
+                    f"holds numbers stored as text (e.g. {txt.iloc[0]!r}); read as text they would become "
+                    "categories (one dummy per value)", table=table, column=col, n_rows=int(len(vals)),
+                    fix="read the file through ii.load_study with the decimal option of the mapping file "
+                        "(decimal = \",\"), or convert: pd.to_numeric(frame[col].str.replace(',', '.')).",
+                )
+            continue
+        if pd.api.types.is_float_dtype(s):
+            inf = np.isinf(s.to_numpy(dtype="float64", na_value=np.nan))
+            if inf.any():
+                raise DataContractError(
+                    "holds infinite values", table=table, column=col, n_rows=int(inf.sum()),
+                    examples=_example_keys(frame, inf),
+                    fix="an infinite amount is an extraction error: correct the rows or set them missing.",
+                )
+    if "fte" in frame.columns and pd.api.types.is_numeric_dtype(frame["fte"]):
+        big = frame["fte"] > 1.5
+        if big.any():
+            raise DataContractError(
+                f"looks like a percentage (largest value {float(frame['fte'].max()):g}); fte is the cumulative "
+                "part-time fraction, 1.0 = full time", table=table, column="fte", n_rows=int(big.sum()),
+                fix="divide by 100, e.g. with [panel.scale] fte = 0.01 in the mapping file.",
+            )
+
+
+def check_earnings_ceiling(frame: pd.DataFrame, table: str, frequency: str) -> None:
+    """Warn (:class:`DataWarning`) about gross earnings above the documented ceiling.
+
+    The ceiling is :data:`EARNINGS_CEILING_PER_MONTH` EUR times the months of a period.
+    """
+    if "earnings" not in frame.columns or frequency not in _MONTHS_PER_PERIOD:
+        return
+    if not pd.api.types.is_numeric_dtype(frame["earnings"]):
+        return
+    ceiling = EARNINGS_CEILING_PER_MONTH * _MONTHS_PER_PERIOD[frequency]
+    high = frame["earnings"] > ceiling
+    if high.any():
+        import warnings
+
+        warnings.warn(
+            f"table '{table}', column 'earnings': {int(high.sum())} rows above EUR {ceiling:,.0f} per period "
+            f"(EUR {EARNINGS_CEILING_PER_MONTH:,.0f} a month), implausible for DI recipients; check the unit "
+            "(cents? yearly totals?) and the extraction before estimating.",
+            DataWarning, stacklevel=3,
+        )
+
+
+def is_key_like(column: str, declared: Iterable[str] = ()) -> bool:
+    """Tell whether a column is a person, household, partner or employer key (never a covariate)."""
+    name = str(column).lower()
+    return name in KEY_COLUMNS or name in set(declared) or name.endswith("_id") or name in _KEY_NAMES
+
+
+_KEY_NAMES = {"insz", "niss", "rrn", "nrn", "ssin", "person", "household", "employer", "partner"}
+
+
+def validate_table(frame: pd.DataFrame, table: str, *, keys: Iterable[str] = (),
+                   categorical: Iterable[str] = ()) -> pd.DataFrame:
+    """Run the generic rules of one table; returns the frame with keys as text and 0/1 as floats.
+
+    ``keys`` are extra key columns declared in the mapping file; ``categorical`` the
+    columns the user asked to treat as categories.
+    """
     schema = SCHEMAS[table]
     check_not_empty(frame, table)
     # rows are named by position in messages: a duplicated index would make that ambiguous
@@ -293,8 +470,17 @@ def validate_table(frame: pd.DataFrame, table: str) -> pd.DataFrame:
         raise DataContractError("has duplicate column names", table=table, column=dups,
                                 fix="rename or drop one of each pair.")
     check_required(frame, schema)
-    frame = check_keys_are_strings(frame, table, schema.keys)
-    check_no_national_numbers(frame, table, schema.keys)
+    all_keys = tuple(schema.keys) + tuple(k for k in keys if k not in schema.keys)
+    all_keys += tuple(c for c in frame.columns if c in KEY_COLUMNS and c not in all_keys)
+    frame = check_keys_are_strings(frame, table, all_keys)
+    check_no_national_numbers(frame, table, all_keys)
     frame = check_binary(frame, table, schema.binary)
+    check_values(frame, table, categorical=categorical,
+                 skip=set(all_keys) | set(PANEL_CATEGORICAL) | set(_TEXT_FIELDS))
     check_nonnegative(frame, table, schema.nonnegative)
     return frame
+
+
+# Columns that are text by nature (codes, labels, dates, periods): not "numbers as text".
+_TEXT_FIELDS = ("stratum", "site", "region", "role", "period", "month", "randomization_period",
+                "randomization_date", "ips_start_date", "valid_from", "valid_to", "assessment_date", "arm")

@@ -79,22 +79,44 @@ def test_no_contrast_overall(frames):
     assert_message(ei.value, "no contrast", "(40 rows)")
 
 
-def test_no_contrast_within_stratum(frames):
+def test_one_arm_stratum_is_set_aside_with_ledger_and_warning(frames):
+    # issue #10: estimatr / clubSandwich let such a block drop out; refusing the whole study was wrong
     a = frames["assignment"].copy()
     a.loc[a.region == "WAL", "arm"] = 0
+    with pytest.warns(E.DataWarning, match=r"1 randomization strata hold one arm only \(WAL\).*20 persons"):
+        s = Study.from_frames(a, frames["panel"])
+    assert s.n_persons == 20 and set(s.persons["stratum"]) == {"VL"}
+    assert s.design.n_strata == 1
+    led = s.ledger.to_frame()
+    row = led[led.reason.str.contains("one arm only")].iloc[0]
+    assert (row.n_persons, row.n_treated, row.n_control, row.action) == (20, 0, 20, "set aside")
+    assert led.reason.str.contains("set aside with their one-arm stratum").any()
+
+
+def test_no_contrast_at_all_is_refused(frames):
+    a = frames["assignment"].copy()
+    a["arm"] = 0
     with pytest.raises(E.DesignError) as ei:
         Study.from_frames(a, frames["panel"])
-    assert_message(ei.value, "column 'stratum'", "only one arm", "WAL (0 IPS / 20 control)")
+    assert_message(ei.value, "column 'arm'", "no contrast")
 
 
 def test_unparseable_randomization_date(frames):
     a = frames["assignment"].copy()
-    a["randomization_date"] = a["randomization_date"].dt.strftime("%Y-%m-%d")
+    a["randomization_date"] = a["randomization_date"].dt.strftime("%d/%m/%Y")
     a.loc[7, "randomization_date"] = "31/02/2019"
+    with pytest.raises(E.DataContractError) as ei:
+        Study.from_frames(a, frames["panel"])
+    assert_message(ei.value, "column 'randomization_date'", "cannot be read", "(1 row)", "'31/02/2019'", "YYYY-MM-DD")
+
+
+def test_missing_randomization_date(frames):
+    a = frames["assignment"].copy()
+    a["randomization_date"] = a["randomization_date"].dt.strftime("%Y-%m-%d")
     a.loc[8, "randomization_date"] = None
     with pytest.raises(E.DataContractError) as ei:
         Study.from_frames(a, frames["panel"])
-    assert_message(ei.value, "column 'randomization_date'", "(2 rows)", "P0007A", "YYYY-MM-DD")
+    assert_message(ei.value, "column 'randomization_date'", "missing randomization dates", "(1 row)", "row 8")
 
 
 def test_mixed_period_frequencies(frames):

@@ -23,6 +23,9 @@ import pandas as pd
 from ips_impact.errors import DataContractError
 
 __all__ = [
+    "DATE_ORDERS",
+    "PERIOD_FORMATS",
+    "parse_dates",
     "FREQUENCIES",
     "Frequency",
     "parse_periods",
@@ -38,11 +41,31 @@ FREQUENCIES: tuple[str, ...] = ("Q", "M", "Y", "W", "int")
 _PANDAS_FREQ = {"Q": "Q-DEC", "M": "M", "Y": "Y-DEC", "W": "W-SUN"}
 _PANDAS_FREQSTR = {"Q": "Q", "M": "M", "Y": "Y", "W": "W"}
 
-_PATTERNS: dict[str, re.Pattern[str]] = {
-    "Q": re.compile(r"^\s*(\d{4})\s*[-_ ]?\s*[Qq]\s*([1-4])\s*$"),
-    "W": re.compile(r"^\s*(\d{4})\s*[-_ ]?\s*[Ww]\s*(\d{1,2})\s*$"),
-    "M": re.compile(r"^\s*(\d{4})\s*[-_/]\s*(\d{1,2})\s*$|^\s*(\d{4})(\d{2})\s*$"),
-    "Y": re.compile(r"^\s*(\d{4})\s*$"),
+# A period string is read into (kind, year, number). Kinds: "Q", "W", "M", "Y" are
+# unambiguous; "YN" is a year and a number 1–12 joined by a separator ("2019/1",
+# "2019-1", "1/2019"): a month, or a quarter when every number is 1–4 — ambiguous
+# unless the study frequency says which. Two digits ("2019-01", "01/2019") are months.
+_STRING_FORMS: tuple[tuple[str, re.Pattern[str], tuple[int, int]], ...] = (
+    # 2019Q1, 2019-Q1, 2019 T1 (trimestre), 2019K1 (kwartaal)
+    ("Q", re.compile(r"^\s*(\d{4})\s*[-_ /.]?\s*[QqTtKk]\s*([1-4])\s*$"), (1, 2)),
+    # Q1-2019, T1/2019, K1 2019
+    ("Q", re.compile(r"^\s*[QqTtKk]\s*([1-4])\s*[-_ /.]?\s*(\d{4})\s*$"), (2, 1)),
+    ("W", re.compile(r"^\s*(\d{4})\s*[-_ ]?\s*[Ww]\s*(\d{1,2})\s*$"), (1, 2)),
+    # a single digit after the year: month or quarter; two digits (2019-01) is a month
+    ("YN", re.compile(r"^\s*(\d{4})\s*[-_/.]\s*(\d)\s*$"), (1, 2)),
+    ("YN", re.compile(r"^\s*(\d)\s*[-_/.]\s*(\d{4})\s*$"), (2, 1)),
+    ("M", re.compile(r"^\s*(\d{4})\s*[-_/.]\s*(\d{2})\s*$"), (1, 2)),
+    ("M", re.compile(r"^\s*(\d{2})\s*[-_/.]\s*(\d{4})\s*$"), (2, 1)),
+    ("M", re.compile(r"^\s*(\d{4})(\d{2})\s*$"), (1, 2)),     # YYYYMM
+    ("Q", re.compile(r"^\s*(\d{4})([1-4])\s*$"), (1, 2)),      # YYYYq
+    ("Y", re.compile(r"^\s*(\d{4})\s*$"), (1, 1)),
+)
+
+#: ``period_format`` spellings of a mapping file → the frequency they imply.
+PERIOD_FORMATS: dict[str, str] = {
+    "YYYYQq": "Q", "YYYY-Qq": "Q", "YYYY/q": "Q", "YYYY-q": "Q", "YYYYTq": "Q", "YYYYKq": "Q",
+    "q/YYYY": "Q", "YYYYq": "Q", "YYYY-MM": "M", "YYYY/MM": "M", "YYYYMM": "M", "MM/YYYY": "M",
+    "YYYY": "Y", "YYYY-Www": "W", "int": "int",
 }
 _FREQ_WORDS = {
     "q": "Q", "quarter": "Q", "quarterly": "Q", "qs": "Q", "q-dec": "Q",
@@ -54,40 +77,41 @@ _FREQ_WORDS = {
 
 
 def normalise_frequency(frequency: str | None, *, table: str = "panel") -> Frequency | None:
-    """Map user spellings (``"quarter"``, ``"Q"``, ``"monthly"``…) to a study frequency."""
+    """Map user spellings (``"quarter"``, ``"Q"``, ``"monthly"``, ``"YYYY/q"``…) to a study frequency."""
     if frequency is None:
         return None
+    if str(frequency).strip() in PERIOD_FORMATS:
+        return PERIOD_FORMATS[str(frequency).strip()]  # type: ignore[return-value]
     key = str(frequency).strip().lower()
     if key not in _FREQ_WORDS:
         raise DataContractError(
             f"unknown frequency {frequency!r}",
             table=table,
-            fix=f"pass one of {', '.join(FREQUENCIES)} (or 'quarter', 'month', 'year', 'week', 'integer').",
+            fix=f"pass one of {', '.join(FREQUENCIES)} (or 'quarter', 'month', 'year', 'week', 'integer'), "
+                f"or a period format ({', '.join(PERIOD_FORMATS)}).",
         )
     return _FREQ_WORDS[key]  # type: ignore[return-value]
 
 
-def _classify_string(value: str) -> str | None:
-    for freq in ("Q", "W", "M", "Y"):
-        if _PATTERNS[freq].match(value):
-            return freq
+def _read_string(value: str) -> tuple[str, int, int] | None:
+    for kind, pattern, (iy, inum) in _STRING_FORMS:
+        m = pattern.match(value)
+        if m:
+            return kind, int(m.group(iy)), int(m.group(inum))
     return None
 
 
-def _period_from_string(value: str, freq: str) -> pd.Period:
-    m = _PATTERNS[freq].match(value)
-    assert m is not None  # classified before
-    if freq == "Q":
-        return pd.Period(year=int(m.group(1)), quarter=int(m.group(2)), freq="Q-DEC")
-    if freq == "M":
-        year, month = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
-        if not 1 <= int(month) <= 12:
-            raise ValueError(value)
-        return pd.Period(year=int(year), month=int(month), freq="M")
-    if freq == "Y":
-        return pd.Period(year=int(m.group(1)), freq="Y-DEC")
+def _period_of(kind: str, year: int, num: int) -> pd.Period:
+    if kind == "Q":
+        return pd.Period(year=year, quarter=num, freq="Q-DEC")
+    if kind == "M":
+        if not 1 <= num <= 12:
+            raise ValueError(num)
+        return pd.Period(year=year, month=num, freq="M")
+    if kind == "Y":
+        return pd.Period(year=year, freq="Y-DEC")
     # ISO week: the Monday of that week, as a Monday–Sunday period.
-    monday = pd.Timestamp.fromisocalendar(int(m.group(1)), int(m.group(2)), 1)
+    monday = pd.Timestamp.fromisocalendar(year, num, 1)
     return pd.Period(monday, freq="W-SUN")
 
 
@@ -136,6 +160,19 @@ def detect_frequency(values: pd.Series, *, table: str = "panel", column: str = "
     return freq  # type: ignore[return-value]
 
 
+def _ambiguous_integers(uniq: np.ndarray) -> str | None:
+    """'M' if every integer reads as YYYYMM, 'Q' if as YYYYq, else None."""
+    if uniq.size == 0:
+        return None
+    year6, rest6 = np.divmod(uniq, 100)
+    if np.all((year6 >= 1900) & (year6 <= 2100) & (rest6 >= 1) & (rest6 <= 12)):
+        return "M"
+    year5, rest5 = np.divmod(uniq, 10)
+    if np.all((year5 >= 1900) & (year5 <= 2100) & (rest5 >= 1) & (rest5 <= 4)):
+        return "Q"
+    return None
+
+
 def _parse_unique(
     values: pd.Series, frequency: str | None, *, table: str, column: str
 ) -> tuple[str, dict[object, object]]:
@@ -150,34 +187,60 @@ def _parse_unique(
             )
         return freq, {}
     if pd.api.types.is_datetime64_any_dtype(s):
-        uniq = pd.DatetimeIndex(s.dropna().unique())
-        freq = frequency or _infer_date_frequency(uniq)
-        if freq is None or freq == "int":
+        raw = pd.Series(pd.unique(s.dropna()), dtype=s.dtype)
+        conv = parse_dates(raw, table=table, column=column)
+        uniq = pd.DatetimeIndex(conv.unique())
+        dfreq = frequency or _infer_date_frequency(uniq)
+        if dfreq is None or dfreq == "int":
             raise DataContractError(
                 "holds dates whose frequency cannot be inferred",
                 table=table, column=column, n_rows=int(s.notna().sum()),
                 examples=[str(d.date()) for d in uniq[:5]],
                 fix="pass frequency='Q' (or 'M', 'Y', 'W') to the study.",
             )
-        return freq, {d: pd.Period(d, freq=_PANDAS_FREQ[freq]) for d in uniq}
+        return dfreq, {r: pd.Period(d, freq=_PANDAS_FREQ[dfreq]) for r, d in zip(raw, conv)}
+    if pd.api.types.is_bool_dtype(s):
+        raise DataContractError(
+            "holds true/false values, not periods", table=table, column=column, n_rows=int(s.notna().sum()),
+            fix="map the period column of the extract (column names in the mapping file).",
+        )
     if pd.api.types.is_integer_dtype(s) or (
         pd.api.types.is_float_dtype(s) and np.all(np.mod(s.dropna().to_numpy(), 1) == 0)
     ):
+        uniq = np.unique(s.dropna().to_numpy(dtype="int64"))
+        looks = _ambiguous_integers(uniq)
+        if frequency is None and looks is not None:
+            ex = int(uniq[0])
+            reading = (f"month {ex // 100}-{ex % 100:02d}" if looks == "M" else f"quarter {ex // 10}Q{ex % 10}")
+            raise DataContractError(
+                f"holds integers that read either as integer periods ({ex} is period number {ex}) or as "
+                f"{'YYYYMM months' if looks == 'M' else 'YYYYq quarters'} ({ex} is {reading})",
+                table=table, column=column, n_rows=int(s.notna().sum()), examples=uniq[:3].tolist(),
+                fix=f"say which: frequency = \"{looks}\" (or period_format = "
+                    f"\"{'YYYYMM' if looks == 'M' else 'YYYYq'}\") for calendar periods, or frequency = \"int\" "
+                    "in the [panel] section of the mapping file (or frequency= of the study).",
+            )
         if frequency in (None, "int"):
             return "int", {}
-        if frequency == "Y":
+        if frequency == "Y" and np.all((uniq >= 1000) & (uniq <= 9999)):
             return "Y", {v: pd.Period(year=int(v), freq="Y-DEC") for v in s.dropna().unique()}
+        if frequency in ("M", "Q") and looks == frequency:
+            div = 100 if frequency == "M" else 10
+            return frequency, {v: _period_of(frequency, int(v) // div, int(v) % div) for v in s.dropna().unique()}
         raise DataContractError(
             f"holds integers but the study frequency is {frequency}",
             table=table, column=column, n_rows=int(s.notna().sum()),
             examples=s.dropna().unique()[:5].tolist(),
-            fix="write periods as '2019Q1' / '2019-01' / '2019-W05', or use frequency='int'.",
+            fix="write periods as '2019Q1' / '2019-01' / '2019-W05' (or YYYYMM / YYYYq integers), "
+                "or use frequency='int'.",
         )
     # strings / objects (possibly pandas Period objects in an object column)
     uniq = pd.unique(s.dropna())
     kinds: dict[str, list[object]] = {}
+    parsed: dict[object, tuple[str, int, int]] = {}
     mapping: dict[object, object] = {}
     bad: list[object] = []
+    date_like: list[object] = []
     for v in uniq:
         if isinstance(v, pd.Period):
             f = _freq_of_period_dtype(pd.PeriodDtype(v.freq))
@@ -185,38 +248,64 @@ def _parse_unique(
             mapping[v] = v
             continue
         if isinstance(v, (pd.Timestamp, np.datetime64)):
-            kinds.setdefault("date", []).append(v)
+            date_like.append(v)
             continue
-        txt = str(v)
-        f = _classify_string(txt)
-        if f is None:
-            # ISO dates as text: read later with the study frequency
-            try:
-                pd.Timestamp(txt)
-            except (ValueError, TypeError):
-                bad.append(v)
-                continue
-            kinds.setdefault("date", []).append(v)
+        txt = v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+        got = _read_string(txt)
+        if got is None:
+            date_like.append(v)
             continue
-        kinds.setdefault(f, []).append(v)
-    if bad:
-        raise DataContractError(
-            "has period values that cannot be read",
-            table=table, column=column, n_rows=int(s.isin(bad).sum()), examples=bad,
-            fix="write quarters as '2019Q1', months as '2019-01', years as '2019', ISO weeks as '2019-W05'.",
-        )
-    if "date" in kinds:
-        dates = pd.DatetimeIndex([pd.Timestamp(str(v)) for v in kinds["date"]])
-        f = frequency or _infer_date_frequency(dates)
-        if f is None or f == "int":
+        parsed[v] = got
+        kinds.setdefault(got[0], []).append(v)
+    if date_like:
+        try:
+            dates = parse_dates(pd.Series(date_like, dtype=object), table=table, column=column)
+        except DataContractError as exc:
+            if "cannot be read" not in exc.problem:
+                raise
+            dates = None
+        if dates is None or dates.isna().any():
+            bad = date_like if dates is None else [v for v, d in zip(date_like, dates) if pd.isna(d)]
+            raise DataContractError(
+                "has period values that cannot be read",
+                table=table, column=column, n_rows=int(s.isin(bad).sum()), examples=bad,
+                fix="write quarters as '2019Q1' (or 2019/1, 2019T1, 1/2019 with frequency = \"Q\"), months "
+                    "as '2019-01', years as '2019', ISO weeks as '2019-W05'.",
+            )
+        datef = frequency or _infer_date_frequency(pd.DatetimeIndex(dates))
+        if datef is None or datef == "int":
             raise DataContractError(
                 "holds dates whose frequency cannot be inferred",
-                table=table, column=column, n_rows=int(s.isin(kinds["date"]).sum()),
-                examples=kinds["date"], fix="pass frequency='Q' (or 'M', 'Y', 'W') to the study.",
+                table=table, column=column, n_rows=int(s.isin(date_like).sum()),
+                examples=[str(d.date()) for d in dates[:5]], fix="pass frequency='Q' (or 'M', 'Y', 'W') to the study.",
             )
-        for v, d in zip(kinds.pop("date"), dates):
-            mapping[v] = pd.Period(d, freq=_PANDAS_FREQ[f])
-        kinds.setdefault(f, [])
+        for v, d in zip(date_like, dates):
+            mapping[v] = pd.Period(d, freq=_PANDAS_FREQ[datef])
+        kinds.setdefault(datef, [])
+    if "YN" in kinds:
+        nums = {parsed[v][2] for v in kinds["YN"]}
+        if frequency == "Q":
+            target = "Q"
+        elif frequency == "M" or (frequency is None and max(nums) > 4):
+            target = "M"
+        elif frequency is None and len(kinds) > 1:
+            target = "M"  # reported as a mix below
+        elif frequency is None:
+            ex_yn = kinds["YN"][0]
+            _, yy, nn = parsed[ex_yn]
+            raise DataContractError(
+                f"holds periods like {str(ex_yn)!r} whose number after the year is only 1–4: "
+                f"{str(ex_yn)!r} reads as quarter {yy}Q{nn} or as month {yy}-{nn:02d}",
+                table=table, column=column, n_rows=int(s.isin(kinds["YN"]).sum()), examples=kinds["YN"][:3],
+                fix="say which: frequency = \"Q\" (quarters) or frequency = \"M\" (months) in the [panel] "
+                    "section of the mapping file (or frequency= of the study).",
+            )
+        else:
+            target = frequency
+        for v in kinds.pop("YN"):
+            _, yy, nn = parsed[v]
+            parsed[v] = (target, yy, nn)
+            kinds.setdefault(target, []).append(v)
     # "2019" alone is a year, but in a monthly/quarterly study it is a mistake
     if len(kinds) > 1:
         counts = {f: int(s.isin(vs).sum()) for f, vs in kinds.items()}
@@ -240,17 +329,214 @@ def _parse_unique(
         )
     for v in kinds[freq]:
         if v not in mapping:
+            _, yy, nn = parsed[v]
             try:
-                mapping[v] = _period_from_string(str(v), freq)
+                mapping[v] = _period_of(freq, yy, nn)
             except ValueError:
                 bad.append(v)
     if bad:
         raise DataContractError(
             "has period values that cannot be read",
             table=table, column=column, n_rows=int(s.isin(bad).sum()), examples=bad,
-            fix="check month numbers (1–12) and ISO week numbers (1–53).",
+            fix="check month numbers (1–12), quarter numbers (1–4) and ISO week numbers (1–53).",
         )
     return freq, mapping
+
+
+# ---------------------------------------------------------------------------- dates
+DATE_ORDERS = ("DMY", "MDY", "YMD")
+_DMY = re.compile(r"^\s*(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4})(?:[ T].*)?$")
+_YMD = re.compile(r"^\s*(\d{4})[/.\-](\d{1,2})[/.\-](\d{1,2})(?:[ T].*)?$")
+_YYYYMMDD = re.compile(r"^\s*(\d{4})(\d{2})(\d{2})\s*$")
+_SERIAL = re.compile(r"^\s*(\d{5})(?:\.0+)?\s*$")
+#: Excel serial day numbers accepted as dates: 1927-05-18 (10000) to 2173-10-14 (99999).
+_EXCEL_EPOCH = pd.Timestamp("1899-12-30")
+
+
+def _valid_ymd(y: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarray:
+    ok = (m >= 1) & (m <= 12) & (d >= 1) & (d <= 31) & (y >= 1900) & (y <= 2100)
+    days = pd.to_datetime(pd.DataFrame({"year": np.where(ok, y, 2000), "month": np.where(ok, m, 1),
+                                        "day": 1})).dt.days_in_month.to_numpy()
+    return ok & (d <= days)
+
+
+def _from_ymd(y: np.ndarray, m: np.ndarray, d: np.ndarray) -> pd.DatetimeIndex:
+    return pd.DatetimeIndex(pd.to_datetime(pd.DataFrame({"year": y, "month": m, "day": d})))
+
+
+def _numbers_to_dates(vals: np.ndarray, *, table: str, column: str, n_rows: int) -> pd.DatetimeIndex:
+    """Integers as YYYYMMDD (8 digits) or Excel serial day numbers (5 digits)."""
+    if not np.all(np.mod(vals, 1) == 0):
+        raise DataContractError(
+            "holds numbers with decimals where dates are expected", table=table, column=column, n_rows=n_rows,
+            examples=[v for v in vals[np.mod(vals, 1) != 0][:3]],
+            fix="write dates as YYYY-MM-DD (or YYYYMMDD integers, or Excel dates).",
+        )
+    iv = vals.astype("int64")
+    y, rest = np.divmod(iv, 10_000)
+    m, d = np.divmod(rest, 100)
+    is_ymd = (iv >= 10_000_000) & _valid_ymd(y, m, d)
+    is_serial = (iv >= 10_000) & (iv <= 99_999)
+    neither = ~is_ymd & ~is_serial
+    if neither.any() or (is_ymd.any() and is_serial.any()):
+        raise DataContractError(
+            "holds numbers that are neither YYYYMMDD dates (e.g. 20180502) nor Excel serial dates "
+            "(e.g. 43222 = 2018-05-02), or mixes both",
+            table=table, column=column, n_rows=int(neither.sum()) or n_rows, examples=iv[neither][:3].tolist(),
+            fix="write dates as YYYY-MM-DD text, or one numeric form for the whole column.",
+        )
+    if is_ymd.all():
+        return _from_ymd(y, m, d)
+    return pd.DatetimeIndex(_EXCEL_EPOCH + pd.to_timedelta(iv, unit="D"))
+
+
+def parse_dates(
+    values: pd.Series,
+    *,
+    order: str | None = None,
+    table: str = "assignment",
+    column: str = "randomization_date",
+) -> pd.Series:
+    """Read a date column as it comes in an administrative delivery.
+
+    Accepts datetimes (time-zone aware ones are taken at their local wall-clock date),
+    ISO text (``2018-05-02``), day-first or month-first text (``02/05/2018``,
+    ``02.05.2018``), ``YYYYMMDD`` integers or text, and Excel serial day numbers
+    (``43222``). Missing values stay missing (``NaT``).
+
+    Parameters
+    ----------
+    order
+        ``"DMY"`` (Belgian ``dd/mm/yyyy``), ``"MDY"`` or ``"YMD"``; needed only when the
+        values cannot tell: when no day exceeds 12, ``02/05/2018`` is refused rather
+        than guessed.
+
+    Returns
+    -------
+    pandas.Series
+        ``datetime64[ns]``, normalised to midnight, index of ``values``.
+
+    Raises
+    ------
+    DataContractError
+        For unreadable values, a mix of day-first and month-first values, or an
+        ambiguous column without ``order`` (the message shows both readings).
+    """
+    if order is not None:
+        order = str(order).strip().upper().replace("/", "").replace("-", "")
+        if order not in DATE_ORDERS:
+            raise DataContractError(f"unknown date order {order!r}", table=table, column=column,
+                                    fix=f"use one of {', '.join(DATE_ORDERS)} (DMY = dd/mm/yyyy).")
+    s = values
+    if isinstance(s.dtype, pd.DatetimeTZDtype):
+        return pd.Series(s.dt.tz_localize(None).dt.normalize().to_numpy(), index=s.index, name=s.name)
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return s.dt.normalize()
+    if pd.api.types.is_bool_dtype(s):
+        raise DataContractError("holds true/false values where dates are expected", table=table, column=column,
+                                n_rows=len(s), fix="map the date column of the extract.")
+    notna = s.notna()
+    if pd.api.types.is_numeric_dtype(s):
+        uniq = np.unique(s[notna].to_numpy(dtype="float64"))
+        if not np.all(np.isfinite(uniq)):
+            raise DataContractError("holds infinite values where dates are expected", table=table, column=column,
+                                    n_rows=int(np.isinf(s.to_numpy(dtype=float)).sum()),
+                                    fix="correct or empty those cells.")
+        conv = _numbers_to_dates(uniq, table=table, column=column, n_rows=int(notna.sum()))
+        lookup = dict(zip(uniq.tolist(), conv))
+        out = s.map(lambda v: lookup.get(float(v), pd.NaT) if pd.notna(v) else pd.NaT)
+        return pd.Series(pd.DatetimeIndex(out), index=s.index, name=s.name)
+    uniq = pd.unique(s[notna])
+    result: dict[object, pd.Timestamp] = {}
+    dm: list[tuple[object, int, int, int]] = []
+    bad: list[object] = []
+    for v in uniq:
+        if isinstance(v, (pd.Timestamp, np.datetime64)) or hasattr(v, "year"):
+            ts = pd.Timestamp(v)
+            result[v] = (ts.tz_localize(None) if ts.tzinfo is not None else ts).normalize()
+            continue
+        if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool):
+            try:
+                result[v] = _numbers_to_dates(np.array([float(v)]), table=table, column=column, n_rows=1)[0]
+            except DataContractError:
+                bad.append(v)
+            continue
+        txt = v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+        if m := _YMD.match(txt):
+            y, mo, d = (int(g) for g in m.groups())
+            if order in (None, "YMD") and _valid_ymd(np.array([y]), np.array([mo]), np.array([d]))[0]:
+                result[v] = _from_ymd(np.array([y]), np.array([mo]), np.array([d]))[0]
+                if "T" in txt or ":" in txt:  # keep the local wall-clock date of a timestamp
+                    try:
+                        ts = pd.Timestamp(txt)
+                        result[v] = (ts.tz_localize(None) if ts.tzinfo is not None else ts).normalize()
+                    except ValueError:
+                        pass
+            else:
+                bad.append(v)
+        elif m := _DMY.match(txt):
+            a, b, y = (int(g) for g in m.groups())
+            dm.append((v, a, b, y))
+        elif m := _YYYYMMDD.match(txt):
+            y, mo, d = (int(g) for g in m.groups())
+            if _valid_ymd(np.array([y]), np.array([mo]), np.array([d]))[0]:
+                result[v] = _from_ymd(np.array([y]), np.array([mo]), np.array([d]))[0]
+            else:
+                bad.append(v)
+        elif m := _SERIAL.match(txt):
+            result[v] = _EXCEL_EPOCH + pd.Timedelta(days=int(m.group(1)))
+        else:
+            bad.append(v)
+    if dm:
+        first = np.array([t[1] for t in dm])
+        second = np.array([t[2] for t in dm])
+        year = np.array([t[3] for t in dm])
+        if order in (None,):
+            day_first = bool((first > 12).any())
+            month_first = bool((second > 12).any())
+            if day_first and month_first:
+                ex1 = dm[int(np.argmax(first > 12))][0]
+                ex2 = dm[int(np.argmax(second > 12))][0]
+                raise DataContractError(
+                    f"mixes day-first and month-first dates ({str(ex1)!r} must be dd/mm, {str(ex2)!r} mm/dd)",
+                    table=table, column=column, n_rows=len(s), fix="write one date order for the whole column "
+                    "(ISO YYYY-MM-DD is best) and set date_order in the mapping file.",
+                )
+            if not day_first and not month_first:
+                ex = dm[0]
+                dmy = pd.Timestamp(year=ex[3], month=ex[2], day=ex[1])
+                mdy = pd.Timestamp(year=ex[3], month=ex[1], day=ex[2])
+                raise DataContractError(
+                    f"holds dates like {str(ex[0])!r} where no day exceeds 12, so the order cannot be told "
+                    f"from the values: {str(ex[0])!r} reads as {dmy:%d %B %Y} (day first, Belgian dd/mm/yyyy) "
+                    f"or {mdy:%d %B %Y} (month first)",
+                    table=table, column=column, n_rows=int(s.isin([t[0] for t in dm]).sum()),
+                    fix='say which: date_order = "DMY" (or "MDY") in the mapping file, or write ISO dates '
+                        "(YYYY-MM-DD).",
+                )
+            order_used = "DMY" if day_first else "MDY"
+        else:
+            order_used = order
+        if order_used == "YMD":
+            bad.extend(t[0] for t in dm)
+        else:
+            d_, m_ = (first, second) if order_used == "DMY" else (second, first)
+            ok = _valid_ymd(year, m_, d_)
+            if (~ok).any():
+                bad.extend(t[0] for t, good in zip(dm, ok) if not good)
+            if ok.any():
+                conv = _from_ymd(year[ok], m_[ok], d_[ok])
+                for t, ts in zip([t for t, good in zip(dm, ok) if good], conv):
+                    result[t[0]] = ts
+    if bad:
+        raise DataContractError(
+            "has dates that cannot be read" + (f" in the order {order}" if order else ""),
+            table=table, column=column, n_rows=int(s.isin(bad).sum()), examples=bad,
+            fix="write dates as YYYY-MM-DD (dd/mm/yyyy with date_order = \"DMY\", YYYYMMDD integers and "
+                "Excel dates are read too).",
+        )
+    out = s.map(lambda v: result.get(v, pd.NaT) if pd.notna(v) else pd.NaT)
+    return pd.Series(pd.DatetimeIndex(out), index=s.index, name=s.name)
 
 
 def parse_periods(
@@ -299,7 +585,7 @@ def parse_periods(
 
 
 def date_to_period(dates: pd.Series, frequency: str) -> pd.Series:
-    """The period (at the study frequency) that holds each date."""
+    """Return the period (at the study frequency) that holds each date."""
     if frequency == "int":
         raise DataContractError(
             "randomization dates cannot be placed in integer periods",

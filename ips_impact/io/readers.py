@@ -1,53 +1,263 @@
-"""Read the study tables from parquet or csv files."""
+"""Read the study tables from parquet, csv/tsv/txt or Excel files, as a delivery comes.
+
+Text files are read **as text** first, so that nothing is converted before the
+mapping file has been applied: key columns keep their leading zeros whatever their
+name in the extract, and every other column is converted to numbers only when all
+its values are numbers in one reading. What the mapping file does not say is detected
+from the file (separator, decimal mark, thousands mark); when the values allow two
+readings, the file is refused with both readings and the option that settles it.
+"""
 
 from __future__ import annotations
 
+import csv
+import re
+from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ips_impact.errors import DataContractError
+from ips_impact.io.mapping import ReadOptions
 
-__all__ = ["read_table", "find_table_files", "TABLE_NAMES"]
+__all__ = ["read_table", "find_table_files", "text_to_numbers", "TABLE_NAMES", "TEXT_COLUMNS"]
 
 TABLE_NAMES = ("assignment", "panel", "households", "benefits", "takeup", "sites")
-_SUFFIXES = (".parquet", ".pq", ".csv", ".csv.gz", ".tsv")
-# Keys stay strings: pseudonyms may have leading zeros that a csv reader would eat.
-_STRING_COLUMNS = ("person_id", "household_id", "index_person_id", "employer_id", "stratum",
-                   "site", "region", "role", "period", "month")
+_SUFFIXES = (".parquet", ".pq", ".csv", ".csv.gz", ".tsv", ".txt", ".xlsx", ".xlsm")
+#: Contract columns always kept as text: keys, codes, periods and dates (parsed later
+#: with the study's frequency and date order).
+TEXT_COLUMNS = ("person_id", "household_id", "index_person_id", "employer_id", "partner_id", "stratum",
+                "site", "region", "role", "period", "month", "randomization_period", "randomization_date",
+                "ips_start_date", "valid_from", "valid_to", "assessment_date", "sep_code", "nace",
+                "joint_committee", "worker_class", "di_phase")
+_NA = ["", "NA", "N/A", "NaN", "nan", "NULL", "null", "None"]
+_SEPARATORS = (";", ",", "\t", "|")
+_INT = re.compile(r"^[+-]?\d+$")
+_DOT = re.compile(r"^[+-]?\d*\.\d+$")
+_COMMA = re.compile(r"^[+-]?\d*,\d+$")
+_GROUPED_DOT = re.compile(r"^[+-]?[1-9]\d{0,2}(\.\d{3})+$")
+_GROUPED_COMMA = re.compile(r"^[+-]?[1-9]\d{0,2}(,\d{3})+$")
+_EU = re.compile(r"^[+-]?\d{1,3}(\.\d{3})+,\d+$")
+_US = re.compile(r"^[+-]?\d{1,3}(,\d{3})+\.\d+$")
+_SCI = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
+_INF = {"inf", "+inf", "-inf", "infinity", "-infinity"}
 
 
-def read_table(path: str | Path, *, table: str | None = None) -> pd.DataFrame:
-    """Read one table; keys are read as strings.
+def _show(value: str) -> str:
+    return repr(value)
+
+
+def text_to_numbers(
+    values: pd.Series, *, decimal: str | None = None, thousands: str | None = None,
+    table: str = "panel", column: str = "?",
+) -> pd.Series | None:
+    """Numbers from a text column, or ``None`` when the column is not numeric text.
+
+    Integers with a leading zero (``"0123"``) are codes, not numbers: the column stays
+    text. Without ``decimal``, ``"46,5"`` is read with a decimal comma; a column whose
+    only separators could be either thousands groups or decimals (every value like
+    ``"1.234"`` or ``"2,500"``) is refused with both readings.
+    """
+    s = values.astype("string").str.strip()
+    s = s.mask(s.isin(_NA))
+    uniq = pd.unique(s.dropna())
+    if len(uniq) == 0:
+        return None
+    txt = pd.Series(uniq, dtype=object).astype(str)
+    if thousands:  # a known thousands mark is removed before the values are classified
+        txt = txt.str.replace(thousands, "", regex=False)
+        thousands = ""
+    low = txt.str.lower()
+    is_inf = low.isin(_INF)
+    body = txt[~is_inf]
+    ints = body.str.fullmatch(_INT)
+    if (ints & body.str.lstrip("+-").str.match(r"^0\d")).any():
+        return None  # leading zeros: a code column
+    dots, commas = body.str.fullmatch(_DOT), body.str.fullmatch(_COMMA)
+    gdot, gcomma = body.str.fullmatch(_GROUPED_DOT), body.str.fullmatch(_GROUPED_COMMA)
+    eu, us, sci = body.str.fullmatch(_EU), body.str.fullmatch(_US), body.str.fullmatch(_SCI)
+    numeric_like = ints | dots | commas | gdot | gcomma | eu | us | sci
+    if not numeric_like.all():
+        return None
+    dec, thou = decimal, thousands
+    if dec is None:
+        has_comma = (commas | gcomma | eu).any()
+        has_dot = (dots | gdot | us).any()
+        if eu.any() and not us.any() and not (dots & ~gdot).any():
+            dec, thou = ",", thou if thou is not None else "."
+        elif us.any() and not eu.any() and not (commas & ~gcomma).any():
+            dec, thou = ".", thou if thou is not None else ","
+        elif has_comma and has_dot:
+            ex_c = body[commas | gcomma | eu].iloc[0]
+            ex_d = body[dots | gdot | us].iloc[0]
+            raise DataContractError(
+                f"mixes decimal marks ({_show(ex_c)} has a comma, {_show(ex_d)} a point)",
+                table=table, column=column, n_rows=int(values.notna().sum()),
+                fix='set decimal = "," (or ".") and thousands in the mapping file\'s read options.',
+            )
+        elif has_comma:
+            if (commas & ~gcomma).any():
+                dec = ","  # "46,5", "0,75": only a decimal comma reads these
+            elif thou is not None:
+                dec = "." if thou == "," else ","
+            else:
+                ex = body[gcomma].iloc[0]
+                raise DataContractError(
+                    f"holds numbers like {_show(ex)} that read as {float(ex.replace(',', '.'))!r} (decimal comma) "
+                    f"or {int(ex.replace(',', ''))!r} (thousands separator)",
+                    table=table, column=column, n_rows=int(values.notna().sum()),
+                    fix='say which: decimal = "," or thousands = "," in the mapping file\'s read options.',
+                )
+        elif has_dot:
+            if (dots & ~gdot).any():
+                dec = "."
+            elif thou is not None:
+                dec = "," if thou == "." else "."
+            else:
+                ex = body[gdot].iloc[0]
+                raise DataContractError(
+                    f"holds numbers like {_show(ex)} that read as {float(ex)!r} (decimal point) or "
+                    f"{int(ex.replace('.', ''))!r} (thousands separator)",
+                    table=table, column=column, n_rows=int(values.notna().sum()),
+                    fix='say which: decimal = "." or thousands = "." in the mapping file\'s read options.',
+                )
+        else:
+            dec = "."
+    conv = txt.copy()
+    if thou:
+        conv = conv.str.replace(thou, "", regex=False)
+    if dec == ",":
+        if conv.str.contains(".", regex=False).any():
+            ex = txt[conv.str.contains(".", regex=False)].iloc[0]
+            raise DataContractError(
+                f"has {_show(ex)} while the decimal mark is ','", table=table, column=column,
+                n_rows=int(values.notna().sum()), fix="check the decimal and thousands options of the mapping file.",
+            )
+        conv = conv.str.replace(",", ".", regex=False)
+    elif conv.str.contains(",", regex=False).any():
+        ex = txt[conv.str.contains(",", regex=False)].iloc[0]
+        raise DataContractError(
+            f"has {_show(ex)} while the decimal mark is '.'", table=table, column=column,
+            n_rows=int(values.notna().sum()), fix='set decimal = "," (or thousands = ",") in the mapping file.',
+        )
+    nums = pd.to_numeric(conv, errors="coerce")
+    if nums.isna().any():
+        return None
+    lookup = dict(zip(uniq, nums.to_numpy(dtype="float64")))
+    out = s.map(lookup).astype("float64")
+    finite = out.dropna()
+    if len(finite) and np.all(np.isfinite(finite)) and np.all(np.mod(finite, 1) == 0) and not out.isna().any():
+        if (np.abs(finite) < 2**53).all():
+            return pd.Series(out.to_numpy(dtype="int64"), index=values.index, name=values.name)
+    return pd.Series(out.to_numpy(), index=values.index, name=values.name)
+
+
+def _encoding_problem(raw: bytes, name: str, table: str) -> DataContractError:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        lo, hi = max(0, exc.start - 12), min(len(raw), exc.end + 12)
+        chunk = raw[lo:hi]
+        readings = {enc: chunk.decode(enc, "replace").strip() for enc in ("cp1252", "cp850")}
+        return DataContractError(
+            f"file {name!r} is not UTF-8 (byte 0x{raw[exc.start]:02x} at position {exc.start}); the bytes "
+            f"there read as {readings['cp1252']!r} in Windows-1252 or {readings['cp850']!r} in DOS cp850",
+            table=table, fix='say which: encoding = "cp1252" (or "latin-1", "cp850") in the mapping file.',
+        )
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _sniff_separator(text: str, name: str, table: str) -> str:
+    lines = [ln for ln in text.splitlines()[:50] if ln.strip()]
+    if not lines:
+        return ","
+    fits = {}
+    for sep in _SEPARATORS:
+        rows = list(csv.reader(lines, delimiter=sep))
+        widths = {len(r) for r in rows}
+        if len(rows[0]) > 1 and len(widths) == 1:
+            fits[sep] = len(rows[0])
+    if len(fits) == 1:
+        return next(iter(fits))
+    if not fits:
+        return ","  # one column, or rows of unequal width: the csv parser says which
+    desc = ", ".join(f"{sep!r} gives {n} columns" for sep, n in fits.items())
+    raise DataContractError(
+        f"file {name!r}: the separator cannot be told from the file ({desc})", table=table,
+        fix="say which: separator = \";\" (or \",\", \"\\t\", \"|\") in the mapping file's read options.",
+    )
+
+
+def read_table(
+    path: str | Path,
+    *,
+    table: str | None = None,
+    options: ReadOptions | None = None,
+    key_columns: Iterable[str] = (),
+    text_columns: Iterable[str] = (),
+) -> pd.DataFrame:
+    """Read one table; keys and codes as text, other columns as numbers where they are numbers.
+
+    Parameters
+    ----------
+    options
+        Read options of the mapping file (``None``: detect everything).
+    key_columns, text_columns
+        Names *in the file* (before renaming) to keep as text, in addition to the
+        contract's :data:`TEXT_COLUMNS`.
 
     Raises
     ------
     DataContractError
-        If the file is missing, of an unknown type, or cannot be parsed.
+        If the file is missing, of an unknown type, cannot be parsed, or its separator,
+        decimal mark or encoding cannot be told.
     """
     path = Path(path)
+    opts = options or ReadOptions()
     name = table or path.name.split(".")[0]
+    keep_text = set(TEXT_COLUMNS) | set(key_columns) | set(text_columns)
     if not path.exists():
-        raise DataContractError(f"file {str(path)!r} does not exist", table=name,
-                                fix="check the path.")
-    suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".csv.gz") else path.suffix
+        raise DataContractError(f"file {str(path)!r} does not exist", table=name, fix="check the path.")
+    low = path.name.lower()
+    suffix = ".csv.gz" if low.endswith(".csv.gz") else path.suffix.lower()
     try:
         if suffix in (".parquet", ".pq"):
             frame = pd.read_parquet(path)
-            for col in _STRING_COLUMNS:
-                if col in frame.columns and col not in ("period", "month") and frame[col].dtype != object:
-                    if not isinstance(frame[col].dtype, pd.StringDtype):
-                        frame[col] = frame[col].astype("string").astype(object)
+            for col in frame.columns:
+                if col in keep_text and not isinstance(frame[col].dtype, pd.PeriodDtype):
+                    if pd.api.types.is_datetime64_any_dtype(frame[col]) or col in ("period", "month"):
+                        continue
+                    frame[col] = _as_text(frame[col])
             return frame
-        if suffix in (".csv", ".csv.gz", ".tsv"):
-            sep = "\t" if suffix == ".tsv" else ","
-            header = pd.read_csv(path, sep=sep, nrows=0).columns
-            dtypes = {c: str for c in _STRING_COLUMNS if c in header}
-            return pd.read_csv(path, sep=sep, dtype=dtypes, keep_default_na=True)
-    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        if suffix in (".xlsx", ".xlsm"):
+            return _read_excel(path, name, opts, keep_text)
+        if suffix in (".csv", ".csv.gz", ".tsv", ".txt"):
+            raw = path.read_bytes()
+            if suffix == ".csv.gz":
+                import gzip
+
+                raw = gzip.decompress(raw)
+            if opts.encoding:
+                text = raw.decode(opts.encoding)
+            else:
+                try:
+                    text = raw.decode("utf-8-sig")
+                except UnicodeDecodeError:
+                    raise _encoding_problem(raw, path.name, name) from None
+            sep = opts.separator or ("\t" if suffix == ".tsv" else _sniff_separator(text, path.name, name))
+            import io
+
+            frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=_NA)
+            frame.columns = [str(c).strip() for c in frame.columns]
+            return _convert_text(frame, name, opts, keep_text)
+    except DataContractError:
+        raise
+    except (OSError, ValueError, UnicodeError, pd.errors.ParserError) as exc:
         raise DataContractError(
             f"file {path.name!r} cannot be read: {type(exc).__name__}: {str(exc).splitlines()[0]}",
-            table=name, fix="check that the file is valid parquet or comma-separated csv with a header row.",
+            table=name, fix="check that the file is valid parquet, Excel or delimited text with a header row, "
+                            "and the separator / encoding options of the mapping file.",
         ) from None
     raise DataContractError(
         f"file {path.name!r} has an unknown type", table=name,
@@ -55,19 +265,84 @@ def read_table(path: str | Path, *, table: str | None = None) -> pd.DataFrame:
     )
 
 
-def find_table_files(folder: str | Path) -> dict[str, Path]:
-    """Find ``assignment.*``, ``panel.*`` and the optional tables in a folder."""
+def _as_text(col: pd.Series) -> pd.Series:
+    """Keys as text: bytes decoded, integers without '.0', missing kept missing."""
+    def one(v: object) -> object:
+        if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
+            return np.nan
+        if isinstance(v, bytes):
+            return v.decode("utf-8", "replace")
+        if isinstance(v, (float, np.floating)) and float(v).is_integer():
+            return str(int(v))
+        return str(v)
+    return col.astype(object).map(one)
+
+
+def _convert_text(frame: pd.DataFrame, table: str, opts: ReadOptions, keep_text: set[str]) -> pd.DataFrame:
+    out = {}
+    for col in frame.columns:
+        s = frame[col]
+        if col in keep_text:
+            out[col] = s.astype(object).where(s.notna(), np.nan)
+            continue
+        nums = text_to_numbers(s, decimal=opts.decimal, thousands=opts.thousands, table=table, column=col)
+        out[col] = nums if nums is not None else s.astype(object).where(s.notna(), np.nan)
+    return pd.DataFrame(out, index=frame.index)
+
+
+def _read_excel(path: Path, table: str, opts: ReadOptions, keep_text: set[str]) -> pd.DataFrame:
+    sheets = pd.ExcelFile(path).sheet_names
+    sheet = opts.sheet
+    if sheet is None:
+        if len(sheets) > 1:
+            raise DataContractError(
+                f"workbook {path.name!r} has {len(sheets)} sheets and the mapping file does not say which holds "
+                f"table '{table}'", table=table, examples=sheets,
+                fix=f'say which: sheet = "{sheets[0]}" in the [{table}] section of the mapping file.',
+            )
+        sheet = 0
+    elif isinstance(sheet, str) and sheet not in sheets:
+        raise DataContractError(f"workbook {path.name!r} has no sheet {sheet!r}", table=table, examples=sheets,
+                                fix="use one of the sheet names listed.")
+    header = pd.read_excel(path, sheet_name=sheet, nrows=0).columns
+    frame = pd.read_excel(path, sheet_name=sheet, dtype={c: object for c in header if c in keep_text})
+    for col in frame.columns:
+        if col in keep_text and not pd.api.types.is_datetime64_any_dtype(frame[col]):
+            frame[col] = _as_text(frame[col])
+        elif frame[col].dtype == object:
+            nums = text_to_numbers(frame[col], decimal=opts.decimal, thousands=opts.thousands,
+                                   table=table, column=col)
+            if nums is not None:
+                frame[col] = nums
+    return frame
+
+
+def find_table_files(folder: str | Path, *, files: dict[str, str] | None = None) -> dict[str, Path]:
+    """Find ``assignment.*``, ``panel.*`` and the optional tables in a folder.
+
+    File names are matched without regard to case (``Assignment.CSV``). ``files``
+    gives the file of a table explicitly (the ``file`` option of the mapping file).
+    """
     folder = Path(folder)
     if not folder.is_dir():
-        raise DataContractError(f"{str(folder)!r} is not a folder", fix="pass the folder that holds assignment.* and panel.*.")
+        raise DataContractError(f"{str(folder)!r} is not a folder",
+                                fix="pass the folder that holds assignment.* and panel.*.")
+    entries = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith((".", "~$")))
     found: dict[str, Path] = {}
     for name in TABLE_NAMES:
-        hits = sorted(p for p in folder.iterdir()
-                      if p.is_file() and any(p.name == name + s for s in _SUFFIXES))
+        wanted = (files or {}).get(name)
+        if wanted is not None:
+            hits = [p for p in entries if p.name.lower() == wanted.lower()]
+            if not hits:
+                raise DataContractError(
+                    f"the mapping file names {wanted!r} for table '{name}' but the folder has no such file",
+                    table=name, examples=[p.name for p in entries][:5], fix="correct the file option.")
+        else:
+            hits = [p for p in entries if any(p.name.lower() == name + s for s in _SUFFIXES)]
         if len(hits) > 1:
             raise DataContractError(
                 f"several files hold table '{name}'", table=name,
-                examples=[h.name for h in hits], fix="keep one file per table.",
+                examples=[h.name for h in hits], fix="keep one file per table, or name it with file = \"…\".",
             )
         if hits:
             found[name] = hits[0]
@@ -75,7 +350,8 @@ def find_table_files(folder: str | Path) -> dict[str, Path]:
         if name not in found:
             raise DataContractError(
                 f"no file for the required table '{name}' in {str(folder)!r}", table=name,
-                examples=sorted(p.name for p in folder.iterdir())[:5],
-                fix=f"save it as {name}.parquet or {name}.csv in that folder.",
+                examples=[p.name for p in entries][:5],
+                fix=f"save it as {name}.parquet or {name}.csv in that folder, or name it with "
+                    f"file = \"…\" under [{name}] in the mapping file.",
             )
     return found

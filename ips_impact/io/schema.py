@@ -78,7 +78,7 @@ SCHEMAS: dict[str, TableSchema] = {
     ),
 }
 
-KEY_COLUMNS = ("person_id", "household_id", "index_person_id", "employer_id")
+KEY_COLUMNS = ("person_id", "household_id", "index_person_id", "employer_id", "partner_id")
 
 #: Roles of household members relative to the randomized (index) person.
 HOUSEHOLD_ROLES = ("index", "partner", "child", "parent", "other")
