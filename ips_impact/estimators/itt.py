@@ -25,10 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ips_impact.errors import EstimationError, IpsImpactWarning
+from ips_impact.errors import EstimationError, EstimationWarning, IpsImpactWarning
 from ips_impact.estimators._data import (
-    ADJUSTMENTS,
-    AGGREGATES,
     RegressionDesign,
     arm_counts,
     check_option,
@@ -38,6 +36,15 @@ from ips_impact.estimators._data import (
     person_mask,
     regression_design,
     require_numeric_outcome,
+)
+from ips_impact.estimators._options import (
+    ADJUSTMENTS,
+    AGGREGATES,
+    WINDOW_RULES,
+    check_horizon,
+    check_window,
+    resolve_adjustment,
+    window_values,
 )
 from ips_impact.inference.covariance import OLSDesign, OLSFit, resolve_cov_type
 from ips_impact.inference.ri_engine import LinearProblem
@@ -134,7 +141,10 @@ def design_for_rows(
     ``cluster``, clusters the rows by person.
     """
     persons = study.persons
-    adjustment = check_option(spec["adjustment"], ADJUSTMENTS, "adjustment")
+    adjustment = spec["adjustment"]
+    if adjustment is None:  # the estimators resolve it once (with its reason); a replay may not have
+        adjustment, _ = resolve_adjustment(None, study.design, strata=spec["strata"])
+    adjustment = check_option(adjustment, ADJUSTMENTS, "adjustment")
     covs = spec["covariates"]
     if adjustment == "none" and covs:
         raise EstimationError(
@@ -166,6 +176,24 @@ def design_for_rows(
             labs = [str(v) for v in labs]
             sname = strata
         codes = np.asarray(codes_all)[pi]
+        if adjustment == "lin" and str(spec.get("adjustment_reason", "default")).startswith("default"):
+            # The default targets the ATE (Lin); where a stratum has fewer than two persons
+            # in an arm the interacted estimator has no variance (leverage one), so the
+            # default falls back to strata fixed effects and says so.
+            c1 = np.bincount(codes, weights=arm, minlength=len(labs))
+            c0 = np.bincount(codes, weights=1 - arm, minlength=len(labs))
+            small = np.flatnonzero((np.minimum(c1, c0) < 2) & (c1 + c0 > 0))
+            if small.size:
+                adjustment = "ancova"
+                warnings.warn(
+                    "assignment probabilities differ across strata, but stratum/strata "
+                    f"{', '.join(repr(str(labs[b])) for b in small[:5])} have fewer than two "
+                    "persons with the outcome in an arm, so the interacted (Lin) estimator of "
+                    "the ATE is undefined there; the default falls back to strata fixed effects "
+                    "(adjustment='ancova'), which estimate a precision-weighted average of the "
+                    "stratum effects. Merge small strata (strata='<column>') to estimate the ATE",
+                    EstimationWarning, stacklevel=3,
+                )
         if adjustment in ("none", "lin"):
             # the interacted (blocked) estimator needs both arms in every stratum
             c1 = np.bincount(codes, weights=arm, minlength=len(labs))
@@ -232,6 +260,7 @@ def _spec(**kw: Any) -> dict[str, Any]:
         subset = np.asarray(subset, dtype=bool)
     kw["subset"] = subset
     kw["covariates"] = tuple(kw["covariates"]) if not isinstance(kw["covariates"], str) else (kw["covariates"],)
+    kw.setdefault("window_rule", "complete")
     w = kw["window"]
     if isinstance(w, (tuple, list)) and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in w):
         kw["window"] = tuple(int(v) for v in w)  # plain ints in the spec; anything else is refused later
@@ -264,35 +293,26 @@ def _category_values(study: Any, outcome: str, ks: np.ndarray) -> tuple[np.ndarr
 
 def _prepare(study: Any, outcome: str, spec: dict[str, Any]) -> _Prepared:
     horizon, window, aggregate = spec["horizon"], spec["window"], spec["aggregate"]
-    check_option(spec["adjustment"], ADJUSTMENTS, "adjustment")  # fail before any data work
+    if spec["adjustment"] is not None:  # None: resolved from the design below
+        check_option(spec["adjustment"], ADJUSTMENTS, "adjustment")  # fail before any data work
     aggregate = check_option(aggregate, AGGREGATES, "aggregate")
+    window_rule = check_option(spec.get("window_rule", "complete"), WINDOW_RULES, "window_rule")
     critical_value(spec["level"])
     if horizon is None and window is None:
         raise EstimationError(
             "itt needs the event time(s) of the outcome",
             fix="pass horizon=k (e.g. horizon=6 for 18 months in quarters) or window=(a, b)",
         )
-    hlabel = horizon_label(horizon, window)  # refuses both at once
+    if horizon is not None and window is not None:
+        horizon_label(horizon, window)  # refuses both at once
     persons = study.persons
     kmin, kmax = study.k_range
     if horizon is not None:
-        if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)):
-            raise EstimationError(f"horizon must be an integer event time; you passed {horizon!r}")
-        ks = np.array([int(horizon)])
+        ks = np.array([check_horizon(horizon)])
     else:
-        try:
-            if isinstance(window, (str, bytes)) or any(
-                isinstance(v, bool) or not float(v).is_integer() for v in window
-            ):
-                raise ValueError
-            a, b = (int(v) for v in window)
-        except (TypeError, ValueError):
-            raise EstimationError(
-                f"window must be a pair of integer event times (a, b); you passed {window!r}"
-            ) from None
-        if a > b:
-            raise EstimationError(f"window=({a}, {b}) is empty: a must not exceed b", fix=f"pass window=({b}, {a})")
+        a, b = check_window(window)
         ks = np.arange(a, b + 1)
+    hlabel = horizon_label(None if horizon is None else int(ks[0]), None if window is None else (a, b))
     if ks[0] < kmin or ks[-1] > kmax:
         raise EstimationError(
             f"{'horizon ' + str(int(ks[0])) if horizon is not None else f'window ({ks[0]}, {ks[-1]})'} "
@@ -310,7 +330,7 @@ def _prepare(study: Any, outcome: str, spec: dict[str, Any]) -> _Prepared:
         vals, levels = _category_values(study, outcome, ks)
         labels = tuple(f"{outcome}={lv}" for lv in levels)
     mask = person_mask(persons, spec["subset"])
-    arm_all = persons["arm"].to_numpy().astype(np.int8)
+    arm_all = np.asarray(study.design.arm, dtype=np.int8)  # the arm has one source: the design
     ledger: list[dict[str, Any]] = []
 
     if aggregate == "stack" and window is not None:
@@ -330,8 +350,11 @@ def _prepare(study: Any, outcome: str, spec: dict[str, Any]) -> _Prepared:
         if vals.shape[1] == 1:
             agg = vals[:, 0, :]
         else:
-            # complete windows only: a mean or sum over fewer periods would mean something else
-            agg = vals.mean(axis=1) if aggregate == "mean" else vals.sum(axis=1)
+            # the one window rule of every estimator (estimators/_options.py)
+            kmin_p = persons["k_min"].to_numpy(dtype=float)[:, None]
+            kmax_p = persons["k_max"].to_numpy(dtype=float)[:, None]
+            inside = (ks[None, :] >= kmin_p) & (ks[None, :] <= kmax_p)
+            agg = window_values(vals, aggregate, window_rule, outcome, inside=inside)
         observed = np.isfinite(agg[:, 0])
         pi = np.flatnonzero(mask & observed)
         Y = agg[pi]
@@ -340,8 +363,8 @@ def _prepare(study: Any, outcome: str, spec: dict[str, Any]) -> _Prepared:
     n_miss = arm_counts(arm_all[miss_persons])
     if miss_persons.any():
         what = "at the horizon" if horizon is not None else (
-            "at some period of the window (the mean or sum needs every period)"
-            if aggregate != "stack" else "at any period of the window")
+            "at some period of the window (window_rule='complete': the mean or sum needs every period)"
+            if aggregate != "stack" and window_rule == "complete" else "at any period of the window")
         ledger.insert(0, {"reason": f"persons without {outcome} {what} (excluded)",
                           "n_rows": int(miss_persons.sum()), "n_treated": n_miss[0], "n_control": n_miss[1]})
     if levels is not None:
@@ -428,6 +451,7 @@ def _fit_prepared(prep: _Prepared, *, level: float, outcome: str) -> EffectResul
                 n_missing_treated=prep.n_missing[0], n_missing_control=prep.n_missing[1],
                 diagnostics={
                     "adjustment": prep.design.adjustment,
+                    "adjustment_reason": spec.get("adjustment_reason", "as requested"),
                     "cov_type": prep.cov_type,
                     "n_persons": n_persons,
                     "n_clusters": fit.n_clusters,
@@ -453,12 +477,13 @@ def itt(
     window: tuple[int, int] | None = None,
     aggregate: str = "mean",
     covariates: Sequence[str] = (),
-    adjustment: str = "ancova",
+    adjustment: str | None = None,
     strata: bool | str = True,
     cov_type: str | None = None,
     cluster: str | None = None,
     level: float = 0.95,
     subset: Any = None,
+    window_rule: str = "complete",
 ) -> EffectResult | CategoricalEffectResult:
     r"""Intention-to-treat effect of the offer of IPS on an outcome.
 
@@ -512,7 +537,18 @@ def itt(
         Baseline columns of ``study.persons`` (categorical ones become dummies; missing
         values are refused).
     adjustment
-        ``"none"``, ``"ancova"`` or ``"lin"`` (above).
+        ``"none"``, ``"ancova"`` or ``"lin"`` (above). Default ``None``: ``"ancova"``
+        when the assignment probability is the same in every stratum (it then
+        estimates τ), ``"lin"`` when it differs (the ATE with stratum-share weights);
+        ``diagnostics["adjustment"]`` and ``["adjustment_reason"]`` say which. The
+        strata fixed-effects estimand stays available as ``adjustment="ancova"`` (with
+        a warning when the probabilities differ).
+    window_rule
+        How a window's mean or sum treats periods without the outcome:
+        ``"complete"`` (default, as in every estimator: the person needs every period),
+        ``"available"`` (the periods observed) or ``"absent_not_at_work"`` (LMD job
+        variables only: a period without an LMD row within the person's follow-up
+        counts as 0). See :mod:`ips_impact.estimators._options`.
     strata
         ``True``: the randomization strata of ``study.design``; ``False``: none; or a
         column of ``persons`` to use as strata. One stratum ⇒ same as ``False``.
@@ -557,7 +593,9 @@ def itt(
     """
     spec = _spec(horizon=horizon, window=window, aggregate=aggregate, covariates=covariates,
                  adjustment=adjustment, strata=strata, cov_type=cov_type, cluster=cluster,
-                 level=level, subset=subset)
+                 level=level, subset=subset, window_rule=window_rule)
+    spec["adjustment"], spec["adjustment_reason"] = resolve_adjustment(
+        adjustment, study.design, strata=strata)
     prep = _prepare(study, outcome, spec)
     return _fit_prepared(prep, level=level, outcome=outcome)
 
