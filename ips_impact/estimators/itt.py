@@ -124,6 +124,48 @@ class CategoricalEffectResult(ResultBase):
 # ------------------------------------------------------------------------ preparation
 
 
+def matched_pairs(strata: np.ndarray, clusters: np.ndarray, arm: np.ndarray) -> np.ndarray | None:
+    """Stratum codes of the rows when every stratum holds one cluster per arm, else None.
+
+    That is a matched-pair cluster-randomized design (each pair of clusters a stratum),
+    where the stratum effects leave the cluster-robust variance no degrees of freedom.
+    """
+    strata = np.asarray(strata, dtype=np.int64)
+    frame = pd.DataFrame({"b": strata, "c": np.asarray(clusters), "z": np.asarray(arm, dtype=int)})
+    per = frame.drop_duplicates().groupby(["b", "z"]).size()
+    n_strata = frame["b"].nunique()
+    if n_strata < 2 or len(per) != 2 * n_strata or not (per == 1).all():
+        return None
+    return strata
+
+
+def matched_pair_inference(y: np.ndarray, arm: np.ndarray, pairs: np.ndarray) -> tuple[float, float, float]:
+    r"""Estimate, standard error and df of the matched-pair cluster-randomized design.
+
+    With pairs :math:`j = 1..J` of :math:`N_j` persons and
+    :math:`\hat	au_j = ar Y_{1j} - ar Y_{0j}` (person means by arm within the pair),
+    the blocked difference in means :math:`\hat	au = \sum_j N_j \hat	au_j / N` and
+
+    .. math:: \widehat{se}^2 = rac{J}{(J-1) N^2} \sum_j \left(N_j \hat	au_j -
+              rac{N \hat	au}{J}
+ight)^2, \qquad df = J - 1
+
+    (Imai, King & Nall 2009; estimatr ``difference_in_means(blocks=, clusters=)``).
+    """
+    codes, inv = np.unique(pairs, return_inverse=True)
+    J = codes.size
+    n_j = np.bincount(inv).astype(float)
+    s1 = np.bincount(inv, weights=y * arm)
+    s0 = np.bincount(inv, weights=y * (1 - arm))
+    n1 = np.bincount(inv, weights=arm)
+    n0 = n_j - n1
+    tau_j = s1 / n1 - s0 / n0
+    n = n_j.sum()
+    tau = float((n_j * tau_j).sum() / n)
+    var = J / ((J - 1) * n**2) * float(((n_j * tau_j - n * tau / J) ** 2).sum())
+    return tau, float(np.sqrt(var)), float(J - 1)
+
+
 def design_for_rows(
     study: Any,
     spec: dict[str, Any],
@@ -132,25 +174,39 @@ def design_for_rows(
     k_rows: np.ndarray | None = None,
     *,
     outcome: str = "outcome",
+    matched_pair_ok: bool = False,
 ) -> tuple[RegressionDesign, np.ndarray | None, str]:
     """Regressors, cluster codes and covariance type for regression rows of persons ``pi``.
 
     Shared by :func:`itt` and :func:`~ips_impact.estimators.dynamic.itt_by_period`.
     ``spec`` holds ``adjustment``, ``covariates``, ``strata``, ``cluster``, ``cov_type``;
     ``k_rows`` (event time of each row) adds period fixed effects and, without a
-    ``cluster``, clusters the rows by person.
+    ``cluster``, clusters the rows by person. A matched-pair cluster design (one
+    cluster per stratum × arm, :func:`matched_pairs`) is refused unless
+    ``matched_pair_ok`` and the blocked difference in means (``adjustment="none"``,
+    which the default becomes there without covariates) is fitted: the caller then
+    uses :func:`matched_pair_inference`.
     """
     persons = study.persons
     adjustment = spec["adjustment"]
     if adjustment is None:  # the estimators resolve it once (with its reason); a replay may not have
         adjustment, _ = resolve_adjustment(None, study.design, strata=spec["strata"])
     adjustment = check_option(adjustment, ADJUSTMENTS, "adjustment")
+    default = str(spec.get("adjustment_reason", "default")).startswith("default")
     covs = spec["covariates"]
     if adjustment == "none" and covs:
         raise EstimationError(
             "adjustment='none' takes no covariates",
             fix="use adjustment='ancova' or 'lin' to adjust for covariates, or drop covariates=",
         )
+    # clusters first: a matched-pair cluster design changes the default and the variance
+    cluster = spec["cluster"]
+    clusters = None
+    if cluster is not None:
+        clusters = cluster_labels(persons, cluster)[pi]
+    elif k_rows is not None:
+        clusters = pi  # stacked rows of one person are dependent
+    pairs = None
     # covariates of the persons with an outcome only (levels absent there get no dummy)
     Z, znames = covariate_matrix(persons, covs, rows=pi)
     if not Z.shape[1]:
@@ -176,7 +232,11 @@ def design_for_rows(
             labs = [str(v) for v in labs]
             sname = strata
         codes = np.asarray(codes_all)[pi]
-        if adjustment == "lin" and str(spec.get("adjustment_reason", "default")).startswith("default"):
+        if cluster is not None:
+            pairs = matched_pairs(codes, clusters, arm)
+        if pairs is not None and default and not covs:
+            adjustment = "none"  # the matched-pair estimator (estimatr's, for this design)
+        if adjustment == "lin" and default:
             # The default targets the ATE (Lin); where a stratum has fewer than two persons
             # in an arm the interacted estimator has no variance (leverage one), so the
             # default falls back to strata fixed effects and says so.
@@ -224,14 +284,18 @@ def design_for_rows(
     design = regression_design(arm, adjustment=adjustment, covariates=Z, covariate_names=znames,
                                strata=S, strata_names=snames, extra=extra, extra_names=enames)
 
-    # ---- clusters and covariance type
-    cluster = spec["cluster"]
-    clusters = None
-    if cluster is not None:
-        clusters = cluster_labels(persons, cluster)[pi]
-    elif k_rows is not None:
-        clusters = pi  # stacked rows of one person are dependent
     cov_type = resolve_cov_type(spec["cov_type"], clustered=clusters is not None)
+    if pairs is not None and not (matched_pair_ok and adjustment == "none" and k_rows is None):
+        raise EstimationError(
+            f"every stratum holds exactly one cluster of {spec['cluster']!r} in each arm "
+            "(a matched-pair cluster design): with the stratum effects of "
+            f"adjustment={adjustment!r} the pair uses up its two clusters, so the "
+            "cluster-robust (CR) variance has no residual variation left and would be "
+            f"near zero (CR2 is undefined; {int(np.unique(pairs).size)} pairs)",
+            column=spec["cluster"],
+            fix="use adjustment='none' (the blocked difference in means with the "
+            "matched-pair variance, df = pairs - 1, as estimatr), or strata=False",
+        )
     return design, clusters, cov_type
 
 
@@ -250,6 +314,14 @@ class _Prepared:
     n_missing: tuple[int, int]  # persons without outcome (treated, control)
     ledger: tuple[dict[str, Any], ...]
     spec: dict[str, Any]
+    pairs: np.ndarray | None = None  # (N,) pair of each row in a matched-pair cluster design
+
+
+def _stratum_codes(study: Any, strata: Any) -> np.ndarray:
+    if strata is True:
+        return np.asarray(study.design.stratum)
+    codes, _ = pd.factorize(study.persons[strata], sort=True)
+    return codes
 
 
 def _spec(**kw: Any) -> dict[str, Any]:
@@ -387,11 +459,15 @@ def _prepare(study: Any, outcome: str, spec: dict[str, Any]) -> _Prepared:
             table="panel", column=outcome, fix="check the subset, horizon or window",
         )
 
-    design, clusters, cov_type = design_for_rows(study, spec, pi, arm, k_rows, outcome=outcome)
+    design, clusters, cov_type = design_for_rows(study, spec, pi, arm, k_rows, outcome=outcome,
+                                                 matched_pair_ok=True)
+    pairs = None
+    if clusters is not None and design.adjustment == "none" and k_rows is None and spec["strata"] is not False:
+        pairs = matched_pairs(_stratum_codes(study, spec["strata"])[pi], clusters, arm)
     return _Prepared(
         Y=Y, person_index=pi, k=k_rows, arm=arm, design=design, clusters=clusters, cov_type=cov_type,
         outcome_labels=labels, levels=levels, horizon=hlabel, n_missing=n_miss, ledger=tuple(ledger),
-        spec=spec,
+        spec=spec, pairs=pairs,
     )
 
 
@@ -409,7 +485,9 @@ def _fit_prepared(prep: _Prepared, *, level: float, outcome: str) -> EffectResul
     caught: list[str] = []
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always", IpsImpactWarning)
-        design = OLSDesign(prep.design.X, prep.design.names, cov_type=prep.cov_type, clusters=prep.clusters)
+        # matched pairs: the CR variance is replaced below (CR0 only builds the table)
+        ols_cov = "CR0" if prep.pairs is not None else prep.cov_type
+        design = OLSDesign(prep.design.X, prep.design.names, cov_type=ols_cov, clusters=prep.clusters)
     for w in rec:
         caught.append(str(w.message))
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
@@ -437,22 +515,36 @@ def _fit_prepared(prep: _Prepared, *, level: float, outcome: str) -> EffectResul
             df = _welch_df(y, prep.arm)
             stat, p, lo, hi = wald_inference(fit.coef[j], fit.std_error[j], df, level)
             table.iloc[j, 2:] = [stat, p, lo, hi, df]
+        vcov = pd.DataFrame(fit.vcov, index=vcov_names, columns=vcov_names)
+        se = float(fit.std_error[j])
+        if prep.pairs is not None:
+            tau, se, df = matched_pair_inference(y, prep.arm, prep.pairs)
+            stat, p, lo, hi = wald_inference(tau, se, df, level)
+            table = table.copy()
+            table.iloc[:, 1:] = np.nan  # only the arm has a design-based variance here
+            table.iloc[j, 1:] = [se, stat, p, lo, hi, df]
+            v = np.full((len(vcov_names), len(vcov_names)), np.nan)
+            v[j, j] = se**2
+            vcov = pd.DataFrame(v, index=vcov_names, columns=vcov_names)
         effects.append(
             EffectResult(
                 outcome=label,
                 estimate=float(fit.coef[j]),
-                std_error=float(fit.std_error[j]),
+                std_error=se,
                 df=df,
                 nobs=fit.nobs, n_treated=n1, n_control=n0, term="arm", level=level,
                 horizon=prep.horizon,
                 control_mean=float(y[prep.arm == 0].mean()),
                 coefficients=table,
-                vcov=pd.DataFrame(fit.vcov, index=vcov_names, columns=vcov_names),
+                vcov=vcov,
                 n_missing_treated=prep.n_missing[0], n_missing_control=prep.n_missing[1],
                 diagnostics={
                     "adjustment": prep.design.adjustment,
                     "adjustment_reason": spec.get("adjustment_reason", "as requested"),
-                    "cov_type": prep.cov_type,
+                    "cov_type": prep.cov_type if prep.pairs is None else "matched-pair",
+                    "variance": (f"{prep.cov_type} sandwich" if prep.pairs is None else
+                                 "matched-pair cluster-randomized (Imai, King & Nall 2009; "
+                                 "estimatr), df = pairs - 1"),
                     "n_persons": n_persons,
                     "n_clusters": fit.n_clusters,
                     "stacked_rows": prep.k is not None,
