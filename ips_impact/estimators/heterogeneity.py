@@ -70,6 +70,7 @@ from scipy import stats
 
 from ips_impact.errors import EstimationError, SmallSampleWarning
 from ips_impact.estimators._data import check_option, cluster_labels
+from ips_impact.estimators._options import WINDOW_RULES, resolve_adjustment, window_values
 from ips_impact.estimators.spillover import (
     _AGGREGATES,
     ModelMatrices,
@@ -201,6 +202,7 @@ def _spec(**kw: Any) -> dict[str, Any]:
         "horizon": horizon,
         "window": window,
         "aggregate": check_option(kw["aggregate"], _AGGREGATES, "aggregate"),
+        "window_rule": check_option(kw.get("window_rule", "complete"), WINDOW_RULES, "window_rule"),
         "moderator": check_option(kw["moderator"], _MODERATOR_KINDS, "moderator"),
         "cut": None if cut is None else int(cut),
         "covariates": covariates,
@@ -224,12 +226,12 @@ def _person_outcome(study: Any, spec: dict[str, Any]) -> np.ndarray:
         return study.outcome_at(outcome, horizon).to_numpy(dtype=float)
     ks = np.arange(window[0], window[1] + 1)
     mat = study.outcome_matrix(outcome, ks)
-    obs = ~np.isnan(mat)
-    n_obs = obs.sum(axis=1)
-    total = np.where(obs, mat, 0.0).sum(axis=1)
-    if spec["aggregate"] == "mean":
-        return np.where(n_obs > 0, total / np.maximum(n_obs, 1), np.nan)
-    return np.where(n_obs > 0, total, np.nan)
+    # the one window rule of every estimator (estimators/_options.py)
+    persons = study.persons
+    inside = ((ks[None, :] >= persons["k_min"].to_numpy(dtype=float)[:, None])
+              & (ks[None, :] <= persons["k_max"].to_numpy(dtype=float)[:, None]))
+    return window_values(mat, spec["aggregate"], spec.get("window_rule", "complete"), outcome,
+                         inside=inside)
 
 
 def _build(study: Any, spec: dict[str, Any], sites: pd.DataFrame | None) -> dict[str, Any]:
@@ -557,7 +559,7 @@ def heterogeneity(
     moderator: Literal["auto", "categorical", "continuous"] = "auto",
     cut: int | None = None,
     covariates: Sequence[str] = (),
-    adjustment: Literal["none", "ancova", "lin"] = "ancova",
+    adjustment: Literal["none", "ancova", "lin"] | None = None,
     strata: bool = True,
     cov_type: str | None = None,
     cluster: str | None = None,
@@ -568,6 +570,7 @@ def heterogeneity(
     min_per_arm: int = 30,
     mde_power: float = 0.8,
     mde_alpha: float = 0.05,
+    window_rule: Literal["complete", "available", "absent_not_at_work"] = "complete",
 ) -> HeterogeneityResult:
     r"""Effects by subgroup (or along a continuous moderator) and the test of equality.
 
@@ -593,7 +596,10 @@ def heterogeneity(
         ``local_unemployment`` of persons), ``"fidelity"`` (the IPS fidelity score of
         the person's site, from ``sites``; continuous).
     horizon, window, aggregate
-        Outcome at event time ``k = horizon`` or its mean/sum over ``window=(a, b)``.
+        Outcome at event time ``k = horizon`` or its mean/sum over ``window=(a, b)``,
+        under ``window_rule`` (default ``"complete"``: the person needs every period;
+        ``"available"``: the periods observed; ``"absent_not_at_work"``: see
+        :func:`~ips_impact.estimators.itt.itt`).
     moderator
         ``"auto"`` (text, categories, booleans and 0/1 → subgroups; other numbers →
         continuous), ``"categorical"`` or ``"continuous"``.
@@ -645,13 +651,16 @@ def heterogeneity(
         that does not go with ``cov_type``, fewer than two subgroups with both arms,
         bad sites table, collinear regressors.
     """
+    # the one default of every estimator: the ATE (Lin) when probabilities differ by stratum
+    adjustment, adjustment_reason = resolve_adjustment(adjustment, study.design, strata=strata)
     spec = _spec(
         outcome=outcome, by=by, horizon=horizon, window=window, aggregate=aggregate,
         moderator=moderator, cut=cut, covariates=covariates, adjustment=adjustment,
         strata=strata, cov_type=cov_type, cluster=cluster, joint_test=joint_test, level=level,
-        baseline=baseline,
+        baseline=baseline, window_rule=window_rule,
         min_per_arm=min_per_arm, mde_power=mde_power, mde_alpha=mde_alpha,
     )
+    spec["adjustment_reason"] = adjustment_reason
     if sites is None:
         # a Study that carries the sites table (study.sites) needs no sites= argument
         sites = getattr(study, "sites", None)
