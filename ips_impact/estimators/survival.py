@@ -300,6 +300,24 @@ def _fill_ci(surv: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarr
     return np.where(one, 1.0, lo), np.where(one, 1.0, hi)
 
 
+def _hazard_ratio_row(cox_row: dict[str, Any], suffix: str, horizon: Any,
+                     common: dict[str, Any]) -> dict[str, Any]:
+    r"""The hazard ratio beside the log hazard ratio: :math:`HR = e^{\hat\beta}`, its
+    delta-method standard error :math:`e^{\hat\beta}\,\widehat{se}(\hat\beta)`, and the
+    interval and test of the log scale transformed (:math:`e^{lo}, e^{hi}`; the same
+    statistic and p-value)."""
+    b, se = cox_row["estimate"], cox_row["std_error"]
+    hr = math.exp(b) if np.isfinite(b) else math.nan
+    return make_row(
+        term="hazard_ratio", estimand="hazard_ratio" + suffix, horizon=horizon, estimate=hr,
+        std_error=hr * se if np.isfinite(hr) else math.nan, statistic=cox_row["statistic"],
+        p_value=cox_row["p_value"],
+        conf_low=math.exp(cox_row["conf_low"]) if np.isfinite(cox_row["conf_low"]) else math.nan,
+        conf_high=math.exp(cox_row["conf_high"]) if np.isfinite(cox_row["conf_high"]) else math.nan,
+        **common,
+    )
+
+
 def _analyse(
     *,
     outcome: str,
@@ -379,7 +397,9 @@ def _analyse(
     # log-rank
     lr = logrank(time, status, grp, 2, strata)
     rows.append(make_row(
-        term="logrank", estimand="logrank" + estimand_suffix, horizon=horizon,
+        # estimate: observed minus expected events in the IPS arm (O - E, a count);
+        # statistic: the (stratified) log-rank chi-square
+        term="logrank", estimand="logrank_observed_minus_expected_ips" + estimand_suffix, horizon=horizon,
         estimate=float(lr.observed[1] - lr.expected[1]), std_error=float(np.sqrt(lr.variance[1, 1])),
         statistic=lr.statistic, p_value=lr.p_value, conf_low=math.nan, conf_high=math.nan,
         df=float(lr.df) if lr.df else math.nan, **common,
@@ -405,6 +425,7 @@ def _analyse(
         })
         rows.append(make_row(term="cox", estimand="log_hazard_ratio" + estimand_suffix, horizon=horizon,
                              estimate=float(fit.coef[0]), std_error=float(se[0]), **common))
+        rows.append(_hazard_ratio_row(rows[-1], estimand_suffix, horizon, common))
         try:
             zt = cox_zph(time, status, x, fit.coef, strata=strata, ties=ties)
             zph_df = pd.DataFrame({"term": [*names, "GLOBAL"], "chisq": zt.chisq,
@@ -415,6 +436,7 @@ def _analyse(
     else:
         rows.append(make_row(term="cox", estimand="log_hazard_ratio" + estimand_suffix, horizon=horizon,
                              estimate=math.nan, std_error=math.nan, **common))
+        rows.append(_hazard_ratio_row(rows[-1], estimand_suffix, horizon, common))
     # RMST
     d = rm[1].estimate - rm[0].estimate
     se = math.sqrt(rm[1].std_error ** 2 + rm[0].std_error ** 2)
