@@ -361,6 +361,7 @@ def _build(study: Any, spec: dict[str, Any], sites: pd.DataFrame | None) -> dict
             base=D, base_names=tuple(f"{spec['by']}={lab}" for lab in labels),
             extra=extra, extra_names=extra_names, lin=lin, lin_groups=g,
             clusters=None if clusters_all is None else clusters_all[rows], ledger=ledger,
+            covariate_names=pcov_names,
         )
         centre = math.nan
         groups = g
@@ -375,6 +376,7 @@ def _build(study: Any, spec: dict[str, Any], sites: pd.DataFrame | None) -> dict
             base=V, base_names=("(Intercept)", spec["by"]),
             extra=extra, extra_names=extra_names, lin=lin,
             clusters=None if clusters_all is None else clusters_all[rows], ledger=ledger,
+            covariate_names=pcov_names,
         )
         groups = None
     return {"model": model, "kind": kind, "labels": labels, "ranges": ranges, "groups": groups,
