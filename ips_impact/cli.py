@@ -89,6 +89,10 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=2018)
     d.add_argument("--n-permutations", type=int, default=2000)
     d.set_defaults(func=_cmd_demo)
+
+    from ips_impact.plan.commands import register as register_plan_commands  # run, diff, plan
+
+    register_plan_commands(sub)
     return p
 
 
