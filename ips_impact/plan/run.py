@@ -54,9 +54,11 @@ def _outcome_columns(study: Any, spec: EstimandSpec) -> tuple[str, Any] | None:
     return ("panel", list(study.panel.columns))
 
 
-def _column_list(columns: list[str]) -> str:
-    keys = ("person_id", "index_person_id", "household_id")
-    return ", ".join(c for c in columns if c not in keys)[:200]
+def _column_list(columns: list[str], limit: int = 12) -> str:
+    keys = ("person_id", "index_person_id", "household_id", "period", "k")
+    names = [c for c in columns if c not in keys]
+    more = len(names) - limit
+    return ", ".join(names[:limit]) + (f", … (+{more} more)" if more > 0 else "")
 
 
 def _fit(study: Any, spec: EstimandSpec) -> Any:
@@ -165,7 +167,9 @@ def run_plan(
             )
 
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
-        raise PlanError(f"n_jobs must be a positive integer; you passed {n_jobs!r}", fix="use n_jobs=2")
+        raise PlanError(
+            f"n_jobs must be a positive integer; you passed {n_jobs!r}", fix="use n_jobs=2"
+        )
     registered = set(plan.ids)
     extra = [dict(b, tag="exploratory") for b in exploratory]
     if extra:
