@@ -231,9 +231,13 @@ _WORK: tuple[Any, AnalysisPlan, int, int] | None = None
 
 
 def _worker(i: int) -> tuple[int, Entry, dict[str, float]]:
+    from threadpoolctl import threadpool_limits
+
     assert _WORK is not None
     study, plan, n_perm, base_seed = _WORK
-    entry, spent = _run_one(study, plan.estimands[i], plan, n_perm, base_seed)
+    # One BLAS thread per worker: the workers already share the cores.
+    with threadpool_limits(limits=1):
+        entry, spent = _run_one(study, plan.estimands[i], plan, n_perm, base_seed)
     return i, entry, spent
 
 
