@@ -46,8 +46,8 @@ def derive_seed(seed: int, label: str) -> int:
     return int.from_bytes(d[:8], "big") >> 1
 
 
-def _outcome_columns(study: Any, spec: EstimandSpec) -> tuple[str, Any] | None:
-    """(table, columns) the estimand's outcome must be in, or None when not a column check."""
+def _outcome_columns(study: Any, spec: EstimandSpec) -> tuple[str, list[str]]:
+    """Return (table, columns): where the estimand's outcome must be."""
     if spec.estimator == "spillover":
         members = getattr(study, "members", None)
         return ("members", list(members.columns) if members is not None else [])
@@ -194,8 +194,8 @@ def run_plan(
     try:
         for entry, spent in _run_all(study, full, n_perm, base_seed, n_jobs):
             entries[entry.id] = entry
-            for k, v in spent.items():
-                timings[k] = timings.get(k, 0.0) + v
+            for step, secs in spent.items():
+                timings[step] = timings.get(step, 0.0) + secs
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix_str(entry.id, refresh=False)
@@ -287,7 +287,7 @@ def _run_one(
     def clock(key: str, t0: float) -> None:
         spent[key] = spent.get(key, 0.0) + time.perf_counter() - t0
 
-    common = dict(
+    common: dict[str, Any] = dict(
         id=spec.id,
         tag=spec.tag,
         family=spec.family,
