@@ -252,3 +252,11 @@ def test_run_plan_argument_errors(study, small_plan):
         ii.run_plan(study, {"seed": 1})
     with pytest.raises(PlanError, match="n_permutations"):
         ii.run_plan(study, small_plan, n_permutations=-1)
+
+
+def test_exploratory_extras_enter_the_provenance(study, small_plan, analysis):
+    a = ii.run_plan(study, small_plan, n_permutations=0, progress=False,
+                    exploratory=[{"estimator": "itt", "outcome": "fte", "horizon": 6}])
+    assert [e["id"] for e in a.provenance["exploratory"]] == ["itt.fte.k6"]
+    assert a.provenance["plan"] == analysis.provenance["plan"]  # the registered plan is unchanged
+    assert analysis.provenance["exploratory"] == ()

@@ -222,6 +222,7 @@ def run_plan(
         inputs=inputs,
         column_map=column_map,
         ledger=info.get("ledger"),
+        exploratory=[e.to_plain() for e in full.estimands if e.id not in registered],
     )
     return Analysis(plan=plan, entries=tuple(out_entries), provenance=prov, study_info=info)
 
