@@ -206,6 +206,7 @@ def test_provenance_hashes_inputs_plan_and_versions(analysis, small_plan):
 def test_study_info_holds_no_microdata(analysis):
     info = analysis.study_info
     assert info["n_persons"] == 1200 and info["n_treated"] == 600 and info["frequency"] == "Q"
+    assert info["n_strata"] == 12 and info["by_stratum"]["n"].sum() == 1200
     for value in info.values():
         if isinstance(value, pd.DataFrame):
             assert not {"person_id", "household_id", "index_person_id"} & set(value.columns)

@@ -105,8 +105,9 @@ class Analysis:
         (time, host).
     study_info
         No microdata: ``frequency``, ``n_persons``, ``n_treated``, ``n_control``,
-        ``k_range``, ``n_members``, ``by_region_arm`` (counts), ``ledger`` (frame),
-        ``consort`` (frame).
+        ``n_strata``, ``by_stratum`` (the design's counts: stratum, n, n_treated,
+        n_control, p_treated), ``k_range``, ``n_members``, ``by_region_arm`` (counts),
+        ``ledger`` (frame), ``consort`` (frame).
     """
 
     plan: AnalysisPlan
@@ -360,6 +361,11 @@ def study_info(study: Any) -> dict[str, Any]:
         "n_treated": int((arm == 1).sum()),
         "n_control": int((arm == 0).sum()),
     }
+    design = getattr(study, "design", None)
+    counts = getattr(design, "counts", None)
+    if isinstance(counts, pd.DataFrame):
+        info["n_strata"] = int(len(counts))
+        info["by_stratum"] = counts.reset_index(drop=True)
     panel = study.panel
     if len(panel):
         info["k_range"] = [int(panel["k"].min()), int(panel["k"].max())]
