@@ -5,8 +5,9 @@ sample ``synthetic_data/``) → write the tables → load and validate them as a
 would → run the registered analysis plan (:meth:`AnalysisPlan.default`) and save the
 Analysis to ``analysis/`` beside the report → analyse (balance, ITT per horizon and
 over time, LATE, Lee bounds, spillovers, regional heterogeneity, survival of
-employment, randomization inference, multiple testing) → write a report: ``report.md`` with figures, the tidy
-results as ``results.csv``, and the estimates set against the generator's truth.
+employment, randomization inference, multiple testing) → write a report:
+``report.md`` with figures, the tidy results as ``results.csv``, and the estimates set
+against the generator's truth.
 
 Same seed ⇒ the same ``results.csv``, ``report.md`` and ``analysis/`` (but for its
 ``run.json``: when and where it ran), byte for byte.
