@@ -38,6 +38,26 @@ def _plan_line(analysis) -> str:
     )
 
 
+def _primary_table(analysis):
+    """Return the primary estimands with the unit of each estimate."""
+    units = analysis.overview().set_index("estimand_id")["unit"]
+    t = analysis.tidy().query("tag == 'primary'")
+    t = t.assign(unit=[units[i] for i in t["estimand_id"]])
+    cols = [
+        "estimand_id",
+        "unit",
+        "family",
+        "estimate",
+        "std_error",
+        "p_value",
+        "ri_p_value",
+        "adj_p_value",
+        "control_mean",
+        "nobs",
+    ]
+    return t[cols]
+
+
 def _deviation_lines(analysis) -> list[str]:
     dev = analysis.deviations()
     if not len(dev):
@@ -259,21 +279,7 @@ def run_demo(
         f"{_plan_line(analysis)} Saved in `analysis/` (read it with `ii.load_analysis`); "
         "primary estimands below, every estimand in `analysis/tidy.parquet`.",
         "",
-        analysis.tidy()
-        .query("tag == 'primary'")[
-            [
-                "estimand_id",
-                "family",
-                "estimate",
-                "std_error",
-                "p_value",
-                "ri_p_value",
-                "adj_p_value",
-                "control_mean",
-                "nobs",
-            ]
-        ]
-        .to_markdown(index=False, floatfmt=".4g"),
+        _primary_table(analysis).to_markdown(index=False, floatfmt=".4g"),
         "",
         *_deviation_lines(analysis),
         "",

@@ -261,3 +261,11 @@ def test_exploratory_extras_enter_the_provenance(study, small_plan, analysis):
     assert [e["id"] for e in a.provenance["exploratory"]] == ["itt.fte.k6"]
     assert a.provenance["plan"] == analysis.provenance["plan"]  # the registered plan is unchanged
     assert analysis.provenance["exploratory"] == ()
+
+
+def test_units_in_the_overview(analysis):
+    units = analysis.overview().set_index("estimand_id")["unit"]
+    assert units["itt.work_on_di.k6"] == "share (x100 = pp)"
+    assert units["itt.di_benefit.k6"] == "EUR per month"
+    assert units["time_to_event.employed.tau12"].startswith("log-rank")
+    assert "share (x100 = pp)" in analysis.summary()

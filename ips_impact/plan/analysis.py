@@ -227,7 +227,13 @@ class Analysis:
             else:
                 t = e.result.tidy()
                 first = t.iloc[0] if len(t) else None
-                row.update(status="filled", n_rows=len(t))
+                row.update(
+                    status="filled",
+                    n_rows=len(t),
+                    unit=unit_of(
+                        e.estimator, e.outcome, e.options, self.study_info.get("frequency")
+                    ),
+                )
                 if first is not None:
                     for c in ("estimate", "std_error", "p_value", "ri_p_value", "adj_p_value"):
                         row[c] = (
@@ -242,6 +248,7 @@ class Analysis:
             "outcome",
             "status",
             "n_rows",
+            "unit",
             "estimate",
             "std_error",
             "p_value",
@@ -290,6 +297,7 @@ class Analysis:
         shown = ov[
             [
                 "estimand_id",
+                "unit",
                 "tag",
                 "family",
                 "status",
@@ -349,6 +357,46 @@ class Analysis:
             parts.append("<p><b>Deviations from the plan</b></p>")
             parts.append(dev.to_html(index=False))
         return "\n".join(parts)
+
+
+_PERIOD = {"Q": "quarter", "M": "month", "Y": "year", "W": "week", "int": "period"}
+_SHARES = frozenset(
+    {
+        "work_on_di",
+        "employed",
+        "on_di",
+        "self_employed",
+        "temp_agency",
+        "permanent_contract",
+        "authorised_work",
+    }
+)
+_MONTHLY_EUR = frozenset({"di_benefit", "unemployment_benefit", "social_assistance"})
+
+
+def unit_of(estimator: str, outcome: str, options: Mapping[str, Any], frequency: Any) -> str:
+    """Return the unit of the first tidy row's estimate of an estimand (for tables).
+
+    Differences in a 0/1 outcome are shares (×100 = percentage points); ``earnings`` is
+    EUR per period of the panel, benefits EUR per month; a window ``"sum"`` counts
+    periods (0/1 outcomes) or adds the amounts; survival estimands start with the
+    log-rank χ² (their other rows: log hazard ratio, RMST difference in periods…).
+    """
+    period = _PERIOD.get(str(frequency), "period")
+    if estimator in ("time_to_event", "spell_survival"):
+        return "log-rank chi2 (see tidy rows)"
+    summed = options.get("window") is not None and options.get("aggregate") == "sum"
+    if outcome in _SHARES or estimator == "itt" and outcome == "nace":
+        return f"{period}s" if summed else "share (x100 = pp)"
+    if outcome == "earnings":
+        return "EUR (sum)" if summed else f"EUR per {period}"
+    if outcome in _MONTHLY_EUR:
+        return "EUR (sum of monthly)" if summed else "EUR per month"
+    if outcome == "fte":
+        return "FTE (sum)" if summed else "FTE fraction"
+    if outcome == "days_worked":
+        return "days"
+    return "outcome units"
 
 
 def study_info(study: Any) -> dict[str, Any]:
