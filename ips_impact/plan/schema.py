@@ -469,6 +469,9 @@ class AnalysisPlan:
     min_per_arm
         An estimand with fewer persons than this in either arm is not reported; it
         carries the reason instead.
+    defaults
+        Estimator options applied to every estimand whose estimator takes them (already
+        applied to ``estimands``; kept for estimands added with :meth:`with_estimands`).
     families
         The multiple-testing families.
     estimands
@@ -484,7 +487,11 @@ class AnalysisPlan:
     families: tuple[FamilySpec, ...] = ()
     min_per_arm: int = 10
     description: str = ""
+    defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     source: str = dataclasses.field(default="<memory>", compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "defaults", _frozen(dict(self.defaults)))
 
     # ---- construction
     @classmethod
@@ -597,6 +604,7 @@ class AnalysisPlan:
                 estimands.append(spec)
         _check_families(ctx, families, estimands, seen, n_perm)
         return cls(
+            defaults=defaults,
             name=name,
             description=description,
             seed=seed,
@@ -640,7 +648,11 @@ class AnalysisPlan:
 
     # ---- output
     def to_plain(self) -> dict[str, Any]:
-        """Return the plan in canonical form: every estimand explicit (defaults applied, id set)."""
+        """Return the plan in canonical form: every estimand explicit (defaults applied, id set).
+
+        The ``defaults`` table is kept too (for estimands added later); it changes none
+        of the explicit estimands.
+        """
         out: dict[str, Any] = {"schema": SCHEMA_VERSION, "name": self.name}
         if self.description:
             out["description"] = self.description
@@ -651,6 +663,10 @@ class AnalysisPlan:
                 "min_per_arm": self.min_per_arm,
             }
         )
+        if self.defaults:
+            # kept so that estimands added later (with_estimands) get them too; applying
+            # them again to the explicit estimands below changes nothing
+            out["defaults"] = _plain(dict(self.defaults))
         if self.families:
             out["families"] = {f.name: f.to_plain() for f in self.families}
         out["estimands"] = [e.to_plain() for e in self.estimands]
