@@ -18,6 +18,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -135,7 +136,8 @@ def run_demo(
         bal = ii.balance(study, covs)
         progress("intention-to-treat effects at 18 and 30 months")
         adj = ("age", "female", "di_months", "pre_employment_share")
-        itt_results = [
+        # numeric outcomes: every result is an EffectResult (not a categorical one)
+        itt_results: list[Any] = [
             ii.itt(study, y, horizon=h, covariates=adj)
             for y in ("work_on_di", "employed", "earnings", "di_benefit")
             for h in (6, 10)

@@ -269,3 +269,11 @@ def test_units_in_the_overview(analysis):
     assert units["itt.di_benefit.k6"] == "EUR per month"
     assert units["time_to_event.employed.tau12"].startswith("log-rank")
     assert "share (x100 = pp)" in analysis.summary()
+
+
+def test_compare_table_of_the_primary_estimands(analysis):
+    table = analysis.compare(tag="primary")
+    md = table.to_markdown()
+    assert "itt.work_on_di.k6" in md and "itt.di_benefit.k6" in md and "itt.employed.k6" not in md
+    with pytest.raises(PlanError, match="no filled estimand"):
+        analysis.compare(family="no_such_family")

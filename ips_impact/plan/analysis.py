@@ -197,6 +197,21 @@ class Analysis:
             out[c] = out[c].astype(float)
         return out[cols]
 
+    def compare(self, *, tag: str | None = None, family: str | None = None, **kwargs: Any) -> Any:
+        """Return a multi-model table (:func:`ips_impact.compare`) of the selected results.
+
+        Columns are named by estimand id; ``kwargs`` go to :func:`ips_impact.compare`.
+        """
+        from ips_impact.results import compare
+
+        chosen = self.results(tag=tag, family=family)
+        if not chosen:
+            raise PlanError(
+                f"no filled estimand with tag={tag!r}, family={family!r}",
+                fix="see analysis.overview() for the tags and families",
+            )
+        return compare(chosen, **kwargs)
+
     def deviations(self) -> pd.DataFrame:
         """Every registered estimand that was not filled: ``estimand_id, tag, family, reason``."""
         rows = [
