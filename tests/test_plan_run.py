@@ -277,3 +277,26 @@ def test_compare_table_of_the_primary_estimands(analysis):
     assert "itt.work_on_di.k6" in md and "itt.di_benefit.k6" in md and "itt.employed.k6" not in md
     with pytest.raises(PlanError, match="no filled estimand"):
         analysis.compare(family="no_such_family")
+
+
+def test_a_study_of_another_frequency_is_refused():
+    from conftest import make_frames
+
+    f = make_frames(n=40, periods=24, freq="M")
+    monthly = ii.Study.from_frames(f["assignment"], f["panel"], households=f["households"])
+    plan = ii.AnalysisPlan.from_string("""
+frequency = "Q"
+seed = 1
+n_permutations = 0
+[[estimands]]
+estimator = "itt"
+outcome = "employed"
+horizon = 6
+tag = "primary"
+""")
+    with pytest.raises(PlanError, match="frequency 'Q'.*frequency 'M'"):
+        ii.run_plan(monthly, plan)
+    assert ii.AnalysisPlan.default().frequency == "Q"
+    with pytest.raises(PlanError, match="unknown panel frequency"):
+        ii.AnalysisPlan.from_string('frequency = "quarterly"\nseed = 1\n[[estimands]]\nestimator = "itt"\n'
+                                    'outcome = "employed"\nhorizon = 6\ntag = "primary"\n')

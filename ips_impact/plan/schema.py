@@ -69,8 +69,10 @@ _P_METHODS = ("bonferroni", "holm", "bh", "by", "sharpened-q")
 _RESAMPLING_METHODS = ("westfall-young", "romano-wolf")
 METHODS: tuple[str, ...] = _P_METHODS + _RESAMPLING_METHODS
 
+_FREQUENCIES = ("Q", "M", "Y", "W", "int")
 _TOP_KEYS = (
     "schema",
+    "frequency",
     "name",
     "description",
     "seed",
@@ -469,6 +471,10 @@ class AnalysisPlan:
     min_per_arm
         An estimand with fewer persons than this in either arm is not reported; it
         carries the reason instead.
+    frequency
+        The panel frequency the event times are written in (``"Q"``: k = 6 is 18
+        months); a study of another frequency is refused by :func:`run_plan`. ``None``:
+        any.
     defaults
         Estimator options applied to every estimand whose estimator takes them (already
         applied to ``estimands``; kept for estimands added with :meth:`with_estimands`).
@@ -488,6 +494,7 @@ class AnalysisPlan:
     min_per_arm: int = 10
     description: str = ""
     defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    frequency: str | None = None
     source: str = dataclasses.field(default="<memory>", compare=False)
 
     def __post_init__(self) -> None:
@@ -574,6 +581,14 @@ class AnalysisPlan:
         )
         min_per_arm = _check_int(ctx, (), "min_per_arm", data.get("min_per_arm", 10), minimum=1)
 
+        frequency = data.get("frequency")
+        if frequency is not None and frequency not in _FREQUENCIES:
+            raise ctx.error(
+                (),
+                "frequency",
+                f"unknown panel frequency {frequency!r}",
+                f"use one of {', '.join(_FREQUENCIES)} (Q: quarters)",
+            )
         families = _parse_families(ctx, data.get("families", {}))
         defaults = _parse_defaults(ctx, data.get("defaults", {}))
         blocks = data.get("estimands")
@@ -604,6 +619,7 @@ class AnalysisPlan:
                 estimands.append(spec)
         _check_families(ctx, families, estimands, seen, n_perm)
         return cls(
+            frequency=frequency,
             defaults=defaults,
             name=name,
             description=description,
@@ -656,6 +672,8 @@ class AnalysisPlan:
         out: dict[str, Any] = {"schema": SCHEMA_VERSION, "name": self.name}
         if self.description:
             out["description"] = self.description
+        if self.frequency is not None:
+            out["frequency"] = self.frequency
         out.update(
             {
                 "seed": self.seed,
