@@ -260,6 +260,7 @@ _N_WORD = re.compile(
     r"members?|leden|membres?|households?|huishoudens?|ménages?|at risk|à risque|at risico)\b",
     re.IGNORECASE,
 )
+_RATE = re.compile(r"[^.;:\d]{0,24}?\b(?:sur|op|in every|out of|per|of every|pour)\s+\d", re.I)
 _TAG = re.compile(r"<[^>]+>")
 
 
@@ -370,6 +371,9 @@ def check(
                 findings.append(Finding("small_cell", i, f"count below {pol.min_persons} (n = …)"))
         for m in _N_WORD.finditer(line):
             n = int(m.group(1))
+            # "7 personnes de plus sur 100" is a rate per 100 people, not a cell
+            if _RATE.match(line, m.end()):
+                continue
             if 0 < n < pol.min_persons:
                 findings.append(Finding("small_cell", i, f"below {pol.min_persons} (persons)"))
     return CheckReport(source, tuple(findings))

@@ -78,6 +78,9 @@ def test_check_finds_a_small_cell_in_each_language() -> None:
     for text in ("n = 1,183", "n = 1.183", "n = 1\u202f183", "12 persons", "0 at risk", "n = 10"):
         assert D.check(text).passed, text
     assert not D.check("n = 7", policy={"min_persons": 5}).kinds()
+    # a rate per 100 people is not a cell
+    assert D.check("6 à 7 personnes de plus sur 100 travaillent").passed
+    assert not D.check("7 personnes ont quitté; sur 100 autres").passed
 
 
 def test_check_finds_keys_and_national_numbers_without_echoing_them() -> None:
