@@ -76,3 +76,16 @@ def stand_in_analysis(study, *, n_permutations: int = 200, seed: int = 0) -> Sta
     info = {"frequency": study.frequency, "n_persons": study.n_persons, "n_treated": d.n_treated,
             "n_control": d.n_control, "n_strata": d.n_strata}
     return StandInAnalysis(None, entries, prov, info)
+
+
+def _analysis():
+    trial = ii.synthetic.generate(n_persons=1200, seed=2018)
+    return stand_in_analysis(trial.study())
+
+
+try:
+    import pytest
+
+    analysis = pytest.fixture(scope="module")(_analysis)
+except ImportError:  # pragma: no cover
+    pass
