@@ -37,6 +37,8 @@ from ips_impact.inference.randomization import (
 )
 from ips_impact.io.mapping import ColumnMap
 from ips_impact.ledger import Ledger
+from ips_impact.plan import Analysis, AnalysisPlan, run_plan
+from ips_impact.plan.store import load_analysis
 from ips_impact.power import mde, mde_from_design
 from ips_impact.results import (
     BalanceTable,
@@ -65,6 +67,8 @@ __all__ = [
     # results
     "EffectResult", "CategoricalEffectResult", "DynamicEffectResult", "BoundsResult", "BalanceTable",
     "HeterogeneityResult", "SurvivalResult", "ComparisonTable", "compare",
+    # plan
+    "AnalysisPlan", "run_plan", "Analysis", "load_analysis",
     # modules
     "errors", "synthetic", "__version__",
 ]
