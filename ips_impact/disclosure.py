@@ -261,6 +261,7 @@ _N_WORD = re.compile(
     re.IGNORECASE,
 )
 _RATE = re.compile(r"[^.;:\d]{0,24}?\b(?:sur|op|in every|out of|per|of every|pour)\s+\d", re.I)
+_PER_BEFORE = re.compile(r"\b(?:every|per|pour|op|sur|chaque|elke)\s*$", re.I)
 _TAG = re.compile(r"<[^>]+>")
 
 
@@ -372,7 +373,7 @@ def check(
         for m in _N_WORD.finditer(line):
             n = int(m.group(1))
             # "7 personnes de plus sur 100" is a rate per 100 people, not a cell
-            if _RATE.match(line, m.end()):
+            if _RATE.match(line, m.end()) or _PER_BEFORE.search(line[:m.start()]):
                 continue
             if 0 < n < pol.min_persons:
                 findings.append(Finding("small_cell", i, f"below {pol.min_persons} (persons)"))

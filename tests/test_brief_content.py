@@ -38,6 +38,8 @@ def _source_value(analysis, ref: str) -> float:
         return float(analysis.study_info[field])
     if src == "provenance":
         return float(analysis.provenance[field])
+    if src == "study" or field in ("n_persons", "n_treated", "n_control"):
+        return float(analysis.study_info[field])
     m = re.fullmatch(r"(.+)\[(.+)\]", src)
     results = analysis.results()
     if m:
@@ -68,8 +70,9 @@ def test_every_number_is_a_result_rounded_as_displayed(analysis, tmp_path, lang)
     assert len(spans) > 40
     refs = {r.split("|")[0] for r, _ in spans}
     # the three primary estimands, the benefit, spillover, region, survival and dynamic numbers
-    assert {"itt.work_on_di.k6", "itt.work_on_di.k10", "itt.di_benefit.k10",
-            "spillover.partner.employed.k6", "survival.employed", "dynamic.work_on_di"} <= refs
+    assert {"itt.work_on_di.k6", "itt.work_on_di.k10", "itt.di_benefit.k6", "itt.di_benefit.k10",
+            "spillover.partner.employed.k10", "time_to_event.employed.tau20",
+            "itt_by_period.work_on_di.k-8_20", "heterogeneity.work_on_di.by_region.k10[BXL]"} <= refs
     for ref, shown in spans:
         shown = htmlmod.unescape(shown)
         parts = ref.split("|")
@@ -127,9 +130,9 @@ def test_small_region_is_suppressed_and_recorded(analysis, tmp_path) -> None:
     text = out.path.read_text(encoding="utf-8")
     assert "Brussels: too few participants to publish an estimate" in text
     sup = dict(out.record.suppressed)
-    assert "heterogeneity.region.work_on_di.k10[BXL]" in sup
+    assert "heterogeneity.work_on_di.by_region.k10[BXL]" in sup
     # differencing: with BXL withheld, the smallest other region goes too (total - VL - WAL)
-    assert sup.get("heterogeneity.region.work_on_di.k10[WAL]") == \
+    assert sup.get("heterogeneity.work_on_di.by_region.k10[WAL]") == \
         "recoverable by subtraction from the published total"
     assert out.record.status == "suppressed"
     assert (tmp_path / "b.disclosure.json").exists()

@@ -80,6 +80,7 @@ def test_check_finds_a_small_cell_in_each_language() -> None:
     assert not D.check("n = 7", policy={"min_persons": 5}).kinds()
     # a rate per 100 people is not a cell
     assert D.check("6 à 7 personnes de plus sur 100 travaillent").passed
+    assert D.check("EUR 10,050 for every 5 participants", policy={"min_persons": 10}).passed
     assert not D.check("7 personnes ont quitté; sur 100 autres").passed
 
 

@@ -166,8 +166,15 @@ def _estimator(entry: Any) -> str:
     return str(getattr(entry, "estimator", "") or entry.result.spec.get("estimator", ""))
 
 
+def _horizon_of(e: Any) -> float:
+    h = getattr(e.result, "horizon", None)
+    if h is None:
+        h = e.result.spec.get("horizon")
+    return float(h) if isinstance(h, (int, float)) else -math.inf
+
+
 def _find(analysis: Any, cls: str, *, estimator: str | None = None,
-          prefer_outcome: str | None = None, where: Any = None) -> Any:
+          prefer_outcome: str | None = None, where: Any = None, longest: bool = False) -> Any:
     cands = [e for e in _entries(analysis) if _kind(e.result) == cls
              and (estimator is None or _estimator(e) == estimator)
              and (where is None or where(e))]
@@ -175,7 +182,9 @@ def _find(analysis: Any, cls: str, *, estimator: str | None = None,
         pref = [e for e in cands if getattr(e.result, "outcome", None) == prefer_outcome]
         cands = pref or cands
     rank = {"primary": 0, "secondary": 1, "exploratory": 2}
-    cands.sort(key=lambda e: rank.get(str(getattr(e, "tag", "")), 3))
+    # primary first; then (when asked) the longest horizon: the brief reports the lasting effect
+    cands.sort(key=lambda e: (rank.get(str(getattr(e, "tag", "")), 3),
+                              -_horizon_of(e) if longest else 0.0))
     return cands[0] if cands else None
 
 
@@ -188,6 +197,9 @@ def _frequency(analysis: Any) -> str | None:
 def _method(analysis: Any, family: str | None) -> str:
     """Adjustment method of a family, from the plan or the provenance (Holm by default)."""
     plan = getattr(analysis, "plan", None)
+    for fam in getattr(plan, "families", None) or ():
+        if getattr(fam, "name", None) == family and getattr(fam, "method", None):
+            return str(fam.method)
     for source in (getattr(plan, "families", None), (getattr(analysis, "provenance", {}) or {})
                    .get("families")):
         if isinstance(source, Mapping) and family in source:
@@ -373,7 +385,7 @@ class _Builder:
 
     # --- regions
     def regions(self) -> tuple[Section | None, list[Text]]:
-        e = _find(self.a, "HeterogeneityResult", prefer_outcome="work_on_di",
+        e = _find(self.a, "HeterogeneityResult", prefer_outcome="work_on_di", longest=True,
                   where=lambda x: x.result.spec.get("by", "region") == "region")
         if e is None:
             return None, []
@@ -419,8 +431,14 @@ class _Builder:
     def spillovers(self) -> Section | None:
         es = [e for e in _entries(self.a) if _estimator(e) == "spillover"
               and _kind(e.result) == "EffectResult"]
+        # one sentence per outcome and members, at the longest horizon
+        last: dict[tuple[str, str], Any] = {}
+        for e in es:
+            key = (e.result.outcome, str(e.result.spec.get("members")))
+            if key not in last or _horizon_of(e) > _horizon_of(last[key]):
+                last[key] = e
         paras = []
-        for e in es[:3]:
+        for e in list(last.values())[:3]:
             r = e.result
             if not self.rec.estimate(e.id, r.nobs, r.df):
                 continue
@@ -475,14 +493,15 @@ class _Builder:
         n, n1, n0 = info.get("n_persons"), info.get("n_treated"), info.get("n_control")
         if n is not None and n1 is not None and n0 is not None:
             n_strata = info.get("n_strata")
+            values = dict(n=self.num(n, "count", "study|n_persons"),
+                          n1=self.num(n1, "count", "study|n_treated"),
+                          n0=self.num(n0, "count", "study|n_control"),
+                          rounding=self.num(self.policy.rounding, "int", "policy|rounding"))
             if n_strata is None:
-                n_strata = len(info.get("counts_by_stratum", {}) or {}) or 1
-            paras.append(self.t(
-                "text.methods_design", n=self.num(n, "count", "study|n_persons"),
-                n1=self.num(n1, "count", "study|n_treated"),
-                n0=self.num(n0, "count", "study|n_control"),
-                n_strata=self.num(n_strata, "int", "study|n_strata"),
-                rounding=self.num(self.policy.rounding, "int", "policy|rounding")))
+                paras.append(self.t("text.methods_design_blocks", **values))
+            else:
+                paras.append(self.t("text.methods_design", **values,
+                                    n_strata=self.num(n_strata, "int", "study|n_strata")))
         covs = sorted({str(e.result.spec.get("cov_type")) for e in _entries(self.a)
                        if _kind(e.result) == "EffectResult" and e.result.spec.get("cov_type")})
         paras.append(self.t("text.methods_estimator", cov=", ".join(covs) or "HC2"))
@@ -525,7 +544,7 @@ class _Builder:
         else:
             lines = str(inputs)
         data = hashlib.sha256(lines.encode()).hexdigest()[:16] if lines else "—"
-        plan = str(prov.get("plan_hash", "—"))[:16]
+        plan = str(prov.get("plan_hash") or prov.get("plan") or "—")[:16]
         versions = prov.get("versions", {}) or {}
         version = str(versions.get("ips_impact", "—")) if isinstance(versions, Mapping) else "—"
         seed = str(prov.get("seed", "—"))
