@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +84,11 @@ def brief(
     if format not in FORMATS:
         raise PlanError(f"unknown brief format {format!r}", fix=f"use one of {list(FORMATS)}")
     pol = DisclosurePolicy.coerce(policy)
-    content = build(analysis, lang, pol)
+    return _write_checked(build(analysis, lang, pol), path, format, pol)
+
+
+def _write_checked(content: Brief, path: str | Path, format: str,  # noqa: A002
+                   pol: DisclosurePolicy) -> BriefOutput:
     out = write(content, path, format)
     report = check(out["path"], policy=pol)
     if not report.passed:
@@ -96,4 +100,25 @@ def brief(
     record = dataclasses.replace(content.record, output=str(p.name))
     p.with_suffix(".disclosure.json").write_text(
         json.dumps(record.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return BriefOutput(p, tuple(Path(f) for f in out["files"]), lang, format, record)
+    return BriefOutput(p, tuple(Path(f) for f in out["files"]), content.lang, format, record)
+
+
+def _write_many(analysis: Any, *, langs: Sequence[str], formats: Sequence[str], out: str | Path,
+                policy: DisclosurePolicy | str | Path | Mapping[str, Any] | None = None
+                ) -> list[BriefOutput]:
+    """Write ``out/brief_<lang>.<format>`` for every language and format.
+
+    The content of each language is built once and laid out in every format (the
+    figures are drawn once per language).
+    """
+    pol = DisclosurePolicy.coerce(policy)
+    written = []
+    for lang in langs:
+        if lang not in LANGS:
+            raise PlanError(f"unknown brief language {lang!r}", fix=f"use one of {list(LANGS)}")
+        content = build(analysis, lang, pol)
+        for fmt in formats:
+            if fmt not in FORMATS:
+                raise PlanError(f"unknown brief format {fmt!r}", fix=f"use one of {list(FORMATS)}")
+            written.append(_write_checked(content, Path(out) / f"brief_{lang}.{fmt}", fmt, pol))
+    return written

@@ -1,0 +1,41 @@
+"""``ips-impact brief DIR --lang --format --out`` on a saved Analysis."""
+
+from __future__ import annotations
+
+import pytest
+from brief_helpers import analysis  # noqa: F401 - fixture
+
+from ips_impact import disclosure
+from ips_impact.cli import main
+
+
+@pytest.fixture(scope="module")
+def saved(analysis, tmp_path_factory):
+    d = tmp_path_factory.mktemp("analysis")
+    analysis.save(d)
+    return d
+
+
+def test_brief_command_writes_every_language_and_format(saved, tmp_path, capsys) -> None:
+    rc = main(["brief", str(saved), "--lang", "nl,en", "--format", "html,md", "--out", str(tmp_path)])
+    assert rc == 0
+    names = sorted(p.name for p in tmp_path.iterdir() if p.is_file())
+    assert names == ["brief_en.disclosure.json", "brief_en.html", "brief_en.md",
+                     "brief_nl.disclosure.json", "brief_nl.html", "brief_nl.md"]
+    assert disclosure.check(tmp_path / "brief_nl.html").passed
+    assert str(tmp_path / "brief_en.html") in capsys.readouterr().out
+
+
+def test_brief_command_usage_errors(saved, tmp_path, capsys) -> None:
+    assert main(["brief", str(saved), "--lang", "de"]) == 64
+    assert "unknown language" in capsys.readouterr().err
+    assert main(["brief", str(saved), "--format", "rtf"]) == 64
+    assert main(["brief", str(tmp_path / "missing")]) == 64
+
+
+def test_brief_command_bad_policy_is_a_data_error(saved, tmp_path, capsys) -> None:
+    pol = tmp_path / "policy.toml"
+    pol.write_text("min_persons = 0\n", encoding="utf-8")
+    assert main(["brief", str(saved), "--policy", str(pol), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "DisclosureError" in err and "Traceback" not in err
