@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import brief_helpers
 import pytest
-from brief_helpers import analysis  # noqa: F401 - fixture
 
 from ips_impact import disclosure
 from ips_impact.cli import main
 
+analysis = brief_helpers.analysis  # the fitted default plan (module fixture)
 
 @pytest.fixture(scope="module")
 def saved(analysis, tmp_path_factory):

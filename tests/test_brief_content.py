@@ -12,12 +12,13 @@ import html as htmlmod
 import math
 import re
 
+import brief_helpers
 import pytest
-
-from brief_helpers import analysis  # noqa: F401 - fixture
 
 from ips_impact.brief import brief
 from ips_impact.brief.fmt import Formatter
+
+analysis = brief_helpers.analysis  # the fitted default plan (module fixture)
 
 SCALE = {"pp": (100, 1), "pct": (100, 1), "eur": (1, 0), "eur100_10": (100, -1), "p": (1, 3),
          "months": (1, 0), "months1": (1, 1), "int": (1, 0), "num2": (1, 2), "lo100": (100, 0),

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import re
 
+import brief_helpers
 import numpy as np
 import pytest
-from brief_helpers import analysis  # noqa: F401 - fixture
 
 from ips_impact import disclosure
 from ips_impact.brief import brief
@@ -15,6 +15,7 @@ from ips_impact.brief.content import build
 from ips_impact.brief.render import to_html
 from ips_impact.errors import DisclosureError, PlanError
 
+analysis = brief_helpers.analysis  # the fitted default plan (module fixture)
 
 @pytest.mark.parametrize("lang", ["nl", "fr", "en"])
 def test_pdf_pages_render_and_are_not_blank(analysis, tmp_path, lang) -> None:

@@ -43,11 +43,11 @@ class Text:
     segments: tuple[Segment, ...]
 
     def plain(self) -> str:
-        """The text a reader sees."""
+        """Return the text a reader sees."""
         return "".join(s.text if isinstance(s, Num) else s for s in self.segments)
 
     def numbers(self) -> tuple[Num, ...]:
-        """The numbers in the text, in order."""
+        """Return the numbers in the text, in order."""
         return tuple(s for s in self.segments if isinstance(s, Num))
 
     def __add__(self, other: Text | str) -> Text:
@@ -78,7 +78,7 @@ class Catalogue:
     __getitem__ = get
 
     def has(self, key: str) -> bool:
-        """True when ``key`` is in the catalogue."""
+        """Tell whether ``key`` is in the catalogue."""
         try:
             self.get(key)
         except KeyError:

@@ -48,7 +48,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Handler of ``ips-impact brief``; returns the exit code."""
+    """Run ``ips-impact brief``; return the exit code."""
     from ips_impact.brief import _write_many
     from ips_impact.errors import IpsImpactError
 

@@ -105,14 +105,15 @@ class Brief:
 #: transform → (scale, decimals) of the displayed value.
 TRANSFORMS: dict[str, tuple[float, int]] = {
     "pp": (100.0, 1), "pct": (100.0, 1), "eur": (1.0, 0), "eur100": (100.0, 0),
-    "p": (1.0, P_DIGITS), "eur100_10": (100.0, -1), "months": (1.0, 0), "months1": (1.0, 1), "count": (1.0, 0),
+    "p": (1.0, P_DIGITS), "eur100_10": (100.0, -1), "months": (1.0, 0), "months1": (1.0, 1),
+    "count": (1.0, 0),
     "int": (1.0, 0), "share2": (1.0, 2), "num2": (1.0, 2), "lo100": (100.0, 0),
     "hi100": (100.0, 0),
 }
 
 
 def displayed(value: float, transform: str, *, policy: DisclosurePolicy | None = None) -> float:
-    """The value a reader sees for ``value`` under ``transform`` (the test's oracle too).
+    """Return the value a reader sees for ``value`` under ``transform``.
 
     ``pp``/``pct``: ×100, one decimal; ``eur``: whole euros; ``eur100``: ×100 whole
     euros; ``p``: three decimals (``< 0.001`` shows 0.001); ``count``: rounded to the
@@ -195,7 +196,7 @@ def _frequency(analysis: Any) -> str | None:
 
 
 def _method(analysis: Any, family: str | None) -> str:
-    """Adjustment method of a family, from the plan or the provenance (Holm by default)."""
+    """Return the adjustment method of a family (from the plan; Holm by default)."""
     plan = getattr(analysis, "plan", None)
     for fam in getattr(plan, "families", None) or ():
         if getattr(fam, "name", None) == family and getattr(fam, "method", None):
@@ -244,7 +245,7 @@ class _Builder:
         if adj is None or not math.isfinite(adj):
             return None
         method = _method(self.a, family)
-        fam = family or "—"
+        fam = self.cat.get(f"family.{family}", family) if family else "—"
         ri = getattr(r, "ri_p_value", None)
         m = self.cat.get(f"method.{method}", method)
         if ri is not None and math.isfinite(ri):
@@ -455,6 +456,8 @@ class _Builder:
                 else r.p_value
             pref = "ri_p_value" if p is r.ri_p_value else "p_value"
             paras.append(self.t(key, members=mem, label=self.label(r.outcome),
+                                noun=self.cat.get(f"outcome.{r.outcome}.noun", r.outcome),
+                                per_period=self.cat.get(f"outcome.{r.outcome}.per", ""),
                                 months=self.months(r.horizon, f"{e.id}|horizon"),
                                 est=self.num(r.estimate, tr, f"{e.id}|estimate", sign=True),
                                 cl=cl, ch=ch, level=self.level,

@@ -102,7 +102,10 @@ def effect_over_time(band: Any, *, sup_t: bool, cat: Catalogue, fmt: Formatter,
 
 def found_job(km: Any, *, cat: Catalogue, fmt: Formatter, title: str,
               months_per_period: float | None) -> Any:
-    """Share of each arm that has had the event (1 - Kaplan–Meier), by months since randomization."""
+    """Share of each arm that has had the event (1 - Kaplan–Meier), by months since randomization.
+
+    The caller cuts the steps after the last risk set of the policy's minimum size.
+    """
     plt = _mpl()
 
     fig, ax = plt.subplots(figsize=(7.2, 3.6))

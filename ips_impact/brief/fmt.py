@@ -71,7 +71,7 @@ class Formatter:
         return ("+" + text) if (sign and v > 0) else text
 
     def count(self, n: float) -> str:
-        """A count with the locale's thousands mark (``1.185``, ``1 185``, ``1,185``)."""
+        """Format a count with the locale's thousands mark (``1.185``, ``1 185``, ``1,185``)."""
         return self.number(n, 0)
 
     def money(self, x: float, digits: int = 0) -> str:

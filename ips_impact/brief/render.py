@@ -49,7 +49,8 @@ def _text_html(t: Text | str) -> str:
     out = []
     for s in t.segments:
         if isinstance(s, Num):
-            out.append(f'<span class="num" data-ref="{html.escape(s.ref)}">{html.escape(s.text)}</span>')
+            ref, text = html.escape(s.ref), html.escape(s.text)
+            out.append(f'<span class="num" data-ref="{ref}">{text}</span>')
         else:
             out.append(html.escape(s))
     return "".join(out)
@@ -70,12 +71,12 @@ def _typstr(s: str) -> str:
 
 
 def _text_typ(t: Text | str) -> str:
-    """A Typst string literal in markup (``#"…"``): no markup character can misfire."""
+    """Return a Typst string literal in markup (``#"…"``): no markup can misfire."""
     return "#" + _typstr(t if isinstance(t, str) else t.plain())
 
 
 def to_html(brief: Brief) -> str:
-    """The brief as one self-contained HTML document."""
+    """Render the brief as one self-contained HTML document."""
     return _env().get_template("brief.html.j2").render(b=brief)
 
 
