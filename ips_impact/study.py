@@ -518,6 +518,30 @@ class Study:
                 f"{self._frequency}, k from {kmin} to {kmax}; {self._members['person_id'].nunique()} "
                 f"household members; ledger {len(self._ledger)} entries")
 
+    def _repr_html_(self) -> str:
+        """HTML for notebooks: what ``repr`` says, the CONSORT flow and the ledger (no key)."""
+        import html as _html
+
+        from ips_impact.units import time_label
+
+        kmin, kmax = self.k_range
+        d = self._design
+        rows = [("randomized", f"{self.n_persons} ({d.n_treated} IPS, {d.n_control} control)"),
+                ("strata", str(d.n_strata)), ("panel rows", str(len(self._panel))),
+                ("frequency", str(self._frequency)),
+                ("event time", f"{time_label(kmin, str(self._frequency))} to "
+                               f"{time_label(kmax, str(self._frequency))}"),
+                ("household members", str(self._members["person_id"].nunique())),
+                ("ledger entries", str(len(self._ledger)))]
+        body = "".join(f"<tr><th style='text-align:left'>{_html.escape(k)}</th>"
+                       f"<td>{_html.escape(v)}</td></tr>" for k, v in rows)
+        parts = ["<h4>Study</h4>", f"<table>{body}</table>",
+                 "<p><b>CONSORT flow</b></p>", self.consort().to_frame().to_html(index=False)]
+        if len(self._ledger):
+            parts += ["<p><b>Ledger (rows set aside, repaired or assumed)</b></p>",
+                      self._ledger.to_frame().to_html(index=False)]
+        return "\n".join(parts)
+
 
 _BUILD_TOKEN = object()
 

@@ -129,6 +129,8 @@ def time_label(k: Any, frequency: str | None) -> str:
         return window_label(tuple(k), frequency)
     if frequency == "W":
         return f"k = {_num(float(k))} ({_num(float(k))} weeks)"
+    if frequency is None:  # unknown frequency: the bare event time, never a guessed unit
+        return f"k = {_num(float(k))}"
     m = _months(float(k), frequency)
     if m is None:
         return f"k = {k} ({period_word(frequency, float(k))})"

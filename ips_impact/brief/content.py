@@ -357,8 +357,8 @@ class _Builder:
             return None
         # the risk set behind the curves' tail: cut the curves where fewer than min_persons remain
         km = r.km
-        if "n_at_risk" in km.columns:
-            small = km["n_at_risk"] < self.policy.min_persons
+        if "at_risk" in km.columns:
+            small = km["at_risk"] < self.policy.min_persons
             if small.any():
                 self.rec.suppress(f"{e.id} curves after the risk set falls below "
                                   f"{self.policy.min_persons}", "small risk set")
