@@ -63,7 +63,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from ips_impact.demo import run_demo
 
     return run_demo(out=Path(args.out), seed=args.seed, n_permutations=args.n_permutations,
-                    progress=_Progress(args.quiet))
+                    progress=_Progress(args.quiet), data=args.data)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -88,7 +88,13 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="demo_output")
     d.add_argument("--seed", type=int, default=2018)
     d.add_argument("--n-permutations", type=int, default=2000)
+    d.add_argument("--data", type=Path, default=None,
+                   help="read this folder (e.g. synthetic_data) instead of simulating a trial")
     d.set_defaults(func=_cmd_demo)
+
+    from ips_impact.plan.commands import register as register_plan_commands  # run, diff, plan
+
+    register_plan_commands(sub)
 
     from ips_impact.brief import commands as brief_commands
 

@@ -225,3 +225,30 @@ tag = "primary"
     assert "run_plan" in capsys.readouterr().err
     ii.run_plan(study, plan)  # "auto": stderr is not a terminal under pytest
     assert capsys.readouterr().err == ""
+
+
+def test_workers_give_the_same_analysis(study, small_plan, analysis):
+    two = ii.run_plan(study, small_plan, progress=False, n_jobs=2)
+    pd.testing.assert_frame_equal(two.tidy(), analysis.tidy())
+    assert [e.notes for e in two.entries] == [e.notes for e in analysis.entries]
+    with pytest.raises(PlanError, match="n_jobs"):
+        ii.run_plan(study, small_plan, n_jobs=0)
+
+
+def test_frame_hash_ignores_row_and_column_order_not_values():
+    from ips_impact.plan.provenance import frame_sha256
+
+    f = pd.DataFrame({"person_id": ["b", "a", "c"], "k": [1, 2, 0], "y": [0.5, np.nan, 2.0],
+                      "period": pd.PeriodIndex(["2019Q1", "2019Q2", "2019Q3"], freq="Q")})
+    shuffled = f.iloc[[2, 0, 1]][["y", "period", "k", "person_id"]]
+    assert frame_sha256(f) == frame_sha256(shuffled)
+    changed = f.assign(y=[0.5, np.nan, 2.0000001])
+    assert frame_sha256(changed) != frame_sha256(f)
+    assert frame_sha256(f.assign(y=f["y"].astype("float32"))) != frame_sha256(f)  # the dtype counts
+
+
+def test_run_plan_argument_errors(study, small_plan):
+    with pytest.raises(PlanError, match="AnalysisPlan or a TOML path"):
+        ii.run_plan(study, {"seed": 1})
+    with pytest.raises(PlanError, match="n_permutations"):
+        ii.run_plan(study, small_plan, n_permutations=-1)

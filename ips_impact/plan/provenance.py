@@ -13,7 +13,6 @@ beside it and is not hashed.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import platform
 import socket
@@ -24,9 +23,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-__all__ = ["file_sha256", "frames_sha256", "versions", "build_provenance", "digest"]
+__all__ = ["file_sha256", "frame_sha256", "frames_sha256", "versions", "build_provenance", "digest"]
 
 #: Distributions whose versions can change a number of the analysis.
 DEPENDENCIES: tuple[str, ...] = (
@@ -51,24 +51,43 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def _canonical_csv(frame: pd.DataFrame) -> bytes:
-    """Serialise a frame in a form that does not depend on its row or column order.
+_KEYS = ("person_id", "index_person_id", "household_id", "k", "period", "role")
 
-    Columns sorted by name; rows sorted by every column's text (so that two frames with
-    the same rows in another order give the same bytes); floats in ``repr`` form
-    (shortest round-trip), periods and dates as text.
+
+def _column_bytes(col: pd.Series) -> bytes:
+    """Bytes of one column's values, with its dtype: numbers as their IEEE/int bytes."""
+    dtype = col.dtype
+    head = f"{col.name}\x1e{dtype}\x1e".encode()
+    if isinstance(dtype, pd.PeriodDtype):
+        return head + np.asarray(col.array.asi8, dtype="<i8").tobytes()
+    if isinstance(dtype, np.dtype) and dtype.kind in "biufM":
+        arr = col.to_numpy()
+        return head + np.ascontiguousarray(arr.astype(arr.dtype.newbyteorder("<"))).tobytes()
+    text = "\x1f".join("\x00NA" if v is None or (isinstance(v, float) and v != v) else str(v)
+                       for v in col.astype(object).tolist())
+    return head + text.encode("utf-8")
+
+
+def frame_sha256(frame: pd.DataFrame) -> str:
+    """Hash a frame independently of its row and column order.
+
+    Columns are taken in name order and rows sorted (stably) by the key columns present
+    (``person_id``, ``index_person_id``, ``household_id``, ``k``, ``period``, ``role``);
+    each column contributes its dtype and its values' bytes.
     """
-    cols = sorted(map(str, frame.columns))
-    text = frame.rename(columns=str)[cols].astype("string").fillna("\x00NA")
-    text = text.sort_values(cols, kind="mergesort").reset_index(drop=True) if len(cols) else text
-    buf = io.StringIO()
-    text.to_csv(buf, index=False, lineterminator="\n")
-    header = json.dumps({c: str(frame.rename(columns=str)[c].dtype) for c in cols}, sort_keys=True)
-    return (header + "\n" + buf.getvalue()).encode("utf-8")
+    keys = [c for c in _KEYS if c in frame.columns]
+    if keys and len(frame):
+        frame = frame.sort_values(keys, kind="mergesort")
+    h = hashlib.sha256(f"{len(frame)}\x1d".encode())
+    for name in sorted(map(str, frame.columns)):
+        col = frame[name] if name in frame.columns else frame.rename(columns=str)[name]
+        h.update(_column_bytes(col))
+        h.update(b"\x1d")
+    return h.hexdigest()
 
 
 def frames_sha256(study: Any) -> dict[str, str]:
-    """SHA-256 of the canonical serialisation of each public frame of a Study.
+    """Hash each public frame of a Study with :func:`frame_sha256`.
 
     Used when the Study does not say which files it was read from (built in memory):
     ``persons``, ``panel``, ``members`` and ``households`` (when present).
@@ -77,7 +96,7 @@ def frames_sha256(study: Any) -> dict[str, str]:
     for name in ("persons", "panel", "members", "households"):
         frame = getattr(study, name, None)
         if isinstance(frame, pd.DataFrame):
-            out[name] = hashlib.sha256(_canonical_csv(frame)).hexdigest()
+            out[name] = frame_sha256(frame)
     return out
 
 

@@ -24,10 +24,11 @@ per-estimand randomization (or model-based) p-values of the family.
 from __future__ import annotations
 
 import hashlib
+import multiprocessing as mp
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,17 +46,19 @@ def derive_seed(seed: int, label: str) -> int:
     return int.from_bytes(d[:8], "big") >> 1
 
 
-def _outcome_columns(study: Any, spec: EstimandSpec) -> tuple[str, Any] | None:
-    """(table, columns) the estimand's outcome must be in, or None when not a column check."""
+def _outcome_columns(study: Any, spec: EstimandSpec) -> tuple[str, list[str]]:
+    """Return (table, columns): where the estimand's outcome must be."""
     if spec.estimator == "spillover":
         members = getattr(study, "members", None)
         return ("members", list(members.columns) if members is not None else [])
     return ("panel", list(study.panel.columns))
 
 
-def _column_list(columns: list[str]) -> str:
-    keys = ("person_id", "index_person_id", "household_id")
-    return ", ".join(c for c in columns if c not in keys)[:200]
+def _column_list(columns: list[str], limit: int = 12) -> str:
+    keys = ("person_id", "index_person_id", "household_id", "period", "k")
+    names = [c for c in columns if c not in keys]
+    more = len(names) - limit
+    return ", ".join(names[:limit]) + (f", … (+{more} more)" if more > 0 else "")
 
 
 def _fit(study: Any, spec: EstimandSpec) -> Any:
@@ -98,6 +101,7 @@ def run_plan(
     inputs: Mapping[str, str | Path] | None = None,
     column_map: str | Path | None = None,
     timings: dict[str, float] | None = None,
+    n_jobs: int = 1,
 ) -> Analysis:
     """Run a pre-registered analysis plan on a study.
 
@@ -131,7 +135,12 @@ def run_plan(
     column_map : path, optional
         Column-mapping file used to read the inputs (hashed into the provenance).
     timings : dict, optional
-        Filled with seconds per estimator (and ``"randomization"``, ``"families"``).
+        Filled with seconds per step: each estimator's fit (``"itt"``…), its
+        randomization inference (``"itt RI"``…) and the family adjustments
+        (``"families"``); summed over workers.
+    n_jobs : int
+        Worker processes (forked; 1 = in this process). The results do not depend on
+        it: every estimand has its own seed.
 
     Returns
     -------
@@ -157,6 +166,10 @@ def run_plan(
                 fix=f"use e.g. {name}=2000",
             )
 
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
+        raise PlanError(
+            f"n_jobs must be a positive integer; you passed {n_jobs!r}", fix="use n_jobs=2"
+        )
     registered = set(plan.ids)
     extra = [dict(b, tag="exploratory") for b in exploratory]
     if extra:
@@ -179,11 +192,13 @@ def run_plan(
     bar = _progress_bar(len(full.estimands), progress)
     entries: dict[str, Entry] = {}
     try:
-        for spec in full.estimands:
-            entries[spec.id] = _run_one(ii, study, spec, full, n_perm, base_seed, clock)
+        for entry, spent in _run_all(study, full, n_perm, base_seed, n_jobs):
+            entries[entry.id] = entry
+            for step, secs in spent.items():
+                timings[step] = timings.get(step, 0.0) + secs
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix_str(spec.id, refresh=False)
+                bar.set_postfix_str(entry.id, refresh=False)
     finally:
         if bar is not None:
             bar.close()
@@ -211,16 +226,68 @@ def run_plan(
     return Analysis(plan=plan, entries=tuple(out_entries), provenance=prov, study_info=info)
 
 
+# The work of the worker processes: set before they are forked (never changed after).
+_WORK: tuple[Any, AnalysisPlan, int, int] | None = None
+
+
+def _worker(i: int) -> tuple[int, Entry, dict[str, float]]:
+    from threadpoolctl import threadpool_limits
+
+    assert _WORK is not None
+    study, plan, n_perm, base_seed = _WORK
+    # One BLAS thread per worker: the workers already share the cores.
+    with threadpool_limits(limits=1):
+        entry, spent = _run_one(study, plan.estimands[i], plan, n_perm, base_seed)
+    return i, entry, spent
+
+
+def _run_all(
+    study: Any, plan: AnalysisPlan, n_perm: int, base_seed: int, n_jobs: int
+) -> Iterator[tuple[Entry, dict[str, float]]]:
+    """Yield (entry, seconds by step) for every estimand, in plan order.
+
+    With ``n_jobs > 1`` the estimands are shared among forked worker processes. Every
+    estimand has its own seed, so the results are the same whatever the number of
+    workers; they are yielded in plan order.
+    """
+    n = len(plan.estimands)
+    if n_jobs <= 1 or n < 2 or "fork" not in mp.get_all_start_methods():
+        for spec in plan.estimands:
+            yield _run_one(study, spec, plan, n_perm, base_seed)
+        return
+    global _WORK
+    _WORK = (study, plan, n_perm, base_seed)
+    try:
+        ctx = mp.get_context("fork")
+        # Longest estimands first would balance better, but the order of submission does
+        # not change any result; chunks of one keep the two workers busy to the end.
+        with ctx.Pool(min(n_jobs, n)) as pool:
+            done: dict[int, tuple[Entry, dict[str, float]]] = {}
+            nxt = 0
+            for i, entry, spent in pool.imap_unordered(_worker, range(n), chunksize=1):
+                done[i] = (entry, spent)
+                while nxt in done:
+                    yield done.pop(nxt)
+                    nxt += 1
+    finally:
+        _WORK = None
+
+
 def _run_one(
-    ii: Any,
     study: Any,
     spec: EstimandSpec,
     plan: AnalysisPlan,
     n_perm: int,
     base_seed: int,
-    clock: Callable[[str, float], None],
-) -> Entry:
-    common = dict(
+) -> tuple[Entry, dict[str, float]]:
+    import ips_impact as ii
+
+    spent: dict[str, float] = {}
+
+    def clock(key: str, t0: float) -> None:
+        spent[key] = spent.get(key, 0.0) + time.perf_counter() - t0
+
+    common: dict[str, Any] = dict(
         id=spec.id,
         tag=spec.tag,
         family=spec.family,
@@ -234,7 +301,7 @@ def _run_one(
             **common,
             reason=f"outcome '{spec.outcome}' is absent from the study's {table} "
             f"(its columns include {_column_list(columns)})",
-        )
+        ), spent
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -242,12 +309,13 @@ def _run_one(
             result = _fit(study, spec)
         except IpsImpactError as exc:
             clock(spec.estimator, t0)
-            return Entry(**common, reason=f"{spec.estimator} refused ({type(exc).__name__}): {exc}")
+            reason = f"{spec.estimator} refused ({type(exc).__name__}): {exc}"
+            return Entry(**common, reason=reason), spent
     clock(spec.estimator, t0)
     warned = tuple(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
     few = _too_few(result, plan.min_per_arm)
     if few is not None:
-        return Entry(**common, reason=few, warnings=warned)
+        return Entry(**common, reason=few, warnings=warned), spent
     notes: list[str] = []
     eseed = derive_seed(base_seed, spec.id)
     if n_perm > 0 and spec.estimator not in NO_RANDOMIZATION:
@@ -260,7 +328,7 @@ def _run_one(
                 )
         except IpsImpactError as exc:
             notes.append(f"no randomization p-value ({type(exc).__name__}: {exc})")
-        clock("randomization", t0)
+        clock(f"{spec.estimator} RI", t0)
     elif n_perm > 0:
         notes.append(
             "no randomization p-value: randomization inference is not available "
@@ -272,7 +340,7 @@ def _run_one(
         notes=tuple(notes),
         warnings=warned,
         seed=eseed if n_perm > 0 else None,
-    )
+    ), spent
 
 
 def _replace(entry: Entry, **changes: Any) -> Entry:

@@ -20,7 +20,7 @@ import importlib
 import json
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -262,7 +262,8 @@ def decode(value: Any) -> Any:
 def result_to_dict(result: ResultBase) -> dict[str, Any]:
     """Every init field of ``result``, typed (see :func:`encode`), with its class."""
     cls = type(result)
-    fields = {f.name: encode(getattr(result, f.name)) for f in dataclasses.fields(result) if f.init}
+    fields = {f.name: encode(getattr(result, f.name))
+              for f in dataclasses.fields(cast(Any, result)) if f.init}
     return {"format": FORMAT, "class": f"{cls.__module__}:{cls.__qualname__}", "fields": fields}
 
 
