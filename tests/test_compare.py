@@ -334,3 +334,20 @@ def test_randomization_interval_line():
     assert t.tidy().loc[0, "ri_conf_high"] == float("inf")
     with pytest.raises(EstimationError, match="ri_conf_low"):
         compare([_work()], show=("ri_conf_int",))
+
+
+def test_policy_withholds_small_estimates_and_rounds_counts():
+    from ips_impact import disclosure
+
+    small = EffectResult(outcome="work_on_di", estimate=0.2, std_error=0.1, df=5, nobs=8,
+                         n_treated=4, n_control=4)
+    t = compare({"All": _work(), "Tiny": small}, footer=("nobs",), policy={})
+    f = t.to_frame()
+    assert f.loc[("arm (itt)", "estimate"), "Tiny"] == "·"
+    assert f.loc[("arm (itt)", "std_error"), "Tiny"] == ""
+    assert f.loc[("Observations", "footer"), "All"] == "600"
+    assert f.loc[("Observations", "footer"), "Tiny"] == "·"  # a count below 10 is not shown
+    assert t.record.status == "suppressed" and t.record.suppressed[0][0] == "Tiny: arm (itt)"
+    assert any("withheld" in n for n in t.notes) and any("rounded" in n for n in t.notes)
+    assert disclosure.check(t.to_markdown()).passed
+    assert compare([_work()]).record is None

@@ -89,6 +89,7 @@ class ComparisonTable:
     cells: pd.DataFrame
     notes: tuple[str, ...]
     title: str | None = None
+    record: Any = None  # DisclosureRecord when compare() was given a policy
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data", frozen_frame(self.data))
@@ -339,6 +340,7 @@ def compare(
     keep: Sequence[str] | None = None,
     drop: Sequence[str] = (),
     title: str | None = None,
+    policy: Any = None,
 ) -> ComparisonTable:
     """Put several results side by side.
 
@@ -380,6 +382,13 @@ def compare(
         when ``None``) and no ``drop`` pattern are shown.
     title
         Caption.
+    policy
+        Disclosure control for a table meant for publication
+        (:class:`~ips_impact.disclosure.DisclosurePolicy`, a mapping or a TOML path):
+        estimates resting on fewer than ``min_persons`` persons or ``min_residual_df``
+        residual degrees of freedom are withheld (shown as ``·``), footer counts are
+        rounded to a multiple of ``rounding``, and the table's ``record`` says what was
+        done. ``None`` (default): no disclosure control (an analyst's table).
 
     Returns
     -------
@@ -461,6 +470,18 @@ def compare(
                               fix="check the patterns against the row labels, e.g. 'arm (itt)'.")
     data_all = data
     data = data[data["row"].isin(row_order)].reset_index(drop=True)
+    pol = rec = None
+    withheld: set[tuple[str, str]] = set()
+    if policy is not None:
+        from ips_impact.disclosure import DisclosurePolicy, RecordBuilder
+
+        pol = DisclosurePolicy.coerce(policy)
+        rec = RecordBuilder(title or "comparison table", pol)
+        for h in data.itertuples(index=False):
+            df = None if pd.isna(h.df) else float(h.df)
+            n = None if pd.isna(h.nobs) else float(h.nobs)
+            if not rec.estimate(f"{h.model}: {h.row}", n, df):
+                withheld.add((h.model, h.row))
     index: list[tuple[str, str]] = []
     grid: list[list[str]] = []
     for row in row_order:
@@ -473,6 +494,9 @@ def compare(
                     vals.append("")
                     continue
                 h = hit.iloc[0]
+                if (name, row) in withheld:
+                    vals.append("·" if line == "estimate" else "")
+                    continue
                 no_estimate = pd.isna(h["estimate"])  # e.g. a joint test: only its p-value
                 if line == "estimate":
                     if no_estimate:
@@ -517,10 +541,15 @@ def compare(
                 vals.append("" if varies else text)
             elif f in ("nobs", "n_treated", "n_control"):
                 own = getattr(r, f, None)
+                def count(v: Any) -> str:
+                    if pol is None:
+                        return str(int(v))
+                    return str(pol.round_count(int(v))) if pol.count_ok(int(v)) else "·"
+
                 if isinstance(own, (int, np.integer)) and not isinstance(own, bool):
-                    vals.append(str(int(own)))  # the whole sample, not one row's part of it
+                    vals.append(count(own))  # the whole sample, not one row's part of it
                 else:
-                    vals.append(_common_text(sub[f].tolist(), lambda v: str(int(v)))[0])
+                    vals.append(_common_text(sub[f].tolist(), count)[0])
             elif f == "cov_type":
                 ct = first["cov_type"]
                 vals.append("" if ct is None else str(ct))
@@ -542,4 +571,13 @@ def compare(
         src = {"p_value": "the model-based p-value", "ri_p_value": "the randomization p-value",
                "adj_p_value": "the p-value adjusted for multiple testing"}[pvalue]
         notes.append(f"{legend}; stars from {src}.")
-    return ComparisonTable(data=data, cells=cells, notes=tuple(notes), title=title)
+    if pol is not None and rec is not None:
+        if withheld:
+            notes.append(f"· withheld: fewer than {pol.min_persons} persons or "
+                         f"{pol.min_residual_df} residual degrees of freedom (disclosure control).")
+        if any(f in footer for f in ("nobs", "n_treated", "n_control")):
+            notes.append(f"Counts rounded to a multiple of {pol.rounding}.")
+        record = rec.record()
+    else:
+        record = None
+    return ComparisonTable(data=data, cells=cells, notes=tuple(notes), title=title, record=record)
