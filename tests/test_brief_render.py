@@ -60,14 +60,15 @@ def test_checker_finds_a_planted_small_cell_and_key(analysis, tmp_path) -> None:
 def test_html_is_self_contained(analysis, tmp_path) -> None:
     text = brief(analysis, lang="en", format="html", path=tmp_path / "b.html").path.read_text(
         encoding="utf-8")
-    assert text.count("<svg") == 3  # effect over time, first job, regions
+    assert text.count("<svg") == 4  # effect over time, first job, regions, participants (CONSORT)
     assert not re.search(r'(?:src|href)="(?!data:|#)', text)
     assert "<?xml" not in text
 
 
 def test_markdown_writes_its_figures(analysis, tmp_path) -> None:
     out = brief(analysis, lang="nl", format="md", path=tmp_path / "b.md")
-    assert sorted(p.name for p in out.files[1:]) == ["over_time.svg", "regions.svg", "survival.svg"]
+    assert sorted(p.name for p in out.files[1:]) == ["over_time.svg", "participants.svg", "regions.svg",
+                                                     "survival.svg"]
     assert "(b_figures/over_time.svg)" in out.path.read_text(encoding="utf-8")
 
 

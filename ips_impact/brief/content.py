@@ -488,6 +488,43 @@ class _Builder:
         return Section("benefit", self.cat["sections.benefit"],
                        (text,) if p is None else (text, p))
 
+    # --- participants (CONSORT)
+    def participants(self) -> Section | None:
+        info = getattr(self.a, "study_info", {}) or {}
+        flow = info.get("consort")
+        if flow is None or not len(flow):
+            return None
+        flow = flow.set_index("stage")
+        needed = {"randomized", "observed after randomization (k ≥ 1)"}
+        if not needed <= set(flow.index):
+            return None
+
+        def n(v: float, item: str) -> str:
+            shown = self.rec.count(item, v) if v else 0
+            return "—" if shown is None else self.fmt.count(shown)
+
+        arms = []
+        for col, key in (("n_ips", "ips"), ("n_control", "control")):
+            rnd = int(flow.loc["randomized", col])
+            seen = int(flow.loc["observed after randomization (k ≥ 1)", col])
+            assigned = self.cat[f"consort.assigned_{key}"]
+            boxes = [(f"{assigned}\n{n(rnd, f'consort {key} randomized')}", False),
+                     (f"{self.cat['consort.lost']}\n{n(rnd - seen, f'consort {key} lost')}", True),
+                     (f"{self.cat['consort.analysed']}\n{n(seen, f'consort {key} analysed')}",
+                      False)]
+            if key == "ips" and "started IPS" in flow.index:
+                started = int(flow.loc["started IPS", col])
+                boxes.append((f"{self.cat['consort.started']}\n"
+                              f"{n(started, 'consort ips started')}", True))
+            arms.append({"label": key, "boxes": boxes})
+        total = int(flow.loc["randomized", "n_ips"] + flow.loc["randomized", "n_control"])
+        top = f"{self.cat['consort.randomized']}\n{n(total, 'consort randomized')}"
+        title = self.cat["sections.participants"]
+        draw = functools.partial(figures.consort, arms, top=top, title="")  # the section names it
+        cap = self.t("text.consort_caption",
+                     rounding=self.num(self.policy.rounding, "int", "policy|rounding"))
+        return Section("participants", title, (), figure=_figure("participants", draw, cap))
+
     # --- methods
     def methods(self) -> Section:
         info = getattr(self.a, "study_info", {}) or {}
@@ -560,7 +597,7 @@ class _Builder:
     def build(self) -> Brief:
         region_section, region_caveats = self.regions()
         sections = [self.headlines(), self.over_time(), self.survival(), region_section,
-                    self.spillovers(), self.benefit(), self.methods(),
+                    self.spillovers(), self.benefit(), self.participants(), self.methods(),
                     self.caveats(region_caveats)]
         return Brief(self.cat.lang, self.cat["doc.title"], self.cat["doc.subtitle"],
                      tuple(s for s in sections if s is not None), self.footer(), self.rec.record())

@@ -168,3 +168,42 @@ def regional_forest(rows: Sequence[dict[str, Any]], *, overall: float | None, ca
                   bbox_to_anchor=(0.5, -0.32 if len(rows) < 4 else -0.2), ncol=1)
     fig.tight_layout()
     return fig
+
+
+def consort(arms: Sequence[dict[str, Any]], *, top: str, title: str) -> Any:
+    """CONSORT flow: randomized → assigned (per arm) → lost / analysed (→ started IPS).
+
+    ``arms`` holds per arm ``label`` and ordered ``(text, count_text)`` boxes; counts
+    arrive formatted (rounded, suppressed) by the caller.
+    """
+    plt = _mpl()
+    from matplotlib.patches import FancyBboxPatch
+
+    depth = max(len(a["boxes"]) for a in arms)
+    fig, ax = plt.subplots(figsize=(7.2, 1.1 + 0.85 * (depth + 1)))
+    ax.set_axis_off()
+    ax.set_xlim(0, 2)
+    ax.set_ylim(-0.6, depth + 0.6)
+
+    def box(x: float, y: float, text: str, *, strong: bool = False, muted: bool = False) -> None:
+        w, h = 0.86, 0.56
+        ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.02",
+                                    fc="#f1f5f9" if not strong else "#dbe8f4",
+                                    ec="#8a96a3" if muted else "#1b6ca8", lw=1))
+        ax.text(x, y, text, ha="center", va="center", fontsize=8.5,
+                color="#55606e" if muted else "#1d2733")
+
+    box(1.0, depth, top, strong=True)
+    for i, arm in enumerate(arms):
+        x = 0.5 + i
+        ax.annotate("", xy=(x, depth - 0.72), xytext=(1.0, depth - 0.28),
+                    arrowprops=dict(arrowstyle="->", color="#1b6ca8", lw=0.9))
+        for j, (text, muted) in enumerate(arm["boxes"]):
+            y = depth - 1 - j
+            box(x, y, text, strong=j == 0, muted=muted)
+            if j:
+                ax.annotate("", xy=(x, y + 0.28), xytext=(x, y + 0.72),
+                            arrowprops=dict(arrowstyle="->", color="#1b6ca8", lw=0.9))
+    ax.set_title(title, loc="left", fontsize=10.5)
+    fig.tight_layout()
+    return fig
