@@ -508,17 +508,20 @@ class _Builder:
             rnd = int(flow.loc["randomized", col])
             seen = int(flow.loc["observed after randomization (k ≥ 1)", col])
             assigned = self.cat[f"consort.assigned_{key}"]
-            boxes = [(f"{assigned}\n{n(rnd, f'consort {key} randomized')}", False),
-                     (f"{self.cat['consort.lost']}\n{n(rnd - seen, f'consort {key} lost')}", True),
-                     (f"{self.cat['consort.analysed']}\n{n(seen, f'consort {key} analysed')}",
-                      False)]
+            box = self.cat["text.box"]
+            boxes = [(box.format(label=assigned, n=n(rnd, f"consort {key} randomized")), False),
+                     (box.format(label=self.cat["consort.lost"],
+                                 n=n(rnd - seen, f"consort {key} lost")), True),
+                     (box.format(label=self.cat["consort.analysed"],
+                                 n=n(seen, f"consort {key} analysed")), False)]
             if key == "ips" and "started IPS" in flow.index:
                 started = int(flow.loc["started IPS", col])
-                boxes.append((f"{self.cat['consort.started']}\n"
-                              f"{n(started, 'consort ips started')}", True))
+                boxes.append((box.format(label=self.cat["consort.started"],
+                                         n=n(started, "consort ips started")), True))
             arms.append({"label": key, "boxes": boxes})
         total = int(flow.loc["randomized", "n_ips"] + flow.loc["randomized", "n_control"])
-        top = f"{self.cat['consort.randomized']}\n{n(total, 'consort randomized')}"
+        top = self.cat["text.box"].format(label=self.cat["consort.randomized"],
+                                          n=n(total, "consort randomized"))
         title = self.cat["sections.participants"]
         draw = functools.partial(figures.consort, arms, top=top, title="")  # the section names it
         cap = self.t("text.consort_caption",

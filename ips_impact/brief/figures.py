@@ -180,13 +180,13 @@ def consort(arms: Sequence[dict[str, Any]], *, top: str, title: str) -> Any:
     from matplotlib.patches import FancyBboxPatch
 
     depth = max(len(a["boxes"]) for a in arms)
-    fig, ax = plt.subplots(figsize=(7.2, 1.1 + 0.85 * (depth + 1)))
+    fig, ax = plt.subplots(figsize=(7.2, 0.5 + 0.52 * (depth + 1)))
     ax.set_axis_off()
     ax.set_xlim(0, 2)
     ax.set_ylim(-0.6, depth + 0.6)
 
     def box(x: float, y: float, text: str, *, strong: bool = False, muted: bool = False) -> None:
-        w, h = 0.86, 0.56
+        w, h = 0.8, 0.62
         ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.02",
                                     fc="#f1f5f9" if not strong else "#dbe8f4",
                                     ec="#8a96a3" if muted else "#1b6ca8", lw=1))
@@ -196,14 +196,15 @@ def consort(arms: Sequence[dict[str, Any]], *, top: str, title: str) -> Any:
     box(1.0, depth, top, strong=True)
     for i, arm in enumerate(arms):
         x = 0.5 + i
-        ax.annotate("", xy=(x, depth - 0.72), xytext=(1.0, depth - 0.28),
+        ax.annotate("", xy=(x, depth - 0.69), xytext=(1.0, depth - 0.31),
                     arrowprops=dict(arrowstyle="->", color="#1b6ca8", lw=0.9))
         for j, (text, muted) in enumerate(arm["boxes"]):
             y = depth - 1 - j
             box(x, y, text, strong=j == 0, muted=muted)
             if j:
-                ax.annotate("", xy=(x, y + 0.28), xytext=(x, y + 0.72),
+                ax.annotate("", xy=(x, y + 0.31), xytext=(x, y + 0.69),
                             arrowprops=dict(arrowstyle="->", color="#1b6ca8", lw=0.9))
-    ax.set_title(title, loc="left", fontsize=10.5)
-    fig.tight_layout()
+    if title:
+        ax.set_title(title, loc="left", fontsize=10.5)
+    fig.tight_layout(pad=0.2)
     return fig
