@@ -450,12 +450,12 @@ class _Builder:
             mem = self.cat.get(f"members.{members}", self.cat["members.member"])
             unit = units.unit_of(r.outcome, frequency=self.freq)
             tr = "pp" if unit.kind == "binary" else "eur"
-            key = "text.spill_text" if tr == "pp" else "text.spill_text_money"
+            msg = "text.spill_text" if tr == "pp" else "text.spill_text_money"
             cl, ch = self.interval(r, e.id, tr)
-            p = r.ri_p_value if r.ri_p_value is not None and math.isfinite(r.ri_p_value) \
-                else r.p_value
-            pref = "ri_p_value" if p is r.ri_p_value else "p_value"
-            paras.append(self.t(key, members=mem, label=self.label(r.outcome),
+            # the randomization p-value when there is one (households re-drawn as randomized)
+            has_ri = r.ri_p_value is not None and math.isfinite(r.ri_p_value)
+            p, pref = (r.ri_p_value, "ri_p_value") if has_ri else (r.p_value, "p_value")
+            paras.append(self.t(msg, members=mem, label=self.label(r.outcome),
                                 noun=self.cat.get(f"outcome.{r.outcome}.noun", r.outcome),
                                 per_period=self.cat.get(f"outcome.{r.outcome}.per", ""),
                                 months=self.months(r.horizon, f"{e.id}|horizon"),
