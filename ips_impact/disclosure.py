@@ -261,6 +261,9 @@ _N_WORD = re.compile(
     re.IGNORECASE,
 )
 _RATE = re.compile(r"[^.;:\d]{0,24}?\b(?:sur|op|in every|out of|per|of every|pour)\s+\d", re.I)
+# a person-level extreme written out: "max = 2,604", "minimum: 960" (not "minimum detectable")
+_EXTREME = re.compile(r"\b(?:min|max|minimum|maximum|minimal|maximal|maximaal|minimaal)\b"
+                      r"\s*[=:]?\s*[\u2212-]?[€]?\s?\d", re.I)
 _PER_BEFORE = re.compile(r"\b(?:every|per|pour|op|sur|chaque|elke)\s*$", re.I)
 _TAG = re.compile(r"<[^>]+>")
 
@@ -340,7 +343,8 @@ def check(
         One :class:`Finding` per problem: ``national_register_number`` (11 digits with a
         valid mod-97 check), ``key`` (a token shaped like a pseudonymised key, or one of
         ``keys``), ``small_cell`` (a count ``0 < n < min_persons`` written as ``n = …`` or
-        "… persons"). The offending text is never copied into the report.
+        "… persons"), ``extreme`` (a minimum or maximum written out, unless the policy
+        allows extremes). The offending text is never copied into the report.
     """
     pol = DisclosurePolicy.coerce(policy)
     text, source = _read_output(path_or_text)
@@ -377,6 +381,9 @@ def check(
                 continue
             if 0 < n < pol.min_persons:
                 findings.append(Finding("small_cell", i, f"below {pol.min_persons} (persons)"))
+        if not pol.allow_extremes:
+            for _m in _EXTREME.finditer(line):
+                findings.append(Finding("extreme", i, "a minimum or maximum of persons' values"))
     return CheckReport(source, tuple(findings))
 
 

@@ -126,3 +126,10 @@ def test_units_dictionary_and_time_labels() -> None:
     assert units.time_label(3, "int") == "k = 3 (periods)"
     assert units.horizon_text("5:8", "Q") == "k 5–8 (months 13–24)"
     assert units.horizon_text(None, "Q") == ""
+
+
+def test_check_flags_written_out_extremes_unless_allowed() -> None:
+    assert D.check("DI benefit: max = 2,604 EUR").kinds() == {"extreme"}
+    assert D.check("minimum: 960").kinds() == {"extreme"}
+    assert D.check("minimum detectable effect (80% power)").passed
+    assert D.check("max = 2,604", policy={"allow_extremes": True}).passed
