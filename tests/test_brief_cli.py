@@ -40,3 +40,13 @@ def test_brief_command_bad_policy_is_a_data_error(saved, tmp_path, capsys) -> No
     assert main(["brief", str(saved), "--policy", str(pol), "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "DisclosureError" in err and "Traceback" not in err
+
+
+def test_loaded_analysis_gives_the_same_brief_as_the_live_one(analysis, saved, tmp_path) -> None:
+    import ips_impact as ii
+
+    loaded = ii.load_analysis(saved)
+    for lang in ("nl", "fr", "en"):
+        live = ii.brief(analysis, lang=lang, format="html", path=tmp_path / f"live_{lang}.html")
+        back = ii.brief(loaded, lang=lang, format="html", path=tmp_path / f"back_{lang}.html")
+        assert live.path.read_bytes() == back.path.read_bytes(), lang

@@ -137,3 +137,21 @@ def test_small_region_is_suppressed_and_recorded(analysis, tmp_path) -> None:
         "recoverable by subtraction from the published total"
     assert out.record.status == "suppressed"
     assert (tmp_path / "b.disclosure.json").exists()
+
+
+def test_deviations_from_the_plan_are_caveats(analysis, tmp_path) -> None:
+    import dataclasses
+
+    entries = tuple(dataclasses.replace(e, result=None, reason="outcome 'fte' absent from the panel")
+                    if e.id == "itt.fte.k10" else e for e in analysis.entries)
+    deviated = dataclasses.replace(analysis, entries=entries)
+    words = {"nl": "Afwijking van het analyseplan", "fr": "Écart par rapport au plan d’analyse",
+             "en": "Deviation from the analysis plan"}
+    for lang, word in words.items():
+        text = brief(deviated, lang=lang, format="md", path=tmp_path / f"d_{lang}.md").path.read_text(
+            encoding="utf-8")
+        line = next(ln for ln in text.splitlines() if word in ln)
+        assert "itt.fte.k10" in line.replace("\\", "") and "absent from the panel" in line
+    text = brief(analysis, lang="en", format="md", path=tmp_path / "ok.md").path.read_text(
+        encoding="utf-8")
+    assert "no deviation was recorded" in text
