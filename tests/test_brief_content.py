@@ -123,6 +123,10 @@ def test_headline_wording_and_primary_marks(analysis, tmp_path) -> None:
     assert "work while on disability insurance" in items[0]
     assert "Adjusted p-value within the family" in items[0]
     assert "EUR per month" not in head and "€" in head
+    # a headline whose adjusted p-value is 0.05 or more says so in words
+    prim = [e for e in analysis.entries if e.tag == "primary"][:len(items)]
+    for ln, e in zip(items, prim):
+        assert ("could be due to chance" in ln) == (e.result.adj_p_value >= 0.05), (e.id, ln)
 
 
 def test_small_region_is_suppressed_and_recorded(analysis, tmp_path) -> None:

@@ -35,6 +35,8 @@ MAX_HEADLINES = 4
 PER = 100
 #: A region with fewer participants than this gets an imprecision caveat.
 SMALL_REGION = 200
+#: Adjusted p-value at or above which a headline says the difference may be chance.
+SIGNIFICANCE = 0.05
 #: Shown decimals of a p-value.
 P_DIGITS = 3
 
@@ -297,7 +299,15 @@ class _Builder:
                           est=self.num(r.estimate, "num2", f"{ref}|estimate", sign=True),
                           cl=cl, ch=ch, level=self.level)
         p = self.p_sentence(r, getattr(e, "family", None), ref)
-        return text if p is None else text + " " + p
+        if p is not None:
+            text = text + " " + p
+        # say it in words when the family's adjusted p-value (else the model's) is not small
+        shown_p = getattr(r, "adj_p_value", None)
+        if shown_p is None or not math.isfinite(shown_p):
+            shown_p = r.p_value
+        if math.isfinite(shown_p) and shown_p >= SIGNIFICANCE:
+            text = text + " " + self.t("text.not_significant")
+        return text
 
     def headlines(self) -> Section | None:
         prim = [e for e in _entries(self.a) if str(getattr(e, "tag", "")) == "primary"
