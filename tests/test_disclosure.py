@@ -133,3 +133,24 @@ def test_check_flags_written_out_extremes_unless_allowed() -> None:
     assert D.check("minimum: 960").kinds() == {"extreme"}
     assert D.check("minimum detectable effect (80% power)").passed
     assert D.check("max = 2,604", policy={"allow_extremes": True}).passed
+
+
+def test_survival_plot_hides_small_risk_sets_by_default() -> None:
+    import warnings
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    import ips_impact as ii
+
+    study = ii.synthetic.generate(n_persons=60, seed=5, tables=("assignment", "panel")).study()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = ii.time_to_event(study, "employed", start=1, tau=12)
+    ax = res.plot()
+    texts = [t.get_text() for a in ax.figure.axes for t in a.texts]
+    plt.close(ax.figure)
+    assert "<10" in texts  # the tail of a small trial has small risk sets
+    assert not [t for t in texts if t.isdigit() and 0 < int(t) < 10]

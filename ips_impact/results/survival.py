@@ -202,7 +202,7 @@ class SurvivalResult(ResultBase):
         return pd.DataFrame(out)
 
     # ---- plots
-    def plot(self, ax: Any = None, *, risk_table: bool = True, min_cell: int | None = None,
+    def plot(self, ax: Any = None, *, risk_table: bool = True, min_cell: int | None = 10,
              confidence: bool = True) -> Any:
         """Kaplan–Meier curves by arm with a table of numbers at risk (or, for competing
         risks, cumulative incidence curves by arm and cause).
@@ -216,7 +216,8 @@ class SurvivalResult(ResultBase):
         risk_table
             Draw the numbers at risk by arm under the curves (new figure only).
         min_cell
-            Numbers at risk below it are shown as ``<min_cell`` (disclosure control).
+            Numbers at risk below it are shown as ``<min_cell`` (disclosure control; default
+            10, the disclosure policy's minimum; ``None`` shows every count, for analysts only).
         confidence
             Shade the pointwise confidence bands.
 
