@@ -226,6 +226,9 @@ class _Builder:
         self.freq = _frequency(analysis)
         self.mpp = units.months_per_period(self.freq)
         self.level = self.num(95, "int", "const|level")
+        freq_key = self.freq if self.freq in ("Q", "M", "Y", "W") else "int"
+        self.period = self.cat[f"period.{freq_key}"]
+        self.periods = self.cat[f"period.{freq_key}_plural"]
 
     # --- small helpers
     def t(self, key: str, **values: Any) -> Text:
@@ -335,20 +338,22 @@ class _Builder:
         label = self.label(r.outcome)
         paras = []
         if r.pretest is not None and math.isfinite(r.pretest.get("p_value", math.nan)):
-            paras.append(self.t("text.over_time_text", label=label,
+            paras.append(self.t("text.over_time_text", label=label, period=self.period,
+                                periods=self.periods,
                                 p=self.num(r.pretest["p_value"], "p", f"{e.id}|pretest_p")))
         title = self.cat["sections.over_time"] + ": " + label
         band, cat = r.band(), self._fig_cat()
         draw = functools.partial(figures.effect_over_time, band, sup_t=r.sup_t_crit is not None,
                                  cat=cat, fmt=self.fmt, title=title, months_per_period=self.mpp)
-        cap = self.t("text.over_time_caption", label=label, level=self.level)
+        cap = self.t("text.over_time_caption", label=label, level=self.level, period=self.period)
         return Section("over_time", self.cat["sections.over_time"], tuple(paras),
                        figure=_figure("over_time", draw, cap))
 
     def _fig_cat(self) -> Catalogue:
         # figure labels with the confidence level filled in (no number in the catalogue)
         level = self.level.text
-        data = {k: self.cat[f"figure.{k}"].replace("{level}", level)
+        data = {k: self.cat[f"figure.{k}"].replace("{level}", level).replace("{periods}",
+                                                                             self.periods)
                 for k in (x.split(".", 1)[1] for x in self.cat.keys() if x.startswith("figure."))}
         return Catalogue(self.cat.lang, {"figure": data})
 
