@@ -5,8 +5,9 @@ sample ``synthetic_data/``) → write the tables → load and validate them as a
 would → run the registered analysis plan (:meth:`AnalysisPlan.default`) and save the
 Analysis to ``analysis/`` beside the report → analyse (balance, ITT per horizon and
 over time, LATE, Lee bounds, spillovers, regional heterogeneity, survival of
-employment, randomization inference, multiple testing) → write a report: ``report.md`` with figures, the tidy
-results as ``results.csv``, and the estimates set against the generator's truth.
+employment, randomization inference, multiple testing) → write a report:
+``report.md`` with figures, the tidy results as ``results.csv``, and the estimates set
+against the generator's truth.
 
 Same seed ⇒ the same ``results.csv``, ``report.md`` and ``analysis/`` (but for its
 ``run.json``: when and where it ran), byte for byte.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -35,6 +37,26 @@ def _plan_line(analysis) -> str:
         f"{analysis.provenance['n_permutations']:,} randomization draws per estimand; provenance "
         f"digest `{analysis.provenance['digest'][:16]}`)."
     )
+
+
+def _primary_table(analysis):
+    """Return the primary estimands with the unit of each estimate."""
+    units = analysis.overview().set_index("estimand_id")["unit"]
+    t = analysis.tidy().query("tag == 'primary'")
+    t = t.assign(unit=[units[i] for i in t["estimand_id"]])
+    cols = [
+        "estimand_id",
+        "unit",
+        "family",
+        "estimate",
+        "std_error",
+        "p_value",
+        "ri_p_value",
+        "adj_p_value",
+        "control_mean",
+        "nobs",
+    ]
+    return t[cols]
 
 
 def _deviation_lines(analysis) -> list[str]:
@@ -114,7 +136,8 @@ def run_demo(
         bal = ii.balance(study, covs)
         progress("intention-to-treat effects at 18 and 30 months")
         adj = ("age", "female", "di_months", "pre_employment_share")
-        itt_results = [
+        # numeric outcomes: every result is an EffectResult (not a categorical one)
+        itt_results: list[Any] = [
             ii.itt(study, y, horizon=h, covariates=adj)
             for y in ("work_on_di", "employed", "earnings", "di_benefit")
             for h in (6, 10)
@@ -258,21 +281,7 @@ def run_demo(
         f"{_plan_line(analysis)} Saved in `analysis/` (read it with `ii.load_analysis`); "
         "primary estimands below, every estimand in `analysis/tidy.parquet`.",
         "",
-        analysis.tidy()
-        .query("tag == 'primary'")[
-            [
-                "estimand_id",
-                "family",
-                "estimate",
-                "std_error",
-                "p_value",
-                "ri_p_value",
-                "adj_p_value",
-                "control_mean",
-                "nobs",
-            ]
-        ]
-        .to_markdown(index=False, floatfmt=".4g"),
+        _primary_table(analysis).to_markdown(index=False, floatfmt=".4g"),
         "",
         *_deviation_lines(analysis),
         "",

@@ -206,6 +206,7 @@ def test_provenance_hashes_inputs_plan_and_versions(analysis, small_plan):
 def test_study_info_holds_no_microdata(analysis):
     info = analysis.study_info
     assert info["n_persons"] == 1200 and info["n_treated"] == 600 and info["frequency"] == "Q"
+    assert info["n_strata"] == 12 and info["by_stratum"]["n"].sum() == 1200
     for value in info.values():
         if isinstance(value, pd.DataFrame):
             assert not {"person_id", "household_id", "index_person_id"} & set(value.columns)
@@ -252,3 +253,50 @@ def test_run_plan_argument_errors(study, small_plan):
         ii.run_plan(study, {"seed": 1})
     with pytest.raises(PlanError, match="n_permutations"):
         ii.run_plan(study, small_plan, n_permutations=-1)
+
+
+def test_exploratory_extras_enter_the_provenance(study, small_plan, analysis):
+    a = ii.run_plan(study, small_plan, n_permutations=0, progress=False,
+                    exploratory=[{"estimator": "itt", "outcome": "fte", "horizon": 6}])
+    assert [e["id"] for e in a.provenance["exploratory"]] == ["itt.fte.k6"]
+    assert a.provenance["plan"] == analysis.provenance["plan"]  # the registered plan is unchanged
+    assert analysis.provenance["exploratory"] == ()
+
+
+def test_units_in_the_overview(analysis):
+    units = analysis.overview().set_index("estimand_id")["unit"]
+    assert units["itt.work_on_di.k6"] == "share (x100 = pp)"
+    assert units["itt.di_benefit.k6"] == "EUR per month"
+    assert units["time_to_event.employed.tau12"].startswith("log-rank")
+    assert "share (x100 = pp)" in analysis.summary()
+
+
+def test_compare_table_of_the_primary_estimands(analysis):
+    table = analysis.compare(tag="primary")
+    md = table.to_markdown()
+    assert "itt.work_on_di.k6" in md and "itt.di_benefit.k6" in md and "itt.employed.k6" not in md
+    with pytest.raises(PlanError, match="no filled estimand"):
+        analysis.compare(family="no_such_family")
+
+
+def test_a_study_of_another_frequency_is_refused():
+    from conftest import make_frames
+
+    f = make_frames(n=40, periods=24, freq="M")
+    monthly = ii.Study.from_frames(f["assignment"], f["panel"], households=f["households"])
+    plan = ii.AnalysisPlan.from_string("""
+frequency = "Q"
+seed = 1
+n_permutations = 0
+[[estimands]]
+estimator = "itt"
+outcome = "employed"
+horizon = 6
+tag = "primary"
+""")
+    with pytest.raises(PlanError, match="frequency 'Q'.*frequency 'M'"):
+        ii.run_plan(monthly, plan)
+    assert ii.AnalysisPlan.default().frequency == "Q"
+    with pytest.raises(PlanError, match="unknown panel frequency"):
+        ii.AnalysisPlan.from_string('frequency = "quarterly"\nseed = 1\n[[estimands]]\nestimator = "itt"\n'
+                                    'outcome = "employed"\nhorizon = 6\ntag = "primary"\n')

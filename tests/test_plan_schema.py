@@ -301,3 +301,14 @@ def test_from_dict_errors_name_the_source_without_a_line():
     with pytest.raises(PlanError, match="<dict>, key 'estimands\\[0\\].tag'") as info:
         ii.AnalysisPlan.from_dict({"seed": 1, "estimands": [{"estimator": "itt", "outcome": "y", "horizon": 1}]})
     assert info.value.line is None
+
+
+def test_estimands_added_later_get_the_defaults():
+    p = plan(HEAD + '[defaults]\ncovariates = ["age", "female"]\n' + ITT)
+    more = p.with_estimands([{"estimator": "itt", "outcome": "employed", "horizon": 6, "tag": "secondary"},
+                             {"estimator": "itt", "outcome": "fte", "horizon": 6, "covariates": [],
+                              "tag": "secondary"}])
+    assert more.estimand("itt.employed.k6").options["covariates"] == ("age", "female")
+    assert more.estimand("itt.fte.k6").options["covariates"] == ()
+    assert more.estimand("itt.work_on_di.k6") == p.estimand("itt.work_on_di.k6")
+    assert ii.AnalysisPlan.from_string(p.to_toml()) == p

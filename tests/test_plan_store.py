@@ -284,3 +284,12 @@ def test_diff_reports_missing_rows(analysis, saved, tmp_path):
     assert not d.within_tolerance
     assert (d.changes["column"] == "<row>").all()
     assert "itt_by_period.work_on_di.k-4_8" in set(d.changes["estimand_id"])
+
+
+def test_no_person_or_household_key_in_any_saved_file(saved):
+    assignment = pd.read_parquet(SAMPLE / "assignment.parquet")
+    households = pd.read_parquet(SAMPLE / "households.parquet")
+    keys = set(assignment.person_id) | set(households.person_id) | set(households.household_id)
+    for name, data in files_of(saved).items():
+        text = data.decode("utf-8", errors="ignore")
+        assert not [k for k in keys if k in text], name

@@ -105,8 +105,9 @@ class Analysis:
         (time, host).
     study_info
         No microdata: ``frequency``, ``n_persons``, ``n_treated``, ``n_control``,
-        ``k_range``, ``n_members``, ``by_region_arm`` (counts), ``ledger`` (frame),
-        ``consort`` (frame).
+        ``n_strata``, ``by_stratum`` (the design's counts: stratum, n, n_treated,
+        n_control, p_treated), ``k_range``, ``n_members``, ``by_region_arm`` (counts),
+        ``ledger`` (frame), ``consort`` (frame).
     """
 
     plan: AnalysisPlan
@@ -196,6 +197,21 @@ class Analysis:
             out[c] = out[c].astype(float)
         return out[cols]
 
+    def compare(self, *, tag: str | None = None, family: str | None = None, **kwargs: Any) -> Any:
+        """Return a multi-model table (:func:`ips_impact.compare`) of the selected results.
+
+        Columns are named by estimand id; ``kwargs`` go to :func:`ips_impact.compare`.
+        """
+        from ips_impact.results import compare
+
+        chosen = self.results(tag=tag, family=family)
+        if not chosen:
+            raise PlanError(
+                f"no filled estimand with tag={tag!r}, family={family!r}",
+                fix="see analysis.overview() for the tags and families",
+            )
+        return compare(chosen, **kwargs)
+
     def deviations(self) -> pd.DataFrame:
         """Every registered estimand that was not filled: ``estimand_id, tag, family, reason``."""
         rows = [
@@ -226,7 +242,13 @@ class Analysis:
             else:
                 t = e.result.tidy()
                 first = t.iloc[0] if len(t) else None
-                row.update(status="filled", n_rows=len(t))
+                row.update(
+                    status="filled",
+                    n_rows=len(t),
+                    unit=unit_of(
+                        e.estimator, e.outcome, e.options, self.study_info.get("frequency")
+                    ),
+                )
                 if first is not None:
                     for c in ("estimate", "std_error", "p_value", "ri_p_value", "adj_p_value"):
                         row[c] = (
@@ -241,6 +263,7 @@ class Analysis:
             "outcome",
             "status",
             "n_rows",
+            "unit",
             "estimate",
             "std_error",
             "p_value",
@@ -289,6 +312,7 @@ class Analysis:
         shown = ov[
             [
                 "estimand_id",
+                "unit",
                 "tag",
                 "family",
                 "status",
@@ -350,6 +374,46 @@ class Analysis:
         return "\n".join(parts)
 
 
+_PERIOD = {"Q": "quarter", "M": "month", "Y": "year", "W": "week", "int": "period"}
+_SHARES = frozenset(
+    {
+        "work_on_di",
+        "employed",
+        "on_di",
+        "self_employed",
+        "temp_agency",
+        "permanent_contract",
+        "authorised_work",
+    }
+)
+_MONTHLY_EUR = frozenset({"di_benefit", "unemployment_benefit", "social_assistance"})
+
+
+def unit_of(estimator: str, outcome: str, options: Mapping[str, Any], frequency: Any) -> str:
+    """Return the unit of the first tidy row's estimate of an estimand (for tables).
+
+    Differences in a 0/1 outcome are shares (×100 = percentage points); ``earnings`` is
+    EUR per period of the panel, benefits EUR per month; a window ``"sum"`` counts
+    periods (0/1 outcomes) or adds the amounts; survival estimands start with the
+    log-rank χ² (their other rows: log hazard ratio, RMST difference in periods…).
+    """
+    period = _PERIOD.get(str(frequency), "period")
+    if estimator in ("time_to_event", "spell_survival"):
+        return "log-rank chi2 (see tidy rows)"
+    summed = options.get("window") is not None and options.get("aggregate") == "sum"
+    if outcome in _SHARES or estimator == "itt" and outcome == "nace":
+        return f"{period}s" if summed else "share (x100 = pp)"
+    if outcome == "earnings":
+        return "EUR (sum)" if summed else f"EUR per {period}"
+    if outcome in _MONTHLY_EUR:
+        return "EUR (sum of monthly)" if summed else "EUR per month"
+    if outcome == "fte":
+        return "FTE (sum)" if summed else "FTE fraction"
+    if outcome == "days_worked":
+        return "days"
+    return "outcome units"
+
+
 def study_info(study: Any) -> dict[str, Any]:
     """Return counts that describe the study without microdata (no key, no person-level row)."""
     persons = study.persons
@@ -360,6 +424,11 @@ def study_info(study: Any) -> dict[str, Any]:
         "n_treated": int((arm == 1).sum()),
         "n_control": int((arm == 0).sum()),
     }
+    design = getattr(study, "design", None)
+    counts = getattr(design, "counts", None)
+    if isinstance(counts, pd.DataFrame):
+        info["n_strata"] = int(len(counts))
+        info["by_stratum"] = counts.reset_index(drop=True)
     panel = study.panel
     if len(panel):
         info["k_range"] = [int(panel["k"].min()), int(panel["k"].max())]

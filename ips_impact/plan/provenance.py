@@ -146,6 +146,7 @@ def build_provenance(
     inputs: Mapping[str, str | Path] | None = None,
     column_map: str | Path | None = None,
     ledger: pd.DataFrame | None = None,
+    exploratory: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Build the provenance mapping of an :class:`~ips_impact.plan.analysis.Analysis`.
 
@@ -155,6 +156,7 @@ def build_provenance(
         ``inputs`` ({table: sha256}), ``input_kind`` ("files" or "frames"),
         ``column_map`` (sha256 or None), ``plan`` (sha256 of the canonical plan),
         ``versions``, ``seed``, ``n_permutations``, ``ledger`` (records),
+        ``exploratory`` (the estimands run outside the plan, in plan form),
         ``digest`` (sha256 of all of these) and ``run`` (time, host, platform: not hashed).
     """
     kind, hashes = input_hashes(study, inputs)
@@ -171,6 +173,7 @@ def build_provenance(
             if ledger is None
             else json.loads(ledger.to_json(orient="records", double_precision=15))
         ),
+        "exploratory": list(exploratory or []),
     }
     out = dict(hashed)
     out["digest"] = digest(hashed)
@@ -183,6 +186,7 @@ def build_provenance(
 
 
 HASHED_KEYS: tuple[str, ...] = (
+    "exploratory",
     "inputs",
     "input_kind",
     "column_map",

@@ -170,6 +170,14 @@ def run_plan(
         raise PlanError(
             f"n_jobs must be a positive integer; you passed {n_jobs!r}", fix="use n_jobs=2"
         )
+    freq = str(getattr(study, "frequency", ""))
+    if plan.frequency is not None and freq != plan.frequency:
+        raise PlanError(
+            f"the plan's event times are in periods of frequency {plan.frequency!r} and the "
+            f"study's panel has frequency {freq!r}: k = 6 would not mean the same time",
+            fix="run a plan written for this frequency (set frequency = "
+            f'"{freq}" and its horizons), or read the panel at the plan\'s frequency',
+        )
     registered = set(plan.ids)
     extra = [dict(b, tag="exploratory") for b in exploratory]
     if extra:
@@ -222,6 +230,7 @@ def run_plan(
         inputs=inputs,
         column_map=column_map,
         ledger=info.get("ledger"),
+        exploratory=[e.to_plain() for e in full.estimands if e.id not in registered],
     )
     return Analysis(plan=plan, entries=tuple(out_entries), provenance=prov, study_info=info)
 

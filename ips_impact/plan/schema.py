@@ -69,8 +69,10 @@ _P_METHODS = ("bonferroni", "holm", "bh", "by", "sharpened-q")
 _RESAMPLING_METHODS = ("westfall-young", "romano-wolf")
 METHODS: tuple[str, ...] = _P_METHODS + _RESAMPLING_METHODS
 
+_FREQUENCIES = ("Q", "M", "Y", "W", "int")
 _TOP_KEYS = (
     "schema",
+    "frequency",
     "name",
     "description",
     "seed",
@@ -469,6 +471,13 @@ class AnalysisPlan:
     min_per_arm
         An estimand with fewer persons than this in either arm is not reported; it
         carries the reason instead.
+    frequency
+        The panel frequency the event times are written in (``"Q"``: k = 6 is 18
+        months); a study of another frequency is refused by :func:`run_plan`. ``None``:
+        any.
+    defaults
+        Estimator options applied to every estimand whose estimator takes them (already
+        applied to ``estimands``; kept for estimands added with :meth:`with_estimands`).
     families
         The multiple-testing families.
     estimands
@@ -484,7 +493,12 @@ class AnalysisPlan:
     families: tuple[FamilySpec, ...] = ()
     min_per_arm: int = 10
     description: str = ""
+    defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    frequency: str | None = None
     source: str = dataclasses.field(default="<memory>", compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "defaults", _frozen(dict(self.defaults)))
 
     # ---- construction
     @classmethod
@@ -567,6 +581,14 @@ class AnalysisPlan:
         )
         min_per_arm = _check_int(ctx, (), "min_per_arm", data.get("min_per_arm", 10), minimum=1)
 
+        frequency = data.get("frequency")
+        if frequency is not None and frequency not in _FREQUENCIES:
+            raise ctx.error(
+                (),
+                "frequency",
+                f"unknown panel frequency {frequency!r}",
+                f"use one of {', '.join(_FREQUENCIES)} (Q: quarters)",
+            )
         families = _parse_families(ctx, data.get("families", {}))
         defaults = _parse_defaults(ctx, data.get("defaults", {}))
         blocks = data.get("estimands")
@@ -597,6 +619,8 @@ class AnalysisPlan:
                 estimands.append(spec)
         _check_families(ctx, families, estimands, seen, n_perm)
         return cls(
+            frequency=frequency,
+            defaults=defaults,
             name=name,
             description=description,
             seed=seed,
@@ -640,10 +664,16 @@ class AnalysisPlan:
 
     # ---- output
     def to_plain(self) -> dict[str, Any]:
-        """Return the plan in canonical form: every estimand explicit (defaults applied, id set)."""
+        """Return the plan in canonical form: every estimand explicit (defaults applied, id set).
+
+        The ``defaults`` table is kept too (for estimands added later); it changes none
+        of the explicit estimands.
+        """
         out: dict[str, Any] = {"schema": SCHEMA_VERSION, "name": self.name}
         if self.description:
             out["description"] = self.description
+        if self.frequency is not None:
+            out["frequency"] = self.frequency
         out.update(
             {
                 "seed": self.seed,
@@ -651,6 +681,10 @@ class AnalysisPlan:
                 "min_per_arm": self.min_per_arm,
             }
         )
+        if self.defaults:
+            # kept so that estimands added later (with_estimands) get them too; applying
+            # them again to the explicit estimands below changes nothing
+            out["defaults"] = _plain(dict(self.defaults))
         if self.families:
             out["families"] = {f.name: f.to_plain() for f in self.families}
         out["estimands"] = [e.to_plain() for e in self.estimands]

@@ -75,7 +75,7 @@ def _enc_column(col: pd.Series) -> dict[str, Any]:
     if isinstance(dtype, pd.PeriodDtype):
         return {
             "dtype": name,
-            "freq": dtype.freqstr,
+            "freq": col.array.freqstr,
             "values": [None if pd.isna(v) else str(v) for v in col],
         }
     if name.startswith("datetime64"):
@@ -188,6 +188,8 @@ def encode(value: Any) -> Any:
         return {"__timestamp__": value.isoformat()}
     if value is pd.NaT:
         return {"__nat__": True}
+    if value is pd.NA:
+        return {"__na__": True}
     if isinstance(value, range):
         return {"__rangeobj__": [value.start, value.stop, value.step]}
     if isinstance(value, Mapping):
@@ -246,6 +248,8 @@ def decode(value: Any) -> Any:
                 return pd.Timestamp(body)
             if key == "__nat__":
                 return pd.NaT
+            if key == "__na__":
+                return pd.NA
             if key == "__rangeobj__":
                 return range(*body)
             if key == "__map__":

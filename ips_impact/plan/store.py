@@ -34,8 +34,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from ips_impact.errors import PlanError
 from ips_impact.plan.analysis import Analysis, Entry
@@ -58,11 +56,12 @@ def _write_file(path: Path, data: bytes) -> None:
         fh.write(data)
 
 
-def _tidy_table(tidy: pd.DataFrame) -> pa.Table:
+def _tidy_table(tidy: pd.DataFrame) -> Any:
     """Convert the tidy frame to an Arrow table with a fixed schema and no pandas metadata.
 
     ``horizon`` mixes event times, window labels and None, so it is stored as text.
     """
+    import pyarrow as pa  # imported here: ``import ips_impact`` does not need it
     arrays, fields = [], []
     for col in tidy.columns:
         s = tidy[col]
@@ -92,6 +91,9 @@ def _tidy_table(tidy: pd.DataFrame) -> pa.Table:
 
 
 def _parquet_bytes(tidy: pd.DataFrame) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     sink = pa.BufferOutputStream()
     # One row group, fixed compression, no schema metadata: the bytes depend on the values only.
     pq.write_table(
@@ -302,6 +304,8 @@ def load_analysis(path: str | Path, *, verify: bool = True) -> Analysis:
 
 def read_tidy(path: str | Path) -> pd.DataFrame:
     """Read the tidy parquet of a saved analysis (``horizon`` as text), results not rebuilt."""
+    import pyarrow.parquet as pq
+
     f = Path(path) / TIDY_FILE
     if not f.is_file():
         raise PlanError(f"{str(f)!r} is missing", fix="pass a folder written by Analysis.save()")
