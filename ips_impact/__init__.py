@@ -11,7 +11,8 @@ Public API re-exports only; ``shared/DESIGN.md`` is the contract and
 
 from __future__ import annotations
 
-from ips_impact import errors, synthetic
+from ips_impact import disclosure, errors, synthetic, units
+from ips_impact.brief import brief
 from ips_impact.design import Design
 from ips_impact.estimators.balance import balance
 from ips_impact.estimators.bounds import lee_bounds
@@ -71,4 +72,6 @@ __all__ = [
     "AnalysisPlan", "run_plan", "Analysis", "load_analysis",
     # modules
     "errors", "synthetic", "__version__",
+    # briefs and disclosure control
+    "brief", "disclosure", "units",
 ]

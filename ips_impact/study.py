@@ -639,9 +639,30 @@ class Study:
                 f"household members; ledger {len(self._ledger)} entries")
 
     def _repr_html_(self) -> str:
-        import html
+        """HTML for notebooks: what ``repr`` says, the linkage report, the CONSORT flow and the ledger (no key)."""
+        import html as _html
 
-        return f"<p>{html.escape(repr(self))}</p>{self.linkage_report()._repr_html_()}"
+        from ips_impact.units import time_label
+
+        d = self._design
+        if self._k.size:
+            kmin, kmax = self.k_range
+            span = f"{time_label(kmin, str(self._frequency))} to {time_label(kmax, str(self._frequency))}"
+        else:
+            span = "none (no randomized person is linked to the panel)"
+        rows = [("randomized", f"{self.n_persons} ({d.n_treated} IPS, {d.n_control} control)"),
+                ("strata", str(d.n_strata)), ("panel rows", str(len(self._panel))),
+                ("frequency", str(self._frequency)), ("event time", span),
+                ("household members", str(self._members["person_id"].nunique())),
+                ("ledger entries", str(len(self._ledger)))]
+        body = "".join(f"<tr><th style='text-align:left'>{_html.escape(k)}</th>"
+                       f"<td>{_html.escape(v)}</td></tr>" for k, v in rows)
+        parts = ["<h4>Study</h4>", f"<table>{body}</table>", self.linkage_report()._repr_html_(),
+                 "<p><b>CONSORT flow</b></p>", self.consort().to_frame().to_html(index=False)]
+        if len(self._ledger):
+            parts += ["<p><b>Ledger (rows set aside, repaired or assumed)</b></p>",
+                      self._ledger.to_frame().to_html(index=False)]
+        return "\n".join(parts)
 
 
 _BUILD_TOKEN = object()

@@ -156,7 +156,7 @@ def test_summary_and_html_show_the_numbers():
     assert "HC2" in s
     h = r._repr_html_()
     assert "<table" in h and "0.0950" in h and "few persons in stratum BXL" in h
-    assert repr(r) == "<EffectResult: ITT of arm on work_on_di at horizon 6>"
+    assert repr(r) == "<EffectResult: ITT of arm on work_on_di at k = 6>"
 
 
 def test_person_keys_are_refused():
@@ -433,7 +433,7 @@ def test_summary_shows_float_horizons_as_event_times():
     assert median[3] == "-4.0000"  # no horizon: the column is blank, the estimate comes next
     h = res._repr_html_()
     assert "<td>20</td>" in h and "20.0000" not in h
-    assert _effect(horizon=6.0).summary().splitlines()[0] == "ITT of arm on work_on_di at horizon 6"
+    assert _effect(horizon=6.0).summary().splitlines()[0] == "ITT of arm on work_on_di at k = 6"
 
 
 def test_summary_sentences_never_print_p_as_zero():
@@ -474,8 +474,8 @@ def test_summary_sentences_never_print_p_as_zero():
 
 def test_summary_title_names_the_effect_term():
     late = _effect(term="ips_started", estimand="late", outcome="di_benefit", horizon=10)
-    assert late.summary().splitlines()[0] == "LATE of ips_started on di_benefit at horizon 10"
-    assert repr(_effect()) == "<EffectResult: ITT of arm on work_on_di at horizon 6>"
+    assert late.summary().splitlines()[0] == "LATE of ips_started on di_benefit at k = 10"
+    assert repr(_effect()) == "<EffectResult: ITT of arm on work_on_di at k = 6>"
 
 
 def test_balance_summary_lists_warnings_and_rows_set_aside():

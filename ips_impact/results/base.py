@@ -434,6 +434,13 @@ def _p_clause(x: Any) -> str:
     return "p < 0.001" if v < 0.001 else f"p = {v:.3f}"
 
 
+#: Tidy columns of a summary table (HTML and text alike).
+_SUMMARY_COLUMNS: tuple[str, ...] = (
+    "outcome", "term", "estimand", "horizon", "estimate", "std_error", "p_value", "conf_low",
+    "conf_high", "nobs", "n_treated", "n_control", "control_mean",
+)
+
+
 def _text_table(frame: pd.DataFrame) -> str:
     """Deterministic fixed-width text rendering of a tidy-like table."""
     shown = frame.copy()
@@ -594,15 +601,19 @@ class ResultBase:
         return self.summary()
 
     def _repr_html_(self) -> str:
-        """HTML rendering for notebooks: title, tidy table, notes and warnings."""
+        """HTML rendering for notebooks: what :meth:`summary` shows, as HTML."""
         tidy = self.tidy()
         parts = [f"<h4>{html.escape(self._summary_title())}</h4>"]
-        shown = tidy.copy()
+        # the columns summary() shows (no statistic, no raw df with four decimals)
+        shown = tidy[[c for c in _SUMMARY_COLUMNS + OPTIONAL_TIDY_COLUMNS if c in tidy.columns]].copy()
         for col in ("p_value", "ri_p_value", "adj_p_value"):
             if col in shown:
                 shown[col] = [_fmt_p(v) for v in shown[col]]
         if "horizon" in shown:
             shown["horizon"] = [_fmt_horizon(v) for v in shown["horizon"].tolist()]
+        for col in ("nobs", "n_treated", "n_control"):
+            if col in shown:
+                shown[col] = [_fmt_num(v, 0) for v in shown[col]]
         parts.append(
             shown.to_html(index=False, float_format=lambda v: f"{v:.4f}", na_rep="")
         )

@@ -31,6 +31,7 @@ from ips_impact.results.base import (
     ResultBase,
     _fmt_horizon,
     _fmt_num,
+    _fmt_p,
     _p_clause,
     _text_table,
     critical_value,
@@ -39,6 +40,7 @@ from ips_impact.results.base import (
     two_sided_p,
     wald_inference,
 )
+from ips_impact.units import horizon_text, period_word, unit_of
 
 __all__ = [
     "EffectResult",
@@ -84,6 +86,13 @@ BALANCE_COLUMNS: tuple[str, ...] = (
 
 def _finite_or_nan(x: Any) -> float:
     return math.nan if x is None else float(x)
+
+
+def _fmt_df(df: float | None) -> str:
+    """Degrees of freedom as a reader expects them: ``1183``, ``41.3``, ``inf``."""
+    if df is None or not np.isfinite(df):
+        return "inf"
+    return str(int(df)) if float(df).is_integer() else f"{df:.1f}"
 
 
 def _coef_table(params: pd.Series, se: pd.Series, df: float | None, level: float) -> pd.DataFrame:
@@ -320,13 +329,13 @@ class EffectResult(ResultBase):
         if self.estimand == "did" and self.spec.get("pre") is not None and self.spec.get("post") is not None:
             (a, b), (c, d) = self.spec["pre"], self.spec["post"]
             return f"DiD ({self.term} × post) on {self.outcome}: post k {c}:{d} vs pre k {a}:{b}"
-        h = "" if _fmt_horizon(self.horizon) == "" else f" at horizon {_fmt_horizon(self.horizon)}"
+        h = "" if _fmt_horizon(self.horizon) == "" else f" at {horizon_text(self.horizon, self.spec.get('frequency'))}"
         return f"{self.estimand.upper()} of {self.term} on {self.outcome}{h}"
 
     def _summary_lines(self) -> list[str]:
         lines = [
             f"{int(round(self.level * 100))}% CI: [{_fmt_num(self.conf_low)}, {_fmt_num(self.conf_high)}]"
-            f"  (df = {_fmt_num(self.df, 1)})",
+            f"  (df = {_fmt_df(self.df)})",
         ]
         cov = self.spec.get("cov_type")
         if cov is not None:
@@ -337,7 +346,8 @@ class EffectResult(ResultBase):
                 f"{self.n_missing_control} control (excluded)"
             )
         for k, v in self.diagnostics.items():
-            if isinstance(v, (int, float, np.integer, np.floating)):
+            # flags (e.g. stacked_rows) are internals, not numbers a reader needs
+            if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_)):
                 lines.append(f"{k}: {_fmt_num(v)}")
         return lines
 
@@ -492,8 +502,17 @@ class DynamicEffectResult(ResultBase):
         ax.axhline(reference, color="0.4", lw=0.8)
         if (k < 0).any() and (k >= 0).any():
             ax.axvline(-0.5, color="0.6", lw=0.8, ls="--")
-        ax.set_xlabel("event time k (periods since randomization)")
-        ax.set_ylabel(f"effect on {self.outcome}")
+        freq = self.spec.get("frequency")
+        ax.set_xlabel(f"event time k ({period_word(freq) if freq else 'periods'} since randomization)")
+        binary = unit_of(self.outcome).kind == "binary"
+        if binary:  # a 0/1 outcome: effects in percentage points
+            from matplotlib.ticker import FuncFormatter
+
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{100 * v:g}"))
+        unit = "percentage points" if binary else (unit_of(self.outcome).short or "outcome units")
+        ax.set_ylabel(f"effect ({unit})")
+        ax.set_title(f"{self.estimand.upper()} of the IPS offer on {self.outcome}, by event time",
+                     loc="left", fontsize="medium")
         ax.legend(frameon=False, fontsize="small")
         return ax
 
@@ -685,7 +704,7 @@ class BoundsResult(ResultBase):
         return rows
 
     def _summary_title(self) -> str:
-        h = "" if _fmt_horizon(self.horizon) == "" else f" at horizon {_fmt_horizon(self.horizon)}"
+        h = "" if _fmt_horizon(self.horizon) == "" else f" at {horizon_text(self.horizon, self.spec.get('frequency'))}"
         return f"Lee bounds for arm on {self.outcome} given {self.selection}{h}"
 
     def _summary_lines(self) -> list[str]:
@@ -816,6 +835,27 @@ class BalanceTable(ResultBase):
         lines.extend([""] + self._summary_lines())
         lines.extend(self._notice_lines())
         return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        """HTML for notebooks: the means by arm and normalised differences that :meth:`summary` shows."""
+        import html as _html
+
+        t = self.to_frame()[["label", "mean_treated", "mean_control", "norm_diff", "p_value",
+                             "n_treated", "n_control"]].copy()
+        t["p_value"] = [_fmt_p(v) for v in t["p_value"]]
+        t = t.rename(columns={"label": "covariate", "mean_treated": "mean IPS",
+                              "mean_control": "mean control", "norm_diff": "normalised difference",
+                              "p_value": "p (within strata)", "n_treated": "n IPS",
+                              "n_control": "n control"})
+        parts = [f"<h4>{_html.escape(self._summary_title())}</h4>",
+                 t.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="")]
+        extra = self._summary_lines()
+        if extra:
+            parts.append("<pre>" + _html.escape("\n".join(extra)) + "</pre>")
+        if self.warnings:
+            items = "".join(f"<li>{_html.escape(w)}</li>" for w in self.warnings)
+            parts.append(f"<p><b>Warnings</b></p><ul>{items}</ul>")
+        return "\n".join(parts)
 
     def _summary_lines(self) -> list[str]:
         lines = []
