@@ -121,6 +121,10 @@ def run_demo(
     )
     analysis.save(out / "analysis")
     progress(f"analysis saved to {out / 'analysis'} (ii.load_analysis reads it back)")
+    for lang in ("nl", "fr", "en"):
+        for fmt in ("html", "pdf"):
+            ii.brief(analysis, lang=lang, format=fmt, path=out / "briefs" / f"brief_{lang}.{fmt}")
+    progress(f"policy briefs (nl, fr, en; HTML and PDF) written to {out / 'briefs'}")
 
     def save(fig_or_ax, name: str) -> str:
         fig = getattr(fig_or_ax, "figure", fig_or_ax)
@@ -229,7 +233,7 @@ def run_demo(
         "while on "
         f"disability insurance; assignment to IPS changed that by {100 * head.estimate:+.1f} "
         f"percentage points (95% CI {100 * lo:+.1f} to {100 * hi:+.1f}): "
-        f"per 100 participants, {abs(100 * head.estimate):.0f} {more} at work.",
+        f"per 100 participants, {abs(100 * head.estimate):.0f} {more} at work while on disability insurance.",
         "",
         itt_header,
         "",
