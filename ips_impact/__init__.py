@@ -37,7 +37,7 @@ from ips_impact.inference.randomization import (
 )
 from ips_impact.io.mapping import ColumnMap
 from ips_impact.ledger import Ledger
-from ips_impact.power import mde, mde_from_design
+from ips_impact.power import PowerResult, mde, mde_from_design, power
 from ips_impact.results import (
     BalanceTable,
     BoundsResult,
@@ -62,6 +62,7 @@ __all__ = [
     # inference
     "COV_TYPES", "randomization_inference", "randomization_ci", "randomization_pretest",
     "adjust_pvalues", "p_adjust", "summary_index", "mde", "mde_from_design",
+    "power", "PowerResult",
     # results
     "EffectResult", "CategoricalEffectResult", "DynamicEffectResult", "BoundsResult", "BalanceTable",
     "HeterogeneityResult", "SurvivalResult", "ComparisonTable", "compare",
