@@ -16,6 +16,11 @@ keep the user's setting when it is large enough for threads to pay.
   the number of matrix elements the call works on; below :data:`LARGE_PROBLEM` the
   call runs under :func:`single_blas_thread`, above it under the caller's setting.
 
+A large problem keeps the caller's threads only while the machine has idle cores (the
+1-minute load average below the number of cores): on a machine shared with other
+processes, OpenBLAS threads that wait for a busy core make even a 250,000 × 20 QR ten
+times slower than one thread (measured on 2 cores at load 10).
+
 The cap only ever lowers the thread count, so a caller that asked for one thread
 (a parallel worker of :mod:`ips_impact.parallel`) is never overridden by a hot path.
 One BLAS thread also makes results independent of the number of cores: the parallel
@@ -26,12 +31,16 @@ whatever the backend.
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-__all__ = ["LARGE_PROBLEM", "single_blas_thread", "hot_path", "blas_threads"]
+__all__ = [
+    "LARGE_PROBLEM", "single_blas_thread", "hot_path", "blas_threads",
+    "design_size", "fitted_size", "study_size",
+]
 
 #: Matrix elements (rows × columns of the design) from which BLAS threads pay on the
 #: reference machine: 250,000 persons × 20 regressors. Smaller calls run single-threaded.
@@ -84,6 +93,15 @@ def single_blas_thread() -> Iterator[None]:
                 _saved.clear()
 
 
+def _idle_cores() -> bool:
+    """Whether the machine has a core to spare for a second BLAS thread."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # pragma: no cover - not POSIX
+        return True
+    return load < (os.cpu_count() or 1) - 0.5
+
+
 def hot_path(size: Callable[..., float]) -> Callable[[F], F]:
     """Decorate a hot entry point so that it picks its BLAS threading by problem size.
 
@@ -102,7 +120,7 @@ def hot_path(size: Callable[..., float]) -> Callable[[F], F]:
                 work = float(size(*args, **kwargs))
             except Exception:  # a bad argument is the function's to report, not ours
                 work = 0.0
-            if work >= LARGE_PROBLEM:
+            if work >= LARGE_PROBLEM and _idle_cores():
                 return fn(*args, **kwargs)
             with single_blas_thread():
                 return fn(*args, **kwargs)
@@ -110,3 +128,20 @@ def hot_path(size: Callable[..., float]) -> Callable[[F], F]:
         return inner  # type: ignore[return-value]
 
     return wrap
+
+
+# sizes of the hot entry points (rows × columns of the matrices they work on)
+def design_size(self: Any, X: Any, *args: Any, **kwargs: Any) -> float:
+    """Size of ``OLSDesign(X, ...)``: rows × columns of X."""
+    shape = getattr(X, "shape", None) or (len(X), len(X[0]))
+    return float(shape[0]) * float(shape[1] if len(shape) > 1 else 1)
+
+
+def fitted_size(self: Any, *args: Any, **kwargs: Any) -> float:
+    """Size of ``OLSDesign.fit``: the design's rows × columns."""
+    return float(self.n) * float(self.p)
+
+
+def study_size(study: Any, *args: Any, **kwargs: Any) -> float:
+    """Size of an estimator or randomization call on a study: persons × 20 regressors."""
+    return 20.0 * float(len(study.persons))

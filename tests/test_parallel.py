@@ -136,7 +136,7 @@ def test_single_blas_thread_is_reentrant_and_restores():
     assert _threads.blas_threads() == before
 
 
-def test_hot_path_caps_small_problems_only():
+def test_hot_path_caps_small_problems_and_busy_machines(monkeypatch):
     seen = []
 
     @_threads.hot_path(lambda n: n)
@@ -144,6 +144,24 @@ def test_hot_path_caps_small_problems_only():
         seen.append(_threads.blas_threads())
 
     before = _threads.blas_threads()
+    monkeypatch.setattr(_threads, "_idle_cores", lambda: True)
     work(10)
     work(_threads.LARGE_PROBLEM)
-    assert seen == [1, before]
+    monkeypatch.setattr(_threads, "_idle_cores", lambda: False)
+    work(_threads.LARGE_PROBLEM)
+    assert seen == [1, before, 1]
+
+
+def test_the_hot_entry_points_choose_their_threads():
+    from ips_impact.estimators.dynamic import itt_by_period
+    from ips_impact.inference.covariance import OLSDesign
+    from ips_impact.inference.randomization import (
+        linear_statistics,
+        randomization_ci,
+        randomization_inference,
+        randomization_pretest,
+    )
+
+    for fn in (OLSDesign.__init__, OLSDesign.fit, itt_by_period, linear_statistics,
+               randomization_inference, randomization_ci, randomization_pretest):
+        assert getattr(fn, "__wrapped__", None) is not None, fn.__qualname__

@@ -75,6 +75,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from ips_impact._threads import hot_path, study_size
 from ips_impact.errors import DesignError, EstimationError
 from ips_impact.inference.permutation import AssignmentMatrix, assignment_matrix
 
@@ -316,6 +317,7 @@ def _chunk_size(n_persons: int, width: int, n_draws: int, memory: int) -> int:
     return int(max(1, min(n_draws, memory // max(per_draw, 1))))
 
 
+@hot_path(lambda problems, draws, **kw: 20.0 * draws.shape[1])
 def linear_statistics(
     problems: LinearProblem | Sequence[LinearProblem],
     draws: np.ndarray,
@@ -973,6 +975,7 @@ def family_distribution(
     return fam.observed, fam.draws, fam.assignments.exact
 
 
+@hot_path(study_size)
 def randomization_inference(
     study: Any,
     results: Any,
@@ -1033,6 +1036,7 @@ def randomization_inference(
     return out[0] if single else out
 
 
+@hot_path(study_size)
 def randomization_ci(
     study: Any,
     results: Any,
@@ -1119,6 +1123,7 @@ def _ci_row(row: pd.Series, p: float, lo: float, hi: float, level: float, fam: _
     }
 
 
+@hot_path(study_size)
 def randomization_pretest(
     study: Any, result: Any, *, n_permutations: int = 10_000, seed: int = 0
 ) -> dict[str, Any]:
