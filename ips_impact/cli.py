@@ -89,6 +89,10 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=2018)
     d.add_argument("--n-permutations", type=int, default=2000)
     d.set_defaults(func=_cmd_demo)
+
+    from ips_impact import power_cli
+
+    power_cli.register(sub)
     return p
 
 
