@@ -300,8 +300,11 @@ def _fit(study: Any, cell: _Cell, name: str, h: int) -> tuple[float, float, floa
         row = tidy.loc[tidy["term"] == "rmst_difference"].iloc[0]
         return float(row["estimate"]), float(row["std_error"]), float(row["p_value"])
     from ips_impact.estimators.itt import itt
+    from ips_impact.results import EffectResult
 
     res = itt(study, name, horizon=h, covariates=cell.covariates, adjustment=cell.adjustment)
+    if not isinstance(res, EffectResult):  # pragma: no cover - every simulated outcome is numeric
+        raise EstimationError(f"outcome {name!r} is categorical; power needs one effect per trial")
     return float(res.estimate), float(res.std_error), float(res.p_value)
 
 
@@ -347,7 +350,7 @@ def _replicate(task: tuple[_Cell, int, int, int]) -> tuple[np.ndarray, ...]:
     if cell.estimand == "family":
         from ips_impact.inference.multiple import p_adjust
 
-        pv = np.asarray(p_adjust(pv, cell.correction), dtype=float)
+        pv = np.asarray(p_adjust(pv, cell.correction or "holm"), dtype=float)
     return est, se, pv, truth, failed
 
 
@@ -785,7 +788,7 @@ def _summarise(
         for r in range(R):
             for i, (o, h) in enumerate(mem):
                 reps.append((g, n, s, r, o, h, est[r, i], se[r, i], pv[r, i], tr[r, i]))
-        groups = [
+        groups: list[tuple[Any, ...]] = [
             (o, h, rej[:, i], est[:, i], se[:, i], tr[:, i], fl[:, i])
             for i, (o, h) in enumerate(mem)
         ]
