@@ -308,6 +308,33 @@ def _fit(study: Any, cell: _Cell, name: str, h: int) -> tuple[float, float, floa
     return float(res.estimate), float(res.std_error), float(res.p_value)
 
 
+_DESIGN_COLUMNS = (
+    "person_id",
+    "arm",
+    "randomization_date",
+    "stratum",
+    "region",
+    "site",
+    "household_id",
+)
+
+
+def _slim_study(trial: Any, cell: _Cell) -> Any:
+    """Build the Study of a simulated trial with only the columns the estimand reads.
+
+    Validation and linkage work column by column, so the outcome(s), the design columns
+    and the covariates are kept and the other simulated outcomes and covariates are not
+    read: the estimate is the same as on the full tables, at a fraction of the cost.
+    """
+    from ips_impact.study import Study
+
+    outcomes = [name for name, _ in cell.members]
+    a = trial.assignment
+    keep_a = [c for c in (*_DESIGN_COLUMNS, *cell.covariates) if c in a.columns]
+    keep_p = ["person_id", "period", *dict.fromkeys(outcomes)]
+    return Study.from_frames(a[keep_a], trial.panel[keep_p], households=trial.households)
+
+
 def _replicate(task: tuple[_Cell, int, int, int]) -> tuple[np.ndarray, ...]:
     """Draw one synthetic trial and test its estimand(s).
 
@@ -338,7 +365,7 @@ def _replicate(task: tuple[_Cell, int, int, int]) -> tuple[np.ndarray, ...]:
         # reports the rejection rate that results, warnings and all
         warnings.simplefilter("ignore")
         try:
-            study = trial.study()
+            study = _slim_study(trial, cell)
         except IpsImpactError:
             failed[:] = 1.0
             return est, se, pv, truth, failed
