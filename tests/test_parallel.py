@@ -162,6 +162,8 @@ def test_the_hot_entry_points_choose_their_threads():
         randomization_pretest,
     )
 
-    for fn in (OLSDesign.__init__, OLSDesign.fit, itt_by_period, linear_statistics,
+    from ips_impact.estimators.itt import itt
+
+    for fn in (OLSDesign.__init__, OLSDesign.fit, itt, itt_by_period, linear_statistics,
                randomization_inference, randomization_ci, randomization_pretest):
         assert getattr(fn, "__wrapped__", None) is not None, fn.__qualname__
