@@ -154,6 +154,7 @@ def test_hot_path_caps_small_problems_and_busy_machines(monkeypatch):
 
 def test_the_hot_entry_points_choose_their_threads():
     from ips_impact.estimators.dynamic import itt_by_period
+    from ips_impact.estimators.itt import itt
     from ips_impact.inference.covariance import OLSDesign
     from ips_impact.inference.randomization import (
         linear_statistics,
@@ -161,8 +162,6 @@ def test_the_hot_entry_points_choose_their_threads():
         randomization_inference,
         randomization_pretest,
     )
-
-    from ips_impact.estimators.itt import itt
 
     for fn in (OLSDesign.__init__, OLSDesign.fit, itt, itt_by_period, linear_statistics,
                randomization_inference, randomization_ci, randomization_pretest):
