@@ -11,6 +11,7 @@ construction.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -143,7 +144,8 @@ def build_world(n: int, seed: int, p: SyntheticParams, *, members: bool = True) 
     # persons who start IPS in that world (exclusion restriction)
     d = np.stack([pop.takeup_if_control, pop.takeup_if_ips])[:, :, None]
     sp = dataclasses.replace(sp, fte=np.where(d, sp.fte[1][None], sp.fte[0][None]))
-    paths = dyn.simulate_paths(
+    simulate_participants = functools.partial(
+        dyn.simulate_paths,
         rngs["paths_participants"], n_months=T, origin=origin, rand_col=rand_col,
         onset_col=onset_col, retire_col=retire_col, di_exit_from=rand_col + 1,
         active_from=np.zeros(n, dtype=np.int64),
@@ -159,15 +161,10 @@ def build_world(n: int, seed: int, p: SyntheticParams, *, members: bool = True) 
         p_emp0_di=p.p_employed_at_origin_di, p_emp0_no_di=p.p_employed_at_origin_no_di,
         onset_job_loss=p.onset_job_loss, spell_fte=sp.fte, p=p,
     )
-    prim, inv = _benefits(pop.wage_ft, pop.situation, p)
-    participants = Group(
-        person_id=pop.person_id, start_month=start, rand_col=rand_col, onset_col=onset_col,
-        retire_col=retire_col, wage_ft=pop.wage_ft, benefit_primary=prim,
-        benefit_invalidity=inv, ub_amount=np.where(pop.ub_eligible, pop.ub_amount, 0.0),
-        paths=paths, spells=sp, index=np.arange(n), region=pop.region,
-        role=np.full(n, "index", dtype=object), baseline=np.ones(n, dtype=bool),
-        benefit_rows=np.ones(n, dtype=bool),
-    )
+    # the participants' and the members' paths draw from their own streams and share
+    # nothing, so they are simulated at the same time (numpy releases the GIL)
+    pool = ThreadPoolExecutor(max_workers=1) if members and CHUNK_THREADS > 1 else None
+    future = pool.submit(simulate_participants) if pool is not None else None
     member_group = None
     if members:
         sel = np.flatnonzero(mem.has_panel)
@@ -204,6 +201,20 @@ def build_world(n: int, seed: int, p: SyntheticParams, *, members: bool = True) 
             ub_amount=np.zeros(m), paths=mpaths, spells=msp, index=ix, region=pop.region[ix],
             role=mem.role[sel], baseline=mem.baseline[sel], benefit_rows=on_di,
         )
+    if future is not None and pool is not None:
+        paths = future.result()
+        pool.shutdown()
+    else:
+        paths = simulate_participants()
+    prim, inv = _benefits(pop.wage_ft, pop.situation, p)
+    participants = Group(
+        person_id=pop.person_id, start_month=start, rand_col=rand_col, onset_col=onset_col,
+        retire_col=retire_col, wage_ft=pop.wage_ft, benefit_primary=prim,
+        benefit_invalidity=inv, ub_amount=np.where(pop.ub_eligible, pop.ub_amount, 0.0),
+        paths=paths, spells=sp, index=np.arange(n), region=pop.region,
+        role=np.full(n, "index", dtype=object), baseline=np.ones(n, dtype=bool),
+        benefit_rows=np.ones(n, dtype=bool),
+    )
     return World(
         params=p, seed=seed, pop=pop, members=mem, index_lipro=index_lipro, arm=arm,
         n_treated=n_treated, participants=participants, member_group=member_group,
