@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import os
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -29,6 +31,9 @@ from ips_impact.estimators.dynamic import itt_by_period
 from ips_impact.estimators.itt import itt
 from ips_impact.inference.covariance import OLSDesign
 from ips_impact.synthetic import generate
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import figure, summary  # noqa: E402
 
 COVS = ("age", "female", "education", "diagnosis", "di_phase", "di_months", "household_type",
         "pre_employment_share")
@@ -72,10 +77,8 @@ def main() -> None:
         cases.append((f"engine {ct}, 57,600 x {X.shape[1]}",
                       lambda ct=ct, cl=cl: OLSDesign(X, cov_type=ct, clusters=cl).fit(y, df_for=[1]), 3, None))
     for name, fn, repeat, target in cases:
-        t = timed(fn, repeat)
-        verdict = "" if target is None else (f"  (target < {target * 1000:.0f} ms: "
-                                             f"{'ok' if t < target else 'MISSED'})")
-        print(f"{name:34s} {t * 1000:9.1f} ms{verdict}")
+        figure(name, timed(fn, repeat), "s", at_most=target)
+    summary()
 
 
 if __name__ == "__main__":

@@ -23,14 +23,19 @@ from __future__ import annotations
 
 import argparse
 import resource
+import sys
 import time
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import statsmodels.api as sm
 
 from ips_impact.inference.permutation import draw_assignments
 from ips_impact.inference.randomization import LinearProblem, linear_statistics, ri_pvalues
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import figure, summary  # noqa: E402
 
 
 def make_trial(n_outcomes: int = 5, n_horizons: int = 20, seed: int = 0):
@@ -92,10 +97,8 @@ def main() -> None:
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB -> MB on Linux
-    print(f"vectorised engine: {elapsed:.3f} s for {args.draws} draws x {y.shape[1]} statistics "
-          f"(target <= 2 s) -> {'OK' if elapsed <= 2 else 'SLOW'}")
-    print(f"peak traced memory {peak / 2**20:.1f} MB, max RSS of the process {rss:.1f} MB "
-          f"(target <= 2048 MB) -> {'OK' if max(peak / 2**20, rss) <= 2048 else 'TOO MUCH'}")
+    figure(f"vectorised engine: {args.draws} draws x {y.shape[1]} statistics", elapsed, "s", at_most=2.0)
+    figure("  peak memory (traced or max RSS, the larger)", max(peak / 2**20, rss), "MB", at_most=2048.0)
 
     n_sub = args.refit_draws
     t0 = time.perf_counter()
@@ -104,14 +107,15 @@ def main() -> None:
     err = np.max(np.abs(ref - t[:n_sub]))
     per_draw = refit / n_sub
     extrapolated = per_draw * args.draws
-    print(f"refit per draw (statsmodels OLS, {n_sub} draws x {y.shape[1]} fits): {refit:.2f} s, "
-          f"{per_draw * 1e3:.1f} ms per draw -> {extrapolated:.0f} s extrapolated to {args.draws} draws")
-    print(f"max |difference| of coefficients on the subset: {err:.2e}")
+    figure(f"refit per draw (statsmodels OLS, {y.shape[1]} fits), per draw", per_draw, "s")
+    figure(f"  refit extrapolated to {args.draws} draws", extrapolated, "s")
+    figure("max |difference| of coefficients on the subset", err, "", at_most=1e-8)
     ratio = extrapolated / elapsed
-    print(f"speed-up: {ratio:.0f}x (target >= 500x) -> {'OK' if ratio >= 500 else 'BELOW TARGET'}")
+    figure("speed-up of the engine over refitting", ratio, "x", at_least=500.0)
     print(f"smallest p-value {p.min():.4f}, share p <= 0.05: {np.mean(p <= 0.05):.2f}")
 
     end_to_end(args.draws)
+    summary()
 
 
 def end_to_end(n_draws: int) -> None:
@@ -134,9 +138,9 @@ def end_to_end(n_draws: int) -> None:
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     p = np.concatenate([r.tidy()["ri_p_value"].to_numpy() for r in out])
-    print(f"end to end (synthetic trial, itt_by_period, {n_stat} statistics, {n_draws} draws): "
-          f"{elapsed:.3f} s, peak traced memory {peak / 2**20:.1f} MB; "
-          f"share of RI p-values <= 0.05: {np.mean(p <= 0.05):.2f}")
+    figure(f"end to end (itt_by_period, {n_stat} statistics, {n_draws} draws)", elapsed, "s")
+    figure("  peak traced memory", peak / 2**20, "MB")
+    print(f"share of RI p-values <= 0.05: {np.mean(p <= 0.05):.2f}")
 
 
 if __name__ == "__main__":

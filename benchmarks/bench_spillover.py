@@ -20,11 +20,16 @@ heavy BLAS threading on a loaded machine can multiply the engine's share (set
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 import warnings
+from pathlib import Path
 
 from ips_impact.estimators.heterogeneity import heterogeneity
 from ips_impact.estimators.spillover import household_total, spillover
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import figure, summary  # noqa: E402
 
 
 def best_of(fn, repeat: int) -> float:
@@ -50,7 +55,8 @@ def main() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         study = trial.study()
-    print(f"setup (generate + Study): {time.perf_counter() - t0:.2f} s; {study}")
+    print(study)
+    figure("setup (generate + Study)", time.perf_counter() - t0, "s")
 
     covs = tuple(c for c in ("age", "female") if c in study.persons.columns)
     cases = {
@@ -74,8 +80,9 @@ def main() -> None:
         for name, fn in cases.items():
             t = best_of(fn, args.repeat)
             worst = max(worst, t)
-            print(f"{name:45s} {t * 1000:8.1f} ms")
-    print(f"slowest call: {worst * 1000:.1f} ms (target < 500 ms)")
+            figure(name, t, "s")
+    figure("slowest call", worst, "s", at_most=0.5)
+    summary()
 
 
 if __name__ == "__main__":

@@ -6,12 +6,17 @@ Run: .venv/bin/python benchmarks/bench_study.py
 from __future__ import annotations
 
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ips_impact.study import Study
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import figure, summary  # noqa: E402
 
 
 def frames(n: int = 1200, n_members: int = 1500, quarters: int = 48, seed: int = 0):
@@ -52,9 +57,8 @@ def main() -> None:
         t = time.perf_counter()
         s = Study.from_frames(a, p, households=h)
         times.append(time.perf_counter() - t)
-    print(f"Study.from_frames: {len(a)} persons + {h.role.ne('index').sum()} members x 48 quarters "
-          f"({len(p):,} panel rows): median {statistics.median(times):.3f} s, min {min(times):.3f} s "
-          f"over 5 runs (target < 2 s)")
+    figure(f"Study.from_frames: {len(a)} persons + {h.role.ne('index').sum()} members x 48 q "
+           f"({len(p):,} rows), median of 5", statistics.median(times), "s", at_most=2.0)
     from ips_impact.synthetic import generate
 
     trial = generate(n_persons=1200, seed=2018)
@@ -64,12 +68,13 @@ def main() -> None:
         trial.study()
         times.append(time.perf_counter() - t)
     sizes = ", ".join(f"{k} {len(v):,}" for k, v in trial.frames().items())
-    print(f"Study of the synthetic trial with every table ({sizes} rows): median "
-          f"{statistics.median(times):.3f} s over 3 runs")
+    print(f"synthetic trial with every table: {sizes} rows")
+    figure("Study of the synthetic trial, every table, median of 3", statistics.median(times), "s")
     t = time.perf_counter()
     for _ in range(20):
         s.outcome_matrix("employed", np.arange(-16, 21))
-    print(f"outcome_matrix(37 event times): {(time.perf_counter() - t) / 20 * 1e3:.1f} ms")
+    figure("outcome_matrix(37 event times)", (time.perf_counter() - t) / 20, "s")
+    summary()
 
 
 if __name__ == "__main__":

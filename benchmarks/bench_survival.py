@@ -7,8 +7,10 @@ Run: .venv/bin/python benchmarks/bench_survival.py
 from __future__ import annotations
 
 import statistics
+import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,6 +23,9 @@ from ips_impact.estimators.survival import (
     time_to_event,
 )
 from ips_impact.study import Study
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import figure, summary  # noqa: E402
 
 
 def frames(n: int = 1200, quarters: int = 24, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -81,13 +86,12 @@ def main() -> None:
     }
     for name, fn in cases.items():
         med, best = timed(fn)
-        target = "  (target < 0.5 s)" if name.startswith("time_to_event (Cox efron") else ""
-        print(f"{name}: median {med:.3f} s, min {best:.3f} s{target}")
+        figure(f"{name}, median", med, "s", at_most=0.5 if name.startswith("time_to_event (Cox efron") else None)
     res = time_to_event(study, "employed", horizon=24)
     z = study.design.permutations(10_000, seed=1)
     med, best = timed(lambda: randomization_statistics(study, res, z), repeat=3)
-    print(f"randomization_statistics: 10,000 assignments (log-rank, Cox, RMST): median {med:.3f} s, "
-          f"min {best:.3f} s")
+    figure("randomization_statistics: 10,000 assignments (log-rank, Cox, RMST), median", med, "s")
+    summary()
 
 
 if __name__ == "__main__":

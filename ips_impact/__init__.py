@@ -40,7 +40,7 @@ from ips_impact.io.mapping import ColumnMap
 from ips_impact.ledger import Ledger
 from ips_impact.plan import Analysis, AnalysisPlan, run_plan
 from ips_impact.plan.store import load_analysis
-from ips_impact.power import mde, mde_from_design
+from ips_impact.power import PowerResult, mde, mde_from_design, power
 from ips_impact.results import (
     BalanceTable,
     BoundsResult,
@@ -65,6 +65,7 @@ __all__ = [
     # inference
     "COV_TYPES", "randomization_inference", "randomization_ci", "randomization_pretest",
     "adjust_pvalues", "p_adjust", "summary_index", "mde", "mde_from_design",
+    "power", "PowerResult",
     # results
     "EffectResult", "CategoricalEffectResult", "DynamicEffectResult", "BoundsResult", "BalanceTable",
     "HeterogeneityResult", "SurvivalResult", "ComparisonTable", "compare",

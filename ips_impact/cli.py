@@ -67,7 +67,7 @@ EXIT_DATA = 2
 EXIT_USAGE = 64
 
 #: Commands whose module lives outside :mod:`ips_impact.commands` (dotted module names).
-COMMAND_MODULES: tuple[str, ...] = ("ips_impact.plan.commands", "ips_impact.brief.commands")
+COMMAND_MODULES: tuple[str, ...] = ("ips_impact.plan.commands", "ips_impact.brief.commands", "ips_impact.power_cli")
 
 
 class _UsageExit(Exception):

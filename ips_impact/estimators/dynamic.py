@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ips_impact._threads import hot_path, study_size
 from ips_impact.errors import EstimationError, EstimationWarning, IpsImpactWarning
 from ips_impact.estimators._data import person_mask
 from ips_impact.estimators._options import resolve_adjustment
@@ -121,6 +122,7 @@ def _periods(periods: Any) -> np.ndarray:
     return np.sort(ks)
 
 
+@hot_path(study_size)
 def itt_by_period(
     study: Any,
     outcome: str,

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ips_impact._threads import hot_path, study_size
 from ips_impact.errors import EstimationError, EstimationWarning, IpsImpactWarning
 from ips_impact.estimators._data import (
     RegressionDesign,
@@ -581,6 +582,7 @@ def _fit_prepared(prep: _Prepared, *, level: float, outcome: str) -> EffectResul
 # ------------------------------------------------------------------------------- itt
 
 
+@hot_path(study_size)
 def itt(
     study: Any,
     outcome: str,

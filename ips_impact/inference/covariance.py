@@ -69,6 +69,7 @@ import scipy.linalg
 import scipy.linalg.lapack
 from scipy import stats
 
+from ips_impact._threads import design_size, fitted_size, hot_path
 from ips_impact.errors import EstimationError, SmallSampleWarning
 
 __all__ = [
@@ -92,6 +93,8 @@ MIN_CLUSTERS_WARN = 20
 # Relative pivot below which a column counts as a linear combination of the others
 # (the tolerance of R's lm()).
 _RANK_TOL = 1e-7
+# Numbers per block of clusters when the CR2 df of several coefficients are computed at once.
+_DF_BLOCK = 4_000_000
 # Eigenvalues of I - H_gg below this get a zero inverse square root (estimatr's rule).
 _CR2_EIG_TOL = 1e-12
 
@@ -235,6 +238,7 @@ class OLSDesign:
         an observation with leverage one under HC2/HC3.
     """
 
+    @hot_path(design_size)
     def __init__(
         self,
         X: Any,
@@ -469,19 +473,46 @@ class OLSDesign:
             self._df_cache[j] = self._satterthwaite(j)
         return self._df_cache[j]
 
-    def _satterthwaite(self, j: int) -> float:
-        M = self.xtx_inv
-        c = M[:, j]
-        d = self._group_sum((self._AX @ c) ** 2)  # ||A_g X_g M e_j||^2
-        W = self._group_sum(self._AX * (self._X @ c)[:, None])  # rows X_g'A_g X_g M e_j
-        WM = W @ M
-        q = np.einsum("gk,gk->g", WM, W)  # w_g' M w_g
-        S = W.T @ W
-        MS = M @ S
-        trB = d.sum() - q.sum()
-        frob2 = (d**2).sum() - 2.0 * (d * q).sum() + np.einsum("ij,ji->", MS, MS)
-        return float(trB**2 / frob2)
+    def _satterthwaite_many(self, js: Sequence[int]) -> np.ndarray:
+        r"""Bell–McCaffrey Satterthwaite df of several coefficients in one pass.
 
+        For coefficient j, :math:`\nu_j = (\operatorname{tr} B_j)^2 / \lVert B_j \rVert_F^2`
+        with :math:`B_j` the G × G matrix of the CR2 variance of :math:`\hat\beta_j`;
+        with :math:`d_{gj} = \lVert A_g X_g M e_j \rVert^2`, :math:`q_{gj} = w_{gj}'Mw_{gj}`
+        and :math:`S_j = \sum_g w_{gj}w_{gj}'`: :math:`\operatorname{tr} B_j = \sum_g (d_{gj}
+        - q_{gj})` and :math:`\lVert B_j\rVert_F^2 = \sum_g d_{gj}^2 - 2\sum_g d_{gj}q_{gj}
+        + \operatorname{tr}(MS_jMS_j)`. The cluster rows are :math:`w_{gj} = P_g M e_j` with
+        :math:`P_g = X_g'A_gX_g` (K × K, one per cluster), so one batched product per
+        cluster size serves every coefficient; clusters are taken in blocks of at most a
+        few million numbers.
+        """
+        M = self.xtx_inv
+        C = M[:, list(js)]  # (K, J): the columns M e_j
+        J, K = C.shape[1], self.p
+        d = self._group_sum((self._AX @ C) ** 2)  # (G, J): ||A_g X_g M e_j||^2
+        q = np.empty_like(d)
+        S = np.zeros((J, K, K))
+        block = max(1, _DF_BLOCK // (K * max(K, J)))
+        for size in np.unique(self._sizes):
+            gs_all = np.flatnonzero(self._sizes == size)
+            for b0 in range(0, gs_all.size, block):
+                gs = gs_all[b0:b0 + block]
+                rows = self._order[self._starts[gs][:, None] + np.arange(size)]
+                P = self._AX[rows].transpose(0, 2, 1) @ self._X[rows]  # (g, K, K)
+                W = P @ C  # (g, K, J)
+                q[gs] = np.einsum("gkj,gkj->gj", W, M @ W)
+                Wt = W.transpose(2, 0, 1)  # (J, g, K)
+                S += Wt.transpose(0, 2, 1) @ Wt
+        MS = M @ S
+        trB = d.sum(axis=0) - q.sum(axis=0)
+        frob2 = (d**2).sum(axis=0) - 2.0 * (d * q).sum(axis=0) + np.einsum("jab,jba->j", MS, MS)
+        return trB**2 / frob2
+
+    def _satterthwaite(self, j: int) -> float:
+        """Satterthwaite df of coefficient ``j`` (see :meth:`_satterthwaite_many`)."""
+        return float(self._satterthwaite_many([j])[0])
+
+    @hot_path(fitted_size)
     def fit(self, y: Any, *, df_for: Sequence[int] | None = None) -> OLSFit:
         """Fit one outcome vector.
 
@@ -509,6 +540,11 @@ class OLSDesign:
         V = self._scale * (self.xtx_inv @ (U.T @ U) @ self.xtx_inv)
         V = (V + V.T) / 2.0
         wanted = range(self.p) if df_for is None else df_for
+        if self.cov_type == "CR2":
+            # the Satterthwaite df of every wanted coefficient in one batched pass
+            todo = sorted({int(j) for j in wanted} - set(self._df_cache))
+            if todo:
+                self._df_cache.update(zip(todo, self._satterthwaite_many(todo).tolist()))
         df = np.full(self.p, np.nan)
         for j in wanted:
             df[j] = self.df(int(j))

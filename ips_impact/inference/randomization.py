@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from ips_impact._threads import hot_path, study_size
 from ips_impact.errors import DesignError, EstimationError
 from ips_impact.inference.permutation import AssignmentMatrix, assignment_matrix
 from ips_impact.inference.ri_engine import (
@@ -281,6 +282,7 @@ def family_distribution(
     return fam.observed, fam.draws, fam.assignments.exact
 
 
+@hot_path(study_size)
 def randomization_inference(
     study: Any,
     results: Any,
@@ -339,6 +341,7 @@ def randomization_inference(
     return back(out)
 
 
+@hot_path(study_size)
 def randomization_ci(
     study: Any,
     results: Any,
@@ -440,6 +443,7 @@ def _without_arm_column(prob: RandomizationProblem, obs: np.ndarray, dist: np.nd
     return obs[idx].copy(), dist[:, idx].copy()
 
 
+@hot_path(study_size)
 def randomization_pretest(
     study: Any, result: Any, *, n_permutations: int = 10_000, seed: int = 0
 ) -> Any:

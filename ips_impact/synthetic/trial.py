@@ -23,7 +23,7 @@ from ips_impact.synthetic.world import (
     Group,
     World,
     build_world,
-    chunks,
+    map_chunks,
     month_labels,
     quarter_labels,
     quarterly,
@@ -357,16 +357,20 @@ def _reveal(
         del qo
     else:
         # by chunks of persons, so that the monthly temporaries stay small
-        for a, b in chunks(g.m):
+        def part(a: int, b: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None]:
             sub = subgroup(g, a, b)
             qo = quarterly(sub, arm[a:b], p, details=details)
-            panels.append(_panel_frame(sub, qo, w, details))
+            frame = _panel_frame(sub, qo, w, details)
             if hist.size:
                 pre_emp[a:b] = qo["employed"][hist].mean(axis=0)
                 pre_earn[a:b] = qo["earnings"][hist].mean(axis=0)
-            if "benefits" in tables:
-                bens.append(_benefit_frame(sub, _slim(qo), w))
-            del qo
+            ben = _benefit_frame(sub, _slim(qo), w) if "benefits" in tables else None
+            return frame, ben
+
+        for frame, ben in map_chunks(part, g.m):
+            panels.append(frame)
+            if ben is not None:
+                bens.append(ben)
     out: dict[str, Any] = {}
     out["assignment"] = pd.DataFrame({
         "person_id": pop.person_id,
@@ -389,13 +393,21 @@ def _reveal(
     mg = w.member_group
     if mg is not None and "households" in tables:
         marm = arm[mg.index]
-        for a, b in chunks(mg.m):
+        def member_part(
+            a: int, b: int
+        ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None]:
             sub = subgroup(mg, a, b)
             mq = quarterly(sub, marm[a:b], p, details=details)
-            panels.append(_panel_frame(sub, mq, w, details))
+            frame = _panel_frame(sub, mq, w, details)
+            ben = None
             if "benefits" in tables and sub.benefit_rows.any():
-                bens.append(_benefit_frame(sub, _slim(mq), w))
-            del mq
+                ben = _benefit_frame(sub, _slim(mq), w)
+            return frame, ben
+
+        for frame, ben in map_chunks(member_part, mg.m):
+            panels.append(frame)
+            if ben is not None:
+                bens.append(ben)
     out["panel"] = _assemble(panels)
     out["benefits"] = _assemble(bens) if bens else None
     if "households" in tables:

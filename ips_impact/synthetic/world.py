@@ -11,7 +11,12 @@ construction.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -139,7 +144,8 @@ def build_world(n: int, seed: int, p: SyntheticParams, *, members: bool = True) 
     # persons who start IPS in that world (exclusion restriction)
     d = np.stack([pop.takeup_if_control, pop.takeup_if_ips])[:, :, None]
     sp = dataclasses.replace(sp, fte=np.where(d, sp.fte[1][None], sp.fte[0][None]))
-    paths = dyn.simulate_paths(
+    simulate_participants = functools.partial(
+        dyn.simulate_paths,
         rngs["paths_participants"], n_months=T, origin=origin, rand_col=rand_col,
         onset_col=onset_col, retire_col=retire_col, di_exit_from=rand_col + 1,
         active_from=np.zeros(n, dtype=np.int64),
@@ -155,15 +161,10 @@ def build_world(n: int, seed: int, p: SyntheticParams, *, members: bool = True) 
         p_emp0_di=p.p_employed_at_origin_di, p_emp0_no_di=p.p_employed_at_origin_no_di,
         onset_job_loss=p.onset_job_loss, spell_fte=sp.fte, p=p,
     )
-    prim, inv = _benefits(pop.wage_ft, pop.situation, p)
-    participants = Group(
-        person_id=pop.person_id, start_month=start, rand_col=rand_col, onset_col=onset_col,
-        retire_col=retire_col, wage_ft=pop.wage_ft, benefit_primary=prim,
-        benefit_invalidity=inv, ub_amount=np.where(pop.ub_eligible, pop.ub_amount, 0.0),
-        paths=paths, spells=sp, index=np.arange(n), region=pop.region,
-        role=np.full(n, "index", dtype=object), baseline=np.ones(n, dtype=bool),
-        benefit_rows=np.ones(n, dtype=bool),
-    )
+    # the participants' and the members' paths draw from their own streams and share
+    # nothing, so they are simulated at the same time (numpy releases the GIL)
+    pool = ThreadPoolExecutor(max_workers=1) if members and CHUNK_THREADS > 1 else None
+    future = pool.submit(simulate_participants) if pool is not None else None
     member_group = None
     if members:
         sel = np.flatnonzero(mem.has_panel)
@@ -200,6 +201,20 @@ def build_world(n: int, seed: int, p: SyntheticParams, *, members: bool = True) 
             ub_amount=np.zeros(m), paths=mpaths, spells=msp, index=ix, region=pop.region[ix],
             role=mem.role[sel], baseline=mem.baseline[sel], benefit_rows=on_di,
         )
+    if future is not None and pool is not None:
+        paths = future.result()
+        pool.shutdown()
+    else:
+        paths = simulate_participants()
+    prim, inv = _benefits(pop.wage_ft, pop.situation, p)
+    participants = Group(
+        person_id=pop.person_id, start_month=start, rand_col=rand_col, onset_col=onset_col,
+        retire_col=retire_col, wage_ft=pop.wage_ft, benefit_primary=prim,
+        benefit_invalidity=inv, ub_amount=np.where(pop.ub_eligible, pop.ub_amount, 0.0),
+        paths=paths, spells=sp, index=np.arange(n), region=pop.region,
+        role=np.full(n, "index", dtype=object), baseline=np.ones(n, dtype=bool),
+        benefit_rows=np.ones(n, dtype=bool),
+    )
     return World(
         params=p, seed=seed, pop=pop, members=mem, index_lipro=index_lipro, arm=arm,
         n_treated=n_treated, participants=participants, member_group=member_group,
@@ -237,16 +252,36 @@ def chunks(m: int, size: int | None = None) -> list[tuple[int, int]]:
     return [(a, min(a + size, m)) for a in range(0, max(m, 1), size)] if m else []
 
 
+_T = TypeVar("_T")
+
+#: Chunks of persons built at once. The heavy steps (gathers, ufuncs, reductions on
+#: arrays of a chunk) release the GIL, so two threads use two cores; each chunk's result
+#: depends on its persons only and the results are kept in chunk order, so the output
+#: is the same bit for bit with any number of threads.
+CHUNK_THREADS = 2
+
+
+def map_chunks(fn: Callable[[int, int], _T], m: int, size: int | None = None) -> list[_T]:
+    """``[fn(a, b) for a, b in chunks(m, size)]``, up to :data:`CHUNK_THREADS` at once."""
+    spans = chunks(m, size)
+    threads = min(CHUNK_THREADS, len(spans), os.cpu_count() or 1)
+    if threads <= 1:
+        return [fn(a, b) for a, b in spans]
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return list(pool.map(lambda ab: fn(*ab), spans))
+
+
 def quarterly_chunked(
     g: Group, sel: np.ndarray, p: SyntheticParams, *, details: bool = True,
     only: frozenset[str] | set[str] | None = None,
 ) -> dict[str, np.ndarray]:
     """:func:`quarterly` computed by chunks of persons (no ``_monthly`` in the result)."""
-    parts: list[dict[str, np.ndarray]] = []
-    for a, b in chunks(g.m):
+    def one(a: int, b: int) -> dict[str, np.ndarray]:
         q = quarterly(subgroup(g, a, b), sel[a:b], p, details=details, only=only)
         q.pop("_monthly")
-        parts.append(q)
+        return q
+
+    parts = map_chunks(one, g.m)
     if len(parts) == 1:
         return parts[0]
     return {k: np.concatenate([q.pop(k) for q in parts], axis=1) for k in list(parts[0])}

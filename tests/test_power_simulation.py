@@ -1,0 +1,205 @@
+"""Simulation-based power (ips_impact.power.power): reproducible, resumable, and right.
+
+Statistical checks use the synthetic generator's known truth: under the sharp null the
+rejection rate is the size of the test; under an effect it is the power that the
+normal approximation predicts from the true effect and the standard error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from scipy import stats  # noqa: E402
+
+import ips_impact as ii  # noqa: E402
+from ips_impact.errors import EstimationError  # noqa: E402
+from ips_impact.power import PowerResult, _crossing, _replicate, power  # noqa: E402
+from ips_impact.synthetic import SyntheticParams  # noqa: E402
+
+SMALL = dict(sample_sizes=[120, 200], effect_scales=[0.0, 1.0], n_replicates=5, seed=7)
+# one enrolment half-year: the strata are the three regions, so that small simulated
+# samples never hold a stratum with one arm (which the library rightly refuses)
+ONE_COHORT = dataclasses.replace(SyntheticParams(), enrolment_start="2018-02-01", enrolment_end="2018-06-30")
+
+
+def same(a: PowerResult, b: PowerResult) -> None:
+    # bit-identical: every float equal, NaN where NaN
+    pd.testing.assert_frame_equal(a.replicates, b.replicates, check_exact=True)
+    pd.testing.assert_frame_equal(a.curve, b.curve, check_exact=True)
+    pd.testing.assert_frame_equal(a.mde, b.mde, check_exact=True)
+
+
+@pytest.fixture(scope="module")
+def serial() -> PowerResult:
+    return power("itt", backend="serial", **SMALL)
+
+
+def test_power_is_exported_and_returns_the_curve(serial):
+    assert ii.power is power
+    c = serial.curve
+    assert list(c["n_persons"]) == [120, 120, 200, 200]
+    assert list(c["effect_scale"]) == [0.0, 1.0, 0.0, 1.0]
+    assert (c["unit"] == "pp").all() and serial.unit == "pp"
+    assert (c["n_replicates"] == 5).all()
+    # Monte Carlo SE of a proportion over 5 trials
+    assert np.allclose(c["power_se"], np.sqrt(c["power"] * (1 - c["power"]) / 5))
+    # the truth of a zero effect is exactly zero in every sample (both worlds coincide)
+    assert (c.loc[c["effect_scale"] == 0, "true_effect"] == 0).all()
+    assert (c.loc[c["effect_scale"] == 1, "true_effect"] > 0).all()
+    assert len(serial.replicates) == 4 * 5
+    assert "Simulated power: itt (work_on_di at 6 q)" in serial.summary()
+
+
+def test_two_processes_and_a_local_cluster_are_bit_identical_to_serial(serial):
+    same(power("itt", backend="processes", n_workers=2, chunk_size=3, **SMALL), serial)
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        same(power("itt", backend=client, chunk_size=4, **SMALL), serial)
+
+
+def test_a_resumed_study_gives_the_same_result(serial, tmp_path):
+    full = power("itt", backend="serial", checkpoint=tmp_path, chunk_size=4, **SMALL)
+    same(full, serial)
+    chunks = sorted(tmp_path.glob("chunk-*.pkl"))
+    assert len(chunks) == 5  # 20 replicates in chunks of 4
+    for f in chunks[1::2]:  # as if the study had been stopped with two chunks unwritten
+        f.unlink()
+    same(power("itt", backend="processes", n_workers=2, checkpoint=tmp_path, **SMALL), serial)
+
+
+def test_replicate_r_of_cell_g_does_not_depend_on_the_grid():
+    # cell (n=200, scale 1) is cell 3 of SMALL's grid; a study with the same cell at the
+    # same position draws the same trials whatever else the grid holds
+    a = power("itt", backend="serial", sample_sizes=[120, 200], effect_scales=[0.0, 1.0], n_replicates=3,
+              seed=7)
+    b = power("itt", backend="serial", sample_sizes=[120, 200], effect_scales=[0.0, 1.0], n_replicates=5,
+              seed=7)
+    ra = a.replicates[a.replicates["cell"] == 3].reset_index(drop=True)
+    rb = b.replicates[(b.replicates["cell"] == 3) & (b.replicates["replicate"] < 3)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(ra, rb, check_exact=True)
+
+
+def test_the_power_of_a_zero_effect_is_the_size_of_the_test():
+    # 160 null trials at alpha = 0.10: MC SE 2.4 pp; the band is 3 SE either side
+    res = power("itt", sample_sizes=[200], effect_scales=[0.0], n_replicates=160, alpha=0.10, seed=3,
+                params=ONE_COHORT, backend="processes", n_workers=2)
+    assert res.curve["n_failed"].iloc[0] == 0
+    rate = float(res.curve["power"].iloc[0])
+    se = np.sqrt(0.1 * 0.9 / 160)
+    assert abs(rate - 0.10) < 3 * se, rate
+    # the p-values of a null are uniform (Kolmogorov–Smirnov at the 1% level)
+    assert stats.kstest(res.replicates["p_value"], "uniform").pvalue > 0.01
+
+
+@pytest.mark.slow
+def test_the_family_correction_keeps_the_familywise_error_at_alpha():
+    res = power("family", family=[("work_on_di", 6), ("employed", 6), ("di_benefit", 6)], correction="holm",
+                sample_sizes=[200], effect_scales=[0.0], n_replicates=100, alpha=0.10, seed=5,
+                params=ONE_COHORT, backend="processes", n_workers=2)
+    c = res.curve.set_index("outcome")
+    assert set(c.index) == {"work_on_di", "employed", "di_benefit", "any", "all"}
+    assert c.loc["di_benefit", "unit"] == "EUR per month" and c.loc["employed", "unit"] == "pp"
+    # familywise error (any rejection) ≤ alpha up to Monte Carlo error (3 SE)
+    assert c.loc["any", "power"] <= 0.10 + 3 * np.sqrt(0.1 * 0.9 / 100)
+    assert (c.loc[["work_on_di", "employed", "di_benefit"], "power"] <= c.loc["any", "power"]).all()
+    assert c.loc["all", "power"] <= c.loc["work_on_di", "power"]
+
+
+@pytest.mark.slow
+def test_simulated_power_matches_the_normal_approximation_at_the_true_effect():
+    res = power("itt", sample_sizes=[600], effect_scales=[1.0], n_replicates=200, seed=11,
+                backend="processes", n_workers=2)
+    row = res.curve.iloc[0]
+    z = stats.norm.ppf(0.975)
+    ratio = row["true_effect"] / row["mean_std_error"]
+    predicted = stats.norm.sf(z - ratio) + stats.norm.cdf(-z - ratio)
+    assert abs(row["power"] - predicted) < 3 * np.sqrt(predicted * (1 - predicted) / 200)
+
+
+def test_the_simulated_mde_interpolates_the_curve_and_sits_beside_the_analytic_one():
+    assert _crossing(np.array([0.0, 5.0, 10.0]), np.array([0.05, 0.5, 0.9]), 0.8) == (8.75, "")
+    assert np.isnan(_crossing(np.array([0.0, 5.0]), np.array([0.05, 0.5]), 0.8)[0])
+    assert "one effect scale" in _crossing(np.array([5.0]), np.array([0.5]), 0.8)[1]
+    res = power("itt", sample_sizes=[400], effect_scales=[0.0, 1.0, 2.0], n_replicates=6, seed=1,
+                backend="serial")
+    m = res.mde.iloc[0]
+    assert m["unit"] == "pp"
+    se = res.curve["mean_std_error"].mean()
+    assert m["mde_analytic"] == pytest.approx(ii.mde(se), rel=1e-12)
+
+
+def test_rmst_and_spillover_estimands_run_with_their_units():
+    r = power("rmst", outcome="employed", horizon=4, sample_sizes=[120], n_replicates=2, backend="serial")
+    assert r.unit == "quarters"
+    assert np.isfinite(r.replicates["estimate"]).all() and np.isfinite(r.replicates["true_effect"]).all()
+    s = power("spillover", outcome="employed", horizon=4, sample_sizes=[200], n_replicates=2,
+              backend="serial")
+    assert s.unit == "pp" and np.isfinite(s.replicates["estimate"]).all()
+
+
+def test_sample_sizes_per_region_fix_the_regional_counts():
+    p = dataclasses.replace(SyntheticParams(), pre_quarters=0, post_quarters=6)
+    from ips_impact.power import _sizes
+
+    (n, pn, label), = _sizes([{"VL": 100, "WAL": 60, "BXL": 40}], p)
+    assert n == 200 and label == "VL 100 / WAL 60 / BXL 40"
+    trial = ii.synthetic.generate(n_persons=n, seed=0, params=pn, tables=("assignment", "panel"))
+    assert trial.assignment["region"].value_counts().to_dict() == {"VL": 100, "WAL": 60, "BXL": 40}
+
+
+def test_bad_arguments_are_refused_with_the_fix():
+    with pytest.raises(EstimationError, match="estimand must be one of"):
+        power("late")
+    with pytest.raises(EstimationError, match="is not simulated"):
+        power(outcome="wages")
+    with pytest.raises(EstimationError, match="needs family"):
+        power("family")
+    with pytest.raises(EstimationError, match="correction"):
+        power("family", family=[("employed", 4)], correction="westfall-young")
+    with pytest.raises(EstimationError, match="effect_scales"):
+        power(effect_scales=[-1.0])
+    with pytest.raises(EstimationError, match="n_replicates"):
+        power(n_replicates=1)
+    with pytest.raises(EstimationError, match="per region"):
+        power(sample_sizes=[{"VL": 10.5}])
+    with pytest.raises(EstimationError, match="at least 20"):
+        power(sample_sizes=[10])
+    with pytest.raises(EstimationError, match="members must be"):
+        power("spillover", members="children")
+
+
+def test_a_refused_fit_is_counted_not_hidden():
+    # 30 persons over four enrolment half-years: some strata hold one arm
+    res = power("itt", sample_sizes=[30], n_replicates=4, seed=0, backend="serial")
+    row = res.curve.iloc[0]
+    assert row["n_failed"] > 0
+    assert row["rejections"] <= row["n_replicates"] - row["n_failed"]
+
+
+def test_plot_labels_its_axes_with_units(serial):
+    ax = serial.plot()
+    assert ax.get_xlabel() == "persons randomized (both arms)"
+    assert "power (%" in ax.get_ylabel()
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any("pp" in t for t in labels)
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+def test_replicate_is_a_pure_function_of_its_task():
+    p = dataclasses.replace(SyntheticParams(), pre_quarters=0, post_quarters=6)
+    from ips_impact.power import _Cell
+
+    cell = _Cell("itt", (("employed", 6),), 120, p, (), "ancova", 0.05, None, "partner")
+    a, b = _replicate((cell, 1, 0, 2)), _replicate((cell, 1, 0, 2))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not np.array_equal(a[0], _replicate((cell, 1, 0, 3))[0])
