@@ -87,9 +87,9 @@ def cli_sections() -> list[tuple[str, str]]:
     """``(command, help)`` for ``ips-impact`` and each subcommand, from the parser itself."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    from ips_impact.cli import _parser
+    from ips_impact.cli import build_parser
 
-    parser = _parser()
+    parser = build_parser()
     with _columns(CLI_WIDTH):
         sections = [("ips-impact", parser.format_help())]
         for action in parser._actions:

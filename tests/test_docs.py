@@ -225,9 +225,9 @@ def test_cli_page_renders_every_subcommand(site):
     import argparse
     import html as html_lib
 
-    from ips_impact.cli import _parser
+    from ips_impact.cli import build_parser
 
-    parser = _parser()
+    parser = build_parser()
     (subparsers,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
     commands = {command for command, _ in build.cli_sections()}
     assert commands == {"ips-impact"} | {f"ips-impact {name}" for name in subparsers.choices}
