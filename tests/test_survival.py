@@ -400,7 +400,8 @@ def test_result_is_frozen_and_keyless(study):
     assert "person_id" not in text
     assert list(res.km.columns[:7]) == ["arm", "time", "survival", "conf_low", "conf_high", "at_risk", "events"]
     assert list(res.rmst.columns) == ["arm", "tau", "rmst", "std_error"]
-    assert set(res.tidy()["term"]) == {"logrank", "cox", "rmst_difference", "survival_difference",
+    assert set(res.tidy()["term"]) == {"logrank", "cox", "hazard_ratio", "rmst_difference",
+                                       "rmst_log_ratio", "rmst_ratio", "survival_difference",
                                        "median_difference"}
     with pytest.raises(DisclosureError):
         SurvivalResult(outcome="x", kind="time_to_event", statistics=res.statistics, tau=1.0,

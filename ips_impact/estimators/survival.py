@@ -57,6 +57,7 @@ from ips_impact.estimators._survival.discrete import hazard_glm
 from ips_impact.estimators._survival.km import kaplan_meier, km_median, rmst, survival_at
 from ips_impact.estimators._survival.logrank import logrank
 from ips_impact.estimators._survival.randomization import survival_statistics
+from ips_impact.estimators._survival.rmst import rmst_log_ratio, rmst_regression
 from ips_impact.results.base import make_row
 from ips_impact.results.survival import SurvivalResult
 
@@ -213,6 +214,56 @@ def _first_event(m: np.ndarray, ks: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     return time, has_event.astype(float), has_obs
 
 
+def _delayed_entry(m: np.ndarray, ks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Entry time and left-censoring flag of each person from a person x k event matrix.
+
+    A person first observed at k_f > start is at risk from then on: the entry time is
+    k_f - 1 (risk interval (k_f - 1, time]). Whoever already has the event at k_f > start
+    had it at an unknown earlier time (left-censored) and cannot be placed on the curve.
+    """
+    observed = ~np.isnan(m)
+    f = np.argmax(observed, axis=1)
+    rows = np.arange(m.shape[0])
+    hit_first = observed[rows, f] & (np.nan_to_num(m[rows, f]) != 0)
+    entry = (ks[f] - 1).astype(float)
+    return entry, hit_first & (f > 0) & observed.any(axis=1)
+
+
+def _km_groups(study: Any, km_by: str | None, keep: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]] | None:
+    """Integer codes and labels of the groups for Kaplan–Meier curves within each arm."""
+    if km_by is None:
+        return None
+    if km_by == "stratum":
+        codes = np.asarray(study.design.stratum, dtype=np.int64)
+        labels = tuple(str(x) for x in study.design.stratum_labels)
+    else:
+        persons = study.persons
+        if not isinstance(km_by, str) or km_by not in persons.columns or km_by in ("person_id", "household_id"):
+            raise EstimationError(
+                f"km_by must be 'stratum' or a baseline column of the persons table; you passed {km_by!r}",
+                table="persons", column=str(km_by),
+                fix="use km_by='stratum' (randomization stratum), e.g. km_by='region', or None.",
+            )
+        vals = persons[km_by].astype("string").fillna("(missing)")
+        labels = tuple(sorted(vals.unique()))
+        codes = np.searchsorted(np.array(labels, dtype=object), vals.to_numpy(dtype=object))
+    return codes[keep].astype(np.int64), labels
+
+
+def _check_fh(fh: Any) -> tuple[float, float] | None:
+    if fh is None:
+        return None
+    ok = isinstance(fh, (tuple, list)) and len(fh) == 2 and all(
+        isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+        and np.isfinite(v) and v >= 0 for v in fh)
+    if not ok:
+        raise EstimationError(
+            f"fh must be a pair (rho, gamma) of non-negative numbers; you passed {fh!r}",
+            fix="use e.g. fh=(0, 1) to weight late differences, fh=(1, 0) for early ones, or None.",
+        )
+    return float(fh[0]), float(fh[1])
+
+
 def _ledger_row(reason: str, mask: np.ndarray, arm: np.ndarray) -> dict[str, Any]:
     return {
         "reason": reason,
@@ -316,8 +367,16 @@ def _analyse(
     horizon: int | None,
     min_at_risk: int,
     estimand_suffix: str = "",
+    entry: np.ndarray | None = None,
+    fh: tuple[float, float] | None = None,
+    km_groups: tuple[np.ndarray, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
-    """KM, medians, survival at tau, log-rank, Cox + PH test and RMST on prepared arrays."""
+    """KM, medians, survival at tau, log-rank, Cox + PH test and RMST on prepared arrays.
+
+    ``entry`` gives delayed-entry times (risk intervals (entry, time]); ``fh`` the
+    (rho, gamma) of an extra Fleming–Harrington test; ``km_groups`` integer codes and
+    labels of the groups for Kaplan–Meier curves within each arm.
+    """
     msgs: list[str] = []
     z = stats.norm.ppf(0.5 + level / 2)
     n1, n0 = int((arm == 1).sum()), int((arm == 0).sum())
@@ -334,7 +393,7 @@ def _analyse(
                 column=const, fix="drop them from covariates.",
             )
     grp = arm.astype(np.int64)  # group code 1 = IPS, 0 = control
-    kms = kaplan_meier(time, status, grp, 2, level=level)
+    kms = kaplan_meier(time, status, grp, 2, level=level, entry=entry)
     last = {a: kms[a].max_time for a in (0, 1)}
     if tau is None:
         tau = float(min(last.values()))
@@ -376,13 +435,22 @@ def _analyse(
     common = dict(outcome=outcome, nobs=n1 + n0, n_treated=n1, n_control=n0, level=level)
     rows = []
     # log-rank
-    lr = logrank(time, status, grp, 2, strata)
+    lr = logrank(time, status, grp, 2, strata, entry=entry)
     rows.append(make_row(
         term="logrank", estimand="logrank" + estimand_suffix, horizon=horizon,
         estimate=float(lr.observed[1] - lr.expected[1]), std_error=float(np.sqrt(lr.variance[1, 1])),
         statistic=lr.statistic, p_value=lr.p_value, conf_low=math.nan, conf_high=math.nan,
         df=float(lr.df) if lr.df else math.nan, **common,
     ))
+    if fh is not None:
+        rho, gamma = fh
+        lf = logrank(time, status, grp, 2, strata, rho=rho, gamma=gamma, entry=entry)
+        rows.append(make_row(
+            term="logrank_fh", estimand=f"logrank_fh(rho={rho:g},gamma={gamma:g})" + estimand_suffix,
+            horizon=horizon, estimate=float(lf.observed[1] - lf.expected[1]),
+            std_error=float(np.sqrt(lf.variance[1, 1])), statistic=lf.statistic, p_value=lf.p_value,
+            conf_low=math.nan, conf_high=math.nan, df=float(lf.df) if lf.df else math.nan, **common,
+        ))
     # Cox
     cox_df = pd.DataFrame(columns=["term", "estimate", "std_error", "statistic", "p_value",
                                    "conf_low", "conf_high", "hazard_ratio"])
@@ -391,7 +459,8 @@ def _analyse(
     if both_have_events:
         x = np.column_stack([arm.astype(float), x_cov]) if x_cov.size else arm.astype(float)[:, None]
         names = ["arm", *cov_names]
-        fit = cox_fit(time, status, x, strata=strata, ties=ties, cluster=cluster, robust=robust)
+        fit = cox_fit(time, status, x, strata=strata, ties=ties, cluster=cluster, robust=robust,
+                      entry=entry)
         if not fit.converged:
             _warn(msgs, "the Cox model did not converge; its hazard ratio is unreliable", EstimationWarning)
         se = fit.std_error
@@ -404,21 +473,47 @@ def _analyse(
         })
         rows.append(make_row(term="cox", estimand="log_hazard_ratio" + estimand_suffix, horizon=horizon,
                              estimate=float(fit.coef[0]), std_error=float(se[0]), **common))
-        try:
-            zt = cox_zph(time, status, x, fit.coef, strata=strata, ties=ties)
-            zph_df = pd.DataFrame({"term": [*names, "GLOBAL"], "chisq": zt.chisq,
-                                   "df": zt.df.astype(np.int64), "p_value": zt.p_value})
-        except np.linalg.LinAlgError:
-            _warn(msgs, "the proportional-hazards test could not be computed (singular information)",
-                  EstimationWarning)
+        rows.append(_ratio_row(rows[-1], "hazard_ratio", "hazard_ratio" + estimand_suffix))
+        if entry is not None:
+            msgs.append("the proportional-hazards test (cox.zph) is not computed with delayed entry")
+        else:
+            try:
+                zt = cox_zph(time, status, x, fit.coef, strata=strata, ties=ties)
+                zph_df = pd.DataFrame({"term": [*names, "GLOBAL"], "chisq": zt.chisq,
+                                       "df": zt.df.astype(np.int64), "p_value": zt.p_value})
+            except np.linalg.LinAlgError:
+                _warn(msgs, "the proportional-hazards test could not be computed (singular information)",
+                      EstimationWarning)
     else:
         rows.append(make_row(term="cox", estimand="log_hazard_ratio" + estimand_suffix, horizon=horizon,
                              estimate=math.nan, std_error=math.nan, **common))
+        rows.append(_ratio_row(rows[-1], "hazard_ratio", "hazard_ratio" + estimand_suffix))
     # RMST
     d = rm[1].estimate - rm[0].estimate
     se = math.sqrt(rm[1].std_error ** 2 + rm[0].std_error ** 2)
     rows.append(make_row(term="rmst_difference", estimand="rmst_difference" + estimand_suffix,
                          horizon=_tau_label(tau), estimate=d, std_error=se, control_mean=rm[0].estimate, **common))
+    lrat = rmst_log_ratio(rm[1], rm[0])
+    rows.append(make_row(term="rmst_log_ratio", estimand="rmst_log_ratio" + estimand_suffix,
+                         horizon=_tau_label(tau), estimate=lrat.estimate, std_error=lrat.std_error,
+                         control_mean=math.log(rm[0].estimate) if rm[0].estimate > 0 else math.nan,
+                         **common))
+    rows.append(_ratio_row(rows[-1], "rmst_ratio", "rmst_ratio" + estimand_suffix))
+    if x_cov.size and entry is None:
+        # Tian, Zhao & Wei (2014): the same contrasts adjusted for the baseline covariates
+        args = (time, status, arm, x_cov, tau)
+        b, v = rmst_regression(*args, type="difference")
+        rows.append(make_row(term="rmst_difference_adjusted",
+                             estimand="rmst_difference_adjusted" + estimand_suffix, horizon=_tau_label(tau),
+                             estimate=float(b[1]), std_error=float(np.sqrt(v[1, 1])),
+                             control_mean=rm[0].estimate, **common))
+        b, v = rmst_regression(*args, type="ratio")
+        rows.append(make_row(term="rmst_log_ratio_adjusted",
+                             estimand="rmst_log_ratio_adjusted" + estimand_suffix, horizon=_tau_label(tau),
+                             estimate=float(b[1]), std_error=float(np.sqrt(v[1, 1])), **common))
+        rows.append(_ratio_row(rows[-1], "rmst_ratio_adjusted", "rmst_ratio_adjusted" + estimand_suffix))
+    elif x_cov.size:
+        msgs.append("the covariate-adjusted RMST (Tian et al. 2014) is not computed with delayed entry")
     # survival at tau
     d = surv_tau[1][0] - surv_tau[0][0]
     se = math.sqrt(surv_tau[1][1] ** 2 + surv_tau[0][1] ** 2)
@@ -431,9 +526,11 @@ def _analyse(
     rows.append(make_row(term="median_difference", estimand="median_difference" + estimand_suffix,
                          horizon=None, estimate=med[1][0] - med[0][0], std_error=math.nan,
                          control_mean=med[0][0], **common))
+    km_strata = _km_within_arm(time, status, arm, entry, km_groups, level) if km_groups else None
     return {
         "statistics": pd.DataFrame(rows),
         "km": km_df,
+        "km_strata": km_strata,
         "rmst": pd.DataFrame(rm_rows),
         "medians": pd.DataFrame(med_rows),
         "cox": cox_df,
@@ -441,6 +538,47 @@ def _analyse(
         "tau": tau,
         "warnings": msgs,
     }
+
+
+def _ratio_row(log_row: dict[str, Any], term: str, estimand: str) -> dict[str, Any]:
+    """The row of a ratio beside the row of its log: exp of the estimate and limits.
+
+    The test (statistic, p-value) is the log row's; no standard error is given on the
+    ratio scale, where the interval is not symmetric.
+    """
+    row = dict(log_row)
+    row.update(term=term, estimand=estimand, estimate=math.exp(log_row["estimate"])
+               if np.isfinite(log_row["estimate"]) else math.nan,
+               std_error=math.nan, conf_low=math.exp(log_row["conf_low"])
+               if np.isfinite(log_row["conf_low"]) else math.nan,
+               conf_high=math.exp(log_row["conf_high"]) if np.isfinite(log_row["conf_high"]) else math.nan,
+               control_mean=math.nan)
+    return row
+
+
+def _km_within_arm(
+    time: np.ndarray, status: np.ndarray, arm: np.ndarray, entry: np.ndarray | None,
+    groups: tuple[np.ndarray, Sequence[str]], level: float,
+) -> pd.DataFrame:
+    """Kaplan–Meier curves by arm and group (e.g. randomization stratum or region)."""
+    codes, labels = groups
+    n_lab = len(labels)
+    kms = kaplan_meier(time, status, arm.astype(np.int64) * n_lab + codes, 2 * n_lab, level=level,
+                       entry=entry)
+    parts = []
+    for a, _ in _ARMS:
+        for j, lab in enumerate(labels):
+            k = kms[a * n_lab + j]
+            if not k.time.size:
+                continue
+            lo, hi = _fill_ci(k.survival, k.conf_low, k.conf_high)
+            parts.append(pd.DataFrame({
+                "arm": np.full(k.time.size, a, dtype=np.int64), "stratum": str(lab), "time": k.time,
+                "survival": k.survival, "conf_low": lo, "conf_high": hi,
+                "at_risk": k.at_risk.astype(np.int64), "events": k.events.astype(np.int64),
+                "censored": k.censored.astype(np.int64),
+            }))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
 # ----------------------------------------------------------------------- public
@@ -452,21 +590,31 @@ def event_times(
     *,
     start: int = 1,
     horizon: int | None = None,
+    delayed_entry: bool = False,
 ) -> pd.DataFrame:
     """Per-person event time, status, arm and stratum code (rows aligned with ``study.persons``).
 
     ``time`` is the first k >= ``start`` with the event, or the last k with the event
     column observed (capped at ``horizon``); ``event`` is 1/0; ``usable`` is False for
-    persons never observed at or after ``start`` (set aside by the estimators). The
+    persons never observed at or after ``start`` (set aside by the estimators). With
+    ``delayed_entry``, ``entry`` is the period before the first observed one (risk
+    interval (entry, time]) and persons left-censored (event already present when first
+    observed after ``start``) are not usable; otherwise ``entry`` is ``start - 1``. The
     frame holds no key: it is aligned with ``study.persons`` by position.
     """
     start = _check_int("start", start)
     horizon = _check_int("horizon", horizon, allow_none=True)
+    delayed_entry = _check_bool("delayed_entry", delayed_entry)
     ks = _k_grid(study, start, horizon)
     m = _event_matrix(study, event, ks)
     time, status, usable = _first_event(m, ks)
+    if delayed_entry:
+        entry, left = _delayed_entry(m, ks)
+        usable = usable & ~left
+    else:
+        entry = np.full(time.size, float(start - 1))
     return pd.DataFrame({
-        "time": time, "event": status, "usable": usable,
+        "time": time, "event": status, "usable": usable, "entry": entry,
         "arm": np.asarray(study.design.arm, dtype=np.int64),
         "stratum": np.asarray(study.design.stratum, dtype=np.int64),
     })
@@ -486,6 +634,9 @@ def time_to_event(
     robust: bool = True,
     level: float = 0.95,
     min_at_risk: int = 10,
+    fh: tuple[float, float] | None = None,
+    delayed_entry: bool = False,
+    km_by: str | None = "stratum",
 ) -> SurvivalResult:
     r"""Time from randomization to the first event (e.g. the first job), by arm.
 
@@ -500,7 +651,14 @@ def time_to_event(
     * the log-rank test (stratified by randomization stratum when ``strata``) — the
       randomization-based test of no effect;
     * the Cox log hazard ratio of IPS (stratified baseline hazards when ``strata``),
-      with the scaled-Schoenfeld (``cox.zph``) test of proportional hazards.
+      with the scaled-Schoenfeld (``cox.zph``) test of proportional hazards, and the
+      hazard ratio :math:`e^\beta` beside it;
+    * the RMST ratio :math:`\mathrm{RMST}_1(\tau)/\mathrm{RMST}_0(\tau)` with its
+      delta-method interval on the log scale (survRM2);
+    * with ``covariates``, the covariate-adjusted RMST difference and ratio of Tian,
+      Zhao & Wei (2014) (``survRM2::rmst2(covariates = )``);
+    * with ``fh = (rho, gamma)``, the Fleming–Harrington weighted log-rank test with
+      weight :math:`\hat S(t^-)^\rho(1-\hat S(t^-))^\gamma`.
 
     Parameters
     ----------
@@ -534,13 +692,30 @@ def time_to_event(
         Confidence level.
     min_at_risk
         Warn when fewer persons than this are at risk at tau in an arm.
+    fh
+        ``(rho, gamma)`` of a Fleming–Harrington G(rho, gamma) test reported beside the
+        log-rank test (row ``logrank_fh``; stratified like it): ``(0, 1)`` weights late
+        differences (an effect that builds up), ``(1, 0)`` early ones.
+    delayed_entry
+        Left truncation: a person first observed after ``start`` (e.g. a panel that
+        starts late) is at risk only from the period before the first observation,
+        ``Surv(entry, time, event)``; whoever already has the event then is set aside
+        (left-censored, in the ledger). Default ``False``: gaps before the first
+        observation are ignored, as if observed event-free.
+    km_by
+        Kaplan–Meier curves within each arm by ``"stratum"`` (randomization stratum,
+        default), by another baseline column (e.g. ``"region"``), or ``None``: the
+        ``km_strata`` table.
 
     Returns
     -------
     SurvivalResult
-        ``.tidy()`` rows ``logrank``, ``cox``, ``rmst_difference``,
-        ``survival_difference``, ``median_difference``; tables ``km``, ``rmst``,
-        ``medians``, ``cox``, ``ph_test``; ``.plot()``.
+        ``.tidy()`` rows ``logrank`` (``logrank_fh``), ``cox`` (log hazard ratio) and
+        ``hazard_ratio``, ``rmst_difference``, ``rmst_log_ratio`` and ``rmst_ratio``
+        (with covariates also ``rmst_difference_adjusted``, ``rmst_log_ratio_adjusted``,
+        ``rmst_ratio_adjusted``), ``survival_difference``, ``median_difference``; times
+        and RMST in periods of the panel (quarters for LMD data); tables ``km``,
+        ``km_strata``, ``rmst``, ``medians``, ``cox``, ``ph_test``; ``.plot()``.
 
     Raises
     ------
@@ -573,6 +748,8 @@ def time_to_event(
     tau = _check_tau(tau)
     strata = _check_bool("strata", strata)
     robust = _check_bool("robust", robust)
+    fh = _check_fh(fh)
+    delayed_entry = _check_bool("delayed_entry", delayed_entry)
     if isinstance(covariates, str):
         covariates = (covariates,)
     covariates = tuple(covariates)
@@ -584,6 +761,15 @@ def time_to_event(
     if (~usable).any():
         ledger.append(_ledger_row(f"event column not observed at any k from {start} to {ks[-1]}",
                                   ~usable, arm))
+    entry = None
+    if delayed_entry:
+        entry, left = _delayed_entry(m, ks)
+        left &= usable
+        if left.any():
+            ledger.append(_ledger_row(
+                f"event already present when first observed after k = {start} (left-censored, "
+                f"delayed entry)", left, arm))
+            usable = usable & ~left
     keep, x_cov, cl = _complete_cases(study, usable, arm, covariates, cluster, ledger)
     warn_msgs = []
     for row in ledger:
@@ -596,19 +782,35 @@ def time_to_event(
         x_cov=x_cov[keep] if x_cov.size else x_cov, cov_names=covariates,
         cluster=cl[keep] if cl is not None else None, robust=robust, tau=tau, ties=ties,
         level=level, horizon=horizon, min_at_risk=min_at_risk,
+        entry=entry[keep] if entry is not None else None, fh=fh,
+        km_groups=_km_groups(study, km_by, keep),
     )
     spec = {
         "estimator": "time_to_event", "event": label, "start": start, "horizon": horizon,
         "tau": res["tau"], "tau_given": tau, "strata": strata, "ties": ties,
         "covariates": covariates, "cluster": cluster, "robust": robust, "level": level,
         "time_scale": "event time k (periods since the randomization period)",
+        "time_unit": _time_unit(study), "fh": fh, "delayed_entry": delayed_entry, "km_by": km_by,
     }
     return SurvivalResult(
         outcome=label, kind="time_to_event", statistics=res["statistics"], tau=res["tau"],
         level=level, km=res["km"], rmst=res["rmst"], medians=res["medians"], cox=res["cox"],
         ph_test=res["ph_test"], spec=spec, warnings=tuple(warn_msgs + res["warnings"]),
         ledger=pd.DataFrame(ledger) if ledger else None,
+        km_strata=res["km_strata"] if res["km_strata"] is not None else _empty_km_strata(),
     )
+
+
+def _time_unit(study: Any) -> str:
+    """The unit of event time k, for the reader: quarters for LMD panels."""
+    return {"Q": "quarters", "M": "months", "Y": "years", "W": "weeks"}.get(
+        str(getattr(study, "frequency", "")), "periods")
+
+
+def _empty_km_strata() -> pd.DataFrame:
+    from ips_impact.results.survival import KM_STRATA_COLUMNS
+
+    return pd.DataFrame({c: pd.Series([], dtype=float) for c in KM_STRATA_COLUMNS})
 
 
 def _check_bool(name: str, value: Any) -> bool:

@@ -11,13 +11,26 @@ term                     row
 =======================  =============================================================
 ``logrank``              statistic = chi-square, df, p_value; estimate = O - E events
                          in the IPS arm, std_error = sqrt(V)
+``logrank_fh``           Fleming–Harrington G(rho, gamma) weighted log-rank (rho, gamma in
+                         the estimand label); as ``logrank``
 ``cox``                  estimate = log hazard ratio IPS vs control, log-scale interval
-``rmst_difference``      RMST(IPS) - RMST(control) up to tau (horizon = tau)
+``hazard_ratio``         exp of the ``cox`` row (estimate and limits); its test; no SE
+``rmst_difference``      RMST(IPS) - RMST(control) up to tau (horizon = tau), in periods
+``rmst_log_ratio``       log RMST(IPS) / RMST(control), delta-method SE (survRM2)
+``rmst_ratio``           exp of ``rmst_log_ratio`` (estimate and limits); no SE
+``*_adjusted``           the RMST difference / log ratio / ratio adjusted for covariates
+                         (Tian, Zhao & Wei 2014; rows when covariates are given)
 ``survival_difference``  S_IPS(tau) - S_control(tau), Greenwood standard error
 ``median_difference``    median(IPS) - median(control); no standard error
 ``gray``                 (competing risks) Gray's chi-square for one cause (outcome)
 ``cif_difference``       (competing risks) F_IPS(tau) - F_control(tau) for one cause
+``fine_gray``            (competing risks, ``fine_gray=True``) log subdistribution hazard
+                         ratio of IPS for one cause (``cmprsk::crr``), one row per term
+``subdistribution_hazard_ratio``  exp of the ``fine_gray`` row of the arm; no SE
 =======================  =============================================================
+
+Times, RMST and their differences are in periods of the panel (quarters for LMD data;
+``spec["time_unit"]``).
 
 No table holds a person key; counts at risk are aggregates by arm and time.
 """
@@ -34,11 +47,21 @@ import pandas as pd
 from ips_impact.errors import EstimationError
 from ips_impact.results.base import TIDY_COLUMNS, ResultBase, _p_clause, result_dataclass
 
-__all__ = ["SurvivalResult", "KM_COLUMNS", "RMST_COLUMNS", "CIF_COLUMNS"]
+__all__ = ["SurvivalResult", "KM_COLUMNS", "KM_STRATA_COLUMNS", "RMST_COLUMNS", "CIF_COLUMNS",
+           "FINE_GRAY_COLUMNS"]
 
 #: Columns of ``SurvivalResult.km``.
 KM_COLUMNS: tuple[str, ...] = (
     "arm", "time", "survival", "conf_low", "conf_high", "at_risk", "events", "censored",
+)
+#: Columns of ``SurvivalResult.km_strata`` (curves within each arm by stratum or region).
+KM_STRATA_COLUMNS: tuple[str, ...] = (
+    "arm", "stratum", "time", "survival", "conf_low", "conf_high", "at_risk", "events", "censored",
+)
+#: Columns of ``SurvivalResult.fine_gray``.
+FINE_GRAY_COLUMNS: tuple[str, ...] = (
+    "cause", "term", "estimate", "std_error", "statistic", "p_value", "conf_low", "conf_high",
+    "subdistribution_hazard_ratio",
 )
 #: Columns of ``SurvivalResult.rmst``.
 RMST_COLUMNS: tuple[str, ...] = ("arm", "tau", "rmst", "std_error")
@@ -75,6 +98,11 @@ class SurvivalResult(ResultBase):
         The tidy rows (columns of :data:`TIDY_COLUMNS`).
     km, rmst, medians, cox, ph_test, cif, gray
         Tables (see the module docstring); empty when they do not apply.
+    km_strata
+        Kaplan–Meier curves within each arm by randomization stratum (or the column
+        given as ``km_by``): columns :data:`KM_STRATA_COLUMNS`.
+    fine_gray
+        Fine–Gray models, one row per cause and term (:data:`FINE_GRAY_COLUMNS`).
     tau, level
         Restriction time of RMST / survival / CIF differences, and confidence level.
     notes
@@ -102,6 +130,8 @@ class SurvivalResult(ResultBase):
         default_factory=lambda: _empty(("cause", "statistic", "df", "p_value"))
     )
     notes: tuple[str, ...] = ()
+    km_strata: pd.DataFrame = dataclasses.field(default_factory=lambda: _empty(KM_STRATA_COLUMNS))
+    fine_gray: pd.DataFrame = dataclasses.field(default_factory=lambda: _empty(FINE_GRAY_COLUMNS))
 
     def __post_init__(self) -> None:
         missing = [c for c in TIDY_COLUMNS if c not in self.statistics.columns]
