@@ -54,9 +54,10 @@ from ips_impact.estimators._data import check_option
 from ips_impact.estimators._survival.competing import cif_at, cumulative_incidence, gray_test
 from ips_impact.estimators._survival.cox import COX_TIES, cox_fit, cox_zph
 from ips_impact.estimators._survival.discrete import hazard_glm
+from ips_impact.estimators._survival.finegray import FG_VARIANCES, fine_gray_fit
 from ips_impact.estimators._survival.km import kaplan_meier, km_median, rmst, survival_at
 from ips_impact.estimators._survival.logrank import logrank
-from ips_impact.estimators._survival.randomization import survival_statistics
+from ips_impact.estimators._survival.randomization import fine_gray_statistics, survival_statistics
 from ips_impact.estimators._survival.rmst import rmst_log_ratio, rmst_regression
 from ips_impact.results.base import make_row
 from ips_impact.results.survival import SurvivalResult
@@ -65,6 +66,7 @@ __all__ = [
     "time_to_event",
     "spell_survival",
     "competing_risks",
+    "fine_gray",
     "discrete_time_hazard",
     "event_times",
     "randomization_statistics",
@@ -933,6 +935,9 @@ def competing_risks(
     tau: float | None = None,
     strata: bool = True,
     level: float = 0.95,
+    fine_gray: bool | Sequence[str] = False,
+    covariates: Sequence[str] = (),
+    variance: str = "crr",
 ) -> SurvivalResult:
     r"""Cumulative incidence of competing exits by arm (Aalen–Johansen) and Gray's test.
 
@@ -955,6 +960,18 @@ def competing_risks(
         true in the same period, the first in ``events`` order is taken.
     horizon, start, tau, strata, level
         As in :func:`time_to_event`; ``tau`` defaults to the shorter follow-up of the arms.
+    fine_gray
+        ``True`` (every cause) or a list of cause names: add the Fine–Gray model of
+        each (see :func:`fine_gray`): ``fine_gray`` rows (log subdistribution hazard
+        ratio of IPS) and ``subdistribution_hazard_ratio`` rows, and the
+        ``fine_gray`` table with every term.
+    covariates
+        Baseline (numeric) covariates of the Fine–Gray models; persons with a missing
+        value are set aside (ledger) for the whole analysis.
+    variance
+        Fine–Gray variance: ``"crr"`` (default, with the term for the estimated
+        censoring distribution, as ``cmprsk::crr``) or ``"finegray"`` (censoring weights
+        taken as known, as ``coxph`` on ``survival::finegray`` data).
     """
     if isinstance(events, str) or not isinstance(events, (Mapping, Sequence)):
         raise EstimationError(
@@ -971,19 +988,18 @@ def competing_risks(
     tau = _check_tau(tau)
     tau_given = tau
     strata = _check_bool("strata", strata)
+    variance = check_option(variance, FG_VARIANCES, "variance")
+    fg_causes = _check_fg_causes(fine_gray, events)
+    if isinstance(covariates, str):
+        covariates = (covariates,)
+    covariates = tuple(covariates)
+    if covariates and not fg_causes:
+        raise EstimationError(
+            "covariates are used by the Fine–Gray model only; you gave covariates without fine_gray",
+            fix="pass fine_gray=True (or a list of causes), or drop covariates.",
+        )
     ks = _k_grid(study, start, horizon)
-    mats = [_event_matrix(study, ev, ks, what=f"cause {name!r}") for name, ev in events.items()]
-    observed = np.logical_and.reduce([~np.isnan(m) for m in mats])
-    hits = np.stack([observed & (np.nan_to_num(m) != 0) for m in mats])  # cause x n x k
-    any_hit = hits.any(axis=0)
-    has_event = any_hit.any(axis=1)
-    first = np.argmax(any_hit, axis=1)
-    rows_i = np.arange(any_hit.shape[0])
-    cause_at_first = np.argmax(hits[:, rows_i, first], axis=0) + 1
-    usable = observed.any(axis=1)
-    last = ks.size - 1 - np.argmax(observed[:, ::-1], axis=1)
-    time = np.where(has_event, ks[first], ks[last]).astype(float)
-    status = np.where(has_event, cause_at_first, 0)
+    time, status, usable = _competing_times(study, events, ks)
     arm = np.asarray(study.design.arm, dtype=np.int64)
     ledger = []
     msgs: list[str] = []
@@ -991,6 +1007,12 @@ def competing_risks(
         ledger.append(_ledger_row(f"causes not jointly observed at any k from {start} to {ks[-1]}",
                                   ~usable, arm))
         _warn(msgs, f"{int((~usable).sum())} persons set aside: {ledger[-1]['reason']}", EstimationWarning)
+    n_ledger = len(ledger)
+    usable, x_cov, _ = _complete_cases(study, usable, arm, covariates, None, ledger)
+    for row in ledger[n_ledger:]:
+        _warn(msgs, f"{row['n_rows']} persons set aside: {row['reason']}", EstimationWarning)
+    x_cov = x_cov[usable] if x_cov.size else x_cov
+    st_all = np.asarray(study.design.stratum, dtype=np.int64)[usable]
     time, status, arm_k = time[usable], status[usable], arm[usable]
     st = np.asarray(study.design.stratum, dtype=np.int64)[usable] if strata else None
     n1, n0 = int((arm_k == 1).sum()), int((arm_k == 0).sum())
@@ -1007,6 +1029,7 @@ def competing_risks(
     cif_rows = []
     rows = []
     gray_rows = []
+    fg_tables: list[pd.DataFrame] = []
     common = dict(nobs=n1 + n0, n_treated=n1, n_control=n0, level=level)
     for c, name in enumerate(events, start=1):
         at_tau = {}
@@ -1040,18 +1063,171 @@ def competing_risks(
         se = math.sqrt(at_tau[1][1] + at_tau[0][1])
         rows.append(make_row(outcome=name, term="cif_difference", estimand="cif_difference",
                              horizon=_tau_label(tau), estimate=d, std_error=se, control_mean=at_tau[0][0], **common))
+        if name in fg_causes:
+            fg_tab, fg_rows = _fine_gray_cause(
+                name, c, time, status, arm_k, x_cov, covariates, st_all if strata else None,
+                study.design.stratum_labels, variance, level, horizon, common, msgs)
+            fg_tables.append(fg_tab)
+            rows.extend(fg_rows)
     spec = {
         "estimator": "competing_risks", "events": tuple(events), "start": start, "horizon": horizon,
         "tau": tau, "tau_given": tau_given, "strata": strata, "level": level,
         "time_scale": "event time k (periods since the randomization period)",
+        "time_unit": _time_unit(study),
         "ties_between_causes": "first cause in the order given",
+        "fine_gray": tuple(fg_causes), "covariates": covariates,
+        "event_columns": tuple(ev if isinstance(ev, str) else None for ev in events.values()),
+        "fine_gray_variance": variance if fg_causes else None,
     }
+    extra = {"fine_gray": pd.concat(fg_tables, ignore_index=True)} if fg_tables else {}
     return SurvivalResult(
         outcome=" / ".join(events), kind="competing_risks", statistics=pd.DataFrame(rows),
         tau=tau, level=level, cif=pd.concat(cif_rows, ignore_index=True),
         gray=pd.DataFrame(gray_rows), spec=spec, warnings=tuple(msgs),
-        ledger=pd.DataFrame(ledger) if ledger else None,
+        ledger=pd.DataFrame(ledger) if ledger else None, **extra,
     )
+
+
+def _competing_times(
+    study: Any, events: Mapping[str, EventSpec], ks: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """First exit time, its cause code (1.., in ``events`` order; 0 = censored) and usable."""
+    mats = [_event_matrix(study, ev, ks, what=f"cause {name!r}") for name, ev in events.items()]
+    observed = np.logical_and.reduce([~np.isnan(m) for m in mats])
+    hits = np.stack([observed & (np.nan_to_num(m) != 0) for m in mats])  # cause x n x k
+    any_hit = hits.any(axis=0)
+    has_event = any_hit.any(axis=1)
+    first = np.argmax(any_hit, axis=1)
+    rows_i = np.arange(any_hit.shape[0])
+    cause_at_first = np.argmax(hits[:, rows_i, first], axis=0) + 1
+    usable = observed.any(axis=1)
+    last = ks.size - 1 - np.argmax(observed[:, ::-1], axis=1)
+    time = np.where(has_event, ks[first], ks[last]).astype(float)
+    return time, np.where(has_event, cause_at_first, 0), usable
+
+
+def _check_fg_causes(fine_gray: Any, events: Mapping[str, Any]) -> tuple[str, ...]:
+    if isinstance(fine_gray, (bool, np.bool_)):
+        return tuple(events) if fine_gray else ()
+    if isinstance(fine_gray, str):
+        fine_gray = (fine_gray,)
+    if not isinstance(fine_gray, Sequence) or any(c not in events for c in fine_gray):
+        raise EstimationError(
+            f"fine_gray must be True/False or a list of cause names among {list(events)}; "
+            f"you passed {fine_gray!r}",
+            fix="pass fine_gray=True for every cause, or e.g. fine_gray=['work'].",
+        )
+    return tuple(fine_gray)
+
+
+def _fine_gray_cause(
+    name: str, code: int, time: np.ndarray, status: np.ndarray, arm: np.ndarray, x_cov: np.ndarray,
+    cov_names: Sequence[str], strata: np.ndarray | None, stratum_labels: Sequence[str], variance: str,
+    level: float, horizon: int | None, common: dict[str, Any], msgs: list[str],
+) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """Fine–Gray model of one cause: its table and its tidy rows (arm, then its ratio)."""
+    cols = [arm.astype(float)]
+    names = ["arm"]
+    for j, c in enumerate(cov_names):
+        cols.append(x_cov[:, j])
+        names.append(c)
+    if strata is not None:
+        # stratum fixed effects stand in for the randomization blocks (crr has no strata)
+        for s in np.unique(strata)[1:]:
+            cols.append((strata == s).astype(float))
+            names.append(f"stratum={stratum_labels[s]}")
+    x = np.column_stack(cols)
+    const = [nm for nm, col in zip(names, cols) if np.ptp(col) == 0]
+    if const:
+        raise EstimationError(
+            f"Fine–Gray model of {name!r}: term(s) constant in the analysis sample",
+            column=const, fix="drop them from covariates.",
+        )
+    z = stats.norm.ppf(0.5 + level / 2)
+    if not (status == code).any() or not ((status == code) & (arm == 1)).any() or not (
+            (status == code) & (arm == 0)).any():
+        _warn(msgs, f"Fine–Gray model of {name!r}: no exit for this cause in an arm; not estimable",
+              EstimationWarning)
+        nan = np.full(len(names), np.nan)
+        fit_coef, fit_se = nan, nan
+    else:
+        fit = fine_gray_fit(time, status, x, cause=code, variance=variance)
+        if not fit.converged:
+            _warn(msgs, f"the Fine–Gray model of {name!r} did not converge", EstimationWarning)
+        fit_coef, fit_se = fit.coef, fit.std_error
+    zstat = fit_coef / fit_se
+    tab = pd.DataFrame({
+        "cause": name, "term": names, "estimate": fit_coef, "std_error": fit_se, "statistic": zstat,
+        "p_value": 2 * stats.norm.sf(np.abs(zstat)), "conf_low": fit_coef - z * fit_se,
+        "conf_high": fit_coef + z * fit_se, "subdistribution_hazard_ratio": np.exp(fit_coef),
+    })
+    row = make_row(outcome=name, term="fine_gray", estimand="log_subdistribution_hazard_ratio",
+                   horizon=horizon, estimate=float(fit_coef[0]), std_error=float(fit_se[0]), **common)
+    return tab, [row, _ratio_row(row, "subdistribution_hazard_ratio", "subdistribution_hazard_ratio")]
+
+
+def fine_gray(
+    study: Any,
+    event: EventSpec,
+    *,
+    competing: Mapping[str, EventSpec] | Sequence[str],
+    horizon: int | None = None,
+    start: int = 1,
+    tau: float | None = None,
+    covariates: Sequence[str] = (),
+    strata: bool = True,
+    variance: str = "crr",
+    level: float = 0.95,
+) -> SurvivalResult:
+    r"""Fine–Gray proportional subdistribution hazards model of IPS for one exit.
+
+    With T the first exit (k >= ``start``), C its cause and c = ``event``, the
+    cumulative incidence :math:`F_c(t \mid z, x) = P(T \le t, C = c \mid z, x)` is
+    modelled through its subdistribution hazard
+
+    .. math:: \lambda_c(t \mid z, x) = -\frac{d}{dt}\log\{1 - F_c(t \mid z, x)\}
+              = \lambda_{c0}(t)\,\exp(\beta z + \gamma^\top x),
+
+    so :math:`e^\beta` (``subdistribution_hazard_ratio``) > 1 means IPS raises the
+    cumulative incidence of the exit at every t (e.g. more people reach a job, given
+    that some leave DI otherwise first). Fitted as ``cmprsk::crr`` (Breslow ties,
+    censoring weights from the pooled censoring Kaplan–Meier curve, variance with its
+    estimation term); ``strata`` adds randomization-stratum fixed effects.
+
+    Parameters
+    ----------
+    event
+        The exit of interest: a panel column or a callable on the panel.
+    competing
+        The competing exits: mapping name -> column/callable, or a list of columns.
+        When an exit of interest and a competing one happen in the same period, the exit
+        of interest is taken.
+    horizon, start, tau, covariates, strata, variance, level
+        As in :func:`competing_risks`.
+
+    Returns
+    -------
+    SurvivalResult
+        ``kind="competing_risks"``: the cumulative incidences and Gray's tests of every
+        cause, and for ``event`` the rows ``fine_gray`` (log subdistribution hazard
+        ratio of IPS, per period of the panel) and ``subdistribution_hazard_ratio``;
+        the ``fine_gray`` table has every term.
+    """
+    label = _event_label(event)
+    if isinstance(competing, str) or not isinstance(competing, (Mapping, Sequence)):
+        raise EstimationError(
+            "competing must be a mapping {cause name: column or callable} or a list of columns",
+            fix="pass e.g. competing={'left_di': lambda p: p['on_di'] == 0}.",
+        )
+    comp = dict(competing) if isinstance(competing, Mapping) else {str(e): e for e in competing}
+    if not comp or label in comp:
+        raise EstimationError(
+            f"competing must name at least one exit other than {label!r}; you passed {list(comp)}",
+            fix="give the competing exits, e.g. competing=['left_di_other'].",
+        )
+    return competing_risks(study, {label: event, **comp}, horizon=horizon, start=start, tau=tau,
+                           strata=strata, level=level, fine_gray=[label], covariates=covariates,
+                           variance=variance)
 
 
 def discrete_time_hazard(
@@ -1177,39 +1353,101 @@ def randomization_statistics(
     result: SurvivalResult,
     assignments: np.ndarray,
     *,
-    event: EventSpec | None = None,
+    event: EventSpec | Mapping[str, EventSpec] | None = None,
 ) -> pd.DataFrame:
-    """Log-rank chi-square, Cox log hazard ratio and RMST difference under other assignments.
+    """Survival statistics of ``result`` under other assignments (randomization inference).
 
-    For randomization inference: ``assignments`` is (B, n_persons) 0/1 (e.g.
-    ``study.design.permutations(B, seed)``); the statistics are computed as in
-    ``result`` (same event, start, horizon, tau, strata, ties) for every row at once,
-    without refitting. The Cox statistic is the arm-only model (covariates are not
-    re-fitted per draw). For an event given as a callable, pass it again as ``event``.
+    ``assignments`` is (B, n_persons) 0/1 (e.g. ``study.design.permutations(B, seed)``);
+    the statistics are computed as in ``result`` (same event, start, horizon, tau,
+    strata, ties, delayed entry, Fleming–Harrington weights) for every row at once,
+    without refitting:
+
+    * ``time_to_event``: columns ``logrank`` (chi-square), ``logrank_fh`` (when the
+      result has one), ``cox`` (log hazard ratio of the arm-only model; covariates are
+      not re-fitted per draw), ``rmst_difference`` and ``rmst_log_ratio``;
+    * ``competing_risks`` with Fine–Gray models: ``fine_gray:<cause>`` (log
+      subdistribution hazard ratio of the arm-only model).
+
+    A ratio row (``hazard_ratio``, ``rmst_ratio``, ``subdistribution_hazard_ratio``) is
+    re-randomized on the log scale: its column repeats its log row's statistic (the
+    test of a ratio against 1 is the test of its log against 0).
+
+    For an event given as a callable, pass it again as ``event`` (for competing risks,
+    the mapping of causes).
 
     Returns
     -------
     DataFrame
-        Columns ``logrank``, ``cox``, ``rmst_difference``; one row per assignment.
+        One column per statistic; one row per assignment.
     """
-    if result.kind != "time_to_event":
+    if result.kind not in ("time_to_event", "competing_risks"):
         raise EstimationError(
-            f"randomization statistics are defined for time_to_event results, not {result.kind!r}",
+            f"randomization statistics are defined for time_to_event and competing_risks results, "
+            f"not {result.kind!r}",
             fix="use a time_to_event result (spells condition on post-randomization entry).",
         )
     spec = result.spec
-    ev = event if event is not None else spec["event"]
-    et = event_times(study, ev, start=spec["start"], horizon=spec["horizon"])
     a = np.atleast_2d(np.asarray(assignments))
-    if a.shape[1] != len(et):
+    if a.shape[1] != study.n_persons:
         raise EstimationError(
-            f"assignments have {a.shape[1]} columns but the study has {len(et)} persons",
+            f"assignments have {a.shape[1]} columns but the study has {study.n_persons} persons",
             fix="pass a (B, n_persons) array aligned with study.persons.",
         )
+    if result.kind == "competing_risks":
+        return _competing_randomization_statistics(study, result, a, event)
+    ev = event if event is not None else spec["event"]
+    et = event_times(study, ev, start=spec["start"], horizon=spec["horizon"],
+                     delayed_entry=bool(spec.get("delayed_entry", False)))
     use = et["usable"].to_numpy()
+    stats_wanted = ["logrank", "cox", "rmst_difference", "rmst_log_ratio"]
+    if spec.get("fh") is not None:
+        stats_wanted.insert(1, "logrank_fh")
     out = survival_statistics(
         et["time"].to_numpy()[use], et["event"].to_numpy()[use], a[:, use],
         strata=et["stratum"].to_numpy()[use] if spec["strata"] else None,
-        tau=spec["tau"], ties=spec.get("ties", "efron"),
+        tau=spec["tau"], ties=spec.get("ties", "efron"), statistics=tuple(stats_wanted),
+        entry=et["entry"].to_numpy()[use] if spec.get("delayed_entry") else None,
+        fh=spec.get("fh"),
     )
+    out["hazard_ratio"] = out["cox"]
+    out["rmst_ratio"] = out["rmst_log_ratio"]
+    return pd.DataFrame(out)
+
+
+def _competing_randomization_statistics(
+    study: Any, result: SurvivalResult, a: np.ndarray, events: Any
+) -> pd.DataFrame:
+    """Fine–Gray arm coefficients of a competing-risks result for each assignment row."""
+    spec = result.spec
+    names = list(spec["events"])
+    if not spec.get("fine_gray"):
+        raise EstimationError(
+            "this competing-risks result has no Fine–Gray model: cumulative incidence differences "
+            "and Gray's test are not re-randomized",
+            fix="fit it with fine_gray=True (or use ii.fine_gray) to re-randomize the "
+                "subdistribution hazard ratio.",
+        )
+    if events is None:
+        cols = spec.get("event_columns") or (None,) * len(names)
+        if any(c is None for c in cols):
+            raise EstimationError(
+                "the causes of this competing-risks result were given as callables",
+                fix="pass them again: randomization_statistics(study, result, z, event={name: callable, ...}).",
+            )
+        events = dict(zip(names, cols))
+    elif not isinstance(events, Mapping):
+        events = {str(e): e for e in events}
+    if list(events) != names:
+        raise EstimationError(f"event must map the causes {names} in that order; got {list(events)}")
+    ks = _k_grid(study, spec["start"], spec["horizon"])
+    time, status, usable = _competing_times(study, events, ks)
+    arm = np.asarray(study.design.arm, dtype=np.int64)
+    usable, _, _ = _complete_cases(study, usable, arm, spec.get("covariates", ()), None, [])
+    out: dict[str, np.ndarray] = {}
+    for c, name in enumerate(names, start=1):
+        if name not in spec.get("fine_gray", ()):
+            continue
+        b = fine_gray_statistics(time[usable], status[usable], c, a[:, usable])
+        out[f"fine_gray:{name}"] = b
+        out[f"subdistribution_hazard_ratio:{name}"] = b  # tested on the log scale
     return pd.DataFrame(out)

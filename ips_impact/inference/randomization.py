@@ -815,8 +815,10 @@ def _survival_statistics(
     """
     from ips_impact.estimators.survival import randomization_statistics
 
-    terms = result.tidy()["term"].tolist()
+    tidy = result.tidy()
     obs = randomization_statistics(study, result, arm[None, :])
+    # a statistic named "term:outcome" (e.g. one Fine–Gray model per cause) wins over "term"
+    terms = [f"{t}:{o}" if f"{t}:{o}" in obs.columns else t for t, o in zip(tidy["term"], tidy["outcome"])]
     parts = [randomization_statistics(study, result, draws[i : i + chunk])
              for i in range(0, draws.shape[0], chunk)]
     dist = pd.concat(parts, ignore_index=True)
@@ -863,7 +865,8 @@ def _late_statistics(study: Any, result: Any, arm: np.ndarray, draws: np.ndarray
 
 #: Estimators whose statistics are not linear in the outcome: custom functions
 #: ``(study, result, arm, draws) -> (observed (m,), draws (B, m))``.
-_CUSTOM: dict[str, Any] = {"time_to_event": _survival_statistics, "late": _late_statistics}
+_CUSTOM: dict[str, Any] = {"time_to_event": _survival_statistics, "competing_risks": _survival_statistics,
+                           "late": _late_statistics}
 
 
 def _heterogeneity_joint(result: Any, observed: np.ndarray, draws: np.ndarray) -> None:
