@@ -405,6 +405,11 @@ def test_result_is_frozen_and_keyless(study):
     assert set(res.tidy()["term"]) == {"logrank", "cox", "hazard_ratio", "rmst_difference",
                                        "rmst_log_ratio", "rmst_ratio", "survival_difference",
                                        "median_difference"}
+    t = res.tidy().set_index("term")
+    assert t.loc["hazard_ratio", "estimate"] == pytest.approx(np.exp(t.loc["cox", "estimate"]), rel=1e-12)
+    assert t.loc["hazard_ratio", "conf_low"] == pytest.approx(np.exp(t.loc["cox", "conf_low"]), rel=1e-12)
+    assert t.loc["hazard_ratio", "p_value"] == t.loc["cox", "p_value"]
+    assert t.loc["logrank", "estimand"].startswith("logrank_observed_minus_expected")
     with pytest.raises(DisclosureError):
         SurvivalResult(outcome="x", kind="time_to_event", statistics=res.statistics, tau=1.0,
                        km=res.km.assign(person_id="p1"))

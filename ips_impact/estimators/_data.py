@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ips_impact.errors import EstimationError
+from ips_impact.estimators._options import ADJUSTMENTS, AGGREGATES, check_option
 
 __all__ = [
     "ADJUSTMENTS",
@@ -44,25 +45,6 @@ __all__ = [
     "arm_counts",
     "require_numeric_outcome",
 ]
-
-#: Allowed values of ``adjustment=``.
-ADJUSTMENTS: tuple[str, ...] = ("none", "ancova", "lin")
-#: Allowed values of ``aggregate=``.
-AGGREGATES: tuple[str, ...] = ("mean", "sum", "stack")
-
-
-def check_option(value: Any, allowed: Sequence[str], argument: str) -> str:
-    """Return ``value`` if it is one of ``allowed``; else raise :class:`EstimationError`.
-
-    The message names the argument, lists the allowed values and echoes what was passed.
-    """
-    if isinstance(value, str) and value in allowed:
-        return value
-    raise EstimationError(
-        f"{argument} must be one of {', '.join(repr(a) for a in allowed)}; you passed {value!r}",
-        fix=f"pass {argument}=" + " or ".join(repr(a) for a in allowed),
-    )
-
 
 def arm_counts(arm: np.ndarray) -> tuple[int, int]:
     """(number treated, number control) of a 0/1 array."""

@@ -481,7 +481,8 @@ def lee_bounds(
                     "set aside: the bounds assume these are missing at random within the selected")
     probs = np.asarray(study.design.counts["p_treated"], dtype=float)
     probs = probs[np.isfinite(probs)]
-    if by is None and probs.size > 1 and np.ptp(probs) > 0.02:
+    # the one rule of every estimator: Design.equal_probabilities
+    if by is None and probs.size > 1 and not study.design.equal_probabilities:
         warn.append("assignment probabilities differ across strata (from "
                     f"{probs.min():.3f} to {probs.max():.3f}); pooled Lee bounds assume equal "
                     "probabilities: use by='stratum'")

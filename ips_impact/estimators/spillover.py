@@ -54,7 +54,10 @@ import pandas as pd
 
 from ips_impact.errors import EstimationError
 from ips_impact.estimators._data import check_option, covariate_matrix
+from ips_impact.estimators._options import WINDOW_RULES, resolve_adjustment
 from ips_impact.inference.covariance import COV_TYPES, OLSDesign, check_cov_type
+from ips_impact.inference.ri_engine import LinearProblem
+from ips_impact.inference.ri_protocol import register_randomization
 from ips_impact.results.base import horizon_label
 from ips_impact.results.effect import EffectResult
 
@@ -174,11 +177,14 @@ def _values_by_key(
     horizon: int | None,
     window: tuple[int, int] | None,
     aggregate: str,
+    window_rule: str = "complete",
 ) -> pd.DataFrame:
     """Outcome per key at ``k == horizon`` or aggregated over ``a <= k <= b``.
 
-    A window's mean or sum runs over the periods of the window where the outcome is
-    observed; a key with no observed period is absent from the result.
+    The window rule of every estimator (:mod:`ips_impact.estimators._options`):
+    ``"complete"`` keeps the keys observed at every k of the window, ``"available"``
+    takes the mean or sum over the observed periods; a key left without a value is
+    absent from the result.
     """
     k = frame["k"].to_numpy()
     if horizon is not None:
@@ -192,6 +198,9 @@ def _values_by_key(
     else:
         g = part.groupby(list(keys), sort=True, observed=True)[outcome]
         out = (g.mean() if aggregate == "mean" else g.sum()).reset_index()
+        if window_rule == "complete":
+            n_obs = g.size().to_numpy()
+            out = out[n_obs == window[1] - window[0] + 1]
     return out.rename(columns={outcome: "_y"}).reset_index(drop=True)
 
 
@@ -325,8 +334,6 @@ class ModelMatrices:
 
     def problem(self) -> Any:
         """The :class:`~ips_impact.inference.randomization.LinearProblem` of this model."""
-        from ips_impact.inference.randomization import LinearProblem
-
         return LinearProblem(
             y=self.y, row_person=self.row_person, nuisance=self.nuisance,
             interact=self.interact, coef=self.targets,
@@ -467,7 +474,7 @@ def _member_model(study: Any, spec: dict[str, Any]) -> tuple[ModelMatrices, dict
             fix="choose members= among the roles present (or 'all').",
         )
     vals = _values_by_key(sel, ("index_person_id", "person_id", "household_id"), outcome, horizon,
-                          window, spec["aggregate"])
+                          window, spec["aggregate"], spec.get("window_rule", "complete"))
     roster = n_roster.merge(
         sel[["person_id", "index_person_id", "household_id"]].drop_duplicates(
             ["person_id", "index_person_id"]),
@@ -584,9 +591,10 @@ def spillover(
     covariates: Sequence[str] = (),
     member_covariates: Sequence[str] = (),
     baseline: int = -1,
-    adjustment: Literal["none", "ancova", "lin"] = "ancova",
+    adjustment: Literal["none", "ancova", "lin"] | None = None,
     strata: bool = True,
     conf_level: float = 0.95,
+    window_rule: Literal["complete", "available"] = "complete",
 ) -> EffectResult:
     r"""Effect of the index person's assignment on the other members of the household.
 
@@ -613,7 +621,10 @@ def spillover(
         The event time :math:`k` (relative to the index person's randomization) or a
         window ``(a, b)`` over which each member's outcome is aggregated.
     aggregate
-        ``"mean"`` or ``"sum"`` over the observed periods of the window.
+        ``"mean"`` or ``"sum"`` over the periods of the window.
+    window_rule
+        ``"complete"`` (default, as in every estimator: members observed at every
+        period of the window) or ``"available"`` (the periods observed).
     level
         ``"member"`` (one row per member, clustered by household) or ``"household"``
         (one row per household: the mean over its selected members).
@@ -652,15 +663,31 @@ def spillover(
         Unknown option (the message lists the allowed values), no roster, no member
         with the outcome at the horizon, collinear regressors, too few clusters.
     """
+    # the one default of every estimator: the ATE (Lin) when probabilities differ by stratum
+    adjustment, adjustment_reason = resolve_adjustment(adjustment, study.design, strata=strata)
     spec = _spillover_spec(
         outcome=outcome, members=members, horizon=horizon, window=window, aggregate=aggregate,
         level=level, cov_type=cov_type, covariates=covariates, member_covariates=member_covariates,
         baseline=baseline, adjustment=adjustment, strata=strata, conf_level=conf_level,
+        window_rule=window_rule,
     )
+    spec["adjustment_reason"] = adjustment_reason
     model, info = _member_model(study, spec)
     arm = np.asarray(study.design.arm, dtype=np.int64)
     fit, msgs = fit_model(model, arm, spec["cov_type"])
     return _effect_result(model, fit, arm, spec, info, msgs, estimand="spillover")
+
+
+def _member_window_rule(rule: Any) -> str:
+    rule = check_option(rule, WINDOW_RULES, "window_rule")
+    if rule == "absent_not_at_work":
+        raise EstimationError(
+            "window_rule='absent_not_at_work' is not available for household members: the "
+            "members' follow-up range (which periods an absent LMD row means 'not at work') "
+            "is not recorded",
+            table="members", fix="use window_rule='complete' (default) or 'available'",
+        )
+    return rule
 
 
 def _spillover_spec(**kw: Any) -> dict[str, Any]:
@@ -702,6 +729,7 @@ def _spillover_spec(**kw: Any) -> dict[str, Any]:
         "horizon": horizon,
         "window": window,
         "aggregate": aggregate,
+        "window_rule": _member_window_rule(kw.get("window_rule", "complete")),
         "level": level,
         "cov_type": cov_type,
         "covariates": covariates,
@@ -785,7 +813,7 @@ def _total_model(study: Any, spec: dict[str, Any]) -> tuple[ModelMatrices, dict[
     sel = mem[mem["role"].isin(spec["members"])]
     roster = sel[["index_person_id", "person_id"]].drop_duplicates()
     vals = _values_by_key(sel, ("index_person_id", "person_id"), outcome, horizon, window,
-                          spec["aggregate"])
+                          spec["aggregate"], spec.get("window_rule", "complete"))
     roster_rp = pid.get_indexer(roster["index_person_id"])
     n_roster = np.bincount(roster_rp, minlength=n)
     vals_rp = pid.get_indexer(vals["index_person_id"])
@@ -846,9 +874,10 @@ def household_total(
     missing_members: Literal["drop", "zero"] = "drop",
     cov_type: str = "HC2",
     covariates: Sequence[str] = (),
-    adjustment: Literal["none", "ancova", "lin"] = "ancova",
+    adjustment: Literal["none", "ancova", "lin"] | None = None,
     strata: bool = True,
     conf_level: float = 0.95,
+    window_rule: Literal["complete", "available"] = "complete",
 ) -> EffectResult:
     r"""Effect of IPS on a household total that includes the index person.
 
@@ -867,7 +896,8 @@ def household_total(
     members
         Roles counted in the total (default ``"all"``); as in :func:`spillover`.
     horizon, window, aggregate
-        As in :func:`spillover`; the same rule applies to index person and members.
+        As in :func:`spillover`; the same rule applies to index person and members
+        (``window_rule`` as in :func:`spillover`).
     missing_members
         A household with a selected member whose outcome is not observed is
         ``"drop"``-ped (default, with a ledger entry) or the member counts as 0
@@ -884,12 +914,15 @@ def household_total(
     EffectResult
         ``term == "arm"``, ``estimand == "household_total"``.
     """
+    # the one default of every estimator: the ATE (Lin) when probabilities differ by stratum
+    adjustment, adjustment_reason = resolve_adjustment(adjustment, study.design, strata=strata)
     spec = _spillover_spec(
         outcome=outcome, members=members, horizon=horizon, window=window, aggregate=aggregate,
         level="household", cov_type=cov_type, covariates=covariates, member_covariates=(),
         baseline=-1, adjustment=adjustment, strata=strata, conf_level=conf_level,
-        estimator="household_total",
+        estimator="household_total", window_rule=window_rule,
     )
+    spec["adjustment_reason"] = adjustment_reason
     spec["missing_members"] = check_option(missing_members, _MISSING_MEMBERS, "missing_members")
     del spec["level"], spec["member_covariates"], spec["baseline"]
     model, info = _total_model(study, spec)
@@ -922,3 +955,7 @@ def randomization_problem(study: Any, result: Any) -> Any:
             fix="use the randomization_problem of the estimator that produced the result",
         )
     return model.problem()
+
+
+register_randomization("spillover", randomization_problem)
+register_randomization("household_total", randomization_problem)

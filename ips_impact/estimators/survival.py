@@ -59,6 +59,7 @@ from ips_impact.estimators._survival.km import kaplan_meier, km_median, rmst, su
 from ips_impact.estimators._survival.logrank import logrank
 from ips_impact.estimators._survival.randomization import fine_gray_statistics, survival_statistics
 from ips_impact.estimators._survival.rmst import rmst_log_ratio, rmst_regression
+from ips_impact.inference.ri_protocol import RandomizationProblem, register_randomization
 from ips_impact.results.base import make_row
 from ips_impact.results.survival import SurvivalResult
 
@@ -439,7 +440,9 @@ def _analyse(
     # log-rank
     lr = logrank(time, status, grp, 2, strata, entry=entry)
     rows.append(make_row(
-        term="logrank", estimand="logrank" + estimand_suffix, horizon=horizon,
+        # estimate: observed minus expected events in the IPS arm (O - E, a count);
+        # statistic: the (stratified) log-rank chi-square
+        term="logrank", estimand="logrank_observed_minus_expected_ips" + estimand_suffix, horizon=horizon,
         estimate=float(lr.observed[1] - lr.expected[1]), std_error=float(np.sqrt(lr.variance[1, 1])),
         statistic=lr.statistic, p_value=lr.p_value, conf_low=math.nan, conf_high=math.nan,
         df=float(lr.df) if lr.df else math.nan, **common,
@@ -448,7 +451,8 @@ def _analyse(
         rho, gamma = fh
         lf = logrank(time, status, grp, 2, strata, rho=rho, gamma=gamma, entry=entry)
         rows.append(make_row(
-            term="logrank_fh", estimand=f"logrank_fh(rho={rho:g},gamma={gamma:g})" + estimand_suffix,
+            term="logrank_fh", estimand=f"logrank_fh_observed_minus_expected_ips(rho={rho:g},gamma={gamma:g})"
+            + estimand_suffix,
             horizon=horizon, estimate=float(lf.observed[1] - lf.expected[1]),
             std_error=float(np.sqrt(lf.variance[1, 1])), statistic=lf.statistic, p_value=lf.p_value,
             conf_low=math.nan, conf_high=math.nan, df=float(lf.df) if lf.df else math.nan, **common,
@@ -543,17 +547,21 @@ def _analyse(
 
 
 def _ratio_row(log_row: dict[str, Any], term: str, estimand: str) -> dict[str, Any]:
-    """The row of a ratio beside the row of its log: exp of the estimate and limits.
+    r"""The row of a ratio beside the row of its log (hazard ratio beside log hazard ratio).
 
-    The test (statistic, p-value) is the log row's; no standard error is given on the
-    ratio scale, where the interval is not symmetric.
+    :math:`e^{\hat\theta}`, its delta-method standard error
+    :math:`e^{\hat\theta}\,\widehat{se}(\hat\theta)`, and the interval and test of the
+    log scale transformed (:math:`e^{lo}, e^{hi}`; the same statistic and p-value): the
+    interval is not symmetric around the ratio.
     """
+    def exp_or_nan(v: float) -> float:
+        return math.exp(v) if np.isfinite(v) else math.nan
+
     row = dict(log_row)
-    row.update(term=term, estimand=estimand, estimate=math.exp(log_row["estimate"])
-               if np.isfinite(log_row["estimate"]) else math.nan,
-               std_error=math.nan, conf_low=math.exp(log_row["conf_low"])
-               if np.isfinite(log_row["conf_low"]) else math.nan,
-               conf_high=math.exp(log_row["conf_high"]) if np.isfinite(log_row["conf_high"]) else math.nan,
+    ratio = exp_or_nan(log_row["estimate"])
+    row.update(term=term, estimand=estimand, estimate=ratio,
+               std_error=ratio * log_row["std_error"] if np.isfinite(ratio) else math.nan,
+               conf_low=exp_or_nan(log_row["conf_low"]), conf_high=exp_or_nan(log_row["conf_high"]),
                control_mean=math.nan)
     return row
 
@@ -1451,3 +1459,38 @@ def _competing_randomization_statistics(
         out[f"fine_gray:{name}"] = b
         out[f"subdistribution_hazard_ratio:{name}"] = b  # tested on the log scale
     return pd.DataFrame(out)
+
+
+def randomization_problem(study: Any, result: SurvivalResult) -> RandomizationProblem:
+    """Randomization problem of a :func:`time_to_event` or Fine–Gray
+    :func:`competing_risks` result, from :func:`randomization_statistics`.
+
+    Per tidy row, the statistic named ``term:outcome`` (one Fine–Gray model per cause)
+    or else ``term``: the log-rank and Fleming–Harrington chi-squares, the Cox log hazard
+    ratio (arm-only model), the RMST difference and log ratio, the Fine–Gray log
+    subdistribution hazard ratio (arm only); a ratio row repeats its log row's statistic
+    (the test of a ratio against 1 is that of its log against 0). Other rows (survival,
+    median or CIF differences, Gray's test, adjusted RMST) get NaN (not re-randomized).
+    The observed statistics are recomputed the same way, so the comparison is like with
+    like even when the reported model had covariates (hence no check against the
+    estimates). A competing-risks result without a Fine–Gray model is refused.
+    """
+    tidy = result.tidy()
+    if result.kind == "competing_risks":
+        randomization_statistics(study, result, np.asarray(study.design.arm)[None, :])  # refusals first
+    keys = list(zip(tidy["term"], tidy["outcome"]))
+
+    def statistic(draws: np.ndarray) -> np.ndarray:
+        stats_ = randomization_statistics(study, result, draws)
+        cols = []
+        for t, o in keys:
+            name = f"{t}:{o}" if f"{t}:{o}" in stats_.columns else t
+            cols.append(stats_[name].to_numpy(dtype=float) if name in stats_.columns
+                        else np.full(draws.shape[0], np.nan))
+        return np.column_stack(cols)
+
+    return RandomizationProblem(statistic=statistic, reproduces=False, interval="none")
+
+
+register_randomization("time_to_event", randomization_problem)
+register_randomization("competing_risks", randomization_problem)

@@ -14,10 +14,11 @@ term                     row
 ``logrank_fh``           Fleming–Harrington G(rho, gamma) weighted log-rank (rho, gamma in
                          the estimand label); as ``logrank``
 ``cox``                  estimate = log hazard ratio IPS vs control, log-scale interval
-``hazard_ratio``         exp of the ``cox`` row (estimate and limits); its test; no SE
+``hazard_ratio``         exp of the ``cox`` row (estimate and limits), delta-method SE,
+                         the test of the log row
 ``rmst_difference``      RMST(IPS) - RMST(control) up to tau (horizon = tau), in periods
 ``rmst_log_ratio``       log RMST(IPS) / RMST(control), delta-method SE (survRM2)
-``rmst_ratio``           exp of ``rmst_log_ratio`` (estimate and limits); no SE
+``rmst_ratio``           exp of ``rmst_log_ratio``, as ``hazard_ratio``
 ``*_adjusted``           the RMST difference / log ratio / ratio adjusted for covariates
                          (Tian, Zhao & Wei 2014; rows when covariates are given)
 ``survival_difference``  S_IPS(tau) - S_control(tau), Greenwood standard error
@@ -26,7 +27,7 @@ term                     row
 ``cif_difference``       (competing risks) F_IPS(tau) - F_control(tau) for one cause
 ``fine_gray``            (competing risks, ``fine_gray=True``) log subdistribution hazard
                          ratio of IPS for one cause (``cmprsk::crr``), one row per term
-``subdistribution_hazard_ratio``  exp of the ``fine_gray`` row of the arm; no SE
+``subdistribution_hazard_ratio``  exp of the ``fine_gray`` row of the arm, as ``hazard_ratio``
 =======================  =============================================================
 
 Times, RMST and their differences are in periods of the panel (quarters for LMD data;
