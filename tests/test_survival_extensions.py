@@ -140,6 +140,21 @@ def test_km_strata_are_the_curves_within_arm_and_stratum(study):
     np.testing.assert_allclose(r1.km_strata["survival"], r1.km["survival"])
 
 
+def test_plot_strata_draws_one_panel_per_stratum(study):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    res = quiet(time_to_event, study, "employed", horizon=20)
+    axes = res.plot_strata()
+    assert [ax.get_title() for ax in axes] == list(study.design.stratum_labels)
+    assert len(axes[0].get_lines()) == 2  # IPS and control
+    plt.close("all")
+    with pytest.raises(EstimationError, match="no curves by stratum"):
+        quiet(time_to_event, study, "employed", km_by=None).plot_strata()
+
+
 def test_km_by_a_baseline_column_and_refusals(study):
     res = quiet(time_to_event, study, "employed", horizon=20, km_by="female")
     assert set(res.km_strata["stratum"]) == {"0", "1"}

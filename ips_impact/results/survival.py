@@ -301,6 +301,47 @@ class SurvivalResult(ResultBase):
         fig.tight_layout()
         return ax
 
+    def plot_strata(self, *, confidence: bool = True) -> Any:
+        """Kaplan–Meier curves by arm, one panel per stratum (or ``km_by`` group).
+
+        Returns
+        -------
+        numpy.ndarray of matplotlib.axes.Axes
+            One Axes per group (``axes[0].figure`` is the figure).
+        """
+        import matplotlib.pyplot as plt
+
+        ks = self.km_strata
+        if not len(ks):
+            raise EstimationError(
+                "this result has no curves by stratum",
+                fix="fit time_to_event with km_by='stratum' (default) or e.g. km_by='region'.",
+            )
+        groups = list(dict.fromkeys(ks["stratum"].tolist()))
+        fig, axes = plt.subplots(1, len(groups), figsize=(3.2 * len(groups), 3.6), sharey=True,
+                                 squeeze=False)
+        colours = {1: "#1b9e77", 0: "#7570b3"}
+        for ax, grp in zip(axes[0], groups):
+            for arm in (1, 0):
+                a = ks[(ks["stratum"] == grp) & (ks["arm"] == arm)].sort_values("time")
+                if not len(a):
+                    continue
+                t = np.concatenate([[0.0], a["time"].to_numpy(dtype=float)])
+                ax.step(t, np.concatenate([[1.0], a["survival"].to_numpy(dtype=float)]), where="post",
+                        color=colours[arm], label=_ARM_LABEL[arm])
+                if confidence:
+                    ax.fill_between(t, np.concatenate([[1.0], a["conf_low"].to_numpy(dtype=float)]),
+                                    np.concatenate([[1.0], a["conf_high"].to_numpy(dtype=float)]),
+                                    step="post", color=colours[arm], alpha=0.15, linewidth=0)
+            ax.set_title(str(grp))
+            ax.set_ylim(0, 1.02)
+            ax.set_xlabel("periods since randomization")
+        axes[0][0].set_ylabel("survival (no event yet)")
+        axes[0][0].legend(loc="best", frameon=False)
+        fig.suptitle(self._summary_title())
+        fig.tight_layout()
+        return axes[0]
+
     def _plot_cif(self, *, ax: Any = None, confidence: bool = True) -> Any:
         """Cumulative incidence by cause (colour) and arm (line style); returns the Axes."""
         import matplotlib.pyplot as plt

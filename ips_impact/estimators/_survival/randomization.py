@@ -78,7 +78,7 @@ def _km_by_arm(time: np.ndarray, event: np.ndarray, z: np.ndarray, tau: float,
     arms = {}
     for name, tt, ee in (("treated", t1, e1), ("control", tot[None, :] - t1, dk[None, :] - e1)):
         n = np.cumsum(tt[:, ::-1], axis=1)[:, ::-1]
-        if late1 is not None:
+        if late1 is not None and late_all is not None:
             lt = late1 if name == "treated" else late_all[None, :] - late1
             n = n - np.cumsum(lt[:, ::-1], axis=1)[:, ::-1]
         with np.errstate(divide="ignore", invalid="ignore"):
