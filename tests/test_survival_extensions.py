@@ -299,3 +299,14 @@ def test_randomization_inference_reaches_the_new_statistics(study):
     plain = quiet(competing_risks, study, ["employed", "left_di_other"], horizon=20)
     with pytest.raises(EstimationError, match="no Fine"):
         ii.randomization_inference(study, [plain], n_permutations=50, seed=1)
+
+
+def test_collinear_covariates_skip_the_adjusted_rmst_with_a_warning():
+    a, p = make_trial(n=200, seed=9)
+    a["age_months"] = a["age"] * 12
+    st = quiet(Study.from_frames, a, p)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = time_to_event(st, "employed", horizon=20, covariates=("age", "age_months"))
+    assert not {"rmst_difference_adjusted", "rmst_ratio_adjusted"} & set(res.tidy()["term"])
+    assert any("adjusted RMST could not be computed" in str(w.message) for w in caught)

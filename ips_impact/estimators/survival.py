@@ -507,17 +507,12 @@ def _analyse(
     rows.append(_ratio_row(rows[-1], "rmst_ratio", "rmst_ratio" + estimand_suffix))
     if x_cov.size and entry is None:
         # Tian, Zhao & Wei (2014): the same contrasts adjusted for the baseline covariates
-        args = (time, status, arm, x_cov, tau)
-        b, v = rmst_regression(*args, type="difference")
-        rows.append(make_row(term="rmst_difference_adjusted",
-                             estimand="rmst_difference_adjusted" + estimand_suffix, horizon=_tau_label(tau),
-                             estimate=float(b[1]), std_error=float(np.sqrt(v[1, 1])),
-                             control_mean=rm[0].estimate, **common))
-        b, v = rmst_regression(*args, type="ratio")
-        rows.append(make_row(term="rmst_log_ratio_adjusted",
-                             estimand="rmst_log_ratio_adjusted" + estimand_suffix, horizon=_tau_label(tau),
-                             estimate=float(b[1]), std_error=float(np.sqrt(v[1, 1])), **common))
-        rows.append(_ratio_row(rows[-1], "rmst_ratio_adjusted", "rmst_ratio_adjusted" + estimand_suffix))
+        try:
+            rows.extend(_adjusted_rmst_rows(time, status, arm, x_cov, tau, rm[0].estimate,
+                                            estimand_suffix, common))
+        except np.linalg.LinAlgError:
+            _warn(msgs, "the covariate-adjusted RMST could not be computed: the covariates are "
+                        "collinear with the arm or with each other", EstimationWarning)
     elif x_cov.size:
         msgs.append("the covariate-adjusted RMST (Tian et al. 2014) is not computed with delayed entry")
     # survival at tau
@@ -544,6 +539,24 @@ def _analyse(
         "tau": tau,
         "warnings": msgs,
     }
+
+
+def _adjusted_rmst_rows(
+    time: np.ndarray, status: np.ndarray, arm: np.ndarray, x_cov: np.ndarray, tau: float,
+    control_rmst: float, suffix: str, common: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """Rows of the Tian et al. (2014) adjusted RMST difference, log ratio and ratio."""
+    args = (time, status, arm, x_cov, tau)
+    b, v = rmst_regression(*args, type="difference")
+    out = [make_row(term="rmst_difference_adjusted", estimand="rmst_difference_adjusted" + suffix,
+                    horizon=_tau_label(tau), estimate=float(b[1]), std_error=float(np.sqrt(v[1, 1])),
+                    control_mean=control_rmst, **common)]
+    b, v = rmst_regression(*args, type="ratio")
+    out.append(make_row(term="rmst_log_ratio_adjusted", estimand="rmst_log_ratio_adjusted" + suffix,
+                        horizon=_tau_label(tau), estimate=float(b[1]), std_error=float(np.sqrt(v[1, 1])),
+                        **common))
+    out.append(_ratio_row(out[-1], "rmst_ratio_adjusted", "rmst_ratio_adjusted" + suffix))
+    return out
 
 
 def _ratio_row(log_row: dict[str, Any], term: str, estimand: str) -> dict[str, Any]:

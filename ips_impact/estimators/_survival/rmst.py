@@ -108,6 +108,11 @@ def rmst_regression(
     -------
     (coef, vcov)
         For the columns (intercept, arm, x...).
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError
+        When (1, arm, x) is not of full column rank.
     """
     time = np.asarray(time, dtype=float)
     event = np.asarray(event, dtype=float)
@@ -123,6 +128,8 @@ def rmst_regression(
         sel = arm == a
         w[sel] = observed[sel] / _censoring_km_at(y[sel], ~observed[sel])
     xm = np.column_stack([np.ones(n), arm.astype(float), x])
+    if np.linalg.matrix_rank(xm) < xm.shape[1]:
+        raise np.linalg.LinAlgError("the design (1, arm, covariates) is not of full column rank")
     if type == "difference":
         xw = xm * w[:, None]
         beta = np.linalg.solve(xw.T @ xm, xw.T @ y)
