@@ -7,7 +7,10 @@ Public functions (``study`` first, the event second, options keyword-only):
   survival time (RMST) per arm and its difference.
 * :func:`spell_survival` — the same for the duration of the first spell in a state
   (e.g. a job); conditional on entering it, so not a randomized comparison.
-* :func:`competing_risks` — cumulative incidence per arm and cause, Gray's test.
+* :func:`competing_risks` — cumulative incidence per arm and cause, Gray's test, and
+  (``fine_gray=True``) Fine–Gray subdistribution hazard ratios.
+* :func:`fine_gray` — the Fine–Gray model of one exit against competing ones
+  (``cmprsk::crr``).
 * :func:`discrete_time_hazard` — complementary log-log (or logit) model on
   person-period rows, clustered by person: the hazard ratio of grouped time.
 * :func:`event_times` and :func:`randomization_statistics` — the per-person data and
