@@ -301,12 +301,13 @@ def test_randomization_inference_reaches_the_new_statistics(study):
         ii.randomization_inference(study, [plain], n_permutations=50, seed=1)
 
 
-def test_collinear_covariates_skip_the_adjusted_rmst_with_a_warning():
+def test_collinear_covariates_are_refused_by_the_covariate_rule_and_the_core_guards_too():
     a, p = make_trial(n=200, seed=9)
     a["age_months"] = a["age"] * 12
     st = quiet(Study.from_frames, a, p)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        res = time_to_event(st, "employed", horizon=20, covariates=("age", "age_months"))
-    assert not {"rmst_difference_adjusted", "rmst_ratio_adjusted"} & set(res.tidy()["term"])
-    assert any("adjusted RMST could not be computed" in str(w.message) for w in caught)
+    with pytest.raises(EstimationError, match="age_months"):
+        time_to_event(st, "employed", horizon=20, covariates=("age", "age_months"))
+    et = event_times(st, "employed", horizon=20)
+    x = st.persons[["age", "age_months"]].to_numpy(float)
+    with pytest.raises(np.linalg.LinAlgError):
+        rmst_regression(et["time"], et["event"], et["arm"], x, 12)

@@ -31,6 +31,7 @@ from ips_impact.estimators._data import (
     arm_counts,
     check_option,
     cluster_labels,
+    collinear_covariates,
     covariate_matrix,
     dummies,
     person_mask,
@@ -136,6 +137,8 @@ def matched_pairs(strata: np.ndarray, clusters: np.ndarray, arm: np.ndarray) -> 
     n_strata = frame["b"].nunique()
     if n_strata < 2 or len(per) != 2 * n_strata or not (per == 1).all():
         return None
+    if (frame[["b", "c"]].drop_duplicates().groupby("b").size() != 2).any():
+        return None  # the two arms of a stratum share their cluster: not a pair of clusters
     return strata
 
 
@@ -243,7 +246,18 @@ def design_for_rows(
             c1 = np.bincount(codes, weights=arm, minlength=len(labs))
             c0 = np.bincount(codes, weights=1 - arm, minlength=len(labs))
             small = np.flatnonzero((np.minimum(c1, c0) < 2) & (c1 + c0 > 0))
-            if small.size:
+            n_b = int(np.unique(codes).size)
+            if clusters is not None and small.size == 0 and np.unique(clusters).size <= 2 * n_b:
+                adjustment = "ancova"
+                warnings.warn(
+                    f"assignment probabilities differ across strata, but with "
+                    f"{int(np.unique(clusters).size)} clusters for {n_b} strata the interacted "
+                    "(Lin) estimator leaves the cluster-robust variance no degrees of freedom "
+                    "(it would be near zero); the default falls back to strata fixed effects "
+                    "(adjustment='ancova'), a precision-weighted average of the stratum effects",
+                    EstimationWarning, stacklevel=3,
+                )
+            elif small.size:
                 adjustment = "ancova"
                 warnings.warn(
                     "assignment probabilities differ across strata, but stratum/strata "
@@ -281,6 +295,10 @@ def design_for_rows(
         if not extra.shape[1]:
             extra = None
 
+    if Z is not None:
+        # the one collinearity rule of every estimator (a redundant covariate is refused)
+        base = [np.ones(arm.size), arm] + ([] if S is None else [S])
+        collinear_covariates(np.column_stack(base), Z, znames)
     design = regression_design(arm, adjustment=adjustment, covariates=Z, covariate_names=znames,
                                strata=S, strata_names=snames, extra=extra, extra_names=enames)
 
@@ -495,9 +513,11 @@ def _fit_prepared(prep: _Prepared, *, level: float, outcome: str) -> EffectResul
     welch = (prep.design.adjustment == "none" and prep.design.X.shape[1] == 2
              and prep.cov_type == "HC2" and prep.k is None)
     effects = []
-    n1 = int((prep.arm == 1).sum())
-    n0 = int(prep.arm.size - n1)
-    n_persons = int(np.unique(prep.person_index).size)
+    # persons, not rows, in n_treated / n_control (stacked rows are in nobs)
+    persons_in, first = np.unique(prep.person_index, return_index=True)
+    n_persons = int(persons_in.size)
+    n1 = int((prep.arm[first] == 1).sum())
+    n0 = n_persons - n1
     ledger = pd.DataFrame(list(prep.ledger), columns=["reason", "n_rows", "n_treated", "n_control"])
     spec = dict(prep.spec)
     spec["cov_type"] = prep.cov_type
@@ -661,9 +681,9 @@ def itt(
     -------
     EffectResult or CategoricalEffectResult
         ``term == "arm"``; ``n_missing_treated`` / ``n_missing_control`` count the
-        persons excluded for a missing outcome (also in ``.ledger``). ``nobs``,
-        ``n_treated``, ``n_control`` count regression rows (person-periods when
-        stacked; ``diagnostics["n_persons"]`` counts persons).
+        persons excluded for a missing outcome (also in ``.ledger``). ``nobs`` counts
+        regression rows (person-periods when stacked); ``n_treated``, ``n_control``
+        and ``diagnostics["n_persons"]`` count persons.
 
     Raises
     ------

@@ -53,8 +53,18 @@ import numpy as np
 import pandas as pd
 
 from ips_impact.errors import EstimationError
-from ips_impact.estimators._data import check_option, covariate_matrix
-from ips_impact.estimators._options import WINDOW_RULES, resolve_adjustment
+from ips_impact.estimators._data import (
+    check_option,
+    covariate_matrix,
+    independent_columns,
+    refuse_collinear,
+)
+from ips_impact.estimators._options import (
+    ADJUSTMENTS,
+    WINDOW_RULES,
+    check_level,
+    resolve_adjustment,
+)
 from ips_impact.inference.covariance import COV_TYPES, OLSDesign, check_cov_type
 from ips_impact.inference.ri_engine import LinearProblem
 from ips_impact.inference.ri_protocol import register_randomization
@@ -77,13 +87,10 @@ MEMBER_SETS: dict[str, tuple[str, ...]] = {
     "all": ("partner", "child", "parent", "other"),
 }
 _ROLES = ("partner", "child", "parent", "other")
-_ADJUSTMENTS = ("none", "ancova", "lin")
+_ADJUSTMENTS = ADJUSTMENTS
 _AGGREGATES = ("mean", "sum")
 _LEVELS = ("member", "household")
 _MISSING_MEMBERS = ("drop", "zero")
-# A nuisance column whose part not explained by the columns before it is smaller than
-# this (relative to its length) is dropped as redundant (R's lm tolerance).
-_COLLINEAR_TOL = 1e-7
 
 
 # ----------------------------------------------------------------------- options
@@ -108,12 +115,8 @@ def check_names(argument: str, value: Any) -> tuple[str, ...]:
 
 
 def check_conf_level(argument: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < float(value) < 1.0:
-        raise EstimationError(
-            f"{argument} must be a number strictly between 0 and 1; you passed {value!r}",
-            fix=f"use e.g. {argument}=0.95",
-        )
-    return float(value)
+    """The one level check of every estimator (:func:`~ips_impact.estimators._options.check_level`)."""
+    return check_level(value, argument)
 
 
 def check_horizon_window(
@@ -261,32 +264,6 @@ def stratum_dummies(study: Any) -> tuple[np.ndarray, tuple[str, ...]]:
     return mat, tuple(f"stratum[{lab}]" for lab in labels[1:])
 
 
-def independent_columns(mat: np.ndarray, n_protected: int, tol: float = _COLLINEAR_TOL) -> np.ndarray:
-    """Indices of the columns of ``mat`` to keep so that they are linearly independent.
-
-    Columns are taken in order (as R's ``lm`` does): a column is dropped when the part
-    of it not explained by the columns kept before it is below ``tol`` of its length.
-    The first ``n_protected`` columns are always kept (an error arises later if they
-    are themselves collinear).
-    """
-    n, p = mat.shape
-    keep: list[int] = []
-    basis = np.zeros((n, 0))
-    for j in range(p):
-        a = mat[:, j]
-        norm = float(np.sqrt(a @ a))
-        if j >= n_protected and norm == 0.0:
-            continue
-        r = a - basis @ (basis.T @ a)
-        r = r - basis @ (basis.T @ r)  # re-orthogonalise (classical Gram–Schmidt twice)
-        rn = float(np.sqrt(r @ r))
-        if j < n_protected or rn > tol * norm:
-            keep.append(j)
-            if rn > 0:
-                basis = np.column_stack([basis, r / rn])
-    return np.asarray(keep, dtype=np.int64)
-
-
 @dataclass(frozen=True, eq=False)
 class ModelMatrices:
     r"""A regression whose effect columns are the arm of each row's randomized person.
@@ -355,6 +332,7 @@ def assemble(
     lin_groups: np.ndarray | None = None,
     clusters: np.ndarray | None = None,
     ledger: Sequence[dict[str, Any]] = (),
+    covariate_names: Sequence[str] = (),
 ) -> ModelMatrices:
     """Build :class:`ModelMatrices`: drop redundant nuisance columns, add Lin terms.
 
@@ -375,6 +353,10 @@ def assemble(
     names = tuple(base_names) + tuple(extra_names)
     keep = independent_columns(nuis, base.shape[1])
     dropped = tuple(n for j, n in enumerate(names) if j not in set(keep.tolist()))
+    # strata nested in a subgroup are structural and dropped; a redundant covariate is
+    # refused, by the one collinearity rule of every estimator (_data.collinear_covariates)
+    refuse_collinear([n for n in dropped if n in set(covariate_names)],
+                     "the intercept (or subgroup indicators) and the strata")
     nuis = nuis[:, keep]
     names = tuple(names[j] for j in keep)
     v = targets_v
@@ -570,6 +552,7 @@ def _member_model(study: Any, spec: dict[str, Any]) -> tuple[ModelMatrices, dict
         base=np.ones((len(y_), 1)), base_names=("(Intercept)",),
         extra=extra_, extra_names=extra_names, lin=adjustment in ("lin", "none"),
         clusters=clusters, ledger=ledger,
+        covariate_names=(*pcov_names, *(f"member_{c}" for c in mcov_names)),
     )
     info = {
         "n_members": int(keep.sum()),
@@ -854,7 +837,7 @@ def _total_model(study: Any, spec: dict[str, Any]) -> tuple[ModelMatrices, dict[
         targets_v=np.ones((len(rp), 1)), targets_names=("arm",),
         base=np.ones((len(rp), 1)), base_names=("(Intercept)",),
         extra=extra, extra_names=extra_names, lin=spec["adjustment"] in ("lin", "none"),
-        clusters=clusters, ledger=ledger,
+        clusters=clusters, ledger=ledger, covariate_names=pcov_names,
     )
     info = {
         "n_households": int(len(rp)),

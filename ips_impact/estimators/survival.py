@@ -53,7 +53,8 @@ from ips_impact.errors import (
     EstimationWarning,
     SmallSampleWarning,
 )
-from ips_impact.estimators._data import check_option
+from ips_impact.estimators._data import check_option, collinear_covariates, covariate_matrix
+from ips_impact.estimators._options import check_level
 from ips_impact.estimators._survival.competing import cif_at, cumulative_incidence, gray_test
 from ips_impact.estimators._survival.cox import COX_TIES, cox_fit, cox_zph
 from ips_impact.estimators._survival.discrete import hazard_glm
@@ -88,12 +89,8 @@ _ARMS = ((1, "IPS"), (0, "control"))
 
 
 def _check_level(level: Any) -> float:
-    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < float(level) < 1:
-        raise EstimationError(
-            f"level must be a number strictly between 0 and 1; you passed {level!r}",
-            fix="use e.g. level=0.95.",
-        )
-    return float(level)
+    """The one level check of every estimator (:func:`~ips_impact.estimators._options.check_level`)."""
+    return check_level(level)
 
 
 def _check_int(name: str, value: Any, *, allow_none: bool = False) -> int | None:
@@ -279,53 +276,51 @@ def _ledger_row(reason: str, mask: np.ndarray, arm: np.ndarray) -> dict[str, Any
     }
 
 
-def _covariate_matrix(study: Any, covariates: Sequence[str]) -> np.ndarray:
+def _covariate_matrix(
+    study: Any, covariates: Sequence[str], keep: np.ndarray, arm: np.ndarray
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Baseline covariates by the rules of every estimator (``estimators/_options.py``).
+
+    Categorical columns become dummies of the levels among the ``keep`` persons, a
+    missing value among them is refused (impute it and add a missing indicator), and a
+    collinear covariate is refused, naming it — as in :func:`~ips_impact.itt`. Rows
+    outside ``keep`` are NaN. Returns the (n_persons, p) matrix and its column names.
+    """
     if isinstance(covariates, str):
         covariates = (covariates,)
     persons = study.persons
-    cols = []
     for c in covariates:
-        if c not in persons.columns:
-            raise DataContractError(
-                f"covariate {c!r} is not a baseline column of the persons table",
-                table="persons", column=c, examples=list(study.covariates),
-                fix="choose baseline covariates from the assignment table.",
-            )
-        if c in ("person_id", "household_id"):
-            raise EstimationError(f"{c!r} is a key, not a covariate", column=c,
+        if c in ("household_id", "site", "region") and c not in getattr(study, "covariates", ()):
+            raise EstimationError(f"{c!r} is not a baseline covariate", table="persons", column=c,
                                   fix="use cluster= for clustering on a key.")
-        if not (pd.api.types.is_numeric_dtype(persons[c]) or pd.api.types.is_bool_dtype(persons[c])):
-            raise DataContractError(
-                f"covariate {c!r} is not numeric",
-                table="persons", column=c,
-                fix="code it as 0/1 indicator columns before fitting, or use it as a stratum.",
-            )
-        cols.append(persons[c].to_numpy(dtype=np.float64, na_value=np.nan))
-    return np.column_stack(cols) if cols else np.zeros((len(persons), 0))
+    rows = np.flatnonzero(keep)
+    X, names = covariate_matrix(persons, covariates, rows=rows)
+    collinear_covariates(np.column_stack([np.ones(rows.size), arm[rows]]), X, names,
+                         what="the intercept and the arm")
+    full = np.full((len(persons), X.shape[1]), np.nan)
+    full[rows] = X
+    return full, names
 
 
 def _complete_cases(
     study: Any, keep: np.ndarray, arm: np.ndarray, covariates: Sequence[str], cluster: str | None,
     ledger: list[dict[str, Any]],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Set aside persons with a missing covariate or cluster, each with a ledger row.
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], np.ndarray | None]:
+    """Covariates by the one rule (missing refused) and persons with a missing cluster
+    set aside, with a ledger row.
 
-    Returns the updated ``keep`` mask, the covariate matrix and the cluster codes.
+    Returns the updated ``keep`` mask, the covariate matrix, its names and the cluster
+    codes.
     """
-    x_cov = _covariate_matrix(study, covariates)
+    x_cov, names = _covariate_matrix(study, covariates, keep, arm)
     keep = keep.copy()
-    if x_cov.size:
-        miss = np.isnan(x_cov).any(axis=1) & keep
-        if miss.any():
-            ledger.append(_ledger_row("missing covariate value", miss, arm))
-            keep &= ~miss
     cl = _cluster_codes(study, cluster)
     if cl is not None:
         miss = (cl < 0) & keep
         if miss.any():
             ledger.append(_ledger_row(f"missing cluster ({cluster})", miss, arm))
             keep &= ~miss
-    return keep, x_cov, cl
+    return keep, x_cov, names, cl
 
 
 def _cluster_codes(study: Any, cluster: str | None) -> np.ndarray | None:
@@ -796,7 +791,7 @@ def time_to_event(
                 f"event already present when first observed after k = {start} (left-censored, "
                 f"delayed entry)", left, arm))
             usable = usable & ~left
-    keep, x_cov, cl = _complete_cases(study, usable, arm, covariates, cluster, ledger)
+    keep, x_cov, cov_names, cl = _complete_cases(study, usable, arm, covariates, cluster, ledger)
     warn_msgs = []
     for row in ledger:
         msg = f"{row['n_rows']} persons set aside: {row['reason']}"
@@ -805,7 +800,7 @@ def time_to_event(
     st = np.asarray(study.design.stratum, dtype=np.int64)[keep] if strata else None
     res = _analyse(
         outcome=label, time=time[keep], status=status[keep], arm=arm[keep], strata=st,
-        x_cov=x_cov[keep] if x_cov.size else x_cov, cov_names=covariates,
+        x_cov=x_cov[keep] if x_cov.size else x_cov, cov_names=cov_names,
         cluster=cl[keep] if cl is not None else None, robust=robust, tau=tau, ties=ties,
         level=level, horizon=horizon, min_at_risk=min_at_risk,
         entry=entry[keep] if entry is not None else None, fh=fh,
@@ -918,7 +913,7 @@ def spell_survival(
     if (~entered).any():
         ledger.append(_ledger_row(f"no spell in {label!r} entered between k = {start} and {ks[-1]}",
                                   ~entered, arm))
-    keep, x_cov, cl = _complete_cases(study, entered, arm, covariates, cluster, ledger)
+    keep, x_cov, cov_names, cl = _complete_cases(study, entered, arm, covariates, cluster, ledger)
     n1, n0 = int((arm == 1).sum()), int((arm == 0).sum())
     e1, e0 = int((entered & (arm == 1)).sum()), int((entered & (arm == 0)).sum())
     note = (
@@ -931,7 +926,7 @@ def spell_survival(
     st = np.asarray(study.design.stratum, dtype=np.int64)[keep] if strata else None
     res = _analyse(
         outcome=label, time=dur[keep], status=ended[keep].astype(float), arm=arm[keep], strata=st,
-        x_cov=x_cov[keep] if x_cov.size else x_cov, cov_names=covariates,
+        x_cov=x_cov[keep] if x_cov.size else x_cov, cov_names=cov_names,
         cluster=cl[keep] if cl is not None else None, robust=robust, tau=tau, ties=ties,
         level=level, horizon=horizon, min_at_risk=min_at_risk, estimand_suffix="_given_entry",
     )
@@ -990,8 +985,8 @@ def competing_risks(
         ratio of IPS) and ``subdistribution_hazard_ratio`` rows, and the
         ``fine_gray`` table with every term.
     covariates
-        Baseline (numeric) covariates of the Fine–Gray models; persons with a missing
-        value are set aside (ledger) for the whole analysis.
+        Baseline covariates of the Fine–Gray models, by the covariate rule of every
+        estimator (categorical -> dummies; missing or collinear refused, naming it).
     variance
         Fine–Gray variance: ``"crr"`` (default, with the term for the estimated
         censoring distribution, as ``cmprsk::crr``) or ``"finegray"`` (censoring weights
@@ -1003,6 +998,13 @@ def competing_risks(
             fix="pass e.g. {'work': 'employed', 'other': lambda p: p['on_di'] == 0}.",
         )
     if not isinstance(events, Mapping):
+        names = [str(e) for e in events]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise EstimationError(
+                f"competing causes must differ; {', '.join(map(repr, dup))} is given more than once",
+                column=dup, fix="list each cause once, e.g. events=['employed', 'di_exit']",
+            )
         events = {str(e): e for e in events}
     if len(events) < 1:
         raise EstimationError("events is empty", fix="give at least one cause.")
@@ -1032,7 +1034,7 @@ def competing_risks(
                                   ~usable, arm))
         _warn(msgs, f"{int((~usable).sum())} persons set aside: {ledger[-1]['reason']}", EstimationWarning)
     n_ledger = len(ledger)
-    usable, x_cov, _ = _complete_cases(study, usable, arm, covariates, None, ledger)
+    usable, x_cov, fg_cov_names, _ = _complete_cases(study, usable, arm, covariates, None, ledger)
     for row in ledger[n_ledger:]:
         _warn(msgs, f"{row['n_rows']} persons set aside: {row['reason']}", EstimationWarning)
     x_cov = x_cov[usable] if x_cov.size else x_cov
@@ -1089,7 +1091,7 @@ def competing_risks(
                              horizon=_tau_label(tau), estimate=d, std_error=se, control_mean=at_tau[0][0], **common))
         if name in fg_causes:
             fg_tab, fg_rows = _fine_gray_cause(
-                name, c, time, status, arm_k, x_cov, covariates, st_all if strata else None,
+                name, c, time, status, arm_k, x_cov, fg_cov_names, st_all if strata else None,
                 study.design.stratum_labels, variance, level, horizon, common, msgs)
             fg_tables.append(fg_tab)
             rows.extend(fg_rows)
@@ -1302,17 +1304,12 @@ def discrete_time_hazard(
     m = _event_matrix(study, event, ks)
     time, status, usable = _first_event(m, ks)
     arm = np.asarray(study.design.arm, dtype=np.int64)
-    x_cov = _covariate_matrix(study, covariates)
     keep = usable.copy()
+    x_cov, cov_names = _covariate_matrix(study, covariates, keep, arm)
     ledger = []
     if (~usable).any():
         ledger.append(_ledger_row(f"event column not observed at any k from {start} to {ks[-1]}",
                                   ~usable, arm))
-    if x_cov.size:
-        miss = np.isnan(x_cov).any(axis=1) & keep
-        if miss.any():
-            ledger.append(_ledger_row("missing covariate value", miss, arm))
-            keep &= ~miss
     observed = ~np.isnan(m)
     at_risk = observed & (ks[None, :] <= time[:, None]) & keep[:, None]
     pi, kj = np.nonzero(at_risk)
@@ -1342,7 +1339,7 @@ def discrete_time_hazard(
         for s in np.unique(st)[1:]:
             cols.append((st == s).astype(float))
             names.append(f"stratum={labels[s]}")
-    for j, c in enumerate(covariates):
+    for j, c in enumerate(cov_names):
         cols.append(x_cov[pi, j])
         names.append(c)
     x = np.column_stack(cols)
@@ -1466,7 +1463,7 @@ def _competing_randomization_statistics(
     ks = _k_grid(study, spec["start"], spec["horizon"])
     time, status, usable = _competing_times(study, events, ks)
     arm = np.asarray(study.design.arm, dtype=np.int64)
-    usable, _, _ = _complete_cases(study, usable, arm, spec.get("covariates", ()), None, [])
+    usable, _, _, _ = _complete_cases(study, usable, arm, spec.get("covariates", ()), None, [])
     out: dict[str, np.ndarray] = {}
     for c, name in enumerate(names, start=1):
         if name not in spec.get("fine_gray", ()):
