@@ -162,15 +162,20 @@ class SurvivalResult(ResultBase):
 
     def _summary_lines(self) -> list[str]:
         lines = list(self.notes)
+        unit = str((self.spec or {}).get("time_unit", "periods"))
         for r in self.statistics.itertuples(index=False):
-            if r.term in ("logrank", "gray") and np.isfinite(r.statistic):
-                what = "log-rank" if r.term == "logrank" else f"Gray's test ({r.outcome})"
+            if r.term in ("logrank", "logrank_fh", "gray") and np.isfinite(r.statistic):
+                what = {"logrank": "log-rank", "logrank_fh": f"Fleming–Harrington {r.estimand}"}.get(
+                    r.term, f"Gray's test ({r.outcome})")
                 lines.append(f"{what}: chi2 = {r.statistic:.3f}, df = {r.df:g}, {_p_clause(r.p_value)}")
+            if r.term == "subdistribution_hazard_ratio" and np.isfinite(r.estimate):
+                lines.append(f"Fine–Gray subdistribution hazard ratio ({r.outcome}): {r.estimate:.3f} "
+                             f"[{r.conf_low:.3f}, {r.conf_high:.3f}], {_p_clause(r.p_value)}")
         if len(self.rmst):
             for r in self.rmst.itertuples(index=False):
                 lines.append(
-                    f"RMST {_ARM_LABEL.get(int(r.arm), r.arm)} up to {r.tau:g}: "
-                    f"{r.rmst:.3f} (SE {r.std_error:.3f})"
+                    f"RMST {_ARM_LABEL.get(int(r.arm), r.arm)} up to {r.tau:g} {unit}: "
+                    f"{r.rmst:.3f} {unit} (SE {r.std_error:.3f})"
                 )
         if len(self.medians):
             for r in self.medians.itertuples(index=False):
