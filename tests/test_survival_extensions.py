@@ -311,3 +311,15 @@ def test_collinear_covariates_are_refused_by_the_covariate_rule_and_the_core_gua
     x = st.persons[["age", "age_months"]].to_numpy(float)
     with pytest.raises(np.linalg.LinAlgError):
         rmst_regression(et["time"], et["event"], et["arm"], x, 12)
+
+
+def test_fine_gray_takes_a_categorical_covariate_as_dummies():
+    a, p = make_trial(n=300, seed=12)
+    a["edu"] = np.array(["low", "mid", "high"])[np.arange(len(a)) % 3]
+    st = quiet(Study.from_frames, a, p)
+    res = quiet(fine_gray, st, "employed", competing=["left_di_other"], horizon=20, covariates=("edu",),
+                strata=False)
+    terms = list(res.fine_gray["term"])
+    assert terms[0] == "arm" and len(terms) == 3  # arm + two dummies of three levels
+    assert all(t.startswith("edu") for t in terms[1:])
+    assert np.isfinite(res.fine_gray["std_error"]).all()
