@@ -25,6 +25,7 @@ from ips_impact.estimators.spillover import household_total, spillover
 from ips_impact.estimators.survival import (
     competing_risks,
     discrete_time_hazard,
+    fine_gray,
     spell_survival,
     time_to_event,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "itt", "itt_by_period", "did", "late", "lee_bounds", "balance",
     "spillover", "household_total", "heterogeneity",
     "time_to_event", "spell_survival", "competing_risks", "discrete_time_hazard",
+    "fine_gray",
     # inference
     "COV_TYPES", "randomization_inference", "randomization_ci", "randomization_pretest",
     "adjust_pvalues", "p_adjust", "summary_index", "mde", "mde_from_design",

@@ -269,7 +269,9 @@ def test_randomization_statistics_at_observed_assignment_equal_fitted(study, tie
     z = np.vstack([arm, perms])
     out = randomization_statistics(study, res, z)
     tidy = res.tidy().set_index("term")
-    assert out.shape == (6, 3)
+    assert out.shape == (6, 6)
+    assert set(out.columns) == {"logrank", "cox", "hazard_ratio", "rmst_difference", "rmst_log_ratio",
+                                "rmst_ratio"}
     assert out.loc[0, "logrank"] == pytest.approx(tidy.loc["logrank", "statistic"], rel=1e-10)
     assert out.loc[0, "cox"] == pytest.approx(tidy.loc["cox", "estimate"], abs=1e-9)
     assert out.loc[0, "rmst_difference"] == pytest.approx(tidy.loc["rmst_difference", "estimate"], abs=1e-12)
@@ -401,7 +403,8 @@ def test_result_is_frozen_and_keyless(study):
     assert list(res.km.columns[:7]) == ["arm", "time", "survival", "conf_low", "conf_high", "at_risk", "events"]
     assert list(res.rmst.columns) == ["arm", "tau", "rmst", "std_error"]
     assert set(res.tidy()["term"]) == {"logrank", "cox", "hazard_ratio", "rmst_difference",
-                                       "survival_difference", "median_difference"}
+                                       "rmst_log_ratio", "rmst_ratio", "survival_difference",
+                                       "median_difference"}
     t = res.tidy().set_index("term")
     assert t.loc["hazard_ratio", "estimate"] == pytest.approx(np.exp(t.loc["cox", "estimate"]), rel=1e-12)
     assert t.loc["hazard_ratio", "conf_low"] == pytest.approx(np.exp(t.loc["cox", "conf_low"]), rel=1e-12)

@@ -7,7 +7,10 @@ Public functions (``study`` first, the event second, options keyword-only):
   survival time (RMST) per arm and its difference.
 * :func:`spell_survival` — the same for the duration of the first spell in a state
   (e.g. a job); conditional on entering it, so not a randomized comparison.
-* :func:`competing_risks` — cumulative incidence per arm and cause, Gray's test.
+* :func:`competing_risks` — cumulative incidence per arm and cause, Gray's test, and
+  (``fine_gray=True``) Fine–Gray subdistribution hazard ratios.
+* :func:`fine_gray` — the Fine–Gray model of one exit against competing ones
+  (``cmprsk::crr``).
 * :func:`discrete_time_hazard` — complementary log-log (or logit) model on
   person-period rows, clustered by person: the hazard ratio of grouped time.
 * :func:`event_times` and :func:`randomization_statistics` — the per-person data and
@@ -55,9 +58,11 @@ from ips_impact.estimators._options import check_level
 from ips_impact.estimators._survival.competing import cif_at, cumulative_incidence, gray_test
 from ips_impact.estimators._survival.cox import COX_TIES, cox_fit, cox_zph
 from ips_impact.estimators._survival.discrete import hazard_glm
+from ips_impact.estimators._survival.finegray import FG_VARIANCES, fine_gray_fit
 from ips_impact.estimators._survival.km import kaplan_meier, km_median, rmst, survival_at
 from ips_impact.estimators._survival.logrank import logrank
-from ips_impact.estimators._survival.randomization import survival_statistics
+from ips_impact.estimators._survival.randomization import fine_gray_statistics, survival_statistics
+from ips_impact.estimators._survival.rmst import rmst_log_ratio, rmst_regression
 from ips_impact.inference.ri_protocol import RandomizationProblem, register_randomization
 from ips_impact.results.base import make_row
 from ips_impact.results.survival import SurvivalResult
@@ -66,6 +71,7 @@ __all__ = [
     "time_to_event",
     "spell_survival",
     "competing_risks",
+    "fine_gray",
     "discrete_time_hazard",
     "event_times",
     "randomization_statistics",
@@ -211,6 +217,56 @@ def _first_event(m: np.ndarray, ks: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     return time, has_event.astype(float), has_obs
 
 
+def _delayed_entry(m: np.ndarray, ks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Entry time and left-censoring flag of each person from a person x k event matrix.
+
+    A person first observed at k_f > start is at risk from then on: the entry time is
+    k_f - 1 (risk interval (k_f - 1, time]). Whoever already has the event at k_f > start
+    had it at an unknown earlier time (left-censored) and cannot be placed on the curve.
+    """
+    observed = ~np.isnan(m)
+    f = np.argmax(observed, axis=1)
+    rows = np.arange(m.shape[0])
+    hit_first = observed[rows, f] & (np.nan_to_num(m[rows, f]) != 0)
+    entry = (ks[f] - 1).astype(float)
+    return entry, hit_first & (f > 0) & observed.any(axis=1)
+
+
+def _km_groups(study: Any, km_by: str | None, keep: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]] | None:
+    """Integer codes and labels of the groups for Kaplan–Meier curves within each arm."""
+    if km_by is None:
+        return None
+    if km_by == "stratum":
+        codes = np.asarray(study.design.stratum, dtype=np.int64)
+        labels = tuple(str(x) for x in study.design.stratum_labels)
+    else:
+        persons = study.persons
+        if not isinstance(km_by, str) or km_by not in persons.columns or km_by in ("person_id", "household_id"):
+            raise EstimationError(
+                f"km_by must be 'stratum' or a baseline column of the persons table; you passed {km_by!r}",
+                table="persons", column=str(km_by),
+                fix="use km_by='stratum' (randomization stratum), e.g. km_by='region', or None.",
+            )
+        vals = persons[km_by].astype("string").fillna("(missing)")
+        labels = tuple(sorted(vals.unique()))
+        codes = np.searchsorted(np.array(labels, dtype=object), vals.to_numpy(dtype=object))
+    return codes[keep].astype(np.int64), labels
+
+
+def _check_fh(fh: Any) -> tuple[float, float] | None:
+    if fh is None:
+        return None
+    ok = isinstance(fh, (tuple, list)) and len(fh) == 2 and all(
+        isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+        and np.isfinite(v) and v >= 0 for v in fh)
+    if not ok:
+        raise EstimationError(
+            f"fh must be a pair (rho, gamma) of non-negative numbers; you passed {fh!r}",
+            fix="use e.g. fh=(0, 1) to weight late differences, fh=(1, 0) for early ones, or None.",
+        )
+    return float(fh[0]), float(fh[1])
+
+
 def _ledger_row(reason: str, mask: np.ndarray, arm: np.ndarray) -> dict[str, Any]:
     return {
         "reason": reason,
@@ -295,24 +351,6 @@ def _fill_ci(surv: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarr
     return np.where(one, 1.0, lo), np.where(one, 1.0, hi)
 
 
-def _hazard_ratio_row(cox_row: dict[str, Any], suffix: str, horizon: Any,
-                     common: dict[str, Any]) -> dict[str, Any]:
-    r"""The hazard ratio beside the log hazard ratio: :math:`HR = e^{\hat\beta}`, its
-    delta-method standard error :math:`e^{\hat\beta}\,\widehat{se}(\hat\beta)`, and the
-    interval and test of the log scale transformed (:math:`e^{lo}, e^{hi}`; the same
-    statistic and p-value)."""
-    b, se = cox_row["estimate"], cox_row["std_error"]
-    hr = math.exp(b) if np.isfinite(b) else math.nan
-    return make_row(
-        term="hazard_ratio", estimand="hazard_ratio" + suffix, horizon=horizon, estimate=hr,
-        std_error=hr * se if np.isfinite(hr) else math.nan, statistic=cox_row["statistic"],
-        p_value=cox_row["p_value"],
-        conf_low=math.exp(cox_row["conf_low"]) if np.isfinite(cox_row["conf_low"]) else math.nan,
-        conf_high=math.exp(cox_row["conf_high"]) if np.isfinite(cox_row["conf_high"]) else math.nan,
-        **common,
-    )
-
-
 def _analyse(
     *,
     outcome: str,
@@ -330,8 +368,16 @@ def _analyse(
     horizon: int | None,
     min_at_risk: int,
     estimand_suffix: str = "",
+    entry: np.ndarray | None = None,
+    fh: tuple[float, float] | None = None,
+    km_groups: tuple[np.ndarray, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
-    """KM, medians, survival at tau, log-rank, Cox + PH test and RMST on prepared arrays."""
+    """KM, medians, survival at tau, log-rank, Cox + PH test and RMST on prepared arrays.
+
+    ``entry`` gives delayed-entry times (risk intervals (entry, time]); ``fh`` the
+    (rho, gamma) of an extra Fleming–Harrington test; ``km_groups`` integer codes and
+    labels of the groups for Kaplan–Meier curves within each arm.
+    """
     msgs: list[str] = []
     z = stats.norm.ppf(0.5 + level / 2)
     n1, n0 = int((arm == 1).sum()), int((arm == 0).sum())
@@ -348,7 +394,7 @@ def _analyse(
                 column=const, fix="drop them from covariates.",
             )
     grp = arm.astype(np.int64)  # group code 1 = IPS, 0 = control
-    kms = kaplan_meier(time, status, grp, 2, level=level)
+    kms = kaplan_meier(time, status, grp, 2, level=level, entry=entry)
     last = {a: kms[a].max_time for a in (0, 1)}
     if tau is None:
         tau = float(min(last.values()))
@@ -390,7 +436,7 @@ def _analyse(
     common = dict(outcome=outcome, nobs=n1 + n0, n_treated=n1, n_control=n0, level=level)
     rows = []
     # log-rank
-    lr = logrank(time, status, grp, 2, strata)
+    lr = logrank(time, status, grp, 2, strata, entry=entry)
     rows.append(make_row(
         # estimate: observed minus expected events in the IPS arm (O - E, a count);
         # statistic: the (stratified) log-rank chi-square
@@ -399,6 +445,16 @@ def _analyse(
         statistic=lr.statistic, p_value=lr.p_value, conf_low=math.nan, conf_high=math.nan,
         df=float(lr.df) if lr.df else math.nan, **common,
     ))
+    if fh is not None:
+        rho, gamma = fh
+        lf = logrank(time, status, grp, 2, strata, rho=rho, gamma=gamma, entry=entry)
+        rows.append(make_row(
+            term="logrank_fh", estimand=f"logrank_fh_observed_minus_expected_ips(rho={rho:g},gamma={gamma:g})"
+            + estimand_suffix,
+            horizon=horizon, estimate=float(lf.observed[1] - lf.expected[1]),
+            std_error=float(np.sqrt(lf.variance[1, 1])), statistic=lf.statistic, p_value=lf.p_value,
+            conf_low=math.nan, conf_high=math.nan, df=float(lf.df) if lf.df else math.nan, **common,
+        ))
     # Cox
     cox_df = pd.DataFrame(columns=["term", "estimate", "std_error", "statistic", "p_value",
                                    "conf_low", "conf_high", "hazard_ratio"])
@@ -407,7 +463,8 @@ def _analyse(
     if both_have_events:
         x = np.column_stack([arm.astype(float), x_cov]) if x_cov.size else arm.astype(float)[:, None]
         names = ["arm", *cov_names]
-        fit = cox_fit(time, status, x, strata=strata, ties=ties, cluster=cluster, robust=robust)
+        fit = cox_fit(time, status, x, strata=strata, ties=ties, cluster=cluster, robust=robust,
+                      entry=entry)
         if not fit.converged:
             _warn(msgs, "the Cox model did not converge; its hazard ratio is unreliable", EstimationWarning)
         se = fit.std_error
@@ -420,23 +477,42 @@ def _analyse(
         })
         rows.append(make_row(term="cox", estimand="log_hazard_ratio" + estimand_suffix, horizon=horizon,
                              estimate=float(fit.coef[0]), std_error=float(se[0]), **common))
-        rows.append(_hazard_ratio_row(rows[-1], estimand_suffix, horizon, common))
-        try:
-            zt = cox_zph(time, status, x, fit.coef, strata=strata, ties=ties)
-            zph_df = pd.DataFrame({"term": [*names, "GLOBAL"], "chisq": zt.chisq,
-                                   "df": zt.df.astype(np.int64), "p_value": zt.p_value})
-        except np.linalg.LinAlgError:
-            _warn(msgs, "the proportional-hazards test could not be computed (singular information)",
-                  EstimationWarning)
+        rows.append(_ratio_row(rows[-1], "hazard_ratio", "hazard_ratio" + estimand_suffix))
+        if entry is not None:
+            msgs.append("the proportional-hazards test (cox.zph) is not computed with delayed entry")
+        else:
+            try:
+                zt = cox_zph(time, status, x, fit.coef, strata=strata, ties=ties)
+                zph_df = pd.DataFrame({"term": [*names, "GLOBAL"], "chisq": zt.chisq,
+                                       "df": zt.df.astype(np.int64), "p_value": zt.p_value})
+            except np.linalg.LinAlgError:
+                _warn(msgs, "the proportional-hazards test could not be computed (singular information)",
+                      EstimationWarning)
     else:
         rows.append(make_row(term="cox", estimand="log_hazard_ratio" + estimand_suffix, horizon=horizon,
                              estimate=math.nan, std_error=math.nan, **common))
-        rows.append(_hazard_ratio_row(rows[-1], estimand_suffix, horizon, common))
+        rows.append(_ratio_row(rows[-1], "hazard_ratio", "hazard_ratio" + estimand_suffix))
     # RMST
     d = rm[1].estimate - rm[0].estimate
     se = math.sqrt(rm[1].std_error ** 2 + rm[0].std_error ** 2)
     rows.append(make_row(term="rmst_difference", estimand="rmst_difference" + estimand_suffix,
                          horizon=_tau_label(tau), estimate=d, std_error=se, control_mean=rm[0].estimate, **common))
+    lrat = rmst_log_ratio(rm[1], rm[0])
+    rows.append(make_row(term="rmst_log_ratio", estimand="rmst_log_ratio" + estimand_suffix,
+                         horizon=_tau_label(tau), estimate=lrat.estimate, std_error=lrat.std_error,
+                         control_mean=math.log(rm[0].estimate) if rm[0].estimate > 0 else math.nan,
+                         **common))
+    rows.append(_ratio_row(rows[-1], "rmst_ratio", "rmst_ratio" + estimand_suffix))
+    if x_cov.size and entry is None:
+        # Tian, Zhao & Wei (2014): the same contrasts adjusted for the baseline covariates
+        try:
+            rows.extend(_adjusted_rmst_rows(time, status, arm, x_cov, tau, rm[0].estimate,
+                                            estimand_suffix, common))
+        except np.linalg.LinAlgError:
+            _warn(msgs, "the covariate-adjusted RMST could not be computed: the covariates are "
+                        "collinear with the arm or with each other", EstimationWarning)
+    elif x_cov.size:
+        msgs.append("the covariate-adjusted RMST (Tian et al. 2014) is not computed with delayed entry")
     # survival at tau
     d = surv_tau[1][0] - surv_tau[0][0]
     se = math.sqrt(surv_tau[1][1] ** 2 + surv_tau[0][1] ** 2)
@@ -449,9 +525,11 @@ def _analyse(
     rows.append(make_row(term="median_difference", estimand="median_difference" + estimand_suffix,
                          horizon=None, estimate=med[1][0] - med[0][0], std_error=math.nan,
                          control_mean=med[0][0], **common))
+    km_strata = _km_within_arm(time, status, arm, entry, km_groups, level) if km_groups else None
     return {
         "statistics": pd.DataFrame(rows),
         "km": km_df,
+        "km_strata": km_strata,
         "rmst": pd.DataFrame(rm_rows),
         "medians": pd.DataFrame(med_rows),
         "cox": cox_df,
@@ -459,6 +537,69 @@ def _analyse(
         "tau": tau,
         "warnings": msgs,
     }
+
+
+def _adjusted_rmst_rows(
+    time: np.ndarray, status: np.ndarray, arm: np.ndarray, x_cov: np.ndarray, tau: float,
+    control_rmst: float, suffix: str, common: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """Rows of the Tian et al. (2014) adjusted RMST difference, log ratio and ratio."""
+    args = (time, status, arm, x_cov, tau)
+    b, v = rmst_regression(*args, type="difference")
+    out = [make_row(term="rmst_difference_adjusted", estimand="rmst_difference_adjusted" + suffix,
+                    horizon=_tau_label(tau), estimate=float(b[1]), std_error=float(np.sqrt(v[1, 1])),
+                    control_mean=control_rmst, **common)]
+    b, v = rmst_regression(*args, type="ratio")
+    out.append(make_row(term="rmst_log_ratio_adjusted", estimand="rmst_log_ratio_adjusted" + suffix,
+                        horizon=_tau_label(tau), estimate=float(b[1]), std_error=float(np.sqrt(v[1, 1])),
+                        **common))
+    out.append(_ratio_row(out[-1], "rmst_ratio_adjusted", "rmst_ratio_adjusted" + suffix))
+    return out
+
+
+def _ratio_row(log_row: dict[str, Any], term: str, estimand: str) -> dict[str, Any]:
+    r"""The row of a ratio beside the row of its log (hazard ratio beside log hazard ratio).
+
+    :math:`e^{\hat\theta}`, its delta-method standard error
+    :math:`e^{\hat\theta}\,\widehat{se}(\hat\theta)`, and the interval and test of the
+    log scale transformed (:math:`e^{lo}, e^{hi}`; the same statistic and p-value): the
+    interval is not symmetric around the ratio.
+    """
+    def exp_or_nan(v: float) -> float:
+        return math.exp(v) if np.isfinite(v) else math.nan
+
+    row = dict(log_row)
+    ratio = exp_or_nan(log_row["estimate"])
+    row.update(term=term, estimand=estimand, estimate=ratio,
+               std_error=ratio * log_row["std_error"] if np.isfinite(ratio) else math.nan,
+               conf_low=exp_or_nan(log_row["conf_low"]), conf_high=exp_or_nan(log_row["conf_high"]),
+               control_mean=math.nan)
+    return row
+
+
+def _km_within_arm(
+    time: np.ndarray, status: np.ndarray, arm: np.ndarray, entry: np.ndarray | None,
+    groups: tuple[np.ndarray, Sequence[str]], level: float,
+) -> pd.DataFrame:
+    """Kaplan–Meier curves by arm and group (e.g. randomization stratum or region)."""
+    codes, labels = groups
+    n_lab = len(labels)
+    kms = kaplan_meier(time, status, arm.astype(np.int64) * n_lab + codes, 2 * n_lab, level=level,
+                       entry=entry)
+    parts = []
+    for a, _ in _ARMS:
+        for j, lab in enumerate(labels):
+            k = kms[a * n_lab + j]
+            if not k.time.size:
+                continue
+            lo, hi = _fill_ci(k.survival, k.conf_low, k.conf_high)
+            parts.append(pd.DataFrame({
+                "arm": np.full(k.time.size, a, dtype=np.int64), "stratum": str(lab), "time": k.time,
+                "survival": k.survival, "conf_low": lo, "conf_high": hi,
+                "at_risk": k.at_risk.astype(np.int64), "events": k.events.astype(np.int64),
+                "censored": k.censored.astype(np.int64),
+            }))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
 # ----------------------------------------------------------------------- public
@@ -470,21 +611,31 @@ def event_times(
     *,
     start: int = 1,
     horizon: int | None = None,
+    delayed_entry: bool = False,
 ) -> pd.DataFrame:
     """Per-person event time, status, arm and stratum code (rows aligned with ``study.persons``).
 
     ``time`` is the first k >= ``start`` with the event, or the last k with the event
     column observed (capped at ``horizon``); ``event`` is 1/0; ``usable`` is False for
-    persons never observed at or after ``start`` (set aside by the estimators). The
+    persons never observed at or after ``start`` (set aside by the estimators). With
+    ``delayed_entry``, ``entry`` is the period before the first observed one (risk
+    interval (entry, time]) and persons left-censored (event already present when first
+    observed after ``start``) are not usable; otherwise ``entry`` is ``start - 1``. The
     frame holds no key: it is aligned with ``study.persons`` by position.
     """
     start = _check_int("start", start)
     horizon = _check_int("horizon", horizon, allow_none=True)
+    delayed_entry = _check_bool("delayed_entry", delayed_entry)
     ks = _k_grid(study, start, horizon)
     m = _event_matrix(study, event, ks)
     time, status, usable = _first_event(m, ks)
+    if delayed_entry:
+        entry, left = _delayed_entry(m, ks)
+        usable = usable & ~left
+    else:
+        entry = np.full(time.size, float(start - 1))
     return pd.DataFrame({
-        "time": time, "event": status, "usable": usable,
+        "time": time, "event": status, "usable": usable, "entry": entry,
         "arm": np.asarray(study.design.arm, dtype=np.int64),
         "stratum": np.asarray(study.design.stratum, dtype=np.int64),
     })
@@ -504,6 +655,9 @@ def time_to_event(
     robust: bool = True,
     level: float = 0.95,
     min_at_risk: int = 10,
+    fh: tuple[float, float] | None = None,
+    delayed_entry: bool = False,
+    km_by: str | None = "stratum",
 ) -> SurvivalResult:
     r"""Time from randomization to the first event (e.g. the first job), by arm.
 
@@ -518,7 +672,14 @@ def time_to_event(
     * the log-rank test (stratified by randomization stratum when ``strata``) — the
       randomization-based test of no effect;
     * the Cox log hazard ratio of IPS (stratified baseline hazards when ``strata``),
-      with the scaled-Schoenfeld (``cox.zph``) test of proportional hazards.
+      with the scaled-Schoenfeld (``cox.zph``) test of proportional hazards, and the
+      hazard ratio :math:`e^\beta` beside it;
+    * the RMST ratio :math:`\mathrm{RMST}_1(\tau)/\mathrm{RMST}_0(\tau)` with its
+      delta-method interval on the log scale (survRM2);
+    * with ``covariates``, the covariate-adjusted RMST difference and ratio of Tian,
+      Zhao & Wei (2014) (``survRM2::rmst2(covariates = )``);
+    * with ``fh = (rho, gamma)``, the Fleming–Harrington weighted log-rank test with
+      weight :math:`\hat S(t^-)^\rho(1-\hat S(t^-))^\gamma`.
 
     Parameters
     ----------
@@ -552,13 +713,30 @@ def time_to_event(
         Confidence level.
     min_at_risk
         Warn when fewer persons than this are at risk at tau in an arm.
+    fh
+        ``(rho, gamma)`` of a Fleming–Harrington G(rho, gamma) test reported beside the
+        log-rank test (row ``logrank_fh``; stratified like it): ``(0, 1)`` weights late
+        differences (an effect that builds up), ``(1, 0)`` early ones.
+    delayed_entry
+        Left truncation: a person first observed after ``start`` (e.g. a panel that
+        starts late) is at risk only from the period before the first observation,
+        ``Surv(entry, time, event)``; whoever already has the event then is set aside
+        (left-censored, in the ledger). Default ``False``: gaps before the first
+        observation are ignored, as if observed event-free.
+    km_by
+        Kaplan–Meier curves within each arm by ``"stratum"`` (randomization stratum,
+        default), by another baseline column (e.g. ``"region"``), or ``None``: the
+        ``km_strata`` table.
 
     Returns
     -------
     SurvivalResult
-        ``.tidy()`` rows ``logrank``, ``cox``, ``rmst_difference``,
-        ``survival_difference``, ``median_difference``; tables ``km``, ``rmst``,
-        ``medians``, ``cox``, ``ph_test``; ``.plot()``.
+        ``.tidy()`` rows ``logrank`` (``logrank_fh``), ``cox`` (log hazard ratio) and
+        ``hazard_ratio``, ``rmst_difference``, ``rmst_log_ratio`` and ``rmst_ratio``
+        (with covariates also ``rmst_difference_adjusted``, ``rmst_log_ratio_adjusted``,
+        ``rmst_ratio_adjusted``), ``survival_difference``, ``median_difference``; times
+        and RMST in periods of the panel (quarters for LMD data); tables ``km``,
+        ``km_strata``, ``rmst``, ``medians``, ``cox``, ``ph_test``; ``.plot()``.
 
     Raises
     ------
@@ -591,6 +769,8 @@ def time_to_event(
     tau = _check_tau(tau)
     strata = _check_bool("strata", strata)
     robust = _check_bool("robust", robust)
+    fh = _check_fh(fh)
+    delayed_entry = _check_bool("delayed_entry", delayed_entry)
     if isinstance(covariates, str):
         covariates = (covariates,)
     covariates = tuple(covariates)
@@ -602,6 +782,15 @@ def time_to_event(
     if (~usable).any():
         ledger.append(_ledger_row(f"event column not observed at any k from {start} to {ks[-1]}",
                                   ~usable, arm))
+    entry = None
+    if delayed_entry:
+        entry, left = _delayed_entry(m, ks)
+        left &= usable
+        if left.any():
+            ledger.append(_ledger_row(
+                f"event already present when first observed after k = {start} (left-censored, "
+                f"delayed entry)", left, arm))
+            usable = usable & ~left
     keep, x_cov, cov_names, cl = _complete_cases(study, usable, arm, covariates, cluster, ledger)
     warn_msgs = []
     for row in ledger:
@@ -614,19 +803,35 @@ def time_to_event(
         x_cov=x_cov[keep] if x_cov.size else x_cov, cov_names=cov_names,
         cluster=cl[keep] if cl is not None else None, robust=robust, tau=tau, ties=ties,
         level=level, horizon=horizon, min_at_risk=min_at_risk,
+        entry=entry[keep] if entry is not None else None, fh=fh,
+        km_groups=_km_groups(study, km_by, keep),
     )
     spec = {
         "estimator": "time_to_event", "event": label, "start": start, "horizon": horizon,
         "tau": res["tau"], "tau_given": tau, "strata": strata, "ties": ties,
         "covariates": covariates, "cluster": cluster, "robust": robust, "level": level,
         "time_scale": "event time k (periods since the randomization period)",
+        "time_unit": _time_unit(study), "fh": fh, "delayed_entry": delayed_entry, "km_by": km_by,
     }
     return SurvivalResult(
         outcome=label, kind="time_to_event", statistics=res["statistics"], tau=res["tau"],
         level=level, km=res["km"], rmst=res["rmst"], medians=res["medians"], cox=res["cox"],
         ph_test=res["ph_test"], spec=spec, warnings=tuple(warn_msgs + res["warnings"]),
         ledger=pd.DataFrame(ledger) if ledger else None,
+        km_strata=res["km_strata"] if res["km_strata"] is not None else _empty_km_strata(),
     )
+
+
+def _time_unit(study: Any) -> str:
+    """The unit of event time k, for the reader: quarters for LMD panels."""
+    return {"Q": "quarters", "M": "months", "Y": "years", "W": "weeks"}.get(
+        str(getattr(study, "frequency", "")), "periods")
+
+
+def _empty_km_strata() -> pd.DataFrame:
+    from ips_impact.results.survival import KM_STRATA_COLUMNS
+
+    return pd.DataFrame({c: pd.Series([], dtype=float) for c in KM_STRATA_COLUMNS})
 
 
 def _check_bool(name: str, value: Any) -> bool:
@@ -749,6 +954,9 @@ def competing_risks(
     tau: float | None = None,
     strata: bool = True,
     level: float = 0.95,
+    fine_gray: bool | Sequence[str] = False,
+    covariates: Sequence[str] = (),
+    variance: str = "crr",
 ) -> SurvivalResult:
     r"""Cumulative incidence of competing exits by arm (Aalen–Johansen) and Gray's test.
 
@@ -771,6 +979,18 @@ def competing_risks(
         true in the same period, the first in ``events`` order is taken.
     horizon, start, tau, strata, level
         As in :func:`time_to_event`; ``tau`` defaults to the shorter follow-up of the arms.
+    fine_gray
+        ``True`` (every cause) or a list of cause names: add the Fine–Gray model of
+        each (see :func:`fine_gray`): ``fine_gray`` rows (log subdistribution hazard
+        ratio of IPS) and ``subdistribution_hazard_ratio`` rows, and the
+        ``fine_gray`` table with every term.
+    covariates
+        Baseline covariates of the Fine–Gray models, by the covariate rule of every
+        estimator (categorical -> dummies; missing or collinear refused, naming it).
+    variance
+        Fine–Gray variance: ``"crr"`` (default, with the term for the estimated
+        censoring distribution, as ``cmprsk::crr``) or ``"finegray"`` (censoring weights
+        taken as known, as ``coxph`` on ``survival::finegray`` data).
     """
     if isinstance(events, str) or not isinstance(events, (Mapping, Sequence)):
         raise EstimationError(
@@ -794,19 +1014,18 @@ def competing_risks(
     tau = _check_tau(tau)
     tau_given = tau
     strata = _check_bool("strata", strata)
+    variance = check_option(variance, FG_VARIANCES, "variance")
+    fg_causes = _check_fg_causes(fine_gray, events)
+    if isinstance(covariates, str):
+        covariates = (covariates,)
+    covariates = tuple(covariates)
+    if covariates and not fg_causes:
+        raise EstimationError(
+            "covariates are used by the Fine–Gray model only; you gave covariates without fine_gray",
+            fix="pass fine_gray=True (or a list of causes), or drop covariates.",
+        )
     ks = _k_grid(study, start, horizon)
-    mats = [_event_matrix(study, ev, ks, what=f"cause {name!r}") for name, ev in events.items()]
-    observed = np.logical_and.reduce([~np.isnan(m) for m in mats])
-    hits = np.stack([observed & (np.nan_to_num(m) != 0) for m in mats])  # cause x n x k
-    any_hit = hits.any(axis=0)
-    has_event = any_hit.any(axis=1)
-    first = np.argmax(any_hit, axis=1)
-    rows_i = np.arange(any_hit.shape[0])
-    cause_at_first = np.argmax(hits[:, rows_i, first], axis=0) + 1
-    usable = observed.any(axis=1)
-    last = ks.size - 1 - np.argmax(observed[:, ::-1], axis=1)
-    time = np.where(has_event, ks[first], ks[last]).astype(float)
-    status = np.where(has_event, cause_at_first, 0)
+    time, status, usable = _competing_times(study, events, ks)
     arm = np.asarray(study.design.arm, dtype=np.int64)
     ledger = []
     msgs: list[str] = []
@@ -814,6 +1033,12 @@ def competing_risks(
         ledger.append(_ledger_row(f"causes not jointly observed at any k from {start} to {ks[-1]}",
                                   ~usable, arm))
         _warn(msgs, f"{int((~usable).sum())} persons set aside: {ledger[-1]['reason']}", EstimationWarning)
+    n_ledger = len(ledger)
+    usable, x_cov, fg_cov_names, _ = _complete_cases(study, usable, arm, covariates, None, ledger)
+    for row in ledger[n_ledger:]:
+        _warn(msgs, f"{row['n_rows']} persons set aside: {row['reason']}", EstimationWarning)
+    x_cov = x_cov[usable] if x_cov.size else x_cov
+    st_all = np.asarray(study.design.stratum, dtype=np.int64)[usable]
     time, status, arm_k = time[usable], status[usable], arm[usable]
     st = np.asarray(study.design.stratum, dtype=np.int64)[usable] if strata else None
     n1, n0 = int((arm_k == 1).sum()), int((arm_k == 0).sum())
@@ -830,6 +1055,7 @@ def competing_risks(
     cif_rows = []
     rows = []
     gray_rows = []
+    fg_tables: list[pd.DataFrame] = []
     common = dict(nobs=n1 + n0, n_treated=n1, n_control=n0, level=level)
     for c, name in enumerate(events, start=1):
         at_tau = {}
@@ -863,18 +1089,171 @@ def competing_risks(
         se = math.sqrt(at_tau[1][1] + at_tau[0][1])
         rows.append(make_row(outcome=name, term="cif_difference", estimand="cif_difference",
                              horizon=_tau_label(tau), estimate=d, std_error=se, control_mean=at_tau[0][0], **common))
+        if name in fg_causes:
+            fg_tab, fg_rows = _fine_gray_cause(
+                name, c, time, status, arm_k, x_cov, fg_cov_names, st_all if strata else None,
+                study.design.stratum_labels, variance, level, horizon, common, msgs)
+            fg_tables.append(fg_tab)
+            rows.extend(fg_rows)
     spec = {
         "estimator": "competing_risks", "events": tuple(events), "start": start, "horizon": horizon,
         "tau": tau, "tau_given": tau_given, "strata": strata, "level": level,
         "time_scale": "event time k (periods since the randomization period)",
+        "time_unit": _time_unit(study),
         "ties_between_causes": "first cause in the order given",
+        "fine_gray": tuple(fg_causes), "covariates": covariates,
+        "event_columns": tuple(ev if isinstance(ev, str) else None for ev in events.values()),
+        "fine_gray_variance": variance if fg_causes else None,
     }
+    extra = {"fine_gray": pd.concat(fg_tables, ignore_index=True)} if fg_tables else {}
     return SurvivalResult(
         outcome=" / ".join(events), kind="competing_risks", statistics=pd.DataFrame(rows),
         tau=tau, level=level, cif=pd.concat(cif_rows, ignore_index=True),
         gray=pd.DataFrame(gray_rows), spec=spec, warnings=tuple(msgs),
-        ledger=pd.DataFrame(ledger) if ledger else None,
+        ledger=pd.DataFrame(ledger) if ledger else None, **extra,
     )
+
+
+def _competing_times(
+    study: Any, events: Mapping[str, EventSpec], ks: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """First exit time, its cause code (1.., in ``events`` order; 0 = censored) and usable."""
+    mats = [_event_matrix(study, ev, ks, what=f"cause {name!r}") for name, ev in events.items()]
+    observed = np.logical_and.reduce([~np.isnan(m) for m in mats])
+    hits = np.stack([observed & (np.nan_to_num(m) != 0) for m in mats])  # cause x n x k
+    any_hit = hits.any(axis=0)
+    has_event = any_hit.any(axis=1)
+    first = np.argmax(any_hit, axis=1)
+    rows_i = np.arange(any_hit.shape[0])
+    cause_at_first = np.argmax(hits[:, rows_i, first], axis=0) + 1
+    usable = observed.any(axis=1)
+    last = ks.size - 1 - np.argmax(observed[:, ::-1], axis=1)
+    time = np.where(has_event, ks[first], ks[last]).astype(float)
+    return time, np.where(has_event, cause_at_first, 0), usable
+
+
+def _check_fg_causes(fine_gray: Any, events: Mapping[str, Any]) -> tuple[str, ...]:
+    if isinstance(fine_gray, (bool, np.bool_)):
+        return tuple(events) if fine_gray else ()
+    if isinstance(fine_gray, str):
+        fine_gray = (fine_gray,)
+    if not isinstance(fine_gray, Sequence) or any(c not in events for c in fine_gray):
+        raise EstimationError(
+            f"fine_gray must be True/False or a list of cause names among {list(events)}; "
+            f"you passed {fine_gray!r}",
+            fix="pass fine_gray=True for every cause, or e.g. fine_gray=['work'].",
+        )
+    return tuple(fine_gray)
+
+
+def _fine_gray_cause(
+    name: str, code: int, time: np.ndarray, status: np.ndarray, arm: np.ndarray, x_cov: np.ndarray,
+    cov_names: Sequence[str], strata: np.ndarray | None, stratum_labels: Sequence[str], variance: str,
+    level: float, horizon: int | None, common: dict[str, Any], msgs: list[str],
+) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """Fine–Gray model of one cause: its table and its tidy rows (arm, then its ratio)."""
+    cols = [arm.astype(float)]
+    names = ["arm"]
+    for j, c in enumerate(cov_names):
+        cols.append(x_cov[:, j])
+        names.append(c)
+    if strata is not None:
+        # stratum fixed effects stand in for the randomization blocks (crr has no strata)
+        for s in np.unique(strata)[1:]:
+            cols.append((strata == s).astype(float))
+            names.append(f"stratum={stratum_labels[s]}")
+    x = np.column_stack(cols)
+    const = [nm for nm, col in zip(names, cols) if np.ptp(col) == 0]
+    if const:
+        raise EstimationError(
+            f"Fine–Gray model of {name!r}: term(s) constant in the analysis sample",
+            column=const, fix="drop them from covariates.",
+        )
+    z = stats.norm.ppf(0.5 + level / 2)
+    if not (status == code).any() or not ((status == code) & (arm == 1)).any() or not (
+            (status == code) & (arm == 0)).any():
+        _warn(msgs, f"Fine–Gray model of {name!r}: no exit for this cause in an arm; not estimable",
+              EstimationWarning)
+        nan = np.full(len(names), np.nan)
+        fit_coef, fit_se = nan, nan
+    else:
+        fit = fine_gray_fit(time, status, x, cause=code, variance=variance)
+        if not fit.converged:
+            _warn(msgs, f"the Fine–Gray model of {name!r} did not converge", EstimationWarning)
+        fit_coef, fit_se = fit.coef, fit.std_error
+    zstat = fit_coef / fit_se
+    tab = pd.DataFrame({
+        "cause": name, "term": names, "estimate": fit_coef, "std_error": fit_se, "statistic": zstat,
+        "p_value": 2 * stats.norm.sf(np.abs(zstat)), "conf_low": fit_coef - z * fit_se,
+        "conf_high": fit_coef + z * fit_se, "subdistribution_hazard_ratio": np.exp(fit_coef),
+    })
+    row = make_row(outcome=name, term="fine_gray", estimand="log_subdistribution_hazard_ratio",
+                   horizon=horizon, estimate=float(fit_coef[0]), std_error=float(fit_se[0]), **common)
+    return tab, [row, _ratio_row(row, "subdistribution_hazard_ratio", "subdistribution_hazard_ratio")]
+
+
+def fine_gray(
+    study: Any,
+    event: EventSpec,
+    *,
+    competing: Mapping[str, EventSpec] | Sequence[str],
+    horizon: int | None = None,
+    start: int = 1,
+    tau: float | None = None,
+    covariates: Sequence[str] = (),
+    strata: bool = True,
+    variance: str = "crr",
+    level: float = 0.95,
+) -> SurvivalResult:
+    r"""Fine–Gray proportional subdistribution hazards model of IPS for one exit.
+
+    With T the first exit (k >= ``start``), C its cause and c = ``event``, the
+    cumulative incidence :math:`F_c(t \mid z, x) = P(T \le t, C = c \mid z, x)` is
+    modelled through its subdistribution hazard
+
+    .. math:: \lambda_c(t \mid z, x) = -\frac{d}{dt}\log\{1 - F_c(t \mid z, x)\}
+              = \lambda_{c0}(t)\,\exp(\beta z + \gamma^\top x),
+
+    so :math:`e^\beta` (``subdistribution_hazard_ratio``) > 1 means IPS raises the
+    cumulative incidence of the exit at every t (e.g. more people reach a job, given
+    that some leave DI otherwise first). Fitted as ``cmprsk::crr`` (Breslow ties,
+    censoring weights from the pooled censoring Kaplan–Meier curve, variance with its
+    estimation term); ``strata`` adds randomization-stratum fixed effects.
+
+    Parameters
+    ----------
+    event
+        The exit of interest: a panel column or a callable on the panel.
+    competing
+        The competing exits: mapping name -> column/callable, or a list of columns.
+        When an exit of interest and a competing one happen in the same period, the exit
+        of interest is taken.
+    horizon, start, tau, covariates, strata, variance, level
+        As in :func:`competing_risks`.
+
+    Returns
+    -------
+    SurvivalResult
+        ``kind="competing_risks"``: the cumulative incidences and Gray's tests of every
+        cause, and for ``event`` the rows ``fine_gray`` (log subdistribution hazard
+        ratio of IPS, per period of the panel) and ``subdistribution_hazard_ratio``;
+        the ``fine_gray`` table has every term.
+    """
+    label = _event_label(event)
+    if isinstance(competing, str) or not isinstance(competing, (Mapping, Sequence)):
+        raise EstimationError(
+            "competing must be a mapping {cause name: column or callable} or a list of columns",
+            fix="pass e.g. competing={'left_di': lambda p: p['on_di'] == 0}.",
+        )
+    comp = dict(competing) if isinstance(competing, Mapping) else {str(e): e for e in competing}
+    if not comp or label in comp:
+        raise EstimationError(
+            f"competing must name at least one exit other than {label!r}; you passed {list(comp)}",
+            fix="give the competing exits, e.g. competing=['left_di_other'].",
+        )
+    return competing_risks(study, {label: event, **comp}, horizon=horizon, start=start, tau=tau,
+                           strata=strata, level=level, fine_gray=[label], covariates=covariates,
+                           variance=variance)
 
 
 def discrete_time_hazard(
@@ -995,61 +1374,136 @@ def randomization_statistics(
     result: SurvivalResult,
     assignments: np.ndarray,
     *,
-    event: EventSpec | None = None,
+    event: EventSpec | Mapping[str, EventSpec] | None = None,
 ) -> pd.DataFrame:
-    """Log-rank chi-square, Cox log hazard ratio and RMST difference under other assignments.
+    """Survival statistics of ``result`` under other assignments (randomization inference).
 
-    For randomization inference: ``assignments`` is (B, n_persons) 0/1 (e.g.
-    ``study.design.permutations(B, seed)``); the statistics are computed as in
-    ``result`` (same event, start, horizon, tau, strata, ties) for every row at once,
-    without refitting. The Cox statistic is the arm-only model (covariates are not
-    re-fitted per draw). For an event given as a callable, pass it again as ``event``.
+    ``assignments`` is (B, n_persons) 0/1 (e.g. ``study.design.permutations(B, seed)``);
+    the statistics are computed as in ``result`` (same event, start, horizon, tau,
+    strata, ties, delayed entry, Fleming–Harrington weights) for every row at once,
+    without refitting:
+
+    * ``time_to_event``: columns ``logrank`` (chi-square), ``logrank_fh`` (when the
+      result has one), ``cox`` (log hazard ratio of the arm-only model; covariates are
+      not re-fitted per draw), ``rmst_difference`` and ``rmst_log_ratio``;
+    * ``competing_risks`` with Fine–Gray models: ``fine_gray:<cause>`` (log
+      subdistribution hazard ratio of the arm-only model).
+
+    A ratio row (``hazard_ratio``, ``rmst_ratio``, ``subdistribution_hazard_ratio``) is
+    re-randomized on the log scale: its column repeats its log row's statistic (the
+    test of a ratio against 1 is the test of its log against 0).
+
+    For an event given as a callable, pass it again as ``event`` (for competing risks,
+    the mapping of causes).
 
     Returns
     -------
     DataFrame
-        Columns ``logrank``, ``cox``, ``rmst_difference``; one row per assignment.
+        One column per statistic; one row per assignment.
     """
-    if result.kind != "time_to_event":
+    if result.kind not in ("time_to_event", "competing_risks"):
         raise EstimationError(
-            f"randomization statistics are defined for time_to_event results, not {result.kind!r}",
+            f"randomization statistics are defined for time_to_event and competing_risks results, "
+            f"not {result.kind!r}",
             fix="use a time_to_event result (spells condition on post-randomization entry).",
         )
     spec = result.spec
-    ev = event if event is not None else spec["event"]
-    et = event_times(study, ev, start=spec["start"], horizon=spec["horizon"])
     a = np.atleast_2d(np.asarray(assignments))
-    if a.shape[1] != len(et):
+    if a.shape[1] != study.n_persons:
         raise EstimationError(
-            f"assignments have {a.shape[1]} columns but the study has {len(et)} persons",
+            f"assignments have {a.shape[1]} columns but the study has {study.n_persons} persons",
             fix="pass a (B, n_persons) array aligned with study.persons.",
         )
+    if result.kind == "competing_risks":
+        return _competing_randomization_statistics(study, result, a, event)
+    ev = event if event is not None else spec["event"]
+    et = event_times(study, ev, start=spec["start"], horizon=spec["horizon"],
+                     delayed_entry=bool(spec.get("delayed_entry", False)))
     use = et["usable"].to_numpy()
+    stats_wanted = ["logrank", "cox", "rmst_difference", "rmst_log_ratio"]
+    if spec.get("fh") is not None:
+        stats_wanted.insert(1, "logrank_fh")
     out = survival_statistics(
         et["time"].to_numpy()[use], et["event"].to_numpy()[use], a[:, use],
         strata=et["stratum"].to_numpy()[use] if spec["strata"] else None,
-        tau=spec["tau"], ties=spec.get("ties", "efron"),
+        tau=spec["tau"], ties=spec.get("ties", "efron"), statistics=tuple(stats_wanted),
+        entry=et["entry"].to_numpy()[use] if spec.get("delayed_entry") else None,
+        fh=spec.get("fh"),
     )
+    out["hazard_ratio"] = out["cox"]
+    out["rmst_ratio"] = out["rmst_log_ratio"]
+    return pd.DataFrame(out)
+
+
+def _competing_randomization_statistics(
+    study: Any, result: SurvivalResult, a: np.ndarray, events: Any
+) -> pd.DataFrame:
+    """Fine–Gray arm coefficients of a competing-risks result for each assignment row."""
+    spec = result.spec
+    names = list(spec["events"])
+    if not spec.get("fine_gray"):
+        raise EstimationError(
+            "this competing-risks result has no Fine–Gray model: cumulative incidence differences "
+            "and Gray's test are not re-randomized",
+            fix="fit it with fine_gray=True (or use ii.fine_gray) to re-randomize the "
+                "subdistribution hazard ratio.",
+        )
+    if events is None:
+        cols = spec.get("event_columns") or (None,) * len(names)
+        if any(c is None for c in cols):
+            raise EstimationError(
+                "the causes of this competing-risks result were given as callables",
+                fix="pass them again: randomization_statistics(study, result, z, event={name: callable, ...}).",
+            )
+        events = dict(zip(names, cols))
+    elif not isinstance(events, Mapping):
+        events = {str(e): e for e in events}
+    if list(events) != names:
+        raise EstimationError(f"event must map the causes {names} in that order; got {list(events)}")
+    ks = _k_grid(study, spec["start"], spec["horizon"])
+    time, status, usable = _competing_times(study, events, ks)
+    arm = np.asarray(study.design.arm, dtype=np.int64)
+    usable, _, _, _ = _complete_cases(study, usable, arm, spec.get("covariates", ()), None, [])
+    out: dict[str, np.ndarray] = {}
+    for c, name in enumerate(names, start=1):
+        if name not in spec.get("fine_gray", ()):
+            continue
+        b = fine_gray_statistics(time[usable], status[usable], c, a[:, usable])
+        out[f"fine_gray:{name}"] = b
+        out[f"subdistribution_hazard_ratio:{name}"] = b  # tested on the log scale
     return pd.DataFrame(out)
 
 
 def randomization_problem(study: Any, result: SurvivalResult) -> RandomizationProblem:
-    """Randomization problem of a :func:`time_to_event` result: log-rank chi-square,
-    Cox log hazard ratio (arm-only model) and RMST difference under each assignment,
-    from :func:`randomization_statistics`; other tidy rows (survival or median
-    difference, hazard ratio) get NaN (not available). The observed statistics are
-    recomputed the same way, so the comparison is like with like even when the
-    reported Cox model had covariates (hence no check against the estimates)."""
-    terms = result.tidy()["term"].tolist()
+    """Randomization problem of a :func:`time_to_event` or Fine–Gray
+    :func:`competing_risks` result, from :func:`randomization_statistics`.
+
+    Per tidy row, the statistic named ``term:outcome`` (one Fine–Gray model per cause)
+    or else ``term``: the log-rank and Fleming–Harrington chi-squares, the Cox log hazard
+    ratio (arm-only model), the RMST difference and log ratio, the Fine–Gray log
+    subdistribution hazard ratio (arm only); a ratio row repeats its log row's statistic
+    (the test of a ratio against 1 is that of its log against 0). Other rows (survival,
+    median or CIF differences, Gray's test, adjusted RMST) get NaN (not re-randomized).
+    The observed statistics are recomputed the same way, so the comparison is like with
+    like even when the reported model had covariates (hence no check against the
+    estimates). A competing-risks result without a Fine–Gray model is refused.
+    """
+    tidy = result.tidy()
+    if result.kind == "competing_risks":
+        randomization_statistics(study, result, np.asarray(study.design.arm)[None, :])  # refusals first
+    keys = list(zip(tidy["term"], tidy["outcome"]))
 
     def statistic(draws: np.ndarray) -> np.ndarray:
         stats_ = randomization_statistics(study, result, draws)
-        return np.column_stack([
-            stats_[t].to_numpy(dtype=float) if t in stats_.columns else np.full(draws.shape[0], np.nan)
-            for t in terms
-        ])
+        cols = []
+        for t, o in keys:
+            name = f"{t}:{o}" if f"{t}:{o}" in stats_.columns else t
+            cols.append(stats_[name].to_numpy(dtype=float) if name in stats_.columns
+                        else np.full(draws.shape[0], np.nan))
+        return np.column_stack(cols)
 
     return RandomizationProblem(statistic=statistic, reproduces=False, interval="none")
 
 
 register_randomization("time_to_event", randomization_problem)
+register_randomization("competing_risks", randomization_problem)

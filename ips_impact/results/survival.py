@@ -11,13 +11,27 @@ term                     row
 =======================  =============================================================
 ``logrank``              statistic = chi-square, df, p_value; estimate = O - E events
                          in the IPS arm, std_error = sqrt(V)
+``logrank_fh``           Fleming–Harrington G(rho, gamma) weighted log-rank (rho, gamma in
+                         the estimand label); as ``logrank``
 ``cox``                  estimate = log hazard ratio IPS vs control, log-scale interval
-``rmst_difference``      RMST(IPS) - RMST(control) up to tau (horizon = tau)
+``hazard_ratio``         exp of the ``cox`` row (estimate and limits), delta-method SE,
+                         the test of the log row
+``rmst_difference``      RMST(IPS) - RMST(control) up to tau (horizon = tau), in periods
+``rmst_log_ratio``       log RMST(IPS) / RMST(control), delta-method SE (survRM2)
+``rmst_ratio``           exp of ``rmst_log_ratio``, as ``hazard_ratio``
+``*_adjusted``           the RMST difference / log ratio / ratio adjusted for covariates
+                         (Tian, Zhao & Wei 2014; rows when covariates are given)
 ``survival_difference``  S_IPS(tau) - S_control(tau), Greenwood standard error
 ``median_difference``    median(IPS) - median(control); no standard error
 ``gray``                 (competing risks) Gray's chi-square for one cause (outcome)
 ``cif_difference``       (competing risks) F_IPS(tau) - F_control(tau) for one cause
+``fine_gray``            (competing risks, ``fine_gray=True``) log subdistribution hazard
+                         ratio of IPS for one cause (``cmprsk::crr``), one row per term
+``subdistribution_hazard_ratio``  exp of the ``fine_gray`` row of the arm, as ``hazard_ratio``
 =======================  =============================================================
+
+Times, RMST and their differences are in periods of the panel (quarters for LMD data;
+``spec["time_unit"]``).
 
 No table holds a person key; counts at risk are aggregates by arm and time.
 """
@@ -35,11 +49,21 @@ from ips_impact.errors import EstimationError
 from ips_impact.results.base import TIDY_COLUMNS, ResultBase, _p_clause, result_dataclass
 from ips_impact.units import period_word, time_label
 
-__all__ = ["SurvivalResult", "KM_COLUMNS", "RMST_COLUMNS", "CIF_COLUMNS"]
+__all__ = ["SurvivalResult", "KM_COLUMNS", "KM_STRATA_COLUMNS", "RMST_COLUMNS", "CIF_COLUMNS",
+           "FINE_GRAY_COLUMNS"]
 
 #: Columns of ``SurvivalResult.km``.
 KM_COLUMNS: tuple[str, ...] = (
     "arm", "time", "survival", "conf_low", "conf_high", "at_risk", "events", "censored",
+)
+#: Columns of ``SurvivalResult.km_strata`` (curves within each arm by stratum or region).
+KM_STRATA_COLUMNS: tuple[str, ...] = (
+    "arm", "stratum", "time", "survival", "conf_low", "conf_high", "at_risk", "events", "censored",
+)
+#: Columns of ``SurvivalResult.fine_gray``.
+FINE_GRAY_COLUMNS: tuple[str, ...] = (
+    "cause", "term", "estimate", "std_error", "statistic", "p_value", "conf_low", "conf_high",
+    "subdistribution_hazard_ratio",
 )
 #: Columns of ``SurvivalResult.rmst``.
 RMST_COLUMNS: tuple[str, ...] = ("arm", "tau", "rmst", "std_error")
@@ -76,6 +100,11 @@ class SurvivalResult(ResultBase):
         The tidy rows (columns of :data:`TIDY_COLUMNS`).
     km, rmst, medians, cox, ph_test, cif, gray
         Tables (see the module docstring); empty when they do not apply.
+    km_strata
+        Kaplan–Meier curves within each arm by randomization stratum (or the column
+        given as ``km_by``): columns :data:`KM_STRATA_COLUMNS`.
+    fine_gray
+        Fine–Gray models, one row per cause and term (:data:`FINE_GRAY_COLUMNS`).
     tau, level
         Restriction time of RMST / survival / CIF differences, and confidence level.
     notes
@@ -103,6 +132,8 @@ class SurvivalResult(ResultBase):
         default_factory=lambda: _empty(("cause", "statistic", "df", "p_value"))
     )
     notes: tuple[str, ...] = ()
+    km_strata: pd.DataFrame = dataclasses.field(default_factory=lambda: _empty(KM_STRATA_COLUMNS))
+    fine_gray: pd.DataFrame = dataclasses.field(default_factory=lambda: _empty(FINE_GRAY_COLUMNS))
 
     def __post_init__(self) -> None:
         missing = [c for c in TIDY_COLUMNS if c not in self.statistics.columns]
@@ -141,15 +172,20 @@ class SurvivalResult(ResultBase):
 
     def _summary_lines(self) -> list[str]:
         lines = list(self.notes)
+        unit = str((self.spec or {}).get("time_unit", "periods"))
         for r in self.statistics.itertuples(index=False):
-            if r.term in ("logrank", "gray") and np.isfinite(r.statistic):
-                what = "log-rank" if r.term == "logrank" else f"Gray's test ({r.outcome})"
+            if r.term in ("logrank", "logrank_fh", "gray") and np.isfinite(r.statistic):
+                what = {"logrank": "log-rank", "logrank_fh": f"Fleming–Harrington {r.estimand}"}.get(
+                    r.term, f"Gray's test ({r.outcome})")
                 lines.append(f"{what}: chi2 = {r.statistic:.3f}, df = {r.df:g}, {_p_clause(r.p_value)}")
+            if r.term == "subdistribution_hazard_ratio" and np.isfinite(r.estimate):
+                lines.append(f"Fine–Gray subdistribution hazard ratio ({r.outcome}): {r.estimate:.3f} "
+                             f"[{r.conf_low:.3f}, {r.conf_high:.3f}], {_p_clause(r.p_value)}")
         if len(self.rmst):
             for r in self.rmst.itertuples(index=False):
                 lines.append(
-                    f"RMST {_ARM_LABEL.get(int(r.arm), r.arm)} up to {r.tau:g}: "
-                    f"{r.rmst:.3f} (SE {r.std_error:.3f})"
+                    f"RMST {_ARM_LABEL.get(int(r.arm), r.arm)} up to {r.tau:g} {unit}: "
+                    f"{r.rmst:.3f} {unit} (SE {r.std_error:.3f})"
                 )
         if len(self.medians):
             for r in self.medians.itertuples(index=False):
@@ -282,6 +318,47 @@ class SurvivalResult(ResultBase):
             ax.set_xlabel(xlabel)
         fig.tight_layout()
         return ax
+
+    def plot_strata(self, *, confidence: bool = True) -> Any:
+        """Kaplan–Meier curves by arm, one panel per stratum (or ``km_by`` group).
+
+        Returns
+        -------
+        numpy.ndarray of matplotlib.axes.Axes
+            One Axes per group (``axes[0].figure`` is the figure).
+        """
+        import matplotlib.pyplot as plt
+
+        ks = self.km_strata
+        if not len(ks):
+            raise EstimationError(
+                "this result has no curves by stratum",
+                fix="fit time_to_event with km_by='stratum' (default) or e.g. km_by='region'.",
+            )
+        groups = list(dict.fromkeys(ks["stratum"].tolist()))
+        fig, axes = plt.subplots(1, len(groups), figsize=(3.2 * len(groups), 3.6), sharey=True,
+                                 squeeze=False)
+        colours = {1: "#1b9e77", 0: "#7570b3"}
+        for ax, grp in zip(axes[0], groups):
+            for arm in (1, 0):
+                a = ks[(ks["stratum"] == grp) & (ks["arm"] == arm)].sort_values("time")
+                if not len(a):
+                    continue
+                t = np.concatenate([[0.0], a["time"].to_numpy(dtype=float)])
+                ax.step(t, np.concatenate([[1.0], a["survival"].to_numpy(dtype=float)]), where="post",
+                        color=colours[arm], label=_ARM_LABEL[arm])
+                if confidence:
+                    ax.fill_between(t, np.concatenate([[1.0], a["conf_low"].to_numpy(dtype=float)]),
+                                    np.concatenate([[1.0], a["conf_high"].to_numpy(dtype=float)]),
+                                    step="post", color=colours[arm], alpha=0.15, linewidth=0)
+            ax.set_title(str(grp))
+            ax.set_ylim(0, 1.02)
+            ax.set_xlabel("periods since randomization")
+        axes[0][0].set_ylabel("survival (no event yet)")
+        axes[0][0].legend(loc="best", frameon=False)
+        fig.suptitle(self._summary_title())
+        fig.tight_layout()
+        return axes[0]
 
     def _plot_cif(self, *, ax: Any = None, confidence: bool = True) -> Any:
         """Cumulative incidence by cause (colour) and arm (line style); returns the Axes."""

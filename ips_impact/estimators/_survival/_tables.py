@@ -43,17 +43,39 @@ def _reverse_cumsum_within(x: np.ndarray, stratum_end: np.ndarray) -> np.ndarray
     return rc - pad[stratum_end]
 
 
+def _entered_at_or_after(
+    entry: np.ndarray, strata: np.ndarray, group: np.ndarray, n_groups: int,
+    key_stratum: np.ndarray, key_time: np.ndarray,
+) -> np.ndarray:
+    """(K, G) counts of rows of each key's stratum and each group with entry >= key time.
+
+    Those rows have time >= key time too (entry < time), so subtracting them from the
+    right-censored risk set leaves the rows at risk on (entry, time].
+    """
+    out = np.zeros((key_time.size, n_groups))
+    # one sorted vector of entries per (stratum, group); a handful of cells in a trial
+    for s in np.unique(key_stratum):
+        rows = key_stratum == s
+        for g in range(n_groups):
+            e = np.sort(entry[(strata == s) & (group == g)])
+            out[rows, g] = e.size - np.searchsorted(e, key_time[rows], side="left")
+    return out
+
+
 def risk_table(
     time: np.ndarray,
     event: np.ndarray,
     group: np.ndarray,
     n_groups: int,
     strata: np.ndarray | None = None,
+    entry: np.ndarray | None = None,
 ) -> RiskTable:
-    """Build the risk table of right-censored data.
+    """Build the risk table of right-censored, optionally left-truncated, data.
 
     ``group`` and ``strata`` are integer codes (0-based). A person censored at t is
-    in the risk set at t (the convention of R ``survival``).
+    in the risk set at t (the convention of R ``survival``). With ``entry`` (delayed
+    entry, counting-process rows ``Surv(entry, time, event)``) a row is at risk on
+    (entry, time]: at a time t it counts when entry < t <= time, as in ``survfit``.
     """
     time = np.asarray(time, dtype=float)
     event = np.asarray(event, dtype=float)
@@ -73,6 +95,10 @@ def risk_table(
     ends = np.concatenate([change, [k]])
     stratum_end = np.repeat(ends, np.diff(np.concatenate([[0], ends])))
     at_risk = _reverse_cumsum_within(tot, stratum_end)
+    if entry is not None:
+        at_risk = at_risk - _entered_at_or_after(
+            np.asarray(entry, dtype=float), s, np.asarray(group, dtype=np.int64), n_groups,
+            ustr, np.asarray(uniq["t"], dtype=float))
     return RiskTable(
         stratum=ustr,
         time=np.asarray(uniq["t"], dtype=float),

@@ -29,6 +29,29 @@ class _Keys:
     key_stratum_start: np.ndarray  # per key: first key of its stratum
     d: np.ndarray  # deaths per key
     key_time: np.ndarray
+    # delayed entry: per sorted row, the last key of its stratum with time <= entry
+    # (-1 when none); the row leaves the risk sums of those keys
+    entry_key: np.ndarray | None = None
+
+
+def _entry_keys(entry: np.ndarray, strata: np.ndarray, k: _Keys) -> np.ndarray:
+    """Per row, the last key of its stratum with time <= the row's entry time (-1: none)."""
+    kstr = np.empty(k.n_keys, dtype=np.int64)
+    kstr[k.key] = strata[k.order]
+    out = np.full(entry.size, -1, dtype=np.int64)
+    for s in np.unique(kstr):
+        idx = np.flatnonzero(kstr == s)  # keys of stratum s, times ascending
+        rows = strata == s
+        pos = np.searchsorted(k.key_time[idx], entry[rows], side="right") - 1
+        out[rows] = np.where(pos >= 0, idx[np.maximum(pos, 0)], -1)
+    return out
+
+
+def _with_entry(k: _Keys, entry: np.ndarray | None, strata: np.ndarray) -> _Keys:
+    if entry is None:
+        return k
+    ek = _entry_keys(np.asarray(entry, dtype=float), strata, k)[k.order]
+    return _Keys(k.order, k.key, k.n_keys, k.stratum_end, k.key_stratum_start, k.d, k.key_time, ek)
 
 
 def _make_keys(time: np.ndarray, event: np.ndarray, strata: np.ndarray) -> _Keys:
@@ -89,6 +112,13 @@ def _terms(beta: np.ndarray, xs: np.ndarray, es: np.ndarray, k: _Keys, ties: str
     np.add.at(t1, k.key, rx)
     t2 = np.zeros((nk, p, p))
     np.add.at(t2, k.key, rxx)
+    if k.entry_key is not None:
+        # rows that entered at or after a key's time are not at risk there
+        late = k.entry_key >= 0
+        ek = k.entry_key[late]
+        t0 = t0 - np.bincount(ek, weights=r[late], minlength=nk)
+        np.add.at(t1, ek, -rx[late])
+        np.add.at(t2, ek, -rxx[late])
     s0 = _rev_cumsum(t0, k.stratum_end)
     s1 = _rev_cumsum(t1, k.stratum_end)
     s2 = _rev_cumsum(t2, k.stratum_end)
@@ -180,6 +210,11 @@ def _score_residuals(
     dead = es > 0
     H = np.where(dead, cum_h[key] - hk[key] + hk_d[key], cum_h[key])
     M = np.where(dead[:, None], cum_m[key] - mk[key] + mk_d[key], cum_m[key])
+    if k.entry_key is not None:
+        # the hazard accrued before entry is not the row's (risk interval (entry, time])
+        late = k.entry_key >= 0
+        H = H - np.where(late, cum_h[np.maximum(k.entry_key, 0)], 0.0)
+        M = M - np.where(late[:, None], cum_m[np.maximum(k.entry_key, 0)], 0.0)
     u = -r[:, None] * (xs * H[:, None] - M)
     u[dead] += xs[dead] - mbar[key[dead]]
     return u
@@ -202,6 +237,7 @@ def cox_fit(
     robust: bool = False,
     max_iter: int = 50,
     tol: float = 1e-12,
+    entry: np.ndarray | None = None,
 ) -> CoxFit:
     r"""Fit a (stratified) Cox model by Newton–Raphson.
 
@@ -215,11 +251,17 @@ def cox_fit(
 
     (Efron; Breslow drops the l/d_j term). With ``robust`` or ``cluster`` the variance
     is the grouped dfbeta sandwich :math:`D^\top D` of ``coxph(..., cluster = )``.
+
+    With ``entry`` the rows are counting-process intervals (entry, time]
+    (``coxph(Surv(entry, time, event) ~ ...)``): row i is in the risk set
+    :math:`R_j` when entry_i < t_j <= time_i. This covers delayed entry (left
+    truncation) and, with several rows per person and ``cluster`` = person, (start, stop]
+    data with time-varying covariates or recurrent events (Andersen–Gill).
     """
     time, event, x = _as_arrays(time, event, x)
     n, p = x.shape
     s = np.zeros(n, dtype=np.int64) if strata is None else np.asarray(strata, dtype=np.int64)
-    k = _make_keys(time, event, s)
+    k = _with_entry(_make_keys(time, event, s), entry, s)
     # centring makes exp(x'b) well scaled and does not change the coefficients
     xs = (x - x.mean(axis=0))[k.order]
     es = event[k.order]

@@ -75,7 +75,8 @@ def _km_from_counts(
 
 
 def kaplan_meier(
-    time: np.ndarray, event: np.ndarray, group: np.ndarray, n_groups: int, *, level: float = 0.95
+    time: np.ndarray, event: np.ndarray, group: np.ndarray, n_groups: int, *, level: float = 0.95,
+    entry: np.ndarray | None = None,
 ) -> list[KaplanMeier]:
     r"""Kaplan–Meier estimate per group.
 
@@ -87,8 +88,13 @@ def kaplan_meier(
         Follow-up time and event indicator (1 = event, 0 = censored).
     group
         Integer group codes 0..n_groups-1.
+    entry
+        Delayed-entry (left-truncation) times: a person is in the risk set
+        :math:`n_{gj}` only when entry < t_j <= time (``survfit(Surv(entry, time, event))``);
+        the curve is then :math:`P(T > t \mid T > \text{entry})` pieced together
+        (product-limit under independent truncation).
     """
-    tab = risk_table(time, event, group, n_groups)
+    tab = risk_table(time, event, group, n_groups, entry=entry)
     out = []
     for g in range(n_groups):
         # survfit lists only the times observed in the group itself
