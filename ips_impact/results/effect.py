@@ -48,6 +48,7 @@ __all__ = [
     "BALANCE_COLUMNS",
     "COEFFICIENT_COLUMNS",
     "imbens_manski_interval",
+    "PretestResult",
 ]
 
 #: Columns of ``EffectResult.coefficients`` (indexed by term).
@@ -570,9 +571,12 @@ class BoundsResult(ResultBase):
     :math:`1-p` part of that arm's observed outcomes with the other arm, and
     :math:`\Delta_U` the upper part (signs follow the trimmed arm).
 
-    ``conf_low``/``conf_high`` of both tidy rows hold the Imbens–Manski interval for
-    :math:`\Delta` (:func:`imbens_manski_interval`); each row's ``std_error`` and
-    p-value are those of its own bound.
+    Three tidy rows: ``lee_lower`` and ``lee_upper`` carry each bound with its own
+    standard error and its own normal confidence interval (no statistic or p-value: a
+    bound is not an effect, and testing it against 0 would read as a test of the
+    effect); ``lee_effect_imbens_manski`` carries, in ``conf_low``/``conf_high``, the
+    Imbens–Manski interval for :math:`\Delta` (:func:`imbens_manski_interval`), with no
+    point estimate (the effect is set-identified).
 
     Parameters
     ----------
@@ -651,19 +655,33 @@ class BoundsResult(ResultBase):
         return (self.lower, self.upper)
 
     def _tidy_rows(self) -> list[dict[str, Any]]:
-        lo, hi = self.conf_int()
+        # Two rows for the bounds, each with its own standard error and its own
+        # confidence interval (no test against 0: a bound is not an effect), then one
+        # row for the effect on the always-selected: its Imbens-Manski interval.
         rows = []
+        nan = math.nan
         for estimand, est, se in (("lee_lower", self.lower, self.se_lower),
                                   ("lee_upper", self.upper, self.se_upper)):
+            _, _, lo_b, hi_b = wald_inference(est, se, None, self.level)
             rows.append(
                 make_row(
                     outcome=self.outcome, term=self.term, estimand=estimand,
                     horizon=self.horizon, estimate=est, std_error=se, df=None,
                     nobs=self.nobs, n_treated=self.n_treated, n_control=self.n_control,
                     control_mean=self.control_mean, level=self.level,
-                    conf_low=lo, conf_high=hi,
+                    statistic=nan, p_value=nan, conf_low=lo_b, conf_high=hi_b,
                 )
             )
+        lo, hi = self.conf_int()
+        rows.append(
+            make_row(
+                outcome=self.outcome, term=self.term, estimand="lee_effect_imbens_manski",
+                horizon=self.horizon, estimate=nan, std_error=nan, df=None,
+                nobs=self.nobs, n_treated=self.n_treated, n_control=self.n_control,
+                control_mean=self.control_mean, level=self.level,
+                statistic=nan, p_value=nan, conf_low=lo, conf_high=hi,
+            )
+        )
         return rows
 
     def _summary_title(self) -> str:
@@ -811,3 +829,54 @@ class BalanceTable(ResultBase):
             lines.append("Missing outcomes by arm:")
             lines.append(_text_table(self.missingness))
         return lines
+
+
+@result_dataclass
+class PretestResult(ResultBase):
+    r"""Randomization p-value of the pre-period placebo test of an ``itt_by_period`` result.
+
+    Before randomization the assignment cannot have had an effect, so the sharp null
+    holds for the pre-period outcomes by design. The statistic is the Wald form
+    :math:`W = \hat\tau_{pre}'\,\hat V_{pre}^{+}\,\hat\tau_{pre}` of the pre-period
+    ITTs (event times ``ks`` < 0) with their observed covariance; its randomization
+    p-value is :math:`(1 + \#\{b: W_b \ge W_{obs}\})/(1 + B)` (exact proportion under
+    enumeration). One tidy row: ``estimate`` and ``statistic`` are :math:`W` (no unit:
+    a chi-square-type statistic), ``p_value`` and ``ri_p_value`` the randomization
+    p-value, ``df`` the number of pre periods.
+    """
+
+    outcome: str
+    ks: tuple[int, ...]
+    statistic: float
+    ri_p_value: float
+    ri_se: float | None
+    n_draws: int
+    exact: bool
+    nobs: int = 0
+    n_treated: int = 0
+    n_control: int = 0
+
+    def __getitem__(self, key: str) -> Any:
+        # The fields as a read-only mapping, as the dict this result replaces was read.
+        if key not in {f.name for f in dataclasses.fields(self)}:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def _tidy_rows(self) -> list[dict[str, Any]]:
+        row = make_row(
+            outcome=self.outcome, estimate=self.statistic, std_error=math.nan,
+            nobs=self.nobs, n_treated=self.n_treated, n_control=self.n_control,
+            term="pre_period_placebo",
+            estimand=f"Wald statistic W of the ITTs at k = {', '.join(map(str, self.ks))} "
+                     "(before randomization: zero by design); randomization p-value",
+            df=float(len(self.ks)), statistic=self.statistic, p_value=self.ri_p_value,
+            conf_low=math.nan, conf_high=math.nan,
+        )
+        return [row]
+
+    def _summary_title(self) -> str:
+        return f"Pre-period placebo test (randomization) of {self.outcome}"
+
+    def _summary_lines(self) -> list[str]:
+        how = "exact enumeration" if self.exact else f"{self.n_draws} Monte Carlo draws"
+        return [f"W = {self.statistic:.4g} over k = {list(self.ks)}; RI p = {self.ri_p_value:.4g} ({how})."]
