@@ -135,9 +135,9 @@ def compute_truths(n: int = 100_000, seed: int = 2_000_000_011) -> dict[str, flo
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         lb = ii.lee_bounds(study, "earnings", selection="employed", horizon=K)
-    tidy = lb.tidy()
-    out["lee.earnings.lower"] = float(tidy["estimate"].iloc[0])
-    out["lee.earnings.upper"] = float(tidy["estimate"].iloc[1])
+    tidy = lb.tidy().set_index("estimand")
+    out["lee.earnings.lower"] = float(tidy.loc["lee_lower", "estimate"])
+    out["lee.earnings.upper"] = float(tidy.loc["lee_upper", "estimate"])
     out["_n"] = float(n)
     return out
 
@@ -189,14 +189,17 @@ def effects_replicate(seed: int, truths: Mapping[str, float]) -> list[dict[str, 
              row["conf_high"], truths["rmst.employed.tau12"])
 
         lb = ii.lee_bounds(study, "earnings", selection="employed", horizon=K)
-        lt = lb.tidy()
-        lo, hi = float(lt["conf_low"].min()), float(lt["conf_high"].max())
+        lt = lb.tidy().set_index("estimand")
+        im = lt.loc["lee_effect_imbens_manski"]
         # The Imbens–Manski interval covers every point of the identified set with
-        # probability >= 95%; its end points are the hardest to cover.
+        # probability >= 95%; its end points are the hardest to cover. Each bound's own
+        # interval must cover the population bound at 95%.
         for side in ("lower", "upper"):
             tr = truths[f"lee.earnings.{side}"]
-            rec.append({"check": f"lee_bounds.im.{side}", "hit": bool(lo <= tr <= hi),
+            rec.append({"check": f"lee_bounds.im.{side}", "hit": bool(im["conf_low"] <= tr <= im["conf_high"]),
                         "estimate": math.nan, "std_error": math.nan, "truth": tr})
+            b = lt.loc[f"lee_{side}"]
+            _cov(rec, f"lee_bounds.{side}", b["estimate"], b["std_error"], b["conf_low"], b["conf_high"], tr)
     return rec
 
 
@@ -215,6 +218,54 @@ def households_replicate(seed: int, truths: Mapping[str, float]) -> list[dict[st
         sp = ii.spillover(study, "employed", members="partner", horizon=K)
         lo, hi = sp.conf_low, sp.conf_high
         _cov(rec, "spillover.partner", sp.estimate, sp.std_error, lo, hi, truths["partner.employed.k6"])
+    return rec
+
+
+#: Planted effect of the unequal-probability study (EUR per quarter of earnings):
+#: 0 in the Flemish strata (assigned with p = 0.5), +1,500 elsewhere (p = 0.1).
+UNEQUAL_EFFECT = 1500.0
+
+
+def unequal_replicate(seed: int, truths: Mapping[str, float]) -> list[dict[str, Any]]:
+    """ATE coverage when assignment probabilities differ across strata (0.5 vs 0.1).
+
+    A new synthetic sample per replicate; its control potential earnings at k = 6 are
+    kept, the assignment is drawn with probability 0.5 in the Flemish strata and 0.1 in
+    the others (complete randomization within each), and the effect is planted: 0 in
+    Flanders, +1,500 EUR elsewhere. The region shares are fixed by the design (340/200/60
+    per 600), so the super-population ATE is exactly ``1,500 × 260/600 = 650`` EUR. The
+    default ``itt`` must cover it; strata fixed effects weight strata by precision and
+    do not (reported for reference).
+    """
+    import pandas as pd
+
+    import ips_impact as ii
+    from ips_impact.study import Study
+
+    trial = generate(n_persons=N_PERSONS, seed=seed, params=_params(), tables=("assignment", "panel"))
+    a0 = trial.assignment[["person_id", "stratum"]].reset_index(drop=True)
+    po = trial.potential_outcomes("earnings")
+    y0 = po[po["k"] == K].set_index("person_id").loc[a0["person_id"], "y0"].to_numpy()
+    flemish = a0["stratum"].str.startswith("VL").to_numpy()
+    tau = np.where(flemish, 0.0, UNEQUAL_EFFECT)
+    rng = np.random.Generator(np.random.PCG64(seed))
+    z = np.zeros(len(a0), dtype=np.int8)
+    for s in np.unique(a0["stratum"]):
+        idx = np.flatnonzero(a0["stratum"].to_numpy() == s)
+        m = max(2, int(round(len(idx) * (0.5 if str(s).startswith("VL") else 0.1))))
+        z[rng.choice(idx, m, replace=False)] = 1
+    y = np.where(z == 1, y0 + tau, y0)
+    a = pd.DataFrame({"person_id": a0["person_id"], "arm": z, "stratum": a0["stratum"], "randomization_period": 0})
+    study = Study.from_frames(a, pd.DataFrame({"person_id": a0["person_id"], "period": K, "earnings": y}),
+                              frequency="int")
+    truth = UNEQUAL_EFFECT * float((~flemish).mean())
+    rec: list[dict[str, Any]] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = ii.itt(study, "earnings", horizon=K)
+        _cov(rec, "itt.unequal.default", r.estimate, r.std_error, r.conf_low, r.conf_high, truth)
+        f = ii.itt(study, "earnings", horizon=K, adjustment="ancova")
+        _cov(rec, "itt.unequal.strata_fe", f.estimate, f.std_error, f.conf_low, f.conf_high, truth)
     return rec
 
 
@@ -281,7 +332,15 @@ STUDIES: dict[str, tuple[Callable[..., list[dict[str, Any]]], tuple[Check, ...]]
         ("time_to_event.rmst", "time_to_event", "RMST difference to the first job, tau = 12 quarters"),
         ("lee_bounds.im.lower", "lee_bounds", "Imbens–Manski interval covers the lower bound"),
         ("lee_bounds.im.upper", "lee_bounds", "Imbens–Manski interval covers the upper bound"),
+        ("lee_bounds.lower", "lee_bounds", "lower bound's own interval (earnings of the always-employed, k = 6)"),
+        ("lee_bounds.upper", "lee_bounds", "upper bound's own interval"),
     ])),
+    "unequal": (unequal_replicate, (
+        Check("itt.unequal.default", "unequal", "itt", "default (ATE) with p = 0.5 in Flanders, 0.1 elsewhere",
+              "coverage", 0.95),
+        Check("itt.unequal.strata_fe", "unequal", "itt", "strata fixed effects (precision-weighted; reference)",
+              "coverage", math.nan),
+    )),
     "households": (households_replicate, _coverage("households", [
         ("late.work_on_di", "late", "LATE of IPS take-up (2SLS, HC2), k = 6"),
         ("spillover.partner", "spillover", "partners' employment, CR2 by household, k = 6"),
