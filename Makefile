@@ -8,7 +8,7 @@ VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 OUT     ?= demo_output
 
-.PHONY: all install test test-fast lint demo docs bench clean reference
+.PHONY: all install test test-fast lint demo docs bench clean reference validation
 
 all: test
 
@@ -43,6 +43,10 @@ docs: $(STAMP)
 
 bench: $(STAMP)
 	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(VPY) $$f || exit 1; done
+
+# Regenerate the validation report (docs/validation.md): 1,000 replications per study, ~15 min on 2 cores.
+validation: $(STAMP)
+	OPENBLAS_NUM_THREADS=1 $(VPY) -m ips_impact.validation --replications 1000 --out docs/validation.md
 
 # Regenerate the R reference numbers (needs R; the test suite itself does not).
 reference:

@@ -54,3 +54,22 @@ def make_frames(n: int = 40, periods: int = 12, seed: int = 0, freq: str = "Q") 
 @pytest.fixture
 def frames() -> dict[str, pd.DataFrame]:
     return make_frames()
+
+
+# A parity test says in its name which R function (or R computation) it matches; such
+# tests are marked `parity`, so that `pytest -m parity` runs exactly them and the
+# validation report (ips_impact.validation.parity) lists them with their tolerances.
+PARITY_PATTERN = (
+    r"matches_r\b|matches_r_|_r_|parity|reproduces_r|estimatr|clubsandwich|survfit|coxph|"
+    r"survdiff|cuminc|survrm2|vcovcl|iv_robust|ivreg|p_adjust|first_stage_f_matches_r|"
+    r"crr\b|finegray|matches_glm"
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    import re
+
+    rx = re.compile(PARITY_PATTERN)
+    for item in items:
+        if rx.search(item.originalname if hasattr(item, "originalname") else item.name):
+            item.add_marker(pytest.mark.parity)
