@@ -212,6 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: The parser under its earlier name (docs/build.py renders the command-line page from it).
+_parser = build_parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (see the module docstring)."""
     argv = list(sys.argv[1:] if argv is None else argv)
