@@ -207,7 +207,15 @@ def _moderator(
     as given, even for the names of derived moderators (``household_type``…); a derived
     moderator is built only when ``persons`` has no such column.
     """
+    from ips_impact.validate import is_key_like
+
     persons = study.persons
+    if isinstance(by, str) and is_key_like(by):
+        raise EstimationError(
+            f"{by!r} is a key (an identifier), not a moderator", table="persons", column=by,
+            fix="keys identify persons, households or employers; choose a baseline characteristic "
+                "(region, household_type, partner_at_work, a covariate of the assignment table).",
+        )
     reserved = ("person_id", "arm", "randomization_date", "randomization_period")
     if by in persons.columns and by not in reserved:
         return persons[by], None, by, "persons"

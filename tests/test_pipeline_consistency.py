@@ -228,3 +228,18 @@ def test_n_columns_count_persons_also_for_stacked_rows(study):
     late = quiet(ii.late, study, "earnings", window=(2, 5), aggregate="stack")
     assert stacked.n_treated + stacked.n_control == stacked.diagnostics["n_persons"] < stacked.nobs
     assert (late.n_treated, late.n_control) == (stacked.n_treated, stacked.n_control)
+
+
+@pytest.mark.parametrize("column", ["household_id", "person_id", "employer_id", "INSZ"])
+def test_key_columns_are_never_covariates_or_moderators_and_never_echoed(column):
+    trial = ii.synthetic.generate(n_persons=200, seed=5)
+    a = trial.assignment.copy()
+    if column not in a.columns:
+        a[column] = [f"K{i:06d}X" for i in range(len(a))]
+    study = ii.Study.from_frames(a, trial.panel, households=trial.households)
+    keys = set(a[column].astype(str))
+    for call in (lambda: ii.itt(study, "employed", horizon=4, covariates=(column,)),
+                 lambda: ii.heterogeneity(study, "employed", horizon=4, by=column)):
+        with pytest.raises(ii.errors.IpsImpactError, match="key") as info:
+            call()
+        assert not [k for k in keys if k in str(info.value)]

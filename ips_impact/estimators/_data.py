@@ -31,6 +31,7 @@ import pandas as pd
 
 from ips_impact.errors import EstimationError
 from ips_impact.estimators._options import ADJUSTMENTS, AGGREGATES, check_option
+from ips_impact.validate import is_key_like
 
 __all__ = [
     "ADJUSTMENTS",
@@ -203,10 +204,17 @@ def covariate_matrix(
                 table=table, column=c,
                 fix="choose among " + ", ".join(repr(x) for x in persons.columns if x != "person_id"),
             )
-        if c in ("arm", "person_id"):
+        if c == "arm":
             raise EstimationError(
                 f"{c!r} cannot be a covariate", table=table, column=c,
                 fix="remove it from covariates",
+            )
+        if is_key_like(str(c)):
+            # never turned into dummies: their levels are keys, which no message may show
+            raise EstimationError(
+                f"{c!r} is a key (an identifier), not a covariate", table=table, column=c,
+                fix="keys identify persons, households or employers; remove it from covariates "
+                    "and choose baseline characteristics.",
             )
         col = persons[c]
         numeric = pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col)
