@@ -170,8 +170,34 @@ def sep_code_numbers(codes: pd.Series, *, table: str = "panel") -> pd.Series:
     return num.astype("float64")
 
 
+#: LMD code columns held as text whatever the file gave (a parquet extract may store
+#: 111 as an integer, a CSV read text-first gives "111"): one Study for the same data.
+CODE_COLUMNS = ("sep_code", "nace", "joint_committee")
+
+
+def _code_text(values: pd.Series) -> pd.Series:
+    if not (pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)):
+        return values.map(lambda v: v if pd.isna(v) else str(v)).astype(object)
+    num = values.astype("float64")
+    integral = num.isna() | (num == np.floor(num))
+    if not bool(integral.all()):
+        return values.map(lambda v: v if pd.isna(v) else str(v)).astype(object)
+    out = num.map(lambda v: None if np.isnan(v) else str(int(v)))
+    return out.astype(object)
+
+
 def derive_outcomes(panel: pd.DataFrame) -> pd.DataFrame:
-    """Add the derived outcomes: ``employed`` from sep_code / n_jobs when absent; ``work_on_di``."""
+    """Add the derived outcomes: ``employed`` from sep_code / n_jobs when absent; ``work_on_di``.
+
+    The LMD code columns (:data:`CODE_COLUMNS`) are normalised to text first; a SEP code
+    is stored as its digits (``"1.1.1"`` and ``111`` both become ``"111"``).
+    """
+    codes = {c: _code_text(panel[c]) for c in CODE_COLUMNS if c in panel.columns}
+    if "sep_code" in codes:
+        num = sep_code_numbers(panel["sep_code"])
+        codes["sep_code"] = num.map(lambda v: None if np.isnan(v) else str(int(v))).astype(object)
+    if codes:
+        panel = panel.assign(**codes)
     if "employed" not in panel.columns:
         if "sep_code" in panel.columns:
             code = sep_code_numbers(panel["sep_code"])
