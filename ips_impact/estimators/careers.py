@@ -128,7 +128,9 @@ def _job_seeker(panel: pd.DataFrame) -> pd.Series:
         v = sep.to_numpy(dtype=np.float64, na_value=np.nan)
         with np.errstate(invalid="ignore", divide="ignore"):
             first = np.floor(v / 10.0 ** np.floor(np.log10(np.where(v > 0, v, np.nan))))
-        return pd.Series(np.where(np.isnan(first), np.nan, (first == 2).astype(float)), index=panel.index)
+        return pd.Series(
+            np.where(np.isnan(first), np.nan, (first == 2).astype(float)), index=panel.index
+        )
     s = sep.astype("string").str.strip()
     return pd.Series(np.where(s.isna(), np.nan, (s.str[0] == "2").astype(float)), index=panel.index)
 
@@ -144,8 +146,9 @@ def _follow_up(code: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return follow.astype(np.int64), last_obs.astype(np.int64)
 
 
-def career_states(study: Any, states: Mapping[str, StateSpec] | None = None, *,
-                  horizon: int | None = None) -> CareerStates:
+def career_states(
+    study: Any, states: Mapping[str, StateSpec] | None = None, *, horizon: int | None = None
+) -> CareerStates:
     """State of each person at k = 0..horizon (default: the last observed k).
 
     See the module docstring for the default rule; ``states`` maps state names to a
@@ -153,8 +156,12 @@ def career_states(study: Any, states: Mapping[str, StateSpec] | None = None, *,
     """
     kmax = study.k_range[1]
     if kmax < 1:
-        raise EstimationError(f"the panel ends at k = {kmax}: no quarter after randomization to follow",
-                              table="panel", column="k", fix="careers need quarters k >= 1.")
+        raise EstimationError(
+            f"the panel ends at k = {kmax}: no quarter after randomization to follow",
+            table="panel",
+            column="k",
+            fix="careers need quarters k >= 1.",
+        )
     last = kmax if horizon is None else min(int(horizon), kmax)
     ks = np.arange(0, last + 1, dtype=np.int64)
     msgs: list[str] = []
@@ -165,9 +172,11 @@ def career_states(study: Any, states: Mapping[str, StateSpec] | None = None, *,
             if col not in panel.columns:
                 raise DataContractError(
                     f"the default career states need the panel column {col!r}",
-                    table="panel", column=col, examples=list(study.outcomes),
+                    table="panel",
+                    column=col,
+                    examples=list(study.outcomes),
                     fix="add it (on_di from the insurer's benefit records), or pass states={name: column or "
-                        "callable} to define the states yourself.",
+                    "callable} to define the states yourself.",
                 )
         emp = _event_matrix(study, "employed", ks)
         di = _event_matrix(study, "on_di", ks)
@@ -186,21 +195,31 @@ def career_states(study: Any, states: Mapping[str, StateSpec] | None = None, *,
         known = ~np.isnan(emp) & ~np.isnan(di)
         no_seek = known & ~e & ~d & np.isnan(seek)
         if no_seek.any():
-            msg = (f"{int(no_seek.sum())} person-quarters out of work and off DI have neither sep_code nor "
-                   f"unemployment_benefit: counted as 'other' (not 'unemployed')")
+            msg = (
+                f"{int(no_seek.sum())} person-quarters out of work and off DI have neither sep_code nor "
+                f"unemployment_benefit: counted as 'other' (not 'unemployed')"
+            )
             msgs.append(msg)
             warnings.warn(msg, EstimationWarning, stacklevel=3)
         js = np.nan_to_num(seek) != 0
-        code = np.select([e & ~d, e & d, ~e & d, ~e & ~d & js], [0, 1, 2, 3], default=4).astype(np.int8)
+        code = np.select([e & ~d, e & d, ~e & d, ~e & ~d & js], [0, 1, 2, 3], default=4).astype(
+            np.int8
+        )
         code[~known] = -1
-        rule = ("work: employed & !on_di; work_on_di: employed & on_di; di_only: !employed & on_di; "
-                f"unemployed: !employed & !on_di & job-seeker ({rule_seek}); other: the rest")
+        rule = (
+            "work: employed & !on_di; work_on_di: employed & on_di; di_only: !employed & on_di; "
+            f"unemployed: !employed & !on_di & job-seeker ({rule_seek}); other: the rest"
+        )
     else:
         if not isinstance(states, Mapping) or not states:
-            raise EstimationError("states must be a non-empty mapping {state name: column or callable}",
-                                  fix="pass e.g. {'work': 'employed', 'not_working': lambda p: p['employed'] == 0}.")
+            raise EstimationError(
+                "states must be a non-empty mapping {state name: column or callable}",
+                fix="pass e.g. {'work': 'employed', 'not_working': lambda p: p['employed'] == 0}.",
+            )
         names = tuple(str(s) for s in states)
-        mats = [_event_matrix(study, spec, ks, what=f"state {name!r}") for name, spec in states.items()]
+        mats = [
+            _event_matrix(study, spec, ks, what=f"state {name!r}") for name, spec in states.items()
+        ]
         code = np.full(mats[0].shape, -1, dtype=np.int8)
         undecided = np.ones(code.shape, dtype=bool)
         unknown = np.zeros(code.shape, dtype=bool)
@@ -210,12 +229,15 @@ def career_states(study: Any, states: Mapping[str, StateSpec] | None = None, *,
             hit = undecided & ~unknown & (np.nan_to_num(m) != 0)
             code[hit] = j
             undecided &= ~hit
-        observed = _event_matrix(study, lambda p: pd.Series(1.0, index=p.index), ks, what="panel rows")
+        observed = _event_matrix(
+            study, lambda p: pd.Series(1.0, index=p.index), ks, what="panel rows"
+        )
         none = undecided & ~unknown & ~np.isnan(observed)
         if none.any():
             raise EstimationError(
                 f"{int(none.sum())} person-quarters are in none of the states {list(names)}",
-                table="panel", fix="add a last catch-all state, e.g. states={..., 'other': lambda p: p['k'] >= 0}.",
+                table="panel",
+                fix="add a last catch-all state, e.g. states={..., 'other': lambda p: p['k'] >= 0}.",
             )
         rule = "first true of: " + ", ".join(names)
     if len(names) > 127:
@@ -225,11 +247,18 @@ def career_states(study: Any, states: Mapping[str, StateSpec] | None = None, *,
     ledger: list[dict[str, Any]] = []
     unusable = follow < 0
     if unusable.any():
-        ledger.append(_ledger_row("no career state at k = 0 (employed / on_di / states missing): set aside",
-                                  unusable, arm))
+        ledger.append(
+            _ledger_row(
+                "no career state at k = 0 (employed / on_di / states missing): set aside",
+                unusable,
+                arm,
+            )
+        )
     gap = (last_obs > follow) & ~unusable
     if gap.any():
-        row = _ledger_row("gap in the panel after k = 0: follow-up censored before the gap", gap, arm)
+        row = _ledger_row(
+            "gap in the panel after k = 0: follow-up censored before the gap", gap, arm
+        )
         row["n_quarters_after_gap"] = int((code[gap] >= 0).sum() - (follow[gap] + 1).sum())
         ledger.append(row)
     for row in ledger:
@@ -239,9 +268,15 @@ def career_states(study: Any, states: Mapping[str, StateSpec] | None = None, *,
     cols = np.arange(code.shape[1])
     code = np.where(cols[None, :] <= follow[:, None], code, -1).astype(np.int8)
     return CareerStates(
-        states=tuple(names), code=code, follow=follow, arm=arm,
-        stratum=np.asarray(study.design.stratum, dtype=np.int64), last_observed=last_obs,
-        ledger=tuple(ledger), warnings=tuple(msgs), rule=rule,
+        states=tuple(names),
+        code=code,
+        follow=follow,
+        arm=arm,
+        stratum=np.asarray(study.design.stratum, dtype=np.int64),
+        last_observed=last_obs,
+        ledger=tuple(ledger),
+        warnings=tuple(msgs),
+        rule=rule,
     )
 
 
@@ -261,8 +296,16 @@ def _spells(cs: CareerStates) -> dict[str, np.ndarray]:
     idx = np.arange(pi.size)
     spell_no = idx - np.maximum.accumulate(np.where(first, idx, 0)) + 1
     reason = np.where(nxt_same, 0, np.where(cs.last_observed[pi] > cs.follow[pi], 2, 1))
-    return {"person": pi, "spell": spell_no, "state": code[pi, start], "start": start, "stop": stop,
-            "event": nxt_same, "to": to, "reason": reason}
+    return {
+        "person": pi,
+        "spell": spell_no,
+        "state": code[pi, start],
+        "start": start,
+        "stop": stop,
+        "event": nxt_same,
+        "to": to,
+        "reason": reason,
+    }
 
 
 def careers(study: Any, *, states: Mapping[str, StateSpec] | None = None) -> pd.DataFrame:
@@ -295,19 +338,23 @@ def careers(study: Any, *, states: Mapping[str, StateSpec] | None = None) -> pd.
     labels = np.asarray(cs.states, dtype=object)
     to = np.where(sp["to"] >= 0, labels[np.maximum(sp["to"], 0)], None)
     slab = np.asarray(study.design.stratum_labels, dtype=object)
-    return pd.DataFrame({
-        "person": sp["person"].astype(np.int64),
-        "arm": cs.arm[sp["person"]].astype(np.int8),
-        "stratum": slab[cs.stratum[sp["person"]]],
-        "spell": sp["spell"].astype(np.int64),
-        "state": pd.Categorical(labels[sp["state"]], dtype=cats),
-        "start": sp["start"].astype(np.int64),
-        "stop": sp["stop"].astype(np.int64),
-        "quarters": (sp["stop"] - sp["start"] + np.where(sp["event"], 0, 1)).astype(np.int64),
-        "event": sp["event"].astype(bool),
-        "to_state": pd.Categorical(to, dtype=cats),
-        "reason": np.asarray(["transition", "end_of_follow_up", "gap"], dtype=object)[sp["reason"]],
-    })
+    return pd.DataFrame(
+        {
+            "person": sp["person"].astype(np.int64),
+            "arm": cs.arm[sp["person"]].astype(np.int8),
+            "stratum": slab[cs.stratum[sp["person"]]],
+            "spell": sp["spell"].astype(np.int64),
+            "state": pd.Categorical(labels[sp["state"]], dtype=cats),
+            "start": sp["start"].astype(np.int64),
+            "stop": sp["stop"].astype(np.int64),
+            "quarters": (sp["stop"] - sp["start"] + np.where(sp["event"], 0, 1)).astype(np.int64),
+            "event": sp["event"].astype(bool),
+            "to_state": pd.Categorical(to, dtype=cats),
+            "reason": np.asarray(["transition", "end_of_follow_up", "gap"], dtype=object)[
+                sp["reason"]
+            ],
+        }
+    )
 
 
 # ----------------------------------------------------------------------- checks
@@ -315,16 +362,24 @@ def careers(study: Any, *, states: Mapping[str, StateSpec] | None = None) -> pd.
 
 def _check_level(level: Any) -> float:
     if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < float(level) < 1:
-        raise EstimationError(f"level must be a number strictly between 0 and 1; you passed {level!r}",
-                              fix="use e.g. level=0.95.")
+        raise EstimationError(
+            f"level must be a number strictly between 0 and 1; you passed {level!r}",
+            fix="use e.g. level=0.95.",
+        )
     return float(level)
 
 
 def _check_k(name: str, value: Any, kmax: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= int(value) <= kmax:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, np.integer))
+        or not 1 <= int(value) <= kmax
+    ):
         raise EstimationError(
             f"{name} must be a quarter k between 1 and the last followed quarter {kmax}; you passed {value!r}",
-            table="panel", column="k", fix=f"pass e.g. {name}={min(kmax, 20)} (quarters since randomization).",
+            table="panel",
+            column="k",
+            fix=f"pass e.g. {name}={min(kmax, 20)} (quarters since randomization).",
         )
     return int(value)
 
@@ -355,8 +410,10 @@ def _arm_counts(arm: np.ndarray) -> tuple[int, int]:
 def _need_both_arms(arm: np.ndarray) -> None:
     n1, n0 = _arm_counts(arm)
     if n1 == 0 or n0 == 0:
-        raise EstimationError(f"one arm is empty in the analysis sample ({n1} IPS, {n0} control)",
-                              fix="check the panel: every person may have been set aside (see the ledger).")
+        raise EstimationError(
+            f"one arm is empty in the analysis sample ({n1} IPS, {n0} control)",
+            fix="check the panel: every person may have been set aside (see the ledger).",
+        )
 
 
 # ----------------------------------------------------------------------- state occupation
@@ -369,6 +426,7 @@ def state_occupation(
     states: Mapping[str, StateSpec] | None = None,
     horizons: Sequence[int] = (),
     by: str | None = None,
+    initial_variance: bool = True,
     level: float = 0.95,
 ) -> StateOccupationResult:
     r"""Probability of being in each career state by arm and quarter (Aalen–Johansen).
@@ -398,6 +456,9 @@ def state_occupation(
         A persons column (e.g. ``"region"``): curves and rows per subgroup; the
         ``occupation`` and ``at_risk`` frames get a ``group`` column and the tidy rows
         the term ``"arm:<by>=<value>"``.
+    initial_variance
+        Include the sampling variance of the distribution of states at k = 0 (default;
+        the persons are a sample). ``False`` treats it as known, as R ``survfit`` does.
     level
         Confidence level; intervals are logit-scale (inside [0, 1]).
     """
@@ -414,13 +475,23 @@ def state_occupation(
         groups: list[tuple[Any, np.ndarray]] = [(None, use)]
     else:
         if not isinstance(by, str) or by not in study.persons.columns:
-            raise EstimationError(f"by must be a column of the persons table; you passed {by!r}",
-                                  table="persons", column=str(by), fix="use e.g. by='region'.")
+            raise EstimationError(
+                f"by must be a column of the persons table; you passed {by!r}",
+                table="persons",
+                column=str(by),
+                fix="use e.g. by='region'.",
+            )
         vals = study.persons[by]
         if vals.isna().any():
-            raise DataContractError(f"{int(vals.isna().sum())} persons have no {by!r}",
-                                    table="persons", column=by, fix="fill the column or choose another.")
-        groups = [(g, use & (vals == g).to_numpy()) for g in sorted(vals.unique().tolist(), key=str)]
+            raise DataContractError(
+                f"{int(vals.isna().sum())} persons have no {by!r}",
+                table="persons",
+                column=by,
+                fix="fill the column or choose another.",
+            )
+        groups = [
+            (g, use & (vals == g).to_numpy()) for g in sorted(vals.unique().tolist(), key=str)
+        ]
     occ_rows, risk_rows, rows = [], [], []
     msgs = list(cs.warnings)
     for g, sel in groups:
@@ -428,18 +499,28 @@ def state_occupation(
         for a, lab in _ARMS:
             m = sel & (cs.arm == a)
             if not m.any():
-                raise EstimationError(f"no {lab} person in group {by}={g!r}", table="persons", column=by,
-                                      fix="choose a coarser grouping.")
-            aj[a] = aalen_johansen(cs.code[m], S)
+                raise EstimationError(
+                    f"no {lab} person in group {by}={g!r}",
+                    table="persons",
+                    column=by,
+                    fix="choose a coarser grouping.",
+                )
+            aj[a] = aalen_johansen(cs.code[m], S, initial_variance=bool(initial_variance))
             lo, hi = _logit_ci(aj[a].probability, aj[a].std_error, z)
-            frame = pd.DataFrame({
-                "arm": np.full(K * S, a, dtype=np.int64), "k": np.repeat(np.arange(K), S),
-                "state": np.tile(np.asarray(cs.states, dtype=object), K),
-                "probability": aj[a].probability.ravel(), "std_error": aj[a].std_error.ravel(),
-                "conf_low": lo.ravel(), "conf_high": hi.ravel(),
-            })
-            risk = pd.DataFrame({"arm": np.full(K, a, dtype=np.int64), "k": np.arange(K),
-                                 "at_risk": aj[a].at_risk})
+            frame = pd.DataFrame(
+                {
+                    "arm": np.full(K * S, a, dtype=np.int64),
+                    "k": np.repeat(np.arange(K), S),
+                    "state": np.tile(np.asarray(cs.states, dtype=object), K),
+                    "probability": aj[a].probability.ravel(),
+                    "std_error": aj[a].std_error.ravel(),
+                    "conf_low": lo.ravel(),
+                    "conf_high": hi.ravel(),
+                }
+            )
+            risk = pd.DataFrame(
+                {"arm": np.full(K, a, dtype=np.int64), "k": np.arange(K), "at_risk": aj[a].at_risk}
+            )
             if by is not None:
                 frame.insert(0, "group", g)
                 risk.insert(0, "group", g)
@@ -450,26 +531,57 @@ def state_occupation(
             for j, s in enumerate(cs.states):
                 d = aj[1].probability[h, j] - aj[0].probability[h, j]
                 se = math.sqrt(aj[1].std_error[h, j] ** 2 + aj[0].std_error[h, j] ** 2)
-                rows.append(make_row(
-                    outcome=s, term="arm" if by is None else f"arm:{by}={g}",
-                    estimand="state_occupation_difference", horizon=int(h), estimate=d, std_error=se,
-                    nobs=n1 + n0, n_treated=n1, n_control=n0, control_mean=aj[0].probability[h, j],
-                    level=level,
-                ))
+                rows.append(
+                    make_row(
+                        outcome=s,
+                        term="arm" if by is None else f"arm:{by}={g}",
+                        estimand="state_occupation_difference",
+                        horizon=int(h),
+                        estimate=d,
+                        std_error=se,
+                        nobs=n1 + n0,
+                        n_treated=n1,
+                        n_control=n0,
+                        control_mean=aj[0].probability[h, j],
+                        level=level,
+                    )
+                )
         for a, lab in _ARMS:
             if aj[a].at_risk[tau] < 10:
-                msg = (f"only {int(aj[a].at_risk[tau])} {lab} persons are followed at tau = {tau}"
-                       f"{'' if by is None else f' in {by}={g}'}: the estimates there are imprecise")
+                msg = (
+                    f"only {int(aj[a].at_risk[tau])} {lab} persons are followed at tau = {tau}"
+                    f"{'' if by is None else f' in {by}={g}'}: the estimates there are imprecise"
+                )
                 msgs.append(msg)
                 warnings.warn(msg, EstimationWarning, stacklevel=2)
-    spec = {"estimator": "state_occupation", "tau": tau, "horizons": hs, "states": cs.states,
-            "state_rule": cs.rule, "by": by, "level": level,
-            "time_scale": "event time k (quarters since the randomization quarter)",
-            "variance": "infinitesimal jackknife (survfit)", "interval": "logit"}
+    spec = {
+        "estimator": "state_occupation",
+        "tau": tau,
+        "horizons": hs,
+        "states": cs.states,
+        "state_rule": cs.rule,
+        "by": by,
+        "level": level,
+        "time_scale": "event time k (quarters since the randomization quarter)",
+        "variance": "infinitesimal jackknife"
+        + (
+            " with the initial distribution's"
+            if initial_variance
+            else " given the initial distribution (survfit)"
+        ),
+        "initial_variance": bool(initial_variance),
+        "interval": "logit",
+    }
     return StateOccupationResult(
-        states=cs.states, statistics=pd.DataFrame(rows), occupation=pd.concat(occ_rows, ignore_index=True),
-        at_risk=pd.concat(risk_rows, ignore_index=True), tau=tau, level=level, spec=spec,
-        warnings=tuple(msgs), ledger=pd.DataFrame(list(cs.ledger)) if cs.ledger else None,
+        states=cs.states,
+        statistics=pd.DataFrame(rows),
+        occupation=pd.concat(occ_rows, ignore_index=True),
+        at_risk=pd.concat(risk_rows, ignore_index=True),
+        tau=tau,
+        level=level,
+        spec=spec,
+        warnings=tuple(msgs),
+        ledger=pd.DataFrame(list(cs.ledger)) if cs.ledger else None,
     )
 
 
@@ -488,8 +600,9 @@ class _Events:
     warnings: tuple[str, ...]
 
 
-def job_starts(study: Any, *, event: str = "job_start",
-               states: Mapping[str, StateSpec] | None = None) -> _Events:
+def job_starts(
+    study: Any, *, event: str = "job_start", states: Mapping[str, StateSpec] | None = None
+) -> _Events:
     """Recurrent events per person and quarter, with each person's follow-up.
 
     ``"job_start"``: quarter k >= 1 with employed = 1 after a quarter with employed = 0
@@ -498,22 +611,32 @@ def job_starts(study: Any, *, event: str = "job_start",
     quarter in another state.
     """
     if not isinstance(event, str):
-        raise EstimationError(f"event must be 'job_start' or 'entry:<state>'; you passed {event!r}",
-                              fix="pass event='job_start'.")
+        raise EstimationError(
+            f"event must be 'job_start' or 'entry:<state>'; you passed {event!r}",
+            fix="pass event='job_start'.",
+        )
     arm = np.asarray(study.design.arm, dtype=np.int64)
     msgs: list[str] = []
     ledger: list[dict[str, Any]] = []
     if event == "job_start":
         if states is not None:
-            raise EstimationError("states has no use with event='job_start' (defined by employed)",
-                                  fix="drop states=, or use event='entry:<state>'.")
+            raise EstimationError(
+                "states has no use with event='job_start' (defined by employed)",
+                fix="drop states=, or use event='entry:<state>'.",
+            )
         kmax = study.k_range[1]
         if kmax < 1:
-            raise EstimationError(f"the panel ends at k = {kmax}", table="panel", column="k",
-                                  fix="recurrent events need quarters k >= 1.")
+            raise EstimationError(
+                f"the panel ends at k = {kmax}",
+                table="panel",
+                column="k",
+                fix="recurrent events need quarters k >= 1.",
+            )
         ks = np.arange(0, kmax + 1, dtype=np.int64)
         emp = _event_matrix(study, "employed", ks)
-        code = np.where(np.isnan(emp), -1, (np.nan_to_num(emp) != 0).astype(np.int8)).astype(np.int8)
+        code = np.where(np.isnan(emp), -1, (np.nan_to_num(emp) != 0).astype(np.int8)).astype(
+            np.int8
+        )
         follow, last_obs = _follow_up(code)
         target = np.array([False, True])
         rule = "job start: employed = 1 at k >= 1 after employed = 0 at k - 1"
@@ -522,8 +645,11 @@ def job_starts(study: Any, *, event: str = "job_start",
             ledger.append(_ledger_row("employed missing at k = 0: set aside", unusable, arm))
         gap = (last_obs > follow) & ~unusable
         if gap.any():
-            ledger.append(_ledger_row("gap in employed after k = 0: follow-up censored before the gap",
-                                      gap, arm))
+            ledger.append(
+                _ledger_row(
+                    "gap in employed after k = 0: follow-up censored before the gap", gap, arm
+                )
+            )
         for row in ledger:
             msg = f"{row['n_rows']} persons: {row['reason']}"
             msgs.append(msg)
@@ -532,24 +658,36 @@ def job_starts(study: Any, *, event: str = "job_start",
         code = np.where(cols[None, :] <= follow[:, None], code, -1)
     elif event.startswith("entry:"):
         cs = career_states(study, states)
-        want = [s.strip() for s in event[len("entry:"):].split("|")]
+        want = [s.strip() for s in event[len("entry:") :].split("|")]
         bad = [s for s in want if s not in cs.states]
         if bad:
-            raise EstimationError(f"unknown state(s) {bad} in event={event!r}",
-                                  fix=f"use states among {', '.join(cs.states)}, e.g. 'entry:di_only'.")
+            raise EstimationError(
+                f"unknown state(s) {bad} in event={event!r}",
+                fix=f"use states among {', '.join(cs.states)}, e.g. 'entry:di_only'.",
+            )
         target = np.isin(np.asarray(cs.states), want)
         code, follow = cs.code, cs.follow
         msgs.extend(cs.warnings)
         ledger.extend(cs.ledger)
         rule = f"entry into {' or '.join(want)}: in it at k >= 1 and not at k - 1 ({cs.rule})"
     else:
-        raise EstimationError(f"event must be 'job_start' or 'entry:<state>'; you passed {event!r}",
-                              fix="pass event='job_start' or e.g. event='entry:di_only'.")
+        raise EstimationError(
+            f"event must be 'job_start' or 'entry:<state>'; you passed {event!r}",
+            fix="pass event='job_start' or e.g. event='entry:di_only'.",
+        )
     inside = np.where(code >= 0, target[np.maximum(code, 0)], False)
     dn = np.zeros(code.shape, dtype=np.int8)
     dn[:, 1:] = inside[:, 1:] & (code[:, :-1] >= 0) & ~inside[:, :-1]
-    return _Events(dn=dn, follow=follow, arm=arm, stratum=np.asarray(study.design.stratum, dtype=np.int64),
-                   label=event, rule=rule, ledger=tuple(ledger), warnings=tuple(msgs))
+    return _Events(
+        dn=dn,
+        follow=follow,
+        arm=arm,
+        stratum=np.asarray(study.design.stratum, dtype=np.int64),
+        label=event,
+        rule=rule,
+        ledger=tuple(ledger),
+        warnings=tuple(msgs),
+    )
 
 
 def _log_ci(mu: np.ndarray, se: np.ndarray, z: float) -> tuple[np.ndarray, np.ndarray]:
@@ -558,9 +696,15 @@ def _log_ci(mu: np.ndarray, se: np.ndarray, z: float) -> tuple[np.ndarray, np.nd
     return np.where(mu > 0, mu / f, 0.0), np.where(mu > 0, mu * f, 0.0)
 
 
-def _cluster_of_rows(study: Any, cluster: str | None, person: np.ndarray, keep: np.ndarray,
-                     ledger: list[dict[str, Any]], arm: np.ndarray,
-                     covariates: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _cluster_of_rows(
+    study: Any,
+    cluster: str | None,
+    person: np.ndarray,
+    keep: np.ndarray,
+    ledger: list[dict[str, Any]],
+    arm: np.ndarray,
+    covariates: Sequence[str],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Complete cases (covariates, cluster) via the survival helper; row-level clusters."""
     keep, x_cov, cl = _complete_cases(study, keep, arm, covariates, cluster, ledger)
     codes = np.arange(arm.size) if cl is None else cl
@@ -622,7 +766,9 @@ def recurrent_spells(
     level = _check_level(level)
     ties = check_option(ties, COX_TIES, "ties")
     if not isinstance(strata, (bool, np.bool_)):
-        raise EstimationError(f"strata must be True or False; you passed {strata!r}", fix="pass strata=False.")
+        raise EstimationError(
+            f"strata must be True or False; you passed {strata!r}", fix="pass strata=False."
+        )
     if isinstance(covariates, str):
         covariates = (covariates,)
     covariates = tuple(covariates)
@@ -635,10 +781,12 @@ def recurrent_spells(
     ledger = list(ev.ledger)
     msgs = list(ev.warnings)
     keep = ev.follow >= 1
-    never = (ev.follow == 0)
+    never = ev.follow == 0
     if never.any():
         ledger.append(_ledger_row("followed at k = 0 only: no quarter at risk", never, arm))
-    keep, x_cov, cl = _cluster_of_rows(study, cluster, np.arange(arm.size), keep, ledger, arm, covariates)
+    keep, x_cov, cl = _cluster_of_rows(
+        study, cluster, np.arange(arm.size), keep, ledger, arm, covariates
+    )
     _need_both_arms(arm[keep])
     mcf_rows = []
     mc = {}
@@ -646,68 +794,150 @@ def recurrent_spells(
         m = keep & (arm == a)
         mc[a] = mean_cumulative(ev.dn[m], ev.follow[m])
         lo, hi = _log_ci(mc[a].mcf, mc[a].std_error, z)
-        mcf_rows.append(pd.DataFrame({
-            "arm": np.full(K, a, dtype=np.int64), "k": np.arange(K), "mcf": mc[a].mcf,
-            "std_error": mc[a].std_error, "conf_low": lo, "conf_high": hi,
-            "at_risk": mc[a].at_risk, "events": mc[a].events,
-        }))
+        mcf_rows.append(
+            pd.DataFrame(
+                {
+                    "arm": np.full(K, a, dtype=np.int64),
+                    "k": np.arange(K),
+                    "mcf": mc[a].mcf,
+                    "std_error": mc[a].std_error,
+                    "conf_low": lo,
+                    "conf_high": hi,
+                    "at_risk": mc[a].at_risk,
+                    "events": mc[a].events,
+                }
+            )
+        )
     n1, n0 = _arm_counts(arm[keep])
     common = dict(nobs=n1 + n0, n_treated=n1, n_control=n0, level=level)
     rows = []
     for h in hs:
         d = mc[1].mcf[h] - mc[0].mcf[h]
         se = math.sqrt(mc[1].std_error[h] ** 2 + mc[0].std_error[h] ** 2)
-        rows.append(make_row(outcome=ev.label, term="mcf_difference", estimand="mcf_difference",
-                             horizon=int(h), estimate=d, std_error=se, control_mean=mc[0].mcf[h], **common))
+        rows.append(
+            make_row(
+                outcome=ev.label,
+                term="mcf_difference",
+                estimand="mcf_difference",
+                horizon=int(h),
+                estimate=d,
+                std_error=se,
+                control_mean=mc[0].mcf[h],
+                **common,
+            )
+        )
     # Andersen–Gill on counting-process rows of the kept persons
     idx = np.flatnonzero(keep)
     cp = counting_process_rows(ev.dn[idx], ev.follow[idx])
     person = idx[cp["person"]]
-    x = np.column_stack([arm[person].astype(float), x_cov[person]]) if x_cov.size else (
-        arm[person].astype(float)[:, None])
+    x = (
+        np.column_stack([arm[person].astype(float), x_cov[person]])
+        if x_cov.size
+        else (arm[person].astype(float)[:, None])
+    )
     names = ["arm", *covariates]
     if x_cov.size:
         const = [c for j, c in enumerate(covariates) if np.ptp(x_cov[idx, j]) == 0]
         if const:
-            raise EstimationError("covariate(s) constant in the analysis sample", column=const,
-                                  fix="drop them from covariates.")
+            raise EstimationError(
+                "covariate(s) constant in the analysis sample",
+                column=const,
+                fix="drop them from covariates.",
+            )
     n_events = int(cp["event"].sum())
-    if n_events == 0 or cp["event"][arm[person] == 1].sum() == 0 or cp["event"][arm[person] == 0].sum() == 0:
+    if (
+        n_events == 0
+        or cp["event"][arm[person] == 1].sum() == 0
+        or cp["event"][arm[person] == 0].sum() == 0
+    ):
         msg = "no event in at least one arm: the rate ratio is not estimable"
         msgs.append(msg)
         warnings.warn(msg, EstimationWarning, stacklevel=2)
         coef, se_c = np.full(len(names), math.nan), np.full(len(names), math.nan)
     else:
-        fit = cox_fit(cp["stop"].astype(float), cp["event"].astype(float), x, entry=cp["start"].astype(float),
-                      strata=ev.stratum[person] if strata else None, ties=ties, cluster=cl[person],
-                      robust=True)
+        fit = cox_fit(
+            cp["stop"].astype(float),
+            cp["event"].astype(float),
+            x,
+            entry=cp["start"].astype(float),
+            strata=ev.stratum[person] if strata else None,
+            ties=ties,
+            cluster=cl[person],
+            robust=True,
+        )
         if not fit.converged:
             msg = "the Andersen–Gill model did not converge; its rate ratio is unreliable"
             msgs.append(msg)
             warnings.warn(msg, EstimationWarning, stacklevel=2)
         coef, se_c = fit.coef, fit.std_error
     zstat = coef / se_c
-    cox_df = pd.DataFrame({"term": names, "estimate": coef, "std_error": se_c, "statistic": zstat,
-                           "p_value": 2 * stats.norm.sf(np.abs(zstat)), "conf_low": coef - z * se_c,
-                           "conf_high": coef + z * se_c, "rate_ratio": np.exp(coef)})
+    cox_df = pd.DataFrame(
+        {
+            "term": names,
+            "estimate": coef,
+            "std_error": se_c,
+            "statistic": zstat,
+            "p_value": 2 * stats.norm.sf(np.abs(zstat)),
+            "conf_low": coef - z * se_c,
+            "conf_high": coef + z * se_c,
+            "rate_ratio": np.exp(coef),
+        }
+    )
     b, s = float(coef[0]), float(se_c[0])
-    rows.append(make_row(outcome=ev.label, term="log_rate_ratio", estimand="log_rate_ratio", horizon=None,
-                         estimate=b, std_error=s, **common))
+    rows.append(
+        make_row(
+            outcome=ev.label,
+            term="log_rate_ratio",
+            estimand="log_rate_ratio",
+            horizon=None,
+            estimate=b,
+            std_error=s,
+            **common,
+        )
+    )
     lr = rows[-1]
-    rows.append(make_row(outcome=ev.label, term="rate_ratio", estimand="rate_ratio", horizon=None,
-                         estimate=math.exp(b), std_error=math.exp(b) * s, statistic=lr["statistic"],
-                         p_value=lr["p_value"], conf_low=math.exp(lr["conf_low"]) if np.isfinite(b) else math.nan,
-                         conf_high=math.exp(lr["conf_high"]) if np.isfinite(b) else math.nan, **common))
-    spec = {"estimator": "recurrent_spells", "event": ev.label, "event_rule": ev.rule, "tau": tau,
-            "horizons": hs, "covariates": covariates, "cluster": cluster, "strata": bool(strata),
-            "ties": ties, "level": level, "n_events": n_events, "n_rows": int(cp["stop"].size),
-            "variance": "MCF: Lawless–Nadeau; rate model: robust sandwich clustered by "
-                        + ("person" if cluster is None else cluster),
-            "states": None if states is None else tuple(states),
-            "time_scale": "event time k (quarters since the randomization quarter)"}
+    rows.append(
+        make_row(
+            outcome=ev.label,
+            term="rate_ratio",
+            estimand="rate_ratio",
+            horizon=None,
+            estimate=math.exp(b),
+            std_error=math.exp(b) * s,
+            statistic=lr["statistic"],
+            p_value=lr["p_value"],
+            conf_low=math.exp(lr["conf_low"]) if np.isfinite(b) else math.nan,
+            conf_high=math.exp(lr["conf_high"]) if np.isfinite(b) else math.nan,
+            **common,
+        )
+    )
+    spec = {
+        "estimator": "recurrent_spells",
+        "event": ev.label,
+        "event_rule": ev.rule,
+        "tau": tau,
+        "horizons": hs,
+        "covariates": covariates,
+        "cluster": cluster,
+        "strata": bool(strata),
+        "ties": ties,
+        "level": level,
+        "n_events": n_events,
+        "n_rows": int(cp["stop"].size),
+        "variance": "MCF: Lawless–Nadeau; rate model: robust sandwich clustered by "
+        + ("person" if cluster is None else cluster),
+        "states": None if states is None else tuple(states),
+        "time_scale": "event time k (quarters since the randomization quarter)",
+    }
     return RecurrentResult(
-        event=ev.label, statistics=pd.DataFrame(rows), mcf=pd.concat(mcf_rows, ignore_index=True),
-        cox=cox_df, tau=tau, level=level, spec=spec, warnings=tuple(msgs),
+        event=ev.label,
+        statistics=pd.DataFrame(rows),
+        mcf=pd.concat(mcf_rows, ignore_index=True),
+        cox=cox_df,
+        tau=tau,
+        level=level,
+        spec=spec,
+        warnings=tuple(msgs),
         ledger=pd.DataFrame(ledger) if ledger else None,
     )
 
@@ -715,7 +945,9 @@ def recurrent_spells(
 # ----------------------------------------------------------------------- transitions
 
 
-def _transition_rows(cs: CareerStates, from_state: str, to_state: Sequence[str]) -> dict[str, np.ndarray]:
+def _transition_rows(
+    cs: CareerStates, from_state: str, to_state: Sequence[str]
+) -> dict[str, np.ndarray]:
     sp = _spells(cs)
     fi = cs.states.index(from_state)
     tis = [cs.states.index(t) for t in to_state]
@@ -764,21 +996,29 @@ def transitions(
     for name, vals in (("from_state", (from_state,)), ("to_state", targets)):
         bad = [v for v in vals if v not in cs.states]
         if bad:
-            raise EstimationError(f"unknown {name} {bad}", fix=f"use one of {', '.join(cs.states)}.")
+            raise EstimationError(
+                f"unknown {name} {bad}", fix=f"use one of {', '.join(cs.states)}."
+            )
     if from_state in targets:
-        raise EstimationError("to_state must differ from from_state", fix="a transition changes state.")
+        raise EstimationError(
+            "to_state must differ from from_state", fix="a transition changes state."
+        )
     tr = _transition_rows(cs, from_state, targets)
     arm = cs.arm
     ledger = list(cs.ledger)
     msgs = list(cs.warnings)
-    keep_p, x_cov, cl = _cluster_of_rows(study, cluster, np.arange(arm.size), cs.usable, ledger, arm, covariates)
+    keep_p, x_cov, cl = _cluster_of_rows(
+        study, cluster, np.arange(arm.size), cs.usable, ledger, arm, covariates
+    )
     r = keep_p[tr["person"]]
     tr = {k: v[r] for k, v in tr.items()}
     person = tr["person"]
     z = float(stats.norm.ppf(0.5 + level / 2))
     label = f"{from_state}->{'|'.join(targets)}"
     if person.size == 0:
-        raise EstimationError(f"no spell in {from_state!r} with time at risk", fix="choose another from_state.")
+        raise EstimationError(
+            f"no spell in {from_state!r} with time at risk", fix="choose another from_state."
+        )
     # Nelson–Aalen by arm on the grid k = 1..K-1
     K = cs.code.shape[1]
     ks = np.arange(K)
@@ -790,46 +1030,107 @@ def transitions(
         d = np.bincount(sp_[hit], minlength=K)[:K]
         with np.errstate(invalid="ignore", divide="ignore"):
             inc = np.where(at_risk > 0, d / np.where(at_risk > 0, at_risk, 1), 0.0)
-        ch_rows.append(pd.DataFrame({"arm": np.full(K, a, dtype=np.int64), "k": ks, "cumhaz": np.cumsum(inc),
-                                     "at_risk": at_risk.astype(np.int64), "events": d.astype(np.int64)}))
-    x = np.column_stack([arm[person].astype(float), x_cov[person]]) if x_cov.size else (
-        arm[person].astype(float)[:, None])
+        ch_rows.append(
+            pd.DataFrame(
+                {
+                    "arm": np.full(K, a, dtype=np.int64),
+                    "k": ks,
+                    "cumhaz": np.cumsum(inc),
+                    "at_risk": at_risk.astype(np.int64),
+                    "events": d.astype(np.int64),
+                }
+            )
+        )
+    x = (
+        np.column_stack([arm[person].astype(float), x_cov[person]])
+        if x_cov.size
+        else (arm[person].astype(float)[:, None])
+    )
     names = ["arm", *covariates]
     hits_arm = [int(tr["hit"][arm[person] == a].sum()) for a in (1, 0)]
     if min(hits_arm) == 0:
-        msg = f"no {label} transition in at least one arm (IPS {hits_arm[0]}, control {hits_arm[1]})"
+        msg = (
+            f"no {label} transition in at least one arm (IPS {hits_arm[0]}, control {hits_arm[1]})"
+        )
         msgs.append(msg)
         warnings.warn(msg, EstimationWarning, stacklevel=2)
         coef, se_c = np.full(len(names), math.nan), np.full(len(names), math.nan)
     else:
-        fit = cox_fit(tr["stop"].astype(float), tr["hit"].astype(float), x, entry=tr["start"].astype(float),
-                      strata=cs.stratum[person] if strata else None, ties=ties, cluster=cl[person], robust=True)
+        fit = cox_fit(
+            tr["stop"].astype(float),
+            tr["hit"].astype(float),
+            x,
+            entry=tr["start"].astype(float),
+            strata=cs.stratum[person] if strata else None,
+            ties=ties,
+            cluster=cl[person],
+            robust=True,
+        )
         coef, se_c = fit.coef, fit.std_error
     zstat = coef / se_c
-    cox_df = pd.DataFrame({"term": names, "estimate": coef, "std_error": se_c, "statistic": zstat,
-                           "p_value": 2 * stats.norm.sf(np.abs(zstat)), "conf_low": coef - z * se_c,
-                           "conf_high": coef + z * se_c, "hazard_ratio": np.exp(coef)})
+    cox_df = pd.DataFrame(
+        {
+            "term": names,
+            "estimate": coef,
+            "std_error": se_c,
+            "statistic": zstat,
+            "p_value": 2 * stats.norm.sf(np.abs(zstat)),
+            "conf_low": coef - z * se_c,
+            "conf_high": coef + z * se_c,
+            "hazard_ratio": np.exp(coef),
+        }
+    )
     pk = np.unique(person)
     n1, n0 = _arm_counts(arm[pk])
-    rows = [make_row(outcome=label, term="cox", estimand="log_hazard_ratio", horizon=None,
-                     estimate=float(coef[0]), std_error=float(se_c[0]), nobs=n1 + n0, n_treated=n1,
-                     n_control=n0, level=level)]
-    spec = {"estimator": "transitions", "from_state": from_state, "to_state": targets, "states": cs.states,
-            "state_rule": cs.rule, "covariates": covariates, "cluster": cluster, "strata": bool(strata),
-            "ties": ties, "level": level, "n_spells": int(person.size), "n_events": int(tr["hit"].sum()),
-            "time_scale": "event time k (quarters since the randomization quarter)",
-            "randomized_comparison": False}
+    rows = [
+        make_row(
+            outcome=label,
+            term="cox",
+            estimand="log_hazard_ratio",
+            horizon=None,
+            estimate=float(coef[0]),
+            std_error=float(se_c[0]),
+            nobs=n1 + n0,
+            n_treated=n1,
+            n_control=n0,
+            level=level,
+        )
+    ]
+    spec = {
+        "estimator": "transitions",
+        "from_state": from_state,
+        "to_state": targets,
+        "states": cs.states,
+        "state_rule": cs.rule,
+        "covariates": covariates,
+        "cluster": cluster,
+        "strata": bool(strata),
+        "ties": ties,
+        "level": level,
+        "n_spells": int(person.size),
+        "n_events": int(tr["hit"].sum()),
+        "time_scale": "event time k (quarters since the randomization quarter)",
+        "randomized_comparison": False,
+    }
     return TransitionResult(
-        from_state=from_state, to_state=targets, statistics=pd.DataFrame(rows),
-        cumhaz=pd.concat(ch_rows, ignore_index=True), cox=cox_df, level=level, spec=spec,
-        warnings=tuple(msgs), ledger=pd.DataFrame(ledger) if ledger else None,
+        from_state=from_state,
+        to_state=targets,
+        statistics=pd.DataFrame(rows),
+        cumhaz=pd.concat(ch_rows, ignore_index=True),
+        cox=cox_df,
+        level=level,
+        spec=spec,
+        warnings=tuple(msgs),
+        ledger=pd.DataFrame(ledger) if ledger else None,
     )
 
 
 # ----------------------------------------------------------------------- randomization
 
 
-def _ag_log_rate_ratio(ev: _Events, keep: np.ndarray, z: np.ndarray, strata: bool, ties: str) -> np.ndarray:
+def _ag_log_rate_ratio(
+    ev: _Events, keep: np.ndarray, z: np.ndarray, strata: bool, ties: str
+) -> np.ndarray:
     """Andersen–Gill coefficient of the arm (arm-only model) for each assignment row of z.
 
     With a 0/1 covariate the partial likelihood depends on the assignment only through
@@ -875,23 +1176,28 @@ def randomization_statistics(study: Any, result: Any, assignments: np.ndarray) -
     """
     a = np.atleast_2d(np.asarray(assignments, dtype=float))
     if a.shape[1] != len(study.persons):
-        raise EstimationError(f"assignments have {a.shape[1]} columns but the study has "
-                              f"{len(study.persons)} persons",
-                              fix="pass a (B, n_persons) array aligned with study.persons.")
+        raise EstimationError(
+            f"assignments have {a.shape[1]} columns but the study has {len(study.persons)} persons",
+            fix="pass a (B, n_persons) array aligned with study.persons.",
+        )
     spec = result.spec
     tidy = result.tidy()
     cols: dict[str, np.ndarray] = {}
     est = spec.get("estimator")
     if est == "state_occupation":
         if spec.get("by") is not None:
-            raise EstimationError("randomization statistics of state_occupation(by=...) are not available",
-                                  fix="fit without by= for randomization inference.")
+            raise EstimationError(
+                "randomization statistics of state_occupation(by=...) are not available",
+                fix="fit without by= for randomization inference.",
+            )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", EstimationWarning)
             cs = career_states(study, None)
         if cs.states != tuple(spec["states"]):
-            raise EstimationError("the result was fitted with custom states: pass the study and default states",
-                                  fix="randomization inference re-derives the default states only.")
+            raise EstimationError(
+                "the result was fitted with custom states: pass the study and default states",
+                fix="randomization inference re-derives the default states only.",
+            )
         use = cs.usable
         for h in spec["horizons"]:
             occ = occupation_by_assignment(cs.code[use], len(cs.states), a[:, use], h)
@@ -904,8 +1210,9 @@ def randomization_statistics(study: Any, result: Any, assignments: np.ndarray) -
             ev = job_starts(study, event=spec["event"])
         keep = ev.follow >= 1
         for h in spec["horizons"]:
-            cols[f"mcf_difference|{ev.label}|{h}"] = mcf_by_assignment(ev.dn[keep], ev.follow[keep],
-                                                                       a[:, keep], h)
+            cols[f"mcf_difference|{ev.label}|{h}"] = mcf_by_assignment(
+                ev.dn[keep], ev.follow[keep], a[:, keep], h
+            )
         b = _ag_log_rate_ratio(ev, keep, a, spec["strata"], spec["ties"])
         cols[f"log_rate_ratio|{ev.label}|None"] = b
         cols[f"rate_ratio|{ev.label}|None"] = b
@@ -918,19 +1225,23 @@ def randomization_statistics(study: Any, result: Any, assignments: np.ndarray) -
         cols["cox"] = _transition_cox(tr, cs, a, spec["strata"], spec["ties"])
         keys = ["cox"]
     else:
-        raise EstimationError(f"not a careers result (estimator {est!r})",
-                              fix="pass a result of state_occupation, recurrent_spells or transitions.")
+        raise EstimationError(
+            f"not a careers result (estimator {est!r})",
+            fix="pass a result of state_occupation, recurrent_spells or transitions.",
+        )
     return pd.DataFrame({k: cols[k] for k in keys})
 
 
 def _row_keys(tidy: pd.DataFrame) -> list[str]:
     def h(v: Any) -> str:
         return "None" if v is None or (isinstance(v, float) and math.isnan(v)) else str(int(v))
+
     return [f"{r.term}|{r.outcome}|{h(r.horizon)}" for r in tidy.itertuples(index=False)]
 
 
-def _transition_cox(tr: dict[str, np.ndarray], cs: CareerStates, z: np.ndarray, strata: bool,
-                    ties: str) -> np.ndarray:
+def _transition_cox(
+    tr: dict[str, np.ndarray], cs: CareerStates, z: np.ndarray, strata: bool, ties: str
+) -> np.ndarray:
     """Arm-only Cox coefficient of a transition for each assignment row (counts per key)."""
     K = cs.code.shape[1]
     ks = np.arange(K)
@@ -938,7 +1249,9 @@ def _transition_cox(tr: dict[str, np.ndarray], cs: CareerStates, z: np.ndarray, 
     n1s, n0s, d1s, d0s = [], [], [], []
     for s in np.unique(st):
         m = st == s
-        risk = ((tr["start"][m][:, None] < ks[None, :]) & (tr["stop"][m][:, None] >= ks[None, :])).astype(float)
+        risk = (
+            (tr["start"][m][:, None] < ks[None, :]) & (tr["stop"][m][:, None] >= ks[None, :])
+        ).astype(float)
         hit = np.zeros_like(risk)
         hit[np.flatnonzero(tr["hit"][m]), tr["stop"][m][tr["hit"][m]]] = 1.0
         # spells -> persons: a person's spells add up (the arm is the person's)

@@ -29,15 +29,35 @@ import pandas as pd
 from ips_impact.errors import EstimationError
 from ips_impact.results.base import TIDY_COLUMNS, ResultBase, _p_clause, result_dataclass
 
-__all__ = ["StateOccupationResult", "RecurrentResult", "TransitionResult", "OCCUPATION_COLUMNS",
-           "MCF_COLUMNS"]
+__all__ = [
+    "StateOccupationResult",
+    "RecurrentResult",
+    "TransitionResult",
+    "OCCUPATION_COLUMNS",
+    "MCF_COLUMNS",
+]
 
 #: Columns of ``StateOccupationResult.occupation`` (``group`` first when ``by`` is given).
-OCCUPATION_COLUMNS: tuple[str, ...] = ("arm", "k", "state", "probability", "std_error", "conf_low",
-                                       "conf_high")
+OCCUPATION_COLUMNS: tuple[str, ...] = (
+    "arm",
+    "k",
+    "state",
+    "probability",
+    "std_error",
+    "conf_low",
+    "conf_high",
+)
 #: Columns of ``RecurrentResult.mcf``.
-MCF_COLUMNS: tuple[str, ...] = ("arm", "k", "mcf", "std_error", "conf_low", "conf_high", "at_risk",
-                                "events")
+MCF_COLUMNS: tuple[str, ...] = (
+    "arm",
+    "k",
+    "mcf",
+    "std_error",
+    "conf_low",
+    "conf_high",
+    "at_risk",
+    "events",
+)
 
 _ARM_LABEL = {1: "IPS", 0: "control"}
 _ARM_COLOUR = {1: "#1b9e77", 0: "#7570b3"}
@@ -53,8 +73,11 @@ class _CareerBase(ResultBase):
     def _check_statistics(self) -> None:
         missing = [c for c in TIDY_COLUMNS if c not in self.statistics.columns]
         if missing:
-            raise EstimationError(f"the statistics table of a {type(self).__name__} lacks tidy columns",
-                                  column=missing, fix="build it with make_row().")
+            raise EstimationError(
+                f"the statistics table of a {type(self).__name__} lacks tidy columns",
+                column=missing,
+                fix="build it with make_row().",
+            )
 
     def _tidy_rows(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.statistics[list(TIDY_COLUMNS)].to_dict(orient="records")]
@@ -63,10 +86,15 @@ class _CareerBase(ResultBase):
         lines = []
         for r in self.statistics.itertuples(index=False):
             est, lo, hi = (scale * r.estimate, scale * r.conf_low, scale * r.conf_high)
-            h = "" if r.horizon is None or (isinstance(r.horizon, float) and np.isnan(r.horizon)) else (
-                f" at k = {r.horizon}")
-            lines.append(f"{r.outcome}: {r.term}{h} = {est:.2f}{unit} "
-                         f"[{lo:.2f}, {hi:.2f}], {_p_clause(r.p_value)}")
+            h = (
+                ""
+                if r.horizon is None or (isinstance(r.horizon, float) and np.isnan(r.horizon))
+                else (f" at k = {r.horizon}")
+            )
+            lines.append(
+                f"{r.outcome}: {r.term}{h} = {est:.2f}{unit} "
+                f"[{lo:.2f}, {hi:.2f}], {_p_clause(r.p_value)}"
+            )
         return lines
 
 
@@ -134,8 +162,13 @@ class StateOccupationResult(_CareerBase):
         for a_i, arm in enumerate((1, 0)[: len(axes)]):
             a = occ[occ["arm"] == arm]
             wide = a.pivot(index="k", columns="state", values="probability")[list(self.states)]
-            axes[a_i].stackplot(wide.index.to_numpy(), wide.to_numpy().T, labels=list(self.states),
-                                colors=[cmap(i) for i in range(len(self.states))], alpha=0.9)
+            axes[a_i].stackplot(
+                wide.index.to_numpy(),
+                wide.to_numpy().T,
+                labels=list(self.states),
+                colors=[cmap(i) for i in range(len(self.states))],
+                alpha=0.9,
+            )
             axes[a_i].set_title(_ARM_LABEL[arm])
             axes[a_i].set_xlabel("quarters since randomization")
             axes[a_i].set_xlim(float(wide.index.min()), float(wide.index.max()))
@@ -198,8 +231,10 @@ class RecurrentResult(_CareerBase):
         for r in self.statistics.itertuples(index=False):
             unit = " per person" if r.term == "mcf_difference" else ""
             h = f" at k = {r.horizon}" if r.term == "mcf_difference" else ""
-            lines.append(f"{r.term}{h} = {r.estimate:.3f}{unit} [{r.conf_low:.3f}, {r.conf_high:.3f}], "
-                         f"{_p_clause(r.p_value)}")
+            lines.append(
+                f"{r.term}{h} = {r.estimate:.3f}{unit} [{r.conf_low:.3f}, {r.conf_high:.3f}], "
+                f"{_p_clause(r.p_value)}"
+            )
         return lines
 
     def risk_table(self, ks: Any = None, *, min_cell: int | None = None) -> pd.DataFrame:
@@ -224,8 +259,14 @@ class RecurrentResult(_CareerBase):
             out[_ARM_LABEL[arm]] = vals
         return pd.DataFrame(out)
 
-    def plot(self, ax: Any = None, *, risk_table: bool = True, min_cell: int | None = None,
-             confidence: bool = True) -> Any:
+    def plot(
+        self,
+        ax: Any = None,
+        *,
+        risk_table: bool = True,
+        min_cell: int | None = None,
+        confidence: bool = True,
+    ) -> Any:
         """Mean cumulative number of events per person by arm, with numbers at risk.
 
         Returns the Axes of the curves (``ax.figure`` holds the risk table too).
@@ -234,8 +275,9 @@ class RecurrentResult(_CareerBase):
 
         if ax is None:
             if risk_table:
-                fig, (ax, ax_tab) = plt.subplots(2, 1, figsize=(7, 5.5), sharex=True,
-                                                 gridspec_kw={"height_ratios": [4, 1]})
+                fig, (ax, ax_tab) = plt.subplots(
+                    2, 1, figsize=(7, 5.5), sharex=True, gridspec_kw={"height_ratios": [4, 1]}
+                )
             else:
                 fig, ax = plt.subplots(figsize=(7, 4.5))
                 ax_tab = None
@@ -244,10 +286,19 @@ class RecurrentResult(_CareerBase):
         for arm in (1, 0):
             a = self.mcf[self.mcf["arm"] == arm].sort_values("k")
             k = a["k"].to_numpy(dtype=float)
-            ax.step(k, a["mcf"].to_numpy(), where="post", color=_ARM_COLOUR[arm], label=_ARM_LABEL[arm])
+            ax.step(
+                k, a["mcf"].to_numpy(), where="post", color=_ARM_COLOUR[arm], label=_ARM_LABEL[arm]
+            )
             if confidence:
-                ax.fill_between(k, a["conf_low"].to_numpy(), a["conf_high"].to_numpy(), step="post",
-                                color=_ARM_COLOUR[arm], alpha=0.15, linewidth=0)
+                ax.fill_between(
+                    k,
+                    a["conf_low"].to_numpy(),
+                    a["conf_high"].to_numpy(),
+                    step="post",
+                    color=_ARM_COLOUR[arm],
+                    alpha=0.15,
+                    linewidth=0,
+                )
         label = "job starts" if self.event == "job_start" else self.event
         ax.set_ylabel(f"mean cumulative {label} per person")
         ax.set_title(self._summary_title())
@@ -260,8 +311,11 @@ class RecurrentResult(_CareerBase):
             for _, row in tab.iterrows():
                 for y, lab in ((1, "IPS"), (0, "control")):
                     v = row[lab]
-                    txt = f"<{min_cell}" if (min_cell is not None and not np.isfinite(v)) else (
-                        "" if not np.isfinite(v) else f"{int(v)}")
+                    txt = (
+                        f"<{min_cell}"
+                        if (min_cell is not None and not np.isfinite(v))
+                        else ("" if not np.isfinite(v) else f"{int(v)}")
+                    )
                     ax_tab.text(row["k"], y, txt, ha="center", va="center", fontsize=8)
             ax_tab.set_xlabel("quarters since randomization")
             ax_tab.set_title("number followed (at risk)", fontsize=9, loc="left")
@@ -308,9 +362,11 @@ class TransitionResult(_CareerBase):
     def _summary_lines(self) -> list[str]:
         lines = []
         for r in self.statistics.itertuples(index=False):
-            lines.append(f"log hazard ratio (IPS vs control) = {r.estimate:.3f} (SE {r.std_error:.3f}); "
-                         f"hazard ratio {np.exp(r.estimate):.3f} [{np.exp(r.conf_low):.3f}, "
-                         f"{np.exp(r.conf_high):.3f}], {_p_clause(r.p_value)}")
+            lines.append(
+                f"log hazard ratio (IPS vs control) = {r.estimate:.3f} (SE {r.std_error:.3f}); "
+                f"hazard ratio {np.exp(r.estimate):.3f} [{np.exp(r.conf_low):.3f}, "
+                f"{np.exp(r.conf_high):.3f}], {_p_clause(r.p_value)}"
+            )
         return lines
 
     def plot(self, ax: Any = None) -> Any:
@@ -323,12 +379,16 @@ class TransitionResult(_CareerBase):
             fig = ax.figure
         for arm in (1, 0):
             a = self.cumhaz[self.cumhaz["arm"] == arm].sort_values("k")
-            ax.step(a["k"].to_numpy(dtype=float), a["cumhaz"].to_numpy(), where="post",
-                    color=_ARM_COLOUR[arm], label=_ARM_LABEL[arm])
+            ax.step(
+                a["k"].to_numpy(dtype=float),
+                a["cumhaz"].to_numpy(),
+                where="post",
+                color=_ARM_COLOUR[arm],
+                label=_ARM_LABEL[arm],
+            )
         ax.set_xlabel("quarters since randomization")
         ax.set_ylabel("cumulative transition hazard")
         ax.set_title(self._summary_title())
         ax.legend(loc="upper left", frameon=False)
         fig.tight_layout()
         return ax
-

@@ -24,6 +24,10 @@ infinitesimal jackknife of ``survfit`` (influence of each person's weight):
              \hat p_{j}(k-1)\,(e_{s_i(k)} - \hat H_{j\cdot}(k)) / n_j(k),
 
 with j = s_i(k-1), and :math:`\widehat{\mathrm{Var}}\,\hat p(k) = \sum_i U_i(k)^2`.
+R ``survfit`` treats the initial distribution as known (:math:`U_i(0) = 0`); with
+``initial_variance=True`` (the default of :func:`~ips_impact.state_occupation`) its
+sampling variance is included, as it must be when the persons are a sample (the
+state at randomization varies between samples).
 """
 
 from __future__ import annotations
@@ -59,7 +63,9 @@ def _step_matrix(counts: np.ndarray) -> np.ndarray:
         return np.where(n_j > 0, counts / np.where(n_j > 0, n_j, 1.0), eye)
 
 
-def aalen_johansen(code: np.ndarray, n_states: int, *, variance: bool = True) -> AalenJohansen:
+def aalen_johansen(
+    code: np.ndarray, n_states: int, *, variance: bool = True, initial_variance: bool = True
+) -> AalenJohansen:
     """Aalen–Johansen estimate (and infinitesimal-jackknife SE) for the rows of ``code``.
 
     Parameters
@@ -71,6 +77,9 @@ def aalen_johansen(code: np.ndarray, n_states: int, *, variance: bool = True) ->
         S, the number of states.
     variance
         Compute the standard errors (O(n S^2) per period); else they are NaN.
+    initial_variance
+        Include the influence of the estimated initial distribution (``False``:
+        survfit's standard errors, conditional on it).
     """
     code = np.asarray(code)
     n, K = code.shape
@@ -87,6 +96,8 @@ def aalen_johansen(code: np.ndarray, n_states: int, *, variance: bool = True) ->
         u = -np.broadcast_to(p[0], (n, S)) / n
         u = u.copy()
         u[np.arange(n), s0] += 1.0 / n
+        if not initial_variance:
+            u[:] = 0.0
         se[0] = np.sqrt((u**2).sum(axis=0))
     for k in range(1, K):
         risk = np.flatnonzero(code[:, k] >= 0)
@@ -106,7 +117,9 @@ def aalen_johansen(code: np.ndarray, n_states: int, *, variance: bool = True) ->
     return AalenJohansen(p, se, at_risk, trans)
 
 
-def transition_counts(code: np.ndarray, n_states: int) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
+def transition_counts(
+    code: np.ndarray, n_states: int
+) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
     """One-hot matrices for counts under many assignments.
 
     Returns ``start`` (n, S): the state at k = 0, and ``moves`` (n, K*S*S): person i

@@ -91,7 +91,9 @@ def counting_process_rows(dn: np.ndarray, c: np.ndarray) -> dict[str, np.ndarray
     return {"person": person[keep], "start": start[keep], "stop": stop[keep], "event": event[keep]}
 
 
-def mcf_by_assignment(dn: np.ndarray, c: np.ndarray, assignments: np.ndarray, tau: int) -> np.ndarray:
+def mcf_by_assignment(
+    dn: np.ndarray, c: np.ndarray, assignments: np.ndarray, tau: int
+) -> np.ndarray:
     r""":math:`\hat\mu_1(\tau) - \hat\mu_0(\tau)` for many assignments at once (B,)."""
     z = np.atleast_2d(np.asarray(assignments, dtype=float))
     dn = np.asarray(dn, dtype=float)[:, : int(tau) + 1]
