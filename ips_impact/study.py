@@ -482,12 +482,6 @@ class Study:
                          "n_control": int(((p.arm == 0) & (p.ips_started == 1)).sum())})
         return Consort(pd.DataFrame(rows))
 
-    def balance(self, covariates: Iterable[str] | None = None, **kwargs: Any) -> Any:
-        """Baseline balance by arm; see :func:`ips_impact.estimators.balance.balance`."""
-        from ips_impact.estimators.balance import balance
-
-        return balance(self, covariates, **kwargs)
-
     def with_outcome(self, name: str, values: pd.Series | np.ndarray | Callable[[pd.DataFrame], Any]) -> Study:
         """A new study whose panel has one more outcome column (e.g. a summary index).
 
@@ -733,7 +727,7 @@ def _members_panel(rows: pd.DataFrame, members_map: pd.DataFrame, persons: pd.Da
 
 def _check_sites_table(sites: pd.DataFrame, assignment: pd.DataFrame, ledger: Ledger) -> pd.DataFrame:
     """Validate the fidelity table; sites unknown to the assignment go to the ledger."""
-    from ips_impact.estimators.heterogeneity import check_sites
+    from ips_impact.roster import check_sites
 
     V.check_not_empty(sites, "sites")
     check_sites(sites)  # raises on missing columns, scores outside 25–125, bad dates

@@ -32,7 +32,9 @@ from scipy import stats
 from ips_impact.errors import EstimationError, EstimationWarning, IpsImpactWarning
 from ips_impact.estimators._data import ADJUSTMENTS, check_option, person_mask
 from ips_impact.estimators.itt import _spec, _welch_df, design_for_rows
+from ips_impact.estimators.itt import randomization_problem as itt_problem
 from ips_impact.inference.covariance import OLSDesign, joint_covariance
+from ips_impact.inference.ri_protocol import register_randomization
 from ips_impact.results.base import critical_value
 from ips_impact.results.effect import DynamicEffectResult, EffectResult
 
@@ -331,3 +333,12 @@ def itt_by_period(
         ledger=ledger,
     )
 
+
+
+def randomization_problem(study: Any, result: Any) -> list[Any]:
+    """One ITT problem per event time: each effect of an :func:`itt_by_period` result
+    is the :func:`~ips_impact.estimators.itt.itt` at that horizon, with its own sample."""
+    return [p for effect in result.effects for p in itt_problem(study, effect)]
+
+
+register_randomization("itt_by_period", randomization_problem)

@@ -40,6 +40,8 @@ from ips_impact.estimators._data import (
     require_numeric_outcome,
 )
 from ips_impact.inference.covariance import OLSDesign, OLSFit, resolve_cov_type
+from ips_impact.inference.ri_engine import LinearProblem
+from ips_impact.inference.ri_protocol import register_randomization
 from ips_impact.results.base import (
     ResultBase,
     critical_value,
@@ -674,3 +676,26 @@ def itt_components(study: Any, result: EffectResult | CategoricalEffectResult, *
         estimate=float(est), outcome=prep.outcome_labels[m],
     )
 
+
+
+def randomization_problem(study: Any, result: EffectResult | CategoricalEffectResult) -> list[LinearProblem]:
+    """Randomization problem of an :func:`itt` result (any adjustment; horizon, window
+    or stacked rows), from :func:`itt_components`.
+
+    The regression is :math:`y = \\alpha + \\tau z + N\\gamma + (z \\odot I)\\delta`: the
+    nuisance is N (intercept first), the arm multiplies ``[1, I]`` and τ is the first
+    coefficient. Stacked rows follow their person (``person_index``). For a categorical
+    outcome, one problem per level (the tidy rows' order).
+    """
+    levels = getattr(result, "levels", None)
+    comps = ([itt_components(study, result)] if levels is None
+             else [itt_components(study, result, level=lv) for lv in levels])
+    out = []
+    for c in comps:
+        inter = np.column_stack([np.ones(len(c.y)), np.asarray(c.interact, dtype=float).reshape(len(c.y), -1)])
+        out.append(LinearProblem(y=np.asarray(c.y, dtype=float), row_person=np.asarray(c.person_index),
+                                 nuisance=np.asarray(c.nuisance, dtype=float), interact=inter, coef=(0,)))
+    return out
+
+
+register_randomization("itt", randomization_problem)

@@ -55,6 +55,8 @@ import pandas as pd
 from ips_impact.errors import EstimationError
 from ips_impact.estimators._data import check_option, covariate_matrix
 from ips_impact.inference.covariance import COV_TYPES, OLSDesign, check_cov_type
+from ips_impact.inference.ri_engine import LinearProblem
+from ips_impact.inference.ri_protocol import register_randomization
 from ips_impact.results.base import horizon_label
 from ips_impact.results.effect import EffectResult
 
@@ -325,8 +327,6 @@ class ModelMatrices:
 
     def problem(self) -> Any:
         """The :class:`~ips_impact.inference.randomization.LinearProblem` of this model."""
-        from ips_impact.inference.randomization import LinearProblem
-
         return LinearProblem(
             y=self.y, row_person=self.row_person, nuisance=self.nuisance,
             interact=self.interact, coef=self.targets,
@@ -922,3 +922,7 @@ def randomization_problem(study: Any, result: Any) -> Any:
             fix="use the randomization_problem of the estimator that produced the result",
         )
     return model.problem()
+
+
+register_randomization("spillover", randomization_problem)
+register_randomization("household_total", randomization_problem)

@@ -57,6 +57,7 @@ from ips_impact.estimators._survival.discrete import hazard_glm
 from ips_impact.estimators._survival.km import kaplan_meier, km_median, rmst, survival_at
 from ips_impact.estimators._survival.logrank import logrank
 from ips_impact.estimators._survival.randomization import survival_statistics
+from ips_impact.inference.ri_protocol import RandomizationProblem, register_randomization
 from ips_impact.results.base import make_row
 from ips_impact.results.survival import SurvivalResult
 
@@ -1011,3 +1012,25 @@ def randomization_statistics(
         tau=spec["tau"], ties=spec.get("ties", "efron"),
     )
     return pd.DataFrame(out)
+
+
+def randomization_problem(study: Any, result: SurvivalResult) -> RandomizationProblem:
+    """Randomization problem of a :func:`time_to_event` result: log-rank chi-square,
+    Cox log hazard ratio (arm-only model) and RMST difference under each assignment,
+    from :func:`randomization_statistics`; other tidy rows (survival or median
+    difference, hazard ratio) get NaN (not available). The observed statistics are
+    recomputed the same way, so the comparison is like with like even when the
+    reported Cox model had covariates (hence no check against the estimates)."""
+    terms = result.tidy()["term"].tolist()
+
+    def statistic(draws: np.ndarray) -> np.ndarray:
+        stats_ = randomization_statistics(study, result, draws)
+        return np.column_stack([
+            stats_[t].to_numpy(dtype=float) if t in stats_.columns else np.full(draws.shape[0], np.nan)
+            for t in terms
+        ])
+
+    return RandomizationProblem(statistic=statistic, reproduces=False, interval="none")
+
+
+register_randomization("time_to_event", randomization_problem)
