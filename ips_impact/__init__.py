@@ -14,6 +14,7 @@ from __future__ import annotations
 from ips_impact import errors, synthetic
 from ips_impact.design import Design
 from ips_impact.estimators.balance import balance
+from ips_impact.estimators.careers import careers, recurrent_spells, state_occupation, transitions
 from ips_impact.estimators.bounds import lee_bounds
 from ips_impact.estimators.did import did
 from ips_impact.estimators.dynamic import itt_by_period
@@ -46,6 +47,7 @@ from ips_impact.results import (
     EffectResult,
     compare,
 )
+from ips_impact.results.careers import RecurrentResult, StateOccupationResult, TransitionResult
 from ips_impact.results.heterogeneity import HeterogeneityResult
 from ips_impact.results.survival import SurvivalResult
 from ips_impact.study import Study, load_study
@@ -59,12 +61,14 @@ __all__ = [
     "itt", "itt_by_period", "did", "late", "lee_bounds", "balance",
     "spillover", "household_total", "heterogeneity",
     "time_to_event", "spell_survival", "competing_risks", "discrete_time_hazard",
+    "careers", "state_occupation", "recurrent_spells", "transitions",
     # inference
     "COV_TYPES", "randomization_inference", "randomization_ci", "randomization_pretest",
     "adjust_pvalues", "p_adjust", "summary_index", "mde", "mde_from_design",
     # results
     "EffectResult", "CategoricalEffectResult", "DynamicEffectResult", "BoundsResult", "BalanceTable",
     "HeterogeneityResult", "SurvivalResult", "ComparisonTable", "compare",
+    "StateOccupationResult", "RecurrentResult", "TransitionResult",
     # modules
     "errors", "synthetic", "__version__",
 ]

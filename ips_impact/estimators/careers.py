@@ -73,6 +73,7 @@ from ips_impact.estimators._survival.recurrent import (
     mean_cumulative,
 )
 from ips_impact.estimators.survival import _complete_cases, _event_matrix, _ledger_row
+from ips_impact.inference.ri_protocol import RandomizationProblem, register_randomization
 from ips_impact.results.base import make_row
 from ips_impact.results.careers import RecurrentResult, StateOccupationResult, TransitionResult
 
@@ -86,6 +87,7 @@ __all__ = [
     "transitions",
     "randomization_statistics",
     "job_starts",
+    "randomization_problem",
 ]
 
 #: Default states of :func:`careers`, in the order of the rule.
@@ -1271,3 +1273,29 @@ def _transition_cox(
         d1s.append(d1)
         d0s.append(dk[e][None, :] - d1)
     return _cox_binary(np.hstack(n1s), np.hstack(n0s), np.hstack(d1s), np.hstack(d0s), ties, 50)
+
+
+def randomization_problem(study: Any, result: Any) -> RandomizationProblem:
+    """Randomization problem of a careers result (the protocol of :mod:`ips_impact.inference`).
+
+    The statistic of every tidy row under a block of assignments comes from
+    :func:`randomization_statistics`. For ``state_occupation`` the statistics are the
+    tidy estimates (checked); for ``recurrent_spells`` and ``transitions`` the Cox
+    statistic is the arm-only coefficient (covariates are not re-fitted per draw) and
+    the ``rate_ratio`` row is tested through its log, so they are not checked against
+    the estimates. No randomization interval (a state share does not shift by a
+    constant effect).
+    """
+
+    def statistic(draws: np.ndarray) -> np.ndarray:
+        return randomization_statistics(study, result, draws).to_numpy(dtype=float)
+
+    return RandomizationProblem(
+        statistic=statistic,
+        reproduces=result.spec.get("estimator") == "state_occupation",
+        interval="none",
+    )
+
+
+for _name in ("state_occupation", "recurrent_spells", "transitions"):
+    register_randomization(_name, randomization_problem)
