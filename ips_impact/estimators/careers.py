@@ -137,6 +137,31 @@ def _job_seeker(panel: pd.DataFrame) -> pd.Series:
     return pd.Series(np.where(s.isna(), np.nan, (s.str[0] == "2").astype(float)), index=panel.index)
 
 
+def _matrix(study: Any, spec: StateSpec, ks: np.ndarray, *, what: str = "state") -> np.ndarray:
+    """Person x k matrix of a panel column or callable (NaN = no row), as survival's helper.
+
+    Numeric columns and vectorised values go through the Study's cached row positions
+    (the person-key search of the generic helper costs seconds on millions of rows).
+    """
+    panel = study.panel
+    pidx, kk = getattr(study, "_pidx", None), getattr(study, "_k", None)
+    if pidx is None or kk is None:
+        return _event_matrix(study, spec, ks, what=what)
+    if isinstance(spec, str) and spec in panel.columns and (
+        pd.api.types.is_numeric_dtype(panel[spec]) or pd.api.types.is_bool_dtype(panel[spec])
+    ):
+        vals = panel[spec].to_numpy(dtype=np.float64, na_value=np.nan)
+    elif spec is _job_seeker:
+        vals = _job_seeker(panel).to_numpy(dtype=np.float64)
+    else:
+        return _event_matrix(study, spec, ks, what=what)
+    out = np.full((len(study.persons), ks.size), np.nan)
+    col = np.asarray(kk) - ks[0]
+    ok = (col >= 0) & (col < ks.size)
+    out[np.asarray(pidx)[ok], col[ok]] = vals[ok]
+    return out
+
+
 def _follow_up(code: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Last k of the gap-free run from k = 0 (-1 if k = 0 is missing), last observed k."""
     obs = code >= 0
@@ -180,16 +205,16 @@ def career_states(
                     fix="add it (on_di from the insurer's benefit records), or pass states={name: column or "
                     "callable} to define the states yourself.",
                 )
-        emp = _event_matrix(study, "employed", ks)
-        di = _event_matrix(study, "on_di", ks)
+        emp = _matrix(study, "employed", ks)
+        di = _matrix(study, "on_di", ks)
         if "sep_code" in panel.columns:
-            seek = _event_matrix(study, _job_seeker, ks, what="job-seeker (sep_code)")
+            seek = _matrix(study, _job_seeker, ks, what="job-seeker (sep_code)")
             rule_seek = "sep_code starts with 2"
         else:
             seek = np.full(emp.shape, np.nan)
             rule_seek = "no sep_code"
         if "unemployment_benefit" in panel.columns:
-            ub = _event_matrix(study, "unemployment_benefit", ks)
+            ub = _matrix(study, "unemployment_benefit", ks)
             fill = np.isnan(seek) & ~np.isnan(ub)
             seek = np.where(fill, (np.nan_to_num(ub) > 0).astype(float), seek)
             rule_seek += "; where sep_code is missing, unemployment_benefit > 0"
@@ -220,7 +245,7 @@ def career_states(
             )
         names = tuple(str(s) for s in states)
         mats = [
-            _event_matrix(study, spec, ks, what=f"state {name!r}") for name, spec in states.items()
+            _matrix(study, spec, ks, what=f"state {name!r}") for name, spec in states.items()
         ]
         code = np.full(mats[0].shape, -1, dtype=np.int8)
         undecided = np.ones(code.shape, dtype=bool)
@@ -231,9 +256,7 @@ def career_states(
             hit = undecided & ~unknown & (np.nan_to_num(m) != 0)
             code[hit] = j
             undecided &= ~hit
-        observed = _event_matrix(
-            study, lambda p: pd.Series(1.0, index=p.index), ks, what="panel rows"
-        )
+        observed = _matrix(study, "k", ks)  # NaN where the person has no panel row
         none = undecided & ~unknown & ~np.isnan(observed)
         if none.any():
             raise EstimationError(
@@ -635,7 +658,7 @@ def job_starts(
                 fix="recurrent events need quarters k >= 1.",
             )
         ks = np.arange(0, kmax + 1, dtype=np.int64)
-        emp = _event_matrix(study, "employed", ks)
+        emp = _matrix(study, "employed", ks)
         code = np.where(np.isnan(emp), -1, (np.nan_to_num(emp) != 0).astype(np.int8)).astype(
             np.int8
         )
