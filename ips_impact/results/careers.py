@@ -230,7 +230,7 @@ class RecurrentResult(_CareerBase):
         lines = []
         for r in self.statistics.itertuples(index=False):
             unit = " per person" if r.term == "mcf_difference" else ""
-            h = f" at k = {r.horizon}" if r.term == "mcf_difference" else ""
+            h = f" at k = {int(r.horizon)}" if r.term == "mcf_difference" else ""
             lines.append(
                 f"{r.term}{h} = {r.estimate:.3f}{unit} [{r.conf_low:.3f}, {r.conf_high:.3f}], "
                 f"{_p_clause(r.p_value)}"

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -211,14 +212,17 @@ def rmst_table(
 CAREER_STATES: tuple[str, ...] = ("work", "work_on_di", "di_only", "unemployed", "other")
 
 
-def career_potentials(w: World, *, horizon: int | None = None) -> dict[str, np.ndarray]:
+def career_potentials(w: Any, *, horizon: int | None = None) -> dict[str, np.ndarray]:
     """Both potential careers of every participant at k = 0..horizon.
+
+    ``w`` is a :class:`~ips_impact.synthetic.SyntheticTrial` (or its world).
 
     Returns ``state0``, ``state1`` (int8, (m, K): codes of :data:`CAREER_STATES`,
     from the generator's employed / on_di / sep_code in each world by the rule of
     ``ips_impact.estimators.careers``) and ``starts0``, ``starts1`` (int8, (m, K): a
     job start at k >= 1, employed at k after not employed at k - 1).
     """
+    w = getattr(w, "_world", w)
     p = w.params
     last = p.post_quarters if horizon is None else min(int(horizon), p.post_quarters)
     g = w.participants
@@ -238,13 +242,14 @@ def career_potentials(w: World, *, horizon: int | None = None) -> dict[str, np.n
     return out
 
 
-def state_occupation_table(w: World, *, pots: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+def state_occupation_table(w: Any, *, pots: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
     """True probability of each career state per arm and quarter, for participants.
 
     :math:`p_{as}(k) = \\frac1m \\sum_i 1[X_i(a)(k) = s]` over the sample's potential
     careers in world a. Columns: ``k, state, group, n, p_control, p_treated,
     difference`` (group "all" and each region), ``estimand`` "state_occupation".
     """
+    w = getattr(w, "_world", w)  # a SyntheticTrial or its world
     cp = career_potentials(w) if pots is None else pots
     labels, ind = _groups(w.participants.region)
     K = cp["state0"].shape[1]
@@ -261,12 +266,13 @@ def state_occupation_table(w: World, *, pots: dict[str, np.ndarray] | None = Non
     return out
 
 
-def mcf_table(w: World, *, pots: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+def mcf_table(w: Any, *, pots: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
     """True mean cumulative number of job starts per person in quarters 1..k, per arm.
 
     :math:`\\mu_a(k) = \\frac1m \\sum_i N_i(a)(k)`. Columns: ``k, group, n,
     mcf_control, mcf_treated, difference``, ``estimand`` "mcf".
     """
+    w = getattr(w, "_world", w)  # a SyntheticTrial or its world
     cp = career_potentials(w) if pots is None else pots
     labels, ind = _groups(w.participants.region)
     K = cp["starts0"].shape[1]
