@@ -28,13 +28,15 @@ from ips_impact.estimators.careers import (
 from ips_impact.study import Study
 
 # rows: from work, work_on_di, di_only, unemployed, other (control arm, per quarter)
-_P = np.array([
-    [0.86, 0.02, 0.06, 0.04, 0.02],
-    [0.02, 0.85, 0.11, 0.01, 0.01],
-    [0.01, 0.06, 0.90, 0.01, 0.02],
-    [0.10, 0.01, 0.04, 0.80, 0.05],
-    [0.03, 0.01, 0.04, 0.04, 0.88],
-])
+_P = np.array(
+    [
+        [0.86, 0.02, 0.06, 0.04, 0.02],
+        [0.02, 0.85, 0.11, 0.01, 0.01],
+        [0.01, 0.06, 0.90, 0.01, 0.02],
+        [0.10, 0.01, 0.04, 0.80, 0.05],
+        [0.03, 0.01, 0.04, 0.04, 0.88],
+    ]
+)
 
 
 def frames(n: int, quarters: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -57,13 +59,26 @@ def frames(n: int, quarters: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataF
     last = np.minimum(rng.geometric(0.02, n) + 1, quarters)
     pi, kk = np.nonzero(np.arange(K)[None, :] <= last[:, None])
     st = s[pi, kk]
-    assignment = pd.DataFrame({"person_id": pids, "arm": arm, "region": region, "randomization_period": 0,
-                               "age": rng.normal(40, 10, n).round(1)})
-    panel = pd.DataFrame({
-        "person_id": pids[pi], "period": kk,
-        "employed": np.isin(st, (0, 1)).astype(np.int8), "on_di": np.isin(st, (1, 2)).astype(np.int8),
-        "sep_code": np.select([np.isin(st, (0, 1)), st == 2, st == 3], [111, 311, 211], 321).astype(np.int16),
-    })
+    assignment = pd.DataFrame(
+        {
+            "person_id": pids,
+            "arm": arm,
+            "region": region,
+            "randomization_period": 0,
+            "age": rng.normal(40, 10, n).round(1),
+        }
+    )
+    panel = pd.DataFrame(
+        {
+            "person_id": pids[pi],
+            "period": kk,
+            "employed": np.isin(st, (0, 1)).astype(np.int8),
+            "on_di": np.isin(st, (1, 2)).astype(np.int8),
+            "sep_code": np.select(
+                [np.isin(st, (0, 1)), st == 2, st == 3], [111, 311, 211], 321
+            ).astype(np.int16),
+        }
+    )
     return assignment, panel
 
 
@@ -80,8 +95,10 @@ def run(n: int, quarters: int, target: float, repeat: int) -> bool:
     t = time.perf_counter()
     a, p = frames(n, quarters)
     study = Study.from_frames(a, p, frequency="int")
-    print(f"\n{n:,} persons x {quarters} quarters ({len(study.panel):,} panel rows); "
-          f"Study built in {time.perf_counter() - t:.1f} s (no target here)")
+    print(
+        f"\n{n:,} persons x {quarters} quarters ({len(study.panel):,} panel rows); "
+        f"Study built in {time.perf_counter() - t:.1f} s (no target here)"
+    )
     so = state_occupation(study, tau=quarters)
     rc = recurrent_spells(study, tau=quarters)
     z = study.design.permutations(100, 1)
@@ -90,10 +107,14 @@ def run(n: int, quarters: int, target: float, repeat: int) -> bool:
         "state_occupation (AJ + IJ SE, 5 states)": lambda: state_occupation(study, tau=quarters),
         "recurrent_spells (MCF + Andersen-Gill)": lambda: recurrent_spells(study, tau=quarters),
         "recurrent_spells (age, strata, breslow)": lambda: recurrent_spells(
-            study, tau=quarters, covariates=("age",), strata=True, ties="breslow"),
+            study, tau=quarters, covariates=("age",), strata=True, ties="breslow"
+        ),
         "transitions (di_only -> work or work_on_di)": lambda: transitions(
-            study, from_state="di_only", to_state=("work", "work_on_di")),
-        "RI statistics, 100 draws: state occupation": lambda: randomization_statistics(study, so, z),
+            study, from_state="di_only", to_state=("work", "work_on_di")
+        ),
+        "RI statistics, 100 draws: state occupation": lambda: randomization_statistics(
+            study, so, z
+        ),
         "RI statistics, 100 draws: MCF + AG": lambda: randomization_statistics(study, rc, z),
     }
     ok = True

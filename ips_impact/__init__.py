@@ -14,8 +14,8 @@ from __future__ import annotations
 from ips_impact import errors, synthetic
 from ips_impact.design import Design
 from ips_impact.estimators.balance import balance
-from ips_impact.estimators.careers import careers, recurrent_spells, state_occupation, transitions
 from ips_impact.estimators.bounds import lee_bounds
+from ips_impact.estimators.careers import careers, recurrent_spells, state_occupation, transitions
 from ips_impact.estimators.did import did
 from ips_impact.estimators.dynamic import itt_by_period
 from ips_impact.estimators.heterogeneity import heterogeneity

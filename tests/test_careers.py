@@ -40,7 +40,9 @@ def study(trial):
 
 def test_spells_tile_each_career(study):
     sp = careers(study)
-    assert "person_id" not in sp.columns and list(sp["state"].cat.categories) == list(DEFAULT_STATES)
+    assert "person_id" not in sp.columns and list(sp["state"].cat.categories) == list(
+        DEFAULT_STATES
+    )
     # spells of a person are consecutive: each starts where the previous stopped
     g = sp.groupby("person")
     prev_stop = g["stop"].shift()
@@ -49,7 +51,9 @@ def test_spells_tile_each_career(study):
     # quarters add up to the follow-up (k = 0..20 for everyone here)
     assert (g["quarters"].sum() == 21).all()
     assert (sp["event"] == sp["to_state"].notna()).all()
-    assert (sp.loc[sp["event"], "state"].astype(str) != sp.loc[sp["event"], "to_state"].astype(str)).all()
+    assert (
+        sp.loc[sp["event"], "state"].astype(str) != sp.loc[sp["event"], "to_state"].astype(str)
+    ).all()
 
 
 def test_default_rule_on_the_panel(study):
@@ -59,13 +63,21 @@ def test_default_rule_on_the_panel(study):
     rows = sp.loc[sp.index.repeat(sp["quarters"])].copy()
     rows["k"] = rows["start"] + rows.groupby(level=0).cumcount()
     rule = np.select(
-        [(p["employed"] == 1) & (p["on_di"] == 0), (p["employed"] == 1) & (p["on_di"] == 1),
-         (p["employed"] == 0) & (p["on_di"] == 1), p["sep_code"].astype(str).str[0] == "2"],
-        ["work", "work_on_di", "di_only", "unemployed"], default="other")
+        [
+            (p["employed"] == 1) & (p["on_di"] == 0),
+            (p["employed"] == 1) & (p["on_di"] == 1),
+            (p["employed"] == 0) & (p["on_di"] == 1),
+            p["sep_code"].astype(str).str[0] == "2",
+        ],
+        ["work", "work_on_di", "di_only", "unemployed"],
+        default="other",
+    )
     pidx = np.searchsorted(study.persons["person_id"].to_numpy(), p["person_id"].to_numpy())
     want = pd.Series(rule, index=pd.MultiIndex.from_arrays([pidx, p["k"].to_numpy()]))
-    got = pd.Series(rows["state"].astype(str).to_numpy(),
-                    index=pd.MultiIndex.from_arrays([rows["person"].to_numpy(), rows["k"].to_numpy()]))
+    got = pd.Series(
+        rows["state"].astype(str).to_numpy(),
+        index=pd.MultiIndex.from_arrays([rows["person"].to_numpy(), rows["k"].to_numpy()]),
+    )
     assert (want.sort_index() == got.sort_index()).all()
 
 
@@ -86,10 +98,14 @@ def test_row_order_does_not_change_results(trial, study):
     rng = np.random.Generator(np.random.PCG64(3))
     panel = trial.panel.iloc[rng.permutation(len(trial.panel))]
     assignment = trial.assignment.iloc[rng.permutation(len(trial.assignment))]
-    st2 = Study.from_frames(assignment, panel, households=trial.households,
-                            benefits=trial.benefits, takeup=trial.takeup)
-    for f, kw in ((state_occupation, {"tau": 12}), (recurrent_spells, {"tau": 12}),
-                  (transitions, {"from_state": "work_on_di", "to_state": "di_only"})):
+    st2 = Study.from_frames(
+        assignment, panel, households=trial.households, benefits=trial.benefits, takeup=trial.takeup
+    )
+    for f, kw in (
+        (state_occupation, {"tau": 12}),
+        (recurrent_spells, {"tau": 12}),
+        (transitions, {"from_state": "work_on_di", "to_state": "di_only"}),
+    ):
         a, b = f(study, **kw), f(st2, **kw)
         pd.testing.assert_frame_equal(a.tidy(), b.tidy())
     pd.testing.assert_frame_equal(careers(study), careers(st2))
@@ -97,8 +113,11 @@ def test_row_order_does_not_change_results(trial, study):
 
 def test_no_person_key_in_results(study):
     keys = set(study.persons["person_id"].head(50))
-    for r in (state_occupation(study, tau=8), recurrent_spells(study, tau=8),
-              transitions(study, from_state="di_only", to_state=("work", "work_on_di"))):
+    for r in (
+        state_occupation(study, tau=8),
+        recurrent_spells(study, tau=8),
+        transitions(study, from_state="di_only", to_state=("work", "work_on_di")),
+    ):
         text = r.to_json() + r.summary()
         assert not any(k in text for k in keys)
         json.loads(r.to_json())
@@ -110,16 +129,22 @@ def test_horizons_and_by(study):
     assert sorted(t["horizon"].unique().tolist()) == [4, 12, 20]
     assert len(t) == 3 * len(DEFAULT_STATES)
     sb = state_occupation(study, tau=12, by="region")
-    assert "group" in sb.occupation.columns and set(sb.occupation["group"]) == set(study.persons["region"])
+    assert "group" in sb.occupation.columns and set(sb.occupation["group"]) == set(
+        study.persons["region"]
+    )
     assert all(term.startswith("arm:region=") for term in sb.tidy()["term"])
 
 
 def test_custom_states_and_entry_events(study):
-    so = state_occupation(study, tau=6, states={"at_work": "employed", "not": lambda p: p["employed"] == 0})
+    so = state_occupation(
+        study, tau=6, states={"at_work": "employed", "not": lambda p: p["employed"] == 0}
+    )
     emp = study.outcome_matrix("employed", [6])[:, 0]
     arm = study.design.arm
     t = so.tidy().set_index("outcome")
-    assert t.loc["at_work", "estimate"] == pytest.approx(emp[arm == 1].mean() - emp[arm == 0].mean(), abs=1e-12)
+    assert t.loc["at_work", "estimate"] == pytest.approx(
+        emp[arm == 1].mean() - emp[arm == 0].mean(), abs=1e-12
+    )
     rc = recurrent_spells(study, tau=20, event="entry:di_only")
     sp = careers(study)
     entries = sp[(sp["state"] == "di_only") & (sp["start"] >= 1) & (sp["start"] <= 20)]
@@ -134,10 +159,16 @@ def test_job_starts_count_zero_to_one_moves(study):
     starts = ((e[:, 1:] == 1) & (e[:, :-1] == 0)).sum(axis=1)
     arm = study.design.arm
     row = rc.tidy().set_index("term").loc["mcf_difference"]
-    assert row["estimate"] == pytest.approx(starts[arm == 1].mean() - starts[arm == 0].mean(), abs=1e-12)
+    assert row["estimate"] == pytest.approx(
+        starts[arm == 1].mean() - starts[arm == 0].mean(), abs=1e-12
+    )
     rr = rc.tidy().set_index("term")
-    assert rr.loc["rate_ratio", "estimate"] == pytest.approx(np.exp(rr.loc["log_rate_ratio", "estimate"]))
-    assert rr.loc["rate_ratio", "conf_low"] == pytest.approx(np.exp(rr.loc["log_rate_ratio", "conf_low"]))
+    assert rr.loc["rate_ratio", "estimate"] == pytest.approx(
+        np.exp(rr.loc["log_rate_ratio", "estimate"])
+    )
+    assert rr.loc["rate_ratio", "conf_low"] == pytest.approx(
+        np.exp(rr.loc["log_rate_ratio", "conf_low"])
+    )
 
 
 def test_errors(trial, study):
@@ -177,8 +208,11 @@ def test_randomization_statistics_equal_a_refit(trial, study):
     tr = transitions(study, from_state="work_on_di", to_state="di_only")
     z = study.design.permutations(3, 11)
     a = trial.assignment.set_index("person_id")
-    for res, f, kw in ((so, state_occupation, {"tau": 12}), (rc, recurrent_spells, {"tau": 12}),
-                       (tr, transitions, {"from_state": "work_on_di", "to_state": "di_only"})):
+    for res, f, kw in (
+        (so, state_occupation, {"tau": 12}),
+        (rc, recurrent_spells, {"tau": 12}),
+        (tr, transitions, {"from_state": "work_on_di", "to_state": "di_only"}),
+    ):
         obs = randomization_statistics(study, res, study.design.arm[None, :]).to_numpy()[0]
         est = res.tidy()["estimate"].to_numpy()
         if res is rc:
@@ -187,7 +221,9 @@ def test_randomization_statistics_equal_a_refit(trial, study):
         draws = randomization_statistics(study, res, z).to_numpy()
         # draw 0 = the estimator refitted on a study whose arms are that assignment
         arm = pd.Series(z[0], index=study.persons["person_id"])
-        st2 = Study.from_frames(a.assign(arm=arm.reindex(a.index).to_numpy()).reset_index(), trial.panel)
+        st2 = Study.from_frames(
+            a.assign(arm=arm.reindex(a.index).to_numpy()).reset_index(), trial.panel
+        )
         ref = f(st2, **kw).tidy()["estimate"].to_numpy()
         if res is rc:
             ref[-1] = np.log(ref[-1])
@@ -195,8 +231,11 @@ def test_randomization_statistics_equal_a_refit(trial, study):
 
 
 def test_randomization_inference_through_the_protocol(study):
-    res = [state_occupation(study, tau=12), recurrent_spells(study, tau=12),
-           transitions(study, from_state="work_on_di", to_state="di_only")]
+    res = [
+        state_occupation(study, tau=12),
+        recurrent_spells(study, tau=12),
+        transitions(study, from_state="work_on_di", to_state="di_only"),
+    ]
     out = ii.randomization_inference(study, res, n_permutations=200, seed=1)
     for r in out:
         p = r.tidy()["ri_p_value"].to_numpy()

@@ -45,11 +45,24 @@ def pool():
     trial = generate(n_persons=N_POOL, seed=SEED, tables=("assignment", "panel"))
     cp = career_potentials(trial._world)
     s_codes, s_labels = pd.factorize(trial.assignment["stratum"], sort=True)
-    truth_p = np.array([(cp["state1"][:, TAU] == s).mean() - (cp["state0"][:, TAU] == s).mean()
-                        for s in range(len(CAREER_STATES))])
-    truth_mu = float(cp["starts1"][:, 1:TAU + 1].sum(axis=1).mean() - cp["starts0"][:, 1:TAU + 1].sum(axis=1).mean())
-    return {"cp": cp, "strata": s_codes, "n_strata": len(s_labels), "truth_p": truth_p,
-            "truth_mu": truth_mu, "assignment": trial.assignment}
+    truth_p = np.array(
+        [
+            (cp["state1"][:, TAU] == s).mean() - (cp["state0"][:, TAU] == s).mean()
+            for s in range(len(CAREER_STATES))
+        ]
+    )
+    truth_mu = float(
+        cp["starts1"][:, 1 : TAU + 1].sum(axis=1).mean()
+        - cp["starts0"][:, 1 : TAU + 1].sum(axis=1).mean()
+    )
+    return {
+        "cp": cp,
+        "strata": s_codes,
+        "n_strata": len(s_labels),
+        "truth_p": truth_p,
+        "truth_mu": truth_mu,
+        "assignment": trial.assignment,
+    }
 
 
 def _draw(pool, rng):
@@ -78,7 +91,10 @@ def _reveal(pool, idx, z, follow):
 def _fit(code, dn, z, follow):
     """(estimate, se) of the state-occupation differences at TAU (5,) and the MCF difference."""
     aj = {a: aalen_johansen(code[z == a][:, : TAU + 1], len(CAREER_STATES)) for a in (0, 1)}
-    mc = {a: mean_cumulative(dn[z == a][:, : TAU + 1], np.minimum(follow[z == a], TAU)) for a in (0, 1)}
+    mc = {
+        a: mean_cumulative(dn[z == a][:, : TAU + 1], np.minimum(follow[z == a], TAU))
+        for a in (0, 1)
+    }
     d = aj[1].probability[TAU] - aj[0].probability[TAU]
     se = np.sqrt(aj[1].std_error[TAU] ** 2 + aj[0].std_error[TAU] ** 2)
     dm = mc[1].mcf[TAU] - mc[0].mcf[TAU]
@@ -106,10 +122,14 @@ def test_coverage_state_occupation_and_mcf(pool):
     bias = (est.mean(axis=(0, 1)) - pool["truth_p"]) / se.mean(axis=(0, 1))
     print("\nstate        truth   coverage  bias/SE  mean SE  sd(est)")
     for s, name in enumerate(CAREER_STATES):
-        print(f"{name:11s} {pool['truth_p'][s]:7.4f} {cover[s]:8.4f} {bias[s]:8.3f} "
-              f"{se[..., s].mean():8.4f} {est[..., s].std():8.4f}")
-    print(f"mcf         {pool['truth_mu']:7.4f} {cover_m:8.4f} "
-          f"{(estm.mean() - pool['truth_mu']) / sem.mean():8.3f} {sem.mean():8.4f} {estm.std():8.4f}")
+        print(
+            f"{name:11s} {pool['truth_p'][s]:7.4f} {cover[s]:8.4f} {bias[s]:8.3f} "
+            f"{se[..., s].mean():8.4f} {est[..., s].std():8.4f}"
+        )
+    print(
+        f"mcf         {pool['truth_mu']:7.4f} {cover_m:8.4f} "
+        f"{(estm.mean() - pool['truth_mu']) / sem.mean():8.3f} {sem.mean():8.4f} {estm.std():8.4f}"
+    )
     for s, name in enumerate(CAREER_STATES):
         assert 0.935 <= cover[s] <= 0.965, (name, cover[s])
     assert 0.935 <= cover_m <= 0.965, cover_m
@@ -122,16 +142,28 @@ def test_replication_equals_estimators(pool):
     code, dn = _reveal(pool, idx, z, follow)
     d, se, dm, sem = _fit(code, dn, z, follow)
     ids = [f"r{i:05d}" for i in range(N)]
-    a = pd.DataFrame({"person_id": ids, "arm": z.astype(int), "randomization_period": 0,
-                      "stratum": pool["assignment"]["stratum"].to_numpy()[idx]})
+    a = pd.DataFrame(
+        {
+            "person_id": ids,
+            "arm": z.astype(int),
+            "randomization_period": 0,
+            "stratum": pool["assignment"]["stratum"].to_numpy()[idx],
+        }
+    )
     pi, kk = np.nonzero(code >= 0)
     s = code[pi, kk]
     # a panel that reproduces each state by the default rule (sep_code 211 = job-seeker, 321 inactive)
-    panel = pd.DataFrame({
-        "person_id": np.asarray(ids)[pi], "period": kk,
-        "employed": np.isin(s, (0, 1)).astype(float), "on_di": np.isin(s, (1, 2)).astype(float),
-        "sep_code": np.select([np.isin(s, (0, 1)), s == 2, s == 3], [111, 311, 211], default=321),
-    })
+    panel = pd.DataFrame(
+        {
+            "person_id": np.asarray(ids)[pi],
+            "period": kk,
+            "employed": np.isin(s, (0, 1)).astype(float),
+            "on_di": np.isin(s, (1, 2)).astype(float),
+            "sep_code": np.select(
+                [np.isin(s, (0, 1)), s == 2, s == 3], [111, 311, 211], default=321
+            ),
+        }
+    )
     st = Study.from_frames(a, panel, frequency="int")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EstimationWarning)

@@ -1,5 +1,4 @@
-r"""Employment careers over five years: states, spells, state occupation, recurrent
-job starts and transition hazards.
+r"""Employment careers over five years: states, spells, occupation, job starts, transitions.
 
 Public functions (``study`` first, options keyword-only):
 
@@ -93,7 +92,7 @@ __all__ = [
 #: Default states of :func:`careers`, in the order of the rule.
 DEFAULT_STATES: tuple[str, ...] = ("work", "work_on_di", "di_only", "unemployed", "other")
 
-StateSpec = Union[str, Callable[[pd.DataFrame], Any]]
+StateSpec = Union[str, Callable[[pd.DataFrame], Any]]  # noqa: UP007 (a runtime alias)
 _ARMS = ((1, "IPS"), (0, "control"))
 
 
@@ -120,6 +119,7 @@ class CareerStates:
 
     @property
     def usable(self) -> np.ndarray:
+        """Persons with a state at k = 0 (the others are set aside)."""
         return self.follow >= 0
 
 
@@ -147,8 +147,10 @@ def _matrix(study: Any, spec: StateSpec, ks: np.ndarray, *, what: str = "state")
     pidx, kk = getattr(study, "_pidx", None), getattr(study, "_k", None)
     if pidx is None or kk is None:
         return _event_matrix(study, spec, ks, what=what)
-    if isinstance(spec, str) and spec in panel.columns and (
-        pd.api.types.is_numeric_dtype(panel[spec]) or pd.api.types.is_bool_dtype(panel[spec])
+    if (
+        isinstance(spec, str)
+        and spec in panel.columns
+        and (pd.api.types.is_numeric_dtype(panel[spec]) or pd.api.types.is_bool_dtype(panel[spec]))
     ):
         vals = panel[spec].to_numpy(dtype=np.float64, na_value=np.nan)
     elif spec is _job_seeker:
@@ -202,7 +204,8 @@ def career_states(
                     table="panel",
                     column=col,
                     examples=list(study.outcomes),
-                    fix="add it (on_di from the insurer's benefit records), or pass states={name: column or "
+                    fix="add it (on_di from the insurer's benefit records), or pass "
+                    "states={name: column or "
                     "callable} to define the states yourself.",
                 )
         emp = _matrix(study, "employed", ks)
@@ -223,7 +226,8 @@ def career_states(
         no_seek = known & ~e & ~d & np.isnan(seek)
         if no_seek.any():
             msg = (
-                f"{int(no_seek.sum())} person-quarters out of work and off DI have neither sep_code nor "
+                f"{int(no_seek.sum())} person-quarters out of work and off DI have neither "
+                f"sep_code nor "
                 f"unemployment_benefit: counted as 'other' (not 'unemployed')"
             )
             msgs.append(msg)
@@ -244,9 +248,7 @@ def career_states(
                 fix="pass e.g. {'work': 'employed', 'not_working': lambda p: p['employed'] == 0}.",
             )
         names = tuple(str(s) for s in states)
-        mats = [
-            _matrix(study, spec, ks, what=f"state {name!r}") for name, spec in states.items()
-        ]
+        mats = [_matrix(study, spec, ks, what=f"state {name!r}") for name, spec in states.items()]
         code = np.full(mats[0].shape, -1, dtype=np.int8)
         undecided = np.ones(code.shape, dtype=bool)
         unknown = np.zeros(code.shape, dtype=bool)
@@ -262,7 +264,8 @@ def career_states(
             raise EstimationError(
                 f"{int(none.sum())} person-quarters are in none of the states {list(names)}",
                 table="panel",
-                fix="add a last catch-all state, e.g. states={..., 'other': lambda p: p['k'] >= 0}.",
+                fix="add a last catch-all state, e.g. "
+                "states={..., 'other': lambda p: p['k'] >= 0}.",
             )
         rule = "first true of: " + ", ".join(names)
     if len(names) > 127:
@@ -306,7 +309,7 @@ def career_states(
 
 
 def _spells(cs: CareerStates) -> dict[str, np.ndarray]:
-    """Runs of equal state per person (vectorised over the code matrix)."""
+    """Split each career into runs of one state (vectorised over the code matrix)."""
     code = cs.code
     followed = code >= 0
     begin = np.zeros(code.shape, dtype=bool)
@@ -401,7 +404,8 @@ def _check_k(name: str, value: Any, kmax: int) -> int:
         or not 1 <= int(value) <= kmax
     ):
         raise EstimationError(
-            f"{name} must be a quarter k between 1 and the last followed quarter {kmax}; you passed {value!r}",
+            f"{name} must be a quarter k between 1 and the last followed quarter {kmax}; "
+            f"you passed {value!r}",
             table="panel",
             column="k",
             fix=f"pass e.g. {name}={min(kmax, 20)} (quarters since randomization).",
@@ -834,7 +838,7 @@ def recurrent_spells(
             )
         )
     n1, n0 = _arm_counts(arm[keep])
-    common = dict(nobs=n1 + n0, n_treated=n1, n_control=n0, level=level)
+    common: dict[str, Any] = dict(nobs=n1 + n0, n_treated=n1, n_control=n0, level=level)
     rows = []
     for h in hs:
         d = mc[1].mcf[h] - mc[0].mcf[h]
@@ -1186,7 +1190,7 @@ def _ag_log_rate_ratio(
 
 
 def randomization_statistics(study: Any, result: Any, assignments: np.ndarray) -> pd.DataFrame:
-    """The tidy statistics of a careers result under other assignments, without refitting.
+    """Compute the tidy statistics of a careers result under other assignments, no refit.
 
     ``assignments`` is (B, n_persons) 0/1 (e.g. ``study.design.permutations(B, seed)``).
     Columns follow the tidy rows of ``result`` (``"<term>|<outcome>|<horizon>"``):

@@ -224,7 +224,10 @@ class RecurrentResult(_CareerBase):
         return float(r["estimate"].iloc[0]) if len(r) else float("nan")
 
     def _summary_title(self) -> str:
-        return f"Recurrent events: {self.event} (mean cumulative number per person), tau = {self.tau} quarters"
+        return (
+            f"Recurrent events: {self.event} (mean cumulative number per person), "
+            f"tau = {self.tau} quarters"
+        )
 
     def _summary_lines(self) -> list[str]:
         lines = []

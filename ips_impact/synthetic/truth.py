@@ -243,7 +243,7 @@ def career_potentials(w: Any, *, horizon: int | None = None) -> dict[str, np.nda
 
 
 def state_occupation_table(w: Any, *, pots: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
-    """True probability of each career state per arm and quarter, for participants.
+    """Tabulate the true probability of each career state per arm and quarter (participants).
 
     :math:`p_{as}(k) = \\frac1m \\sum_i 1[X_i(a)(k) = s]` over the sample's potential
     careers in world a. Columns: ``k, state, group, n, p_control, p_treated,
@@ -267,7 +267,7 @@ def state_occupation_table(w: Any, *, pots: dict[str, np.ndarray] | None = None)
 
 
 def mcf_table(w: Any, *, pots: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
-    """True mean cumulative number of job starts per person in quarters 1..k, per arm.
+    """Tabulate the true mean number of job starts per person in quarters 1..k, per arm.
 
     :math:`\\mu_a(k) = \\frac1m \\sum_i N_i(a)(k)`. Columns: ``k, group, n,
     mcf_control, mcf_treated, difference``, ``estimand`` "mcf".

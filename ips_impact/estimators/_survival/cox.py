@@ -9,6 +9,7 @@ tests/test_survival_reference.py.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,9 +64,7 @@ def _make_keys(time: np.ndarray, event: np.ndarray, strata: np.ndarray,
     k = _Keys(order, key, nk, np.repeat(ends, sizes), np.repeat(starts, sizes), d, ts[new])
     if entry is None:
         return k
-    return _Keys(*[getattr(k, f) for f in ("order", "key", "n_keys", "stratum_end",
-                                           "key_stratum_start", "d", "key_time")],
-                 entry_key=_entry_keys(k, np.asarray(entry, dtype=float), strata))
+    return dataclasses.replace(k, entry_key=_entry_keys(k, np.asarray(entry, dtype=float), strata))
 
 
 def _at_risk_sums(x: np.ndarray, k: _Keys) -> np.ndarray:
