@@ -128,11 +128,9 @@ def _job_seeker(panel: pd.DataFrame) -> pd.Series:
     sep = panel["sep_code"]
     if pd.api.types.is_numeric_dtype(sep):
         v = sep.to_numpy(dtype=np.float64, na_value=np.nan)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            first = np.floor(v / 10.0 ** np.floor(np.log10(np.where(v > 0, v, np.nan))))
-        return pd.Series(
-            np.where(np.isnan(first), np.nan, (first == 2).astype(float)), index=panel.index
-        )
+        # codes have up to 3 digits: the leading digit is 2 for 2, 20-29 and 200-299
+        seek = ((v >= 200) & (v < 300)) | ((v >= 20) & (v < 30)) | (v == 2)
+        return pd.Series(np.where(np.isnan(v), np.nan, seek.astype(float)), index=panel.index)
     s = sep.astype("string").str.strip()
     return pd.Series(np.where(s.isna(), np.nan, (s.str[0] == "2").astype(float)), index=panel.index)
 
@@ -1055,7 +1053,10 @@ def transitions(
     for a, _ in _ARMS:
         m = arm[person] == a
         st, sp_, hit = tr["start"][m], tr["stop"][m], tr["hit"][m]
-        at_risk = ((st[:, None] < ks[None, :]) & (sp_[:, None] >= ks[None, :])).sum(axis=0)
+        # at risk at k when start < k <= stop: a difference array, not a spells x k matrix
+        at_risk = np.cumsum(
+            np.bincount(st + 1, minlength=K + 1) - np.bincount(sp_ + 1, minlength=K + 1)
+        )[:K]
         d = np.bincount(sp_[hit], minlength=K)[:K]
         with np.errstate(invalid="ignore", divide="ignore"):
             inc = np.where(at_risk > 0, d / np.where(at_risk > 0, at_risk, 1), 0.0)
@@ -1273,23 +1274,21 @@ def _transition_cox(
 ) -> np.ndarray:
     """Arm-only Cox coefficient of a transition for each assignment row (counts per key)."""
     K = cs.code.shape[1]
-    ks = np.arange(K)
     st = cs.stratum[tr["person"]] if strata else np.zeros(tr["person"].size, dtype=np.int64)
     n1s, n0s, d1s, d0s = [], [], [], []
     for s in np.unique(st):
         m = st == s
-        risk = (
-            (tr["start"][m][:, None] < ks[None, :]) & (tr["stop"][m][:, None] >= ks[None, :])
-        ).astype(float)
-        hit = np.zeros_like(risk)
-        hit[np.flatnonzero(tr["hit"][m]), tr["stop"][m][tr["hit"][m]]] = 1.0
-        # spells -> persons: a person's spells add up (the arm is the person's)
-        p = tr["person"][m]
-        up, inv = np.unique(p, return_inverse=True)
-        rp = np.zeros((up.size, K))
+        # per person (the arm is the person's): spells at risk at k (difference array over
+        # start < k <= stop) and transitions at k
+        up, inv = np.unique(tr["person"][m], return_inverse=True)
+        inv = inv.ravel()
+        diff = np.zeros((up.size, K + 1))
+        np.add.at(diff, (inv, tr["start"][m] + 1), 1.0)
+        np.add.at(diff, (inv, tr["stop"][m] + 1), -1.0)
+        rp = np.cumsum(diff, axis=1)[:, :K]
         hp = np.zeros((up.size, K))
-        np.add.at(rp, inv, risk)
-        np.add.at(hp, inv, hit)
+        hm = tr["hit"][m]
+        np.add.at(hp, (inv[hm], tr["stop"][m][hm]), 1.0)
         tot, dk = rp.sum(axis=0), hp.sum(axis=0)
         e = dk > 0
         zz = z[:, up]
