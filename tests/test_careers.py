@@ -270,3 +270,14 @@ def test_warning_free_default_path(study):
         warnings.simplefilter("error")
         state_occupation(study, tau=20)
         recurrent_spells(study, tau=20)
+
+
+def test_cluster_by_singleton_households_equals_person_clusters(study):
+    hh = study.persons["household_id"]
+    assert hh.is_unique  # one participant per household in the synthetic trial
+    a = recurrent_spells(study, tau=20)
+    b = recurrent_spells(study, tau=20, cluster="household_id")
+    pd.testing.assert_frame_equal(a.cox, b.cox)
+    c = transitions(study, from_state="di_only", to_state="work_on_di", cluster="household_id")
+    d = transitions(study, from_state="di_only", to_state="work_on_di")
+    pd.testing.assert_frame_equal(c.cox, d.cox)
