@@ -9,7 +9,6 @@ tests/test_survival_reference.py.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,25 +29,32 @@ class _Keys:
     key_stratum_start: np.ndarray  # per key: first key of its stratum
     d: np.ndarray  # deaths per key
     key_time: np.ndarray
-    # counting-process (entry, time] rows: per sorted row, the first key of its stratum
-    # with a time after the entry (the row is at risk from that key to its own key)
+    # delayed entry: per sorted row, the last key of its stratum with time <= entry
+    # (-1 when none); the row leaves the risk sums of those keys
     entry_key: np.ndarray | None = None
 
 
-def _entry_keys(k: _Keys, entry: np.ndarray, strata: np.ndarray) -> np.ndarray:
-    """First key after each (sorted) row's entry time, within its stratum."""
-    es, ss = entry[k.order], strata[k.order]
-    kstr = ss[np.concatenate([[0], np.flatnonzero(np.diff(k.key)) + 1])]
-    out = np.empty(es.size, dtype=np.int64)
+def _entry_keys(entry: np.ndarray, strata: np.ndarray, k: _Keys) -> np.ndarray:
+    """Per row, the last key of its stratum with time <= the row's entry time (-1: none)."""
+    kstr = np.empty(k.n_keys, dtype=np.int64)
+    kstr[k.key] = strata[k.order]
+    out = np.full(entry.size, -1, dtype=np.int64)
     for s in np.unique(kstr):
-        a, b = np.searchsorted(kstr, s, side="left"), np.searchsorted(kstr, s, side="right")
-        rows = ss == s
-        out[rows] = a + np.searchsorted(k.key_time[a:b], es[rows], side="right")
+        idx = np.flatnonzero(kstr == s)  # keys of stratum s, times ascending
+        rows = strata == s
+        pos = np.searchsorted(k.key_time[idx], entry[rows], side="right") - 1
+        out[rows] = np.where(pos >= 0, idx[np.maximum(pos, 0)], -1)
     return out
 
 
-def _make_keys(time: np.ndarray, event: np.ndarray, strata: np.ndarray,
-               entry: np.ndarray | None = None) -> _Keys:
+def _with_entry(k: _Keys, entry: np.ndarray | None, strata: np.ndarray) -> _Keys:
+    if entry is None:
+        return k
+    ek = _entry_keys(np.asarray(entry, dtype=float), strata, k)[k.order]
+    return _Keys(k.order, k.key, k.n_keys, k.stratum_end, k.key_stratum_start, k.d, k.key_time, ek)
+
+
+def _make_keys(time: np.ndarray, event: np.ndarray, strata: np.ndarray) -> _Keys:
     order = np.lexsort((time, strata))
     ts, ss = time[order], strata[order]
     new = np.ones(len(ts), dtype=bool)
@@ -61,29 +67,9 @@ def _make_keys(time: np.ndarray, event: np.ndarray, strata: np.ndarray,
     ends = np.concatenate([change, [nk]])
     sizes = ends - starts
     d = np.bincount(key, weights=event[order], minlength=nk)
-    k = _Keys(order, key, nk, np.repeat(ends, sizes), np.repeat(starts, sizes), d, ts[new])
-    if entry is None:
-        return k
-    return dataclasses.replace(k, entry_key=_entry_keys(k, np.asarray(entry, dtype=float), strata))
-
-
-def _at_risk_sums(x: np.ndarray, k: _Keys) -> np.ndarray:
-    """Sum of the row values x over the risk set of every key (rows with entry < t <= time)."""
-    t = _sum_by_key(x, k.key, k.n_keys)
-    s = _rev_cumsum(t, k.stratum_end)
-    if k.entry_key is not None:
-        # rows entering after key j are not at risk there: subtract sum over entry_key > j
-        e = _sum_by_key(x, k.entry_key, k.n_keys)
-        s = s - (_rev_cumsum(e, k.stratum_end) - e)
-    return s
-
-
-def _sum_by_key(x: np.ndarray, key: np.ndarray, n_keys: int) -> np.ndarray:
-    """Row sums of x (n, ...) per key, as (n_keys, ...), by bincount column by column."""
-    flat = x.reshape(x.shape[0], -1)
-    out = np.column_stack([np.bincount(key, weights=flat[:, j], minlength=n_keys)
-                           for j in range(flat.shape[1])])
-    return out.reshape((n_keys,) + x.shape[1:])
+    return _Keys(
+        order, key, nk, np.repeat(ends, sizes), np.repeat(starts, sizes), d, ts[new]
+    )
 
 
 def _rev_cumsum(x: np.ndarray, end: np.ndarray) -> np.ndarray:
@@ -121,9 +107,21 @@ def _terms(beta: np.ndarray, xs: np.ndarray, es: np.ndarray, k: _Keys, ties: str
     p = xs.shape[1]
     rx = r[:, None] * xs
     rxx = rx[:, :, None] * xs[:, None, :]
-    s0 = _at_risk_sums(r, k)
-    s1 = _at_risk_sums(rx, k)
-    s2 = _at_risk_sums(rxx, k)
+    t0 = np.bincount(k.key, weights=r, minlength=nk)
+    t1 = np.zeros((nk, p))
+    np.add.at(t1, k.key, rx)
+    t2 = np.zeros((nk, p, p))
+    np.add.at(t2, k.key, rxx)
+    if k.entry_key is not None:
+        # rows that entered at or after a key's time are not at risk there
+        late = k.entry_key >= 0
+        ek = k.entry_key[late]
+        t0 = t0 - np.bincount(ek, weights=r[late], minlength=nk)
+        np.add.at(t1, ek, -rx[late])
+        np.add.at(t2, ek, -rxx[late])
+    s0 = _rev_cumsum(t0, k.stratum_end)
+    s1 = _rev_cumsum(t1, k.stratum_end)
+    s2 = _rev_cumsum(t2, k.stratum_end)
     dead = es > 0
     dk = k.key[dead]
     d0 = np.bincount(dk, weights=r[dead], minlength=nk)
@@ -213,11 +211,10 @@ def _score_residuals(
     H = np.where(dead, cum_h[key] - hk[key] + hk_d[key], cum_h[key])
     M = np.where(dead[:, None], cum_m[key] - mk[key] + mk_d[key], cum_m[key])
     if k.entry_key is not None:
-        # a counting-process row accrues hazard only after its entry: drop the keys up to it
-        before = k.entry_key - 1
-        inside = before >= k.key_stratum_start[key]
-        H = H - np.where(inside, cum_h[np.maximum(before, 0)], 0.0)
-        M = M - np.where(inside[:, None], cum_m[np.maximum(before, 0)], 0.0)
+        # the hazard accrued before entry is not the row's (risk interval (entry, time])
+        late = k.entry_key >= 0
+        H = H - np.where(late, cum_h[np.maximum(k.entry_key, 0)], 0.0)
+        M = M - np.where(late[:, None], cum_m[np.maximum(k.entry_key, 0)], 0.0)
     u = -r[:, None] * (xs * H[:, None] - M)
     u[dead] += xs[dead] - mbar[key[dead]]
     return u
@@ -256,16 +253,15 @@ def cox_fit(
     is the grouped dfbeta sandwich :math:`D^\top D` of ``coxph(..., cluster = )``.
 
     With ``entry`` the rows are counting-process intervals (entry, time]
-    (``Surv(entry, time, event)``): a row is in the risk set of t when entry < t <= time,
-    so that recurrent events (Andersen–Gill), time-varying covariates and left
-    truncation share this one fit.
+    (``coxph(Surv(entry, time, event) ~ ...)``): row i is in the risk set
+    :math:`R_j` when entry_i < t_j <= time_i. This covers delayed entry (left
+    truncation) and, with several rows per person and ``cluster`` = person, (start, stop]
+    data with time-varying covariates or recurrent events (Andersen–Gill).
     """
     time, event, x = _as_arrays(time, event, x)
     n, p = x.shape
     s = np.zeros(n, dtype=np.int64) if strata is None else np.asarray(strata, dtype=np.int64)
-    if entry is not None and np.any(np.asarray(entry, dtype=float) >= time):
-        raise ValueError("every counting-process row needs entry < time")
-    k = _make_keys(time, event, s, entry)
+    k = _with_entry(_make_keys(time, event, s), entry, s)
     # centring makes exp(x'b) well scaled and does not change the coefficients
     xs = (x - x.mean(axis=0))[k.order]
     es = event[k.order]
