@@ -281,3 +281,12 @@ def test_cluster_by_singleton_households_equals_person_clusters(study):
     c = transitions(study, from_state="di_only", to_state="work_on_di", cluster="household_id")
     d = transitions(study, from_state="di_only", to_state="work_on_di")
     pd.testing.assert_frame_equal(c.cox, d.cox)
+
+
+def test_randomization_statistics_need_custom_states_again(study):
+    states = {"at_work": "employed", "not": lambda p: p["employed"] == 0}
+    so = state_occupation(study, tau=6, states=states)
+    with pytest.raises(EstimationError, match="custom states"):
+        randomization_statistics(study, so, study.design.arm[None, :])
+    obs = randomization_statistics(study, so, study.design.arm[None, :], states=states)
+    np.testing.assert_allclose(obs.to_numpy()[0], so.tidy()["estimate"], atol=1e-12)

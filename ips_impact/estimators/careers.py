@@ -583,6 +583,7 @@ def state_occupation(
                 warnings.warn(msg, EstimationWarning, stacklevel=2)
     spec = {
         "estimator": "state_occupation",
+        "custom_states": states is not None,
         "tau": tau,
         "horizons": hs,
         "states": cs.states,
@@ -940,6 +941,7 @@ def recurrent_spells(
     )
     spec = {
         "estimator": "recurrent_spells",
+        "custom_states": states is not None,
         "event": ev.label,
         "event_rule": ev.rule,
         "tau": tau,
@@ -1128,6 +1130,7 @@ def transitions(
     ]
     spec = {
         "estimator": "transitions",
+        "custom_states": states is not None,
         "from_state": from_state,
         "to_state": targets,
         "states": cs.states,
@@ -1190,7 +1193,13 @@ def _ag_log_rate_ratio(
     return _cox_binary(np.hstack(n1s), np.hstack(n0s), np.hstack(d1s), np.hstack(d0s), ties, 50)
 
 
-def randomization_statistics(study: Any, result: Any, assignments: np.ndarray) -> pd.DataFrame:
+def randomization_statistics(
+    study: Any,
+    result: Any,
+    assignments: np.ndarray,
+    *,
+    states: Mapping[str, StateSpec] | None = None,
+) -> pd.DataFrame:
     """Compute the tidy statistics of a careers result under other assignments, no refit.
 
     ``assignments`` is (B, n_persons) 0/1 (e.g. ``study.design.permutations(B, seed)``).
@@ -1203,6 +1212,9 @@ def randomization_statistics(study: Any, result: Any, assignments: np.ndarray) -
       a model with covariates is not re-fitted per draw (the arm-only statistic is the
       randomization test statistic);
     * transitions: the arm-only Cox log hazard ratio of the transition.
+
+    A result fitted with custom ``states`` needs them again (callables are not kept in
+    the spec).
     """
     a = np.atleast_2d(np.asarray(assignments, dtype=float))
     if a.shape[1] != len(study.persons):
@@ -1214,6 +1226,11 @@ def randomization_statistics(study: Any, result: Any, assignments: np.ndarray) -
     tidy = result.tidy()
     cols: dict[str, np.ndarray] = {}
     est = spec.get("estimator")
+    if spec.get("custom_states") and states is None:
+        raise EstimationError(
+            "the result was fitted with custom states, which the spec does not keep",
+            fix="pass the same states= to randomization_statistics.",
+        )
     if est == "state_occupation":
         if spec.get("by") is not None:
             raise EstimationError(
@@ -1222,11 +1239,11 @@ def randomization_statistics(study: Any, result: Any, assignments: np.ndarray) -
             )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", EstimationWarning)
-            cs = career_states(study, None)
+            cs = career_states(study, states)
         if cs.states != tuple(spec["states"]):
             raise EstimationError(
-                "the result was fitted with custom states: pass the study and default states",
-                fix="randomization inference re-derives the default states only.",
+                f"the states {list(cs.states)} are not those of the result {list(spec['states'])}",
+                fix="pass the states= the result was fitted with.",
             )
         use = cs.usable
         for h in spec["horizons"]:
@@ -1237,7 +1254,7 @@ def randomization_statistics(study: Any, result: Any, assignments: np.ndarray) -
     elif est == "recurrent_spells":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", EstimationWarning)
-            ev = job_starts(study, event=spec["event"])
+            ev = job_starts(study, event=spec["event"], states=states)
         keep = ev.follow >= 1
         for h in spec["horizons"]:
             cols[f"mcf_difference|{ev.label}|{h}"] = mcf_by_assignment(
@@ -1250,7 +1267,7 @@ def randomization_statistics(study: Any, result: Any, assignments: np.ndarray) -
     elif est == "transitions":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", EstimationWarning)
-            cs = career_states(study, None)
+            cs = career_states(study, states)
         tr = _transition_rows(cs, spec["from_state"], spec["to_state"])
         cols["cox"] = _transition_cox(tr, cs, a, spec["strata"], spec["ties"])
         keys = ["cox"]
