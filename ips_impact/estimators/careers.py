@@ -727,13 +727,15 @@ def _log_ci(mu: np.ndarray, se: np.ndarray, z: float) -> tuple[np.ndarray, np.nd
 def _cluster_of_rows(
     study: Any,
     cluster: str | None,
-    person: np.ndarray,
     keep: np.ndarray,
     ledger: list[dict[str, Any]],
     arm: np.ndarray,
     covariates: Sequence[str],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Complete cases (covariates, cluster) via the survival helper; row-level clusters."""
+    """Set aside incomplete cases (survival's helper); return the cluster code per person.
+
+    Each person is its own cluster when ``cluster`` is None.
+    """
     keep, x_cov, cl = _complete_cases(study, keep, arm, covariates, cluster, ledger)
     codes = np.arange(arm.size) if cl is None else cl
     return keep, x_cov, codes
@@ -812,9 +814,7 @@ def recurrent_spells(
     never = ev.follow == 0
     if never.any():
         ledger.append(_ledger_row("followed at k = 0 only: no quarter at risk", never, arm))
-    keep, x_cov, cl = _cluster_of_rows(
-        study, cluster, np.arange(arm.size), keep, ledger, arm, covariates
-    )
+    keep, x_cov, cl = _cluster_of_rows(study, cluster, keep, ledger, arm, covariates)
     _need_both_arms(arm[keep])
     mcf_rows = []
     mc = {}
@@ -1036,9 +1036,7 @@ def transitions(
     arm = cs.arm
     ledger = list(cs.ledger)
     msgs = list(cs.warnings)
-    keep_p, x_cov, cl = _cluster_of_rows(
-        study, cluster, np.arange(arm.size), cs.usable, ledger, arm, covariates
-    )
+    keep_p, x_cov, cl = _cluster_of_rows(study, cluster, cs.usable, ledger, arm, covariates)
     r = keep_p[tr["person"]]
     tr = {k: v[r] for k, v in tr.items()}
     person = tr["person"]
