@@ -60,6 +60,13 @@ MCF_COLUMNS: tuple[str, ...] = (
 )
 
 _ARM_LABEL = {1: "IPS", 0: "control"}
+_STATE_LABEL = {
+    "work": "at work (not on DI)",
+    "work_on_di": "at work while on DI",
+    "di_only": "on DI, not working",
+    "unemployed": "unemployed (job-seeker)",
+    "other": "other (inactive, unknown)",
+}
 _ARM_COLOUR = {1: "#1b9e77", 0: "#7570b3"}
 
 
@@ -165,7 +172,7 @@ class StateOccupationResult(_CareerBase):
             axes[a_i].stackplot(
                 wide.index.to_numpy(),
                 wide.to_numpy().T,
-                labels=list(self.states),
+                labels=[_STATE_LABEL.get(st, st) for st in self.states],
                 colors=[cmap(i) for i in range(len(self.states))],
                 alpha=0.9,
             )
@@ -174,7 +181,16 @@ class StateOccupationResult(_CareerBase):
             axes[a_i].set_xlim(float(wide.index.min()), float(wide.index.max()))
             axes[a_i].set_ylim(0, 1)
         axes[0].set_ylabel("share of persons in each state")
-        axes[-1].legend(loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=8)
+        # legend top-down in the order of the stack as drawn (the first state at the bottom)
+        handles, labels = axes[0].get_legend_handles_labels()
+        axes[-1].legend(
+            handles[::-1],
+            labels[::-1],
+            loc="center left",
+            bbox_to_anchor=(1.0, 0.5),
+            frameon=False,
+            fontsize=8,
+        )
         fig.suptitle("Where are the participants? State occupation by arm")
         fig.tight_layout()
         return axes[0]
@@ -250,7 +266,7 @@ class RecurrentResult(_CareerBase):
         kmax = int(m["k"].max())
         if ks is None:
             step = max(1, int(np.ceil(kmax / 8)))
-            ks = np.arange(0, kmax + 1, step)
+            ks = np.unique(np.append(np.arange(0, kmax + 1, step), kmax))
         ks = np.asarray(ks, dtype=np.int64)
         out: dict[str, Any] = {"k": ks}
         for arm in (1, 0):
@@ -304,10 +320,11 @@ class RecurrentResult(_CareerBase):
                 )
         label = "job starts" if self.event == "job_start" else self.event
         ax.set_ylabel(f"mean cumulative {label} per person")
-        ax.set_title(self._summary_title())
+        ax.set_title(f"Mean cumulative {label} per person, by arm")
         ax.legend(loc="upper left", frameon=False)
         if ax_tab is not None:
             tab = self.risk_table(min_cell=min_cell)
+            ax_tab.set_xticks(tab["k"].to_numpy())
             ax_tab.set_ylim(-0.5, 1.5)
             ax_tab.set_yticks([1, 0])
             ax_tab.set_yticklabels(["IPS", "control"])
