@@ -290,3 +290,17 @@ def test_randomization_statistics_need_custom_states_again(study):
         randomization_statistics(study, so, study.design.arm[None, :])
     obs = randomization_statistics(study, so, study.design.arm[None, :], states=states)
     np.testing.assert_allclose(obs.to_numpy()[0], so.tidy()["estimate"], atol=1e-12)
+
+
+def test_randomization_statistic_of_stratified_rate_model_equals_a_refit(trial, study):
+    rc = recurrent_spells(study, tau=12, strata=True, ties="breslow")
+    z = study.design.permutations(2, 5)
+    draws = randomization_statistics(study, rc, z).to_numpy()
+    a = trial.assignment.set_index("person_id")
+    arm = pd.Series(z[1], index=study.persons["person_id"])
+    st2 = Study.from_frames(
+        a.assign(arm=arm.reindex(a.index).to_numpy()).reset_index(), trial.panel
+    )
+    ref = recurrent_spells(st2, tau=12, strata=True, ties="breslow").tidy().set_index("term")
+    assert draws[1, 1] == pytest.approx(ref.loc["log_rate_ratio", "estimate"], abs=1e-9)
+    assert draws[1, 0] == pytest.approx(ref.loc["mcf_difference", "estimate"], abs=1e-12)
