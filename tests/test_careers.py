@@ -304,3 +304,10 @@ def test_randomization_statistic_of_stratified_rate_model_equals_a_refit(trial, 
     ref = recurrent_spells(st2, tau=12, strata=True, ties="breslow").tidy().set_index("term")
     assert draws[1, 1] == pytest.approx(ref.loc["log_rate_ratio", "estimate"], abs=1e-9)
     assert draws[1, 0] == pytest.approx(ref.loc["mcf_difference", "estimate"], abs=1e-12)
+
+
+def test_categorical_covariate_in_the_rate_model_follows_the_itt_rule(study):
+    rc = recurrent_spells(study, tau=12, covariates=("age", "education"))
+    terms = rc.cox["term"].tolist()
+    assert terms[0] == "arm" and "age" in terms
+    assert sum(t.startswith("education") for t in terms) == study.persons["education"].nunique() - 1

@@ -272,11 +272,16 @@ def _bounds(**kw):
 def test_bounds_tidy_rows_carry_the_im_interval():
     b = _bounds()
     t = b.tidy()
-    assert list(t["estimand"]) == ["lee_lower", "lee_upper"]
-    assert list(t["estimate"]) == [-100.0, 300.0]
-    assert list(t["std_error"]) == [50.0, 60.0]
+    assert list(t["estimand"]) == ["lee_lower", "lee_upper", "lee_effect_imbens_manski"]
+    assert list(t["estimate"][:2]) == [-100.0, 300.0] and np.isnan(t["estimate"].iloc[2])
+    assert list(t["std_error"][:2]) == [50.0, 60.0]
+    # each bound has its own interval and no test against 0
+    z = 1.959963984540054
+    assert t["conf_low"].iloc[0] == pytest.approx(-100.0 - z * 50.0, rel=1e-12)
+    assert t["conf_high"].iloc[1] == pytest.approx(300.0 + z * 60.0, rel=1e-12)
+    assert t["p_value"].isna().all() and t["statistic"].isna().all()
     lo, hi, _ = imbens_manski_interval(-100.0, 300.0, 50.0, 60.0, 0.95)
-    assert (t["conf_low"] == lo).all() and (t["conf_high"] == hi).all()
+    assert (t["conf_low"].iloc[2], t["conf_high"].iloc[2]) == (lo, hi)
     assert b.conf_int() == (lo, hi)
     assert "Imbens-Manski 95% CI" in b.summary()
     with pytest.raises(EstimationError, match="exceeds upper"):

@@ -731,14 +731,18 @@ def _cluster_of_rows(
     ledger: list[dict[str, Any]],
     arm: np.ndarray,
     covariates: Sequence[str],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Set aside incomplete cases (survival's helper); return the cluster code per person.
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], np.ndarray]:
+    """Build covariates and clusters by the survival estimators' rule.
 
-    Each person is its own cluster when ``cluster`` is None.
+    Categorical covariates become dummies, a missing or collinear one is refused, a
+    person with a missing cluster is set aside in the ledger.
+
+    Returns ``keep``, the covariate matrix, its column names and the cluster code per
+    person (each person its own cluster when ``cluster`` is None).
     """
-    keep, x_cov, cl = _complete_cases(study, keep, arm, covariates, cluster, ledger)
+    keep, x_cov, names, cl = _complete_cases(study, keep, arm, covariates, cluster, ledger)
     codes = np.arange(arm.size) if cl is None else cl
-    return keep, x_cov, codes
+    return keep, x_cov, tuple(names), codes
 
 
 def recurrent_spells(
@@ -814,7 +818,7 @@ def recurrent_spells(
     never = ev.follow == 0
     if never.any():
         ledger.append(_ledger_row("followed at k = 0 only: no quarter at risk", never, arm))
-    keep, x_cov, cl = _cluster_of_rows(study, cluster, keep, ledger, arm, covariates)
+    keep, x_cov, cov_names, cl = _cluster_of_rows(study, cluster, keep, ledger, arm, covariates)
     _need_both_arms(arm[keep])
     mcf_rows = []
     mc = {}
@@ -863,15 +867,7 @@ def recurrent_spells(
         if x_cov.size
         else (arm[person].astype(float)[:, None])
     )
-    names = ["arm", *covariates]
-    if x_cov.size:
-        const = [c for j, c in enumerate(covariates) if np.ptp(x_cov[idx, j]) == 0]
-        if const:
-            raise EstimationError(
-                "covariate(s) constant in the analysis sample",
-                column=const,
-                fix="drop them from covariates.",
-            )
+    names = ["arm", *cov_names]
     n_events = int(cp["event"].sum())
     if (
         n_events == 0
@@ -1036,7 +1032,9 @@ def transitions(
     arm = cs.arm
     ledger = list(cs.ledger)
     msgs = list(cs.warnings)
-    keep_p, x_cov, cl = _cluster_of_rows(study, cluster, cs.usable, ledger, arm, covariates)
+    keep_p, x_cov, cov_names, cl = _cluster_of_rows(
+        study, cluster, cs.usable, ledger, arm, covariates
+    )
     r = keep_p[tr["person"]]
     tr = {k: v[r] for k, v in tr.items()}
     person = tr["person"]
@@ -1076,7 +1074,7 @@ def transitions(
         if x_cov.size
         else (arm[person].astype(float)[:, None])
     )
-    names = ["arm", *covariates]
+    names = ["arm", *cov_names]
     hits_arm = [int(tr["hit"][arm[person] == a].sum()) for a in (1, 0)]
     if min(hits_arm) == 0:
         msg = (

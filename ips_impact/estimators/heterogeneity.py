@@ -70,6 +70,7 @@ from scipy import stats
 
 from ips_impact.errors import EstimationError, SmallSampleWarning
 from ips_impact.estimators._data import check_option, cluster_labels
+from ips_impact.estimators._options import WINDOW_RULES, resolve_adjustment, window_values
 from ips_impact.estimators.spillover import (
     _AGGREGATES,
     ModelMatrices,
@@ -83,9 +84,12 @@ from ips_impact.estimators.spillover import (
     stratum_dummies,
 )
 from ips_impact.inference.covariance import COV_TYPES, OLSDesign, check_cov_type
+from ips_impact.inference.htz import htz_test
 from ips_impact.inference.ri_engine import LinearProblem
 from ips_impact.inference.ri_protocol import RandomizationProblem, register_randomization
 from ips_impact.power import mde as _mde
+from ips_impact.results.base import horizon_label
+from ips_impact.results.heterogeneity import HeterogeneityResult
 from ips_impact.roster import (  # noqa: F401  (check_sites re-exported: public name of this module)
     DERIVED_MODERATORS,
     FIDELITY_RANGE,
@@ -93,8 +97,6 @@ from ips_impact.roster import (  # noqa: F401  (check_sites re-exported: public 
     _moderator,
     check_sites,
 )
-from ips_impact.results.base import horizon_label
-from ips_impact.results.heterogeneity import HeterogeneityResult
 
 __all__ = [
     "heterogeneity",
@@ -114,9 +116,6 @@ JOINT_TESTS: dict[str, tuple[str, ...]] = {
     "F": ("HC0", "HC1", "HC2", "HC3"),
     "chi-square": ("HC0", "HC1", "HC2", "HC3", "CR0", "CR1", "CR2"),
 }
-#: Eigenvalues of the working-model covariance below this get a zero inverse square
-#: root (clubSandwich's matrix_power tolerance, 1e-12).
-_HTZ_EIG_TOL = 1e-12
 
 
 # ------------------------------------------------------------------- the model
@@ -201,6 +200,7 @@ def _spec(**kw: Any) -> dict[str, Any]:
         "horizon": horizon,
         "window": window,
         "aggregate": check_option(kw["aggregate"], _AGGREGATES, "aggregate"),
+        "window_rule": check_option(kw.get("window_rule", "complete"), WINDOW_RULES, "window_rule"),
         "moderator": check_option(kw["moderator"], _MODERATOR_KINDS, "moderator"),
         "cut": None if cut is None else int(cut),
         "covariates": covariates,
@@ -224,12 +224,12 @@ def _person_outcome(study: Any, spec: dict[str, Any]) -> np.ndarray:
         return study.outcome_at(outcome, horizon).to_numpy(dtype=float)
     ks = np.arange(window[0], window[1] + 1)
     mat = study.outcome_matrix(outcome, ks)
-    obs = ~np.isnan(mat)
-    n_obs = obs.sum(axis=1)
-    total = np.where(obs, mat, 0.0).sum(axis=1)
-    if spec["aggregate"] == "mean":
-        return np.where(n_obs > 0, total / np.maximum(n_obs, 1), np.nan)
-    return np.where(n_obs > 0, total, np.nan)
+    # the one window rule of every estimator (estimators/_options.py)
+    persons = study.persons
+    inside = ((ks[None, :] >= persons["k_min"].to_numpy(dtype=float)[:, None])
+              & (ks[None, :] <= persons["k_max"].to_numpy(dtype=float)[:, None]))
+    return window_values(mat, spec["aggregate"], spec.get("window_rule", "complete"), outcome,
+                         inside=inside)
 
 
 def _build(study: Any, spec: dict[str, Any], sites: pd.DataFrame | None) -> dict[str, Any]:
@@ -359,6 +359,7 @@ def _build(study: Any, spec: dict[str, Any], sites: pd.DataFrame | None) -> dict
             base=D, base_names=tuple(f"{spec['by']}={lab}" for lab in labels),
             extra=extra, extra_names=extra_names, lin=lin, lin_groups=g,
             clusters=None if clusters_all is None else clusters_all[rows], ledger=ledger,
+            covariate_names=pcov_names,
         )
         centre = math.nan
         groups = g
@@ -373,6 +374,7 @@ def _build(study: Any, spec: dict[str, Any], sites: pd.DataFrame | None) -> dict
             base=V, base_names=("(Intercept)", spec["by"]),
             extra=extra, extra_names=extra_names, lin=lin,
             clusters=None if clusters_all is None else clusters_all[rows], ledger=ledger,
+            covariate_names=pcov_names,
         )
         groups = None
     return {"model": model, "kind": kind, "labels": labels, "ranges": ranges, "groups": groups,
@@ -381,136 +383,6 @@ def _build(study: Any, spec: dict[str, Any], sites: pd.DataFrame | None) -> dict
 
 
 # ------------------------------------------------------------------ joint tests
-
-
-def _cluster_summer(design: OLSDesign) -> Any:
-    """A function summing the rows of an (N × …) array within the design's clusters."""
-    codes = design._codes  # noqa: SLF001 - cluster codes of the factorised design
-    order = np.argsort(codes, kind="stable")
-    sizes = np.bincount(codes)
-    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-    return lambda A: np.add.reduceat(A[order], starts, axis=0)
-
-
-def htz_test(design: OLSDesign, C: np.ndarray, beta: np.ndarray, vcov: np.ndarray) -> dict[str, float]:
-    r"""Hotelling's T² test with the HTZ degrees of freedom (Pustejovsky & Tipton 2018).
-
-    Tests :math:`H_0: C\beta = 0` (``C`` is q × K, full row rank) with the CR2 covariance
-    :math:`\hat V` of a fitted :class:`~ips_impact.inference.covariance.OLSDesign`, as
-    ``clubSandwich::Wald_test(lm(...), constraints = C, vcov = "CR2", test = "HTZ")``
-    computes it for an unweighted ``lm`` (working model: independent homoskedastic
-    errors, :math:`\Phi = I`).
-
-    With :math:`M = (X'X)^{-1}`, :math:`A_j` the CR2 adjustment of cluster ``j`` and
-    :math:`L L' = M`, the contribution of cluster ``j`` to :math:`C\hat V C'` is
-    :math:`C M X_j'A_j e_j`, linear in the errors through
-
-    .. math:: G_j = C M X_j' A_j \;(q \times n_j), \qquad
-              H_j = C M X_j' A_j X_j L \;(q \times K),
-
-    so that under the working model
-    :math:`P_{st}[j, l] = \operatorname{Cov}(\cdot) = \mathbb 1[j = l]\, g_{sj}'g_{tj}
-    - h_{sj}'h_{tl}` (rows s, t of :math:`G_j`, :math:`H_l`), and
-    :math:`\Omega = E[C\hat VC'] = \sum_j P[j, j]`. With
-    :math:`B_{st}[j, l] = (\Omega^{-1/2} P[j, l]\, \Omega^{-1/2})_{st}` (the inverse
-    square root drops eigenvalues below 1e-12, as clubSandwich's ``matrix_power``),
-
-    .. math:: \mathrm{Var}_{st} = \sum_{j,l} B_{st}[j,l]B_{ts}[j,l]
-              + \sum_{j,l} B_{ss}[j,l]B_{tt}[j,l], \qquad
-              \nu = \frac{q(q+1)}{\sum_{s,t}\mathrm{Var}_{st}},
-
-    and with :math:`Q = (C\hat\beta)'(C\hat VC')^{-1}C\hat\beta`,
-
-    .. math:: \delta = \max\Big(\frac{\nu - q + 1}{\nu}, 0\Big), \qquad
-              F = \delta\,\frac{Q}{q} \sim F(q,\ \nu - q + 1).
-
-    With q = 1 this is the squared Satterthwaite t test of the contrast. The double
-    sums over cluster pairs are formed from K × K products (no G × G array):
-    :math:`\sum_{j,l} (h_{aj}'h_{bl})(h_{cj}'h_{dl}) = \mathrm{tr}(K_{bd}K_{ca})` with
-    :math:`K_{bd} = \sum_l h_{bl}h_{dl}'`.
-
-    Parameters
-    ----------
-    design
-        The factorised design of the fit; its ``cov_type`` must be ``"CR2"``.
-    C
-        Constraint matrix, q × K (K coefficients of the design).
-    beta, vcov
-        Fitted coefficients (K) and their CR2 covariance (K × K).
-
-    Returns
-    -------
-    dict
-        ``statistic`` (F = δQ/q), ``chi2`` (Q), ``df_num`` (q), ``df_denom``
-        (ν − q + 1), ``delta`` (δ), ``nu`` (ν), ``p_value`` (NaN when ν − q + 1 ≤ 0).
-
-    Raises
-    ------
-    EstimationError
-        The design is not CR2, or ``C`` has the wrong shape.
-
-    References
-    ----------
-    Pustejovsky, J. E. and Tipton, E. (2018). Small-sample methods for cluster-robust
-    variance estimation and hypothesis testing in fixed effects models. *Journal of
-    Business & Economic Statistics* 36(4), 672–683.
-    """
-    if design.cov_type != "CR2":
-        raise EstimationError(
-            f"the HTZ test needs a CR2 fit; this design has cov_type={design.cov_type!r}",
-            fix="fit with cov_type='CR2', or use joint_test='naive-F' or 'chi-square'",
-        )
-    C = np.atleast_2d(np.asarray(C, dtype=np.float64))
-    q, K = C.shape
-    if K != design.p:
-        raise EstimationError(f"C has {K} columns but the design has {design.p} coefficients",
-                              fix="give one column per coefficient of the fit")
-    X = design._X  # noqa: SLF001 - the regressors of the factorised design
-    AX = design._AX  # noqa: SLF001 - rows A_j X_j (CR2 adjustment applied)
-    T = design._T  # noqa: SLF001 - M = T T' (from the pivoted QR; no Cholesky of M)
-    M = design.xtx_inv
-    CM = C @ M
-    psi = AX @ CM.T  # (N, q): row i of cluster j is column i of G_j
-    csum = _cluster_summer(design)
-    GG = csum(psi[:, :, None] * psi[:, None, :])  # (J, q, q): G_j G_j'
-    Z = np.stack([csum(psi[:, [a]] * X) for a in range(q)], axis=1)  # (J, q, K)
-    H = Z @ T  # (J, q, K): H_j = C M X_j'A_j X_j L with L = T
-    omega = GG.sum(axis=0) - np.einsum("jak,jbk->ab", H, H)
-    omega = (omega + omega.T) / 2.0
-    ev, vec = np.linalg.eigh(omega)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        f = np.where(ev > _HTZ_EIG_TOL, 1.0 / np.sqrt(np.where(ev > 0, ev, 1.0)), 0.0)
-    on = (vec * f) @ vec.T  # Omega^{-1/2}
-    alpha = np.einsum("ab,jbc,cd->jad", on, GG, on)  # normalised g_sj'g_tj
-    Ht = np.einsum("ab,jbk->jak", on, H)  # normalised h_sj
-    beta_ = np.einsum("jak,jbk->jab", Ht, Ht)  # h_sj'h_tj
-    J = Ht.shape[0]
-    Hf = Ht.reshape(J, q * K)
-    # K_bd = sum_l h_bl h_dl', all (b, d) at once as one BLAS product
-    Kmat = (Hf.T @ Hf).reshape(q, K, q, K).transpose(0, 2, 1, 3)
-
-    def ps(a: int, b: int, c: int, d: int) -> float:
-        # sum_{j,l} B_ab[j,l] B_cd[j,l] with B_ab[j,l] = 1[j=l] alpha_ab,j - h_aj'h_bl
-        return float(
-            (alpha[:, a, b] * alpha[:, c, d]).sum()
-            - (alpha[:, a, b] * beta_[:, c, d]).sum()
-            - (alpha[:, c, d] * beta_[:, a, b]).sum()
-            + np.einsum("kl,lk->", Kmat[b, d], Kmat[c, a])
-        )
-
-    total = 0.0
-    for s_ in range(q):
-        for t_ in range(q):
-            total += ps(s_, t_, t_, s_) + ps(s_, s_, t_, t_)
-    nu = q * (q + 1) / total
-    cb = C @ np.asarray(beta, dtype=np.float64)
-    Q = float(cb @ np.linalg.solve(C @ np.asarray(vcov, dtype=np.float64) @ C.T, cb))
-    delta = max((nu - q + 1.0) / nu, 0.0)
-    df2 = nu - q + 1.0
-    F = delta * Q / q
-    p = float(stats.f.sf(F, q, df2)) if df2 > 0 else math.nan
-    return {"statistic": F, "chi2": Q, "df_num": q, "df_denom": float(df2), "delta": float(delta),
-            "nu": float(nu), "p_value": p}
 
 
 def _joint_test(
@@ -557,7 +429,7 @@ def heterogeneity(
     moderator: Literal["auto", "categorical", "continuous"] = "auto",
     cut: int | None = None,
     covariates: Sequence[str] = (),
-    adjustment: Literal["none", "ancova", "lin"] = "ancova",
+    adjustment: Literal["none", "ancova", "lin"] | None = None,
     strata: bool = True,
     cov_type: str | None = None,
     cluster: str | None = None,
@@ -568,6 +440,7 @@ def heterogeneity(
     min_per_arm: int = 30,
     mde_power: float = 0.8,
     mde_alpha: float = 0.05,
+    window_rule: Literal["complete", "available", "absent_not_at_work"] = "complete",
 ) -> HeterogeneityResult:
     r"""Effects by subgroup (or along a continuous moderator) and the test of equality.
 
@@ -593,7 +466,10 @@ def heterogeneity(
         ``local_unemployment`` of persons), ``"fidelity"`` (the IPS fidelity score of
         the person's site, from ``sites``; continuous).
     horizon, window, aggregate
-        Outcome at event time ``k = horizon`` or its mean/sum over ``window=(a, b)``.
+        Outcome at event time ``k = horizon`` or its mean/sum over ``window=(a, b)``,
+        under ``window_rule`` (default ``"complete"``: the person needs every period;
+        ``"available"``: the periods observed; ``"absent_not_at_work"``: see
+        :func:`~ips_impact.estimators.itt.itt`).
     moderator
         ``"auto"`` (text, categories, booleans and 0/1 → subgroups; other numbers →
         continuous), ``"categorical"`` or ``"continuous"``.
@@ -645,13 +521,16 @@ def heterogeneity(
         that does not go with ``cov_type``, fewer than two subgroups with both arms,
         bad sites table, collinear regressors.
     """
+    # the one default of every estimator: the ATE (Lin) when probabilities differ by stratum
+    adjustment, adjustment_reason = resolve_adjustment(adjustment, study.design, strata=strata)
     spec = _spec(
         outcome=outcome, by=by, horizon=horizon, window=window, aggregate=aggregate,
         moderator=moderator, cut=cut, covariates=covariates, adjustment=adjustment,
         strata=strata, cov_type=cov_type, cluster=cluster, joint_test=joint_test, level=level,
-        baseline=baseline,
+        baseline=baseline, window_rule=window_rule,
         min_per_arm=min_per_arm, mde_power=mde_power, mde_alpha=mde_alpha,
     )
+    spec["adjustment_reason"] = adjustment_reason
     if sites is None:
         # a Study that carries the sites table (study.sites) needs no sites= argument
         sites = getattr(study, "sites", None)

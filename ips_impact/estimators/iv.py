@@ -54,6 +54,7 @@ import pandas as pd
 
 from ips_impact.errors import DataContractError, EstimationError, EstimationWarning
 from ips_impact.estimators._data import ADJUSTMENTS, AGGREGATES, arm_counts, check_option
+from ips_impact.estimators._options import resolve_adjustment
 from ips_impact.inference.covariance import OLSDesign
 from ips_impact.inference.ri_engine import LinearProblem
 from ips_impact.inference.ri_protocol import RandomizationProblem, register_randomization
@@ -262,7 +263,8 @@ def _prepare_late(study: Any, outcome: str, spec: dict[str, Any]) -> tuple[Any, 
     takeup = spec["takeup"]
     persons: pd.DataFrame = study.persons
     dvals = _takeup_values(persons, takeup)
-    check_option(spec["adjustment"], ADJUSTMENTS, "adjustment")
+    if spec["adjustment"] is not None:
+        check_option(spec["adjustment"], ADJUSTMENTS, "adjustment")
     check_option(spec["aggregate"], AGGREGATES, "aggregate")
     if (spec["horizon"] is None) == (spec["window"] is None):
         raise EstimationError(
@@ -311,12 +313,13 @@ def late(
     window: tuple[int, int] | None = None,
     aggregate: str = "mean",
     covariates: Sequence[str] = (),
-    adjustment: str = "ancova",
+    adjustment: str | None = None,
     strata: bool | str = True,
     cov_type: str | None = None,
     cluster: str | None = None,
     level: float = 0.95,
     subset: Any = None,
+    window_rule: str = "complete",
 ) -> EffectResult:
     r"""Local average treatment effect of IPS take-up, with assignment as the instrument.
 
@@ -383,7 +386,11 @@ def late(
     covariates
         Baseline covariates (columns of ``persons``, no missing values).
     adjustment
-        ``"none"``, ``"ancova"`` or ``"lin"`` (above).
+        ``"none"``, ``"ancova"`` or ``"lin"`` (above). Default ``None``: as in
+        :func:`~ips_impact.estimators.itt.itt` (``"ancova"`` with equal assignment
+        probabilities across strata, ``"lin"`` otherwise).
+    window_rule
+        As in :func:`~ips_impact.estimators.itt.itt` (default ``"complete"``).
     strata
         ``True``: the randomization strata; ``False``: none; or a column of
         ``persons`` used as strata.
@@ -429,7 +436,9 @@ def late(
     """
     spec = _late_spec(outcome=outcome, takeup=takeup, horizon=horizon, window=window, aggregate=aggregate,
                       covariates=covariates, adjustment=adjustment, strata=strata, cov_type=cov_type,
-                      cluster=cluster, level=level, subset=subset)
+                      cluster=cluster, level=level, subset=subset, window_rule=window_rule)
+    spec["adjustment"], spec["adjustment_reason"] = resolve_adjustment(
+        adjustment, study.design, strata=strata)
     critical_value(level)
     prep, d = _prepare_late(study, outcome, spec)
     y = prep.Y[:, 0]
@@ -455,6 +464,8 @@ def late(
     zp, dp = z[first], d[first]
     fs_f = fit.first_stage["f_robust"]
     diagnostics = {
+        "adjustment": prep.design.adjustment,
+        "adjustment_reason": spec.get("adjustment_reason", "as requested"),
         "first_stage_f": fs_f,
         "complier_share": fit.first_stage["coef"]["arm"],
         "complier_share_se": fit.first_stage["std_error"]["arm"],

@@ -571,9 +571,12 @@ class BoundsResult(ResultBase):
     :math:`1-p` part of that arm's observed outcomes with the other arm, and
     :math:`\Delta_U` the upper part (signs follow the trimmed arm).
 
-    ``conf_low``/``conf_high`` of both tidy rows hold the Imbens–Manski interval for
-    :math:`\Delta` (:func:`imbens_manski_interval`); each row's ``std_error`` and
-    p-value are those of its own bound.
+    Three tidy rows: ``lee_lower`` and ``lee_upper`` carry each bound with its own
+    standard error and its own normal confidence interval (no statistic or p-value: a
+    bound is not an effect, and testing it against 0 would read as a test of the
+    effect); ``lee_effect_imbens_manski`` carries, in ``conf_low``/``conf_high``, the
+    Imbens–Manski interval for :math:`\Delta` (:func:`imbens_manski_interval`), with no
+    point estimate (the effect is set-identified).
 
     Parameters
     ----------
@@ -652,19 +655,33 @@ class BoundsResult(ResultBase):
         return (self.lower, self.upper)
 
     def _tidy_rows(self) -> list[dict[str, Any]]:
-        lo, hi = self.conf_int()
+        # Two rows for the bounds, each with its own standard error and its own
+        # confidence interval (no test against 0: a bound is not an effect), then one
+        # row for the effect on the always-selected: its Imbens-Manski interval.
         rows = []
+        nan = math.nan
         for estimand, est, se in (("lee_lower", self.lower, self.se_lower),
                                   ("lee_upper", self.upper, self.se_upper)):
+            _, _, lo_b, hi_b = wald_inference(est, se, None, self.level)
             rows.append(
                 make_row(
                     outcome=self.outcome, term=self.term, estimand=estimand,
                     horizon=self.horizon, estimate=est, std_error=se, df=None,
                     nobs=self.nobs, n_treated=self.n_treated, n_control=self.n_control,
                     control_mean=self.control_mean, level=self.level,
-                    conf_low=lo, conf_high=hi,
+                    statistic=nan, p_value=nan, conf_low=lo_b, conf_high=hi_b,
                 )
             )
+        lo, hi = self.conf_int()
+        rows.append(
+            make_row(
+                outcome=self.outcome, term=self.term, estimand="lee_effect_imbens_manski",
+                horizon=self.horizon, estimate=nan, std_error=nan, df=None,
+                nobs=self.nobs, n_treated=self.n_treated, n_control=self.n_control,
+                control_mean=self.control_mean, level=self.level,
+                statistic=nan, p_value=nan, conf_low=lo, conf_high=hi,
+            )
+        )
         return rows
 
     def _summary_title(self) -> str:
