@@ -176,3 +176,24 @@ def test_replication_equals_estimators(pool):
     row = rc.tidy().set_index("term").loc["mcf_difference"]
     assert row["estimate"] == pytest.approx(dm, abs=1e-12)
     assert row["std_error"] == pytest.approx(sem, abs=1e-12)
+
+
+def test_truth_careers_are_the_revealed_careers():
+    """The potential careers of the truth, in the assigned world, are what careers() reads
+    from the generated panel (same states, same job starts)."""
+    from ips_impact.estimators.careers import career_states, job_starts
+    from ips_impact.synthetic.truth import mcf_table, state_occupation_table
+
+    trial = generate(n_persons=300, seed=8)
+    study = trial.study()
+    cp = career_potentials(trial)
+    arm = study.design.arm
+    assert (trial.assignment["person_id"].to_numpy() == study.persons["person_id"].to_numpy()).all()
+    revealed = np.where(arm[:, None] == 1, cp["state1"], cp["state0"])
+    np.testing.assert_array_equal(career_states(study).code, revealed)
+    starts = np.where(arm[:, None] == 1, cp["starts1"], cp["starts0"])
+    np.testing.assert_array_equal(job_starts(study).dn, starts)
+    so = state_occupation_table(trial).query("group == 'all'")
+    assert np.allclose(so.groupby("k")["p_control"].sum(), 1.0)
+    m = mcf_table(trial).query("group == 'all' and k == 20")
+    assert m["mcf_control"].iloc[0] == pytest.approx(cp["starts0"].sum(axis=1).mean())
