@@ -718,6 +718,31 @@ def job_starts(
     )
 
 
+def _ratio_row(log_row: dict[str, Any], name: str) -> dict[str, Any]:
+    r"""Make the row of a ratio beside the row of its log (rate ratio beside log rate ratio).
+
+    :math:`e^{\hat\beta}`, its delta-method standard error :math:`e^{\hat\beta}\,se`,
+    the log-scale interval transformed (:math:`e^{lo}, e^{hi}`: not symmetric around
+    the ratio) and the log scale's statistic and p-value.
+    """
+
+    def exp_or_nan(v: float) -> float:
+        return math.exp(v) if np.isfinite(v) else math.nan
+
+    row = dict(log_row)
+    ratio = exp_or_nan(log_row["estimate"])
+    row.update(
+        term=name,
+        estimand=name,
+        estimate=ratio,
+        std_error=ratio * log_row["std_error"] if np.isfinite(ratio) else math.nan,
+        conf_low=exp_or_nan(log_row["conf_low"]),
+        conf_high=exp_or_nan(log_row["conf_high"]),
+        control_mean=math.nan,
+    )
+    return row
+
+
 def _log_ci(mu: np.ndarray, se: np.ndarray, z: float) -> tuple[np.ndarray, np.ndarray]:
     with np.errstate(invalid="ignore", divide="ignore"):
         f = np.exp(z * se / np.where(mu > 0, mu, 1.0))
@@ -919,22 +944,7 @@ def recurrent_spells(
             **common,
         )
     )
-    lr = rows[-1]
-    rows.append(
-        make_row(
-            outcome=ev.label,
-            term="rate_ratio",
-            estimand="rate_ratio",
-            horizon=None,
-            estimate=math.exp(b),
-            std_error=math.exp(b) * s,
-            statistic=lr["statistic"],
-            p_value=lr["p_value"],
-            conf_low=math.exp(lr["conf_low"]) if np.isfinite(b) else math.nan,
-            conf_high=math.exp(lr["conf_high"]) if np.isfinite(b) else math.nan,
-            **common,
-        )
-    )
+    rows.append(_ratio_row(rows[-1], "rate_ratio"))
     spec = {
         "estimator": "recurrent_spells",
         "custom_states": states is not None,
@@ -1124,6 +1134,7 @@ def transitions(
             level=level,
         )
     ]
+    rows.append(_ratio_row(rows[0], "hazard_ratio"))
     spec = {
         "estimator": "transitions",
         "custom_states": states is not None,
@@ -1265,8 +1276,10 @@ def randomization_statistics(
             warnings.simplefilter("ignore", EstimationWarning)
             cs = career_states(study, states)
         tr = _transition_rows(cs, spec["from_state"], spec["to_state"])
-        cols["cox"] = _transition_cox(tr, cs, a, spec["strata"], spec["ties"])
-        keys = ["cox"]
+        b = _transition_cox(tr, cs, a, spec["strata"], spec["ties"])
+        cols["cox"] = b
+        cols["hazard_ratio"] = b  # tested through its log
+        keys = ["cox", "hazard_ratio"]
     else:
         raise EstimationError(
             f"not a careers result (estimator {est!r})",

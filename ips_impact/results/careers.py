@@ -13,8 +13,8 @@ r"""Results of the career estimators: state occupation, recurrent job starts, tr
   LWYY marginal rate model). ``.plot()`` draws the mean cumulative jobs by arm with
   the numbers at risk, which ``.risk_table()`` returns as data.
 * :class:`TransitionResult` (:func:`~ips_impact.transitions`): transition-specific
-  hazard of one move (e.g. work → DI only), ``.cumhaz`` (Nelson–Aalen by arm) and the
-  Cox row ``log_hazard_ratio``.
+  hazard of one move (e.g. work → DI only), ``.cumhaz`` (Nelson–Aalen by arm), the
+  Cox row ``cox`` (log hazard ratio) and ``hazard_ratio``.
 
 No table holds a person key: every count is an aggregate by arm and k.
 """
@@ -351,7 +351,8 @@ class RecurrentResult(_CareerBase):
 class TransitionResult(_CareerBase):
     r"""Frozen result of :func:`~ips_impact.transitions`.
 
-    Estimand: the transition-specific (cause-specific) hazard of moving from
+    Tidy rows: ``cox`` (log hazard ratio) and ``hazard_ratio`` (its exponential, the
+    log row's test). Estimand: the transition-specific (cause-specific) hazard of moving from
     ``from_state`` to ``to_state``, :math:`\alpha_{a}(t)`, through the Cox log hazard
     ratio IPS vs control (time since randomization, Markov: the hazard may depend on t
     but not on time already spent in the state), and the Nelson–Aalen cumulative
@@ -382,6 +383,8 @@ class TransitionResult(_CareerBase):
     def _summary_lines(self) -> list[str]:
         lines = []
         for r in self.statistics.itertuples(index=False):
+            if r.term != "cox":
+                continue
             lines.append(
                 f"log hazard ratio (IPS vs control) = {r.estimate:.3f} (SE {r.std_error:.3f}); "
                 f"hazard ratio {np.exp(r.estimate):.3f} [{np.exp(r.conf_low):.3f}, "
