@@ -311,3 +311,14 @@ def test_categorical_covariate_in_the_rate_model_follows_the_itt_rule(study):
     terms = rc.cox["term"].tolist()
     assert terms[0] == "arm" and "age" in terms
     assert sum(t.startswith("education") for t in terms) == study.persons["education"].nunique() - 1
+
+
+def test_sep_code_as_text_and_without_sep_code(trial, study):
+    p = trial.panel.copy()
+    p["sep_code"] = p["sep_code"].astype(str)
+    pd.testing.assert_frame_equal(careers(Study.from_frames(trial.assignment, p)), careers(study))
+    # without sep_code, unemployment_benefit > 0 marks the job-seekers (documented fallback)
+    st = Study.from_frames(trial.assignment, trial.panel.drop(columns=["sep_code"]))
+    sp = careers(st)
+    assert set(sp["state"].astype(str)) == set(DEFAULT_STATES)
+    assert "unemployment_benefit > 0" in state_occupation(st, tau=4).spec["state_rule"]
