@@ -221,3 +221,10 @@ def test_randomization_ci_returns_results_of_the_same_shape(study):
     assert t["ri_conf_low"].iloc[0] < r.estimate < t["ri_conf_high"].iloc[0]
     assert isinstance(out["a"], EffectResult)
     pd.testing.assert_frame_equal(out["a"].tidy(), out["b"].tidy())
+
+
+def test_n_columns_count_persons_also_for_stacked_rows(study):
+    stacked = quiet(ii.itt, study, "earnings", window=(2, 5), aggregate="stack")
+    late = quiet(ii.late, study, "earnings", window=(2, 5), aggregate="stack")
+    assert stacked.n_treated + stacked.n_control == stacked.diagnostics["n_persons"] < stacked.nobs
+    assert (late.n_treated, late.n_control) == (stacked.n_treated, stacked.n_control)

@@ -513,9 +513,11 @@ def _fit_prepared(prep: _Prepared, *, level: float, outcome: str) -> EffectResul
     welch = (prep.design.adjustment == "none" and prep.design.X.shape[1] == 2
              and prep.cov_type == "HC2" and prep.k is None)
     effects = []
-    n1 = int((prep.arm == 1).sum())
-    n0 = int(prep.arm.size - n1)
-    n_persons = int(np.unique(prep.person_index).size)
+    # persons, not rows, in n_treated / n_control (stacked rows are in nobs)
+    persons_in, first = np.unique(prep.person_index, return_index=True)
+    n_persons = int(persons_in.size)
+    n1 = int((prep.arm[first] == 1).sum())
+    n0 = n_persons - n1
     ledger = pd.DataFrame(list(prep.ledger), columns=["reason", "n_rows", "n_treated", "n_control"])
     spec = dict(prep.spec)
     spec["cov_type"] = prep.cov_type
@@ -679,9 +681,9 @@ def itt(
     -------
     EffectResult or CategoricalEffectResult
         ``term == "arm"``; ``n_missing_treated`` / ``n_missing_control`` count the
-        persons excluded for a missing outcome (also in ``.ledger``). ``nobs``,
-        ``n_treated``, ``n_control`` count regression rows (person-periods when
-        stacked; ``diagnostics["n_persons"]`` counts persons).
+        persons excluded for a missing outcome (also in ``.ledger``). ``nobs`` counts
+        regression rows (person-periods when stacked); ``n_treated``, ``n_control``
+        and ``diagnostics["n_persons"]`` count persons.
 
     Raises
     ------

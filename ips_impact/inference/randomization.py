@@ -429,7 +429,8 @@ def randomization_ci(
 
 def _without_arm_column(prob: RandomizationProblem, obs: np.ndarray, dist: np.ndarray
                         ) -> tuple[np.ndarray, np.ndarray]:
-    keep, off = [], 0
+    keep: list[int] = []
+    off = 0
     for p in prob.linear:
         k = p.n_outcomes
         for ci in range(len(p.coef)):

@@ -308,8 +308,9 @@ def _merge_problems(
     Problems with the same rows, nuisance, interactions, absorbed effects and
     coefficients become one problem with more outcome columns, so that their
     residualisation and the assignment-dependent blocks are computed once (e.g. the
-    horizons of ``itt_by_period`` with the same sample). Returns the merged problems and, for each input problem, (merged index,
-    columns of the merged statistics that are its statistics, in its order).
+    horizons of ``itt_by_period`` with the same sample). Returns the merged problems
+    and, for each input problem, (merged index, columns of the merged statistics that
+    are its statistics, in its order).
     """
     import hashlib
 
