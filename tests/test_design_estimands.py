@@ -119,7 +119,7 @@ def _blocked_world():
     """The synthetic trial's persons and strata, its control potential earnings at k = 6
     (EUR per quarter), and a known effect: 0 in the Flemish strata (assigned with
     p = 0.5) and +1,500 EUR in the others (p = 0.1)."""
-    tr = ii.synthetic.generate(n_persons=1200, seed=3, tables=("assignment", "panel"))
+    tr = ii.synthetic.generate(n_persons=2400, seed=3, tables=("assignment", "panel"))
     a0 = tr.assignment[["person_id", "stratum"]].reset_index(drop=True)
     po = tr.potential_outcomes("earnings")
     y0 = po[po["k"] == 6].set_index("person_id").loc[a0["person_id"], "y0"].to_numpy()
@@ -149,7 +149,7 @@ def _fit(y, z, codes, labels, adjustment):
 
 @pytest.mark.slow
 def test_default_covers_the_ate_with_unequal_probabilities_and_strata_fe_does_not():
-    """2,000 re-randomizations of one synthetic sample (design-based: the potential
+    """2,000 re-randomizations of one synthetic sample of 2,400 (design-based: the potential
     outcomes are fixed, the assignment is re-drawn with p = 0.5 / 0.1 by stratum). The
     truth is the sample ATE, mean(tau) = 650 EUR per quarter. The first draws go
     through ii.itt end to end (and must equal the array path used for the rest)."""
@@ -178,4 +178,5 @@ def test_default_covers_the_ate_with_unequal_probabilities_and_strata_fe_does_no
         cover_default[i] = lo <= ate <= hi
         cover_fe[i] = lo_fe <= ate <= hi_fe
     assert 0.935 <= cover_default.mean() <= 0.965, cover_default.mean()
-    assert cover_fe.mean() < 0.85, cover_fe.mean()
+    # measured: default 0.948, strata FE 0.267 (its estimand is the precision-weighted 326)
+    assert cover_fe.mean() < 0.5, cover_fe.mean()

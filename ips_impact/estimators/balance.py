@@ -36,6 +36,7 @@ import pandas as pd
 from scipy import stats
 
 from ips_impact.errors import DataContractError, EstimationError, EstimationWarning
+from ips_impact.estimators._data import dummies, regression_design
 from ips_impact.inference.covariance import OLSDesign, check_cov_type
 from ips_impact.results.base import PERSON_KEY_COLUMNS
 from ips_impact.results.effect import BALANCE_COLUMNS, BalanceTable
@@ -51,14 +52,16 @@ _NOT_COVARIATES = frozenset(
 
 
 def _base_design(arm: np.ndarray, stratum: np.ndarray, n_strata: int, strata: bool) -> tuple[np.ndarray, list[str]]:
-    """Intercept, arm and (when asked and there are several) stratum dummies."""
-    cols = [np.ones(arm.size), arm.astype(float)]
-    names = ["(Intercept)", "arm"]
+    """Intercept, arm and (when asked and there are several) stratum dummies.
+
+    Built by the design-matrix builder of every regression estimator
+    (:func:`~ips_impact.estimators._data.regression_design`, strata fixed effects).
+    """
+    S, snames = None, ()
     if strata and n_strata > 1:
-        for s in range(1, n_strata):
-            cols.append((stratum == s).astype(float))
-            names.append(f"stratum[{s}]")
-    return np.column_stack(cols), names
+        S, snames = dummies(stratum, [str(s) for s in range(n_strata)], "stratum")
+    rd = regression_design(arm, adjustment="ancova", strata=S, strata_names=snames)
+    return rd.X, list(rd.names)
 
 
 def _is_categorical(s: pd.Series) -> bool:

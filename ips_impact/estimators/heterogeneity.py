@@ -70,7 +70,12 @@ from scipy import stats
 
 from ips_impact.errors import EstimationError, SmallSampleWarning
 from ips_impact.estimators._data import check_option, cluster_labels
-from ips_impact.estimators._options import WINDOW_RULES, resolve_adjustment, window_values
+from ips_impact.estimators._options import (
+    ADJUSTMENTS,
+    WINDOW_RULES,
+    resolve_adjustment,
+    window_values,
+)
 from ips_impact.estimators.spillover import (
     _AGGREGATES,
     ModelMatrices,
@@ -108,7 +113,7 @@ __all__ = [
 ]
 
 _MODERATOR_KINDS = ("auto", "categorical", "continuous")
-_ADJUSTMENTS = ("none", "ancova", "lin")
+_ADJUSTMENTS = ADJUSTMENTS
 #: Reference distributions of the joint test, and the covariance types each one serves.
 JOINT_TESTS: dict[str, tuple[str, ...]] = {
     "HTZ": ("CR2",),

@@ -466,7 +466,6 @@ def late(
     zp, dp = z[first], d[first]
     fs_f = fit.first_stage["f_robust"]
     diagnostics = {
-        "adjustment": prep.design.adjustment,
         "adjustment_reason": spec.get("adjustment_reason", "as requested"),
         "first_stage_f": fs_f,
         "complier_share": fit.first_stage["coef"]["arm"],

@@ -59,7 +59,12 @@ from ips_impact.estimators._data import (
     independent_columns,
     refuse_collinear,
 )
-from ips_impact.estimators._options import WINDOW_RULES, resolve_adjustment
+from ips_impact.estimators._options import (
+    ADJUSTMENTS,
+    WINDOW_RULES,
+    check_level,
+    resolve_adjustment,
+)
 from ips_impact.inference.covariance import COV_TYPES, OLSDesign, check_cov_type
 from ips_impact.inference.ri_engine import LinearProblem
 from ips_impact.inference.ri_protocol import register_randomization
@@ -82,7 +87,7 @@ MEMBER_SETS: dict[str, tuple[str, ...]] = {
     "all": ("partner", "child", "parent", "other"),
 }
 _ROLES = ("partner", "child", "parent", "other")
-_ADJUSTMENTS = ("none", "ancova", "lin")
+_ADJUSTMENTS = ADJUSTMENTS
 _AGGREGATES = ("mean", "sum")
 _LEVELS = ("member", "household")
 _MISSING_MEMBERS = ("drop", "zero")
@@ -110,12 +115,8 @@ def check_names(argument: str, value: Any) -> tuple[str, ...]:
 
 
 def check_conf_level(argument: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < float(value) < 1.0:
-        raise EstimationError(
-            f"{argument} must be a number strictly between 0 and 1; you passed {value!r}",
-            fix=f"use e.g. {argument}=0.95",
-        )
-    return float(value)
+    """The one level check of every estimator (:func:`~ips_impact.estimators._options.check_level`)."""
+    return check_level(value, argument)
 
 
 def check_horizon_window(

@@ -51,6 +51,7 @@ from ips_impact.errors import (
     SmallSampleWarning,
 )
 from ips_impact.estimators._data import check_option, collinear_covariates, covariate_matrix
+from ips_impact.estimators._options import check_level
 from ips_impact.estimators._survival.competing import cif_at, cumulative_incidence, gray_test
 from ips_impact.estimators._survival.cox import COX_TIES, cox_fit, cox_zph
 from ips_impact.estimators._survival.discrete import hazard_glm
@@ -82,12 +83,8 @@ _ARMS = ((1, "IPS"), (0, "control"))
 
 
 def _check_level(level: Any) -> float:
-    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < float(level) < 1:
-        raise EstimationError(
-            f"level must be a number strictly between 0 and 1; you passed {level!r}",
-            fix="use e.g. level=0.95.",
-        )
-    return float(level)
+    """The one level check of every estimator (:func:`~ips_impact.estimators._options.check_level`)."""
+    return check_level(level)
 
 
 def _check_int(name: str, value: Any, *, allow_none: bool = False) -> int | None:
