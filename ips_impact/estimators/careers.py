@@ -62,7 +62,7 @@ import pandas as pd
 from scipy import stats
 
 from ips_impact.errors import DataContractError, EstimationError, EstimationWarning
-from ips_impact.estimators._data import check_option
+from ips_impact.estimators._options import check_level, check_option
 from ips_impact.estimators._survival.cox import COX_TIES, cox_fit
 from ips_impact.estimators._survival.multistate import aalen_johansen, occupation_by_assignment
 from ips_impact.estimators._survival.randomization import _cox_binary
@@ -386,15 +386,6 @@ def careers(study: Any, *, states: Mapping[str, StateSpec] | None = None) -> pd.
 # ----------------------------------------------------------------------- checks
 
 
-def _check_level(level: Any) -> float:
-    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < float(level) < 1:
-        raise EstimationError(
-            f"level must be a number strictly between 0 and 1; you passed {level!r}",
-            fix="use e.g. level=0.95.",
-        )
-    return float(level)
-
-
 def _check_k(name: str, value: Any, kmax: int) -> int:
     if (
         isinstance(value, bool)
@@ -489,7 +480,7 @@ def state_occupation(
     level
         Confidence level; intervals are logit-scale (inside [0, 1]).
     """
-    level = _check_level(level)
+    level = check_level(level)
     cs = career_states(study, states)
     K = cs.code.shape[1]
     tau = _check_k("tau", tau, K - 1)
@@ -822,7 +813,7 @@ def recurrent_spells(
     level
         Confidence level.
     """
-    level = _check_level(level)
+    level = check_level(level)
     ties = check_option(ties, COX_TIES, "ties")
     if not isinstance(strata, (bool, np.bool_)):
         raise EstimationError(
@@ -1021,7 +1012,7 @@ def transitions(
     hazard ratio describes the dynamics and is not a randomized contrast (the
     state-occupation probabilities are).
     """
-    level = _check_level(level)
+    level = check_level(level)
     ties = check_option(ties, COX_TIES, "ties")
     if isinstance(covariates, str):
         covariates = (covariates,)
