@@ -16,6 +16,7 @@ from ips_impact.brief import brief
 from ips_impact.design import Design
 from ips_impact.estimators.balance import balance
 from ips_impact.estimators.bounds import lee_bounds
+from ips_impact.estimators.careers import careers, recurrent_spells, state_occupation, transitions
 from ips_impact.estimators.did import did
 from ips_impact.estimators.dynamic import itt_by_period
 from ips_impact.estimators.heterogeneity import heterogeneity
@@ -50,6 +51,7 @@ from ips_impact.results import (
     EffectResult,
     compare,
 )
+from ips_impact.results.careers import RecurrentResult, StateOccupationResult, TransitionResult
 from ips_impact.results.heterogeneity import HeterogeneityResult
 from ips_impact.results.survival import SurvivalResult
 from ips_impact.study import Study, load_study
@@ -64,6 +66,7 @@ __all__ = [
     "spillover", "household_total", "heterogeneity",
     "time_to_event", "spell_survival", "competing_risks", "discrete_time_hazard",
     "fine_gray",
+    "careers", "state_occupation", "recurrent_spells", "transitions",
     # inference
     "COV_TYPES", "randomization_inference", "randomization_ci", "randomization_pretest",
     "adjust_pvalues", "p_adjust", "summary_index", "mde", "mde_from_design",
@@ -73,6 +76,7 @@ __all__ = [
     "HeterogeneityResult", "SurvivalResult", "ComparisonTable", "compare",
     # plan
     "AnalysisPlan", "run_plan", "Analysis", "load_analysis",
+    "StateOccupationResult", "RecurrentResult", "TransitionResult",
     # modules
     "errors", "synthetic", "__version__",
     # briefs and disclosure control

@@ -5,11 +5,14 @@
 * :func:`late_table` — the compliers' average effect (the LATE that an IV estimator
   with assignment instrumenting take-up targets).
 * :func:`rmst_table` — the restricted mean time to the first event (first job) per arm.
+* :func:`state_occupation_table`, :func:`mcf_table` — career-state probabilities and
+  mean cumulative job starts per arm by quarter (from :func:`career_potentials`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,7 +20,8 @@ import pandas as pd
 from ips_impact.synthetic.params import REGIONS
 from ips_impact.synthetic.world import OUTCOMES, Group, World, quarterly_chunked
 
-__all__ = ["ate_table", "late_table", "rmst_table", "POPULATIONS", "first_event_time"]
+__all__ = ["ate_table", "late_table", "rmst_table", "POPULATIONS", "first_event_time",
+           "CAREER_STATES", "career_potentials", "state_occupation_table", "mcf_table"]
 
 #: Populations of the truth table: randomized participants, their baseline partners,
 #: all baseline household members with an own panel (partners and working-age children).
@@ -199,4 +203,85 @@ def rmst_table(
                 })
     out = pd.DataFrame(rows)
     out["estimand"] = "RMST"
+    return out
+
+
+# --------------------------------------------------------------------- careers (issue 13)
+
+#: Career states of the truth, in the order of ``ips_impact.estimators.careers.DEFAULT_STATES``.
+CAREER_STATES: tuple[str, ...] = ("work", "work_on_di", "di_only", "unemployed", "other")
+
+
+def career_potentials(w: Any, *, horizon: int | None = None) -> dict[str, np.ndarray]:
+    """Both potential careers of every participant at k = 0..horizon.
+
+    ``w`` is a :class:`~ips_impact.synthetic.SyntheticTrial` (or its world).
+
+    Returns ``state0``, ``state1`` (int8, (m, K): codes of :data:`CAREER_STATES`,
+    from the generator's employed / on_di / sep_code in each world by the rule of
+    ``ips_impact.estimators.careers``) and ``starts0``, ``starts1`` (int8, (m, K): a
+    job start at k >= 1, employed at k after not employed at k - 1).
+    """
+    w = getattr(w, "_world", w)
+    p = w.params
+    last = p.post_quarters if horizon is None else min(int(horizon), p.post_quarters)
+    g = w.participants
+    cols = w.origin + np.arange(0, last + 1)
+    out: dict[str, np.ndarray] = {}
+    for a in (0, 1):
+        q = quarterly_chunked(g, np.full(g.m, a, dtype=np.int8), p, details=True,
+                              only={"employed", "on_di"})
+        e = q["employed"][cols].T.astype(bool)
+        d = q["on_di"][cols].T.astype(bool)
+        seek = (q["sep_code"][cols].T // 100) == 2  # codes are 3 digits: first digit 2 = job-seeker
+        out[f"state{a}"] = np.select([e & ~d, e & d, ~e & d, ~e & ~d & seek], [0, 1, 2, 3],
+                                     default=4).astype(np.int8)
+        starts = np.zeros(e.shape, dtype=np.int8)
+        starts[:, 1:] = e[:, 1:] & ~e[:, :-1]
+        out[f"starts{a}"] = starts
+    return out
+
+
+def state_occupation_table(w: Any, *, pots: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+    """Tabulate the true probability of each career state per arm and quarter (participants).
+
+    :math:`p_{as}(k) = \\frac1m \\sum_i 1[X_i(a)(k) = s]` over the sample's potential
+    careers in world a. Columns: ``k, state, group, n, p_control, p_treated,
+    difference`` (group "all" and each region), ``estimand`` "state_occupation".
+    """
+    w = getattr(w, "_world", w)  # a SyntheticTrial or its world
+    cp = career_potentials(w) if pots is None else pots
+    labels, ind = _groups(w.participants.region)
+    K = cp["state0"].shape[1]
+    frames = []
+    for gname, gmask in zip(labels, ind.T):
+        for s, name in enumerate(CAREER_STATES):
+            p0 = (cp["state0"][gmask] == s).mean(axis=0)
+            p1 = (cp["state1"][gmask] == s).mean(axis=0)
+            frames.append(pd.DataFrame({"k": np.arange(K), "state": name, "group": gname,
+                                        "n": int(gmask.sum()), "p_control": p0, "p_treated": p1,
+                                        "difference": p1 - p0}))
+    out = pd.concat(frames, ignore_index=True)
+    out["estimand"] = "state_occupation"
+    return out
+
+
+def mcf_table(w: Any, *, pots: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+    """Tabulate the true mean number of job starts per person in quarters 1..k, per arm.
+
+    :math:`\\mu_a(k) = \\frac1m \\sum_i N_i(a)(k)`. Columns: ``k, group, n,
+    mcf_control, mcf_treated, difference``, ``estimand`` "mcf".
+    """
+    w = getattr(w, "_world", w)  # a SyntheticTrial or its world
+    cp = career_potentials(w) if pots is None else pots
+    labels, ind = _groups(w.participants.region)
+    K = cp["starts0"].shape[1]
+    frames = []
+    for gname, gmask in zip(labels, ind.T):
+        m0 = np.cumsum(cp["starts0"][gmask], axis=1).mean(axis=0)
+        m1 = np.cumsum(cp["starts1"][gmask], axis=1).mean(axis=0)
+        frames.append(pd.DataFrame({"k": np.arange(K), "group": gname, "n": int(gmask.sum()),
+                                    "mcf_control": m0, "mcf_treated": m1, "difference": m1 - m0}))
+    out = pd.concat(frames, ignore_index=True)
+    out["estimand"] = "mcf"
     return out

@@ -4,4 +4,5 @@
 #        r-cran-cmprsk r-cran-aer r-cran-jsonlite r-cran-clubsandwich
 set -euo pipefail
 cd "$(dirname "$0")"
+# careers.R reads ../data/careers_panel.csv, written once by careers_data.py (committed)
 for f in *.R; do echo "== Rscript $f"; Rscript "$f"; done
