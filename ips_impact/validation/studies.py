@@ -138,6 +138,15 @@ def compute_truths(n: int = 100_000, seed: int = 2_000_000_011) -> dict[str, flo
     tidy = lb.tidy().set_index("estimand")
     out["lee.earnings.lower"] = float(tidy.loc["lee_lower", "estimate"])
     out["lee.earnings.upper"] = float(tidy.loc["lee_upper", "estimate"])
+    # careers (exact potential careers of the large sample): state occupation at tau and
+    # mean cumulative job starts in quarters 1..tau, IPS minus control
+    from ips_impact.synthetic.truth import CAREER_STATES, career_potentials
+
+    cp = career_potentials(big._world)
+    for i, state in enumerate(CAREER_STATES):
+        out[f"occupation.{state}"] = float((cp["state1"][:, TAU] == i).mean() - (cp["state0"][:, TAU] == i).mean())
+    out["mcf.job_starts"] = float(cp["starts1"][:, 1:TAU + 1].sum(axis=1).mean()
+                                  - cp["starts0"][:, 1:TAU + 1].sum(axis=1).mean())
     out["_n"] = float(n)
     return out
 
@@ -218,6 +227,28 @@ def households_replicate(seed: int, truths: Mapping[str, float]) -> list[dict[st
         sp = ii.spillover(study, "employed", members="partner", horizon=K)
         lo, hi = sp.conf_low, sp.conf_high
         _cov(rec, "spillover.partner", sp.estimate, sp.std_error, lo, hi, truths["partner.employed.k6"])
+    return rec
+
+
+def careers_replicate(seed: int, truths: Mapping[str, float]) -> list[dict[str, Any]]:
+    """State occupation (Aalen–Johansen) and mean cumulative job starts, at tau = 12 quarters."""
+    import ips_impact as ii
+    from ips_impact.synthetic.truth import CAREER_STATES
+
+    trial = generate(n_persons=N_PERSONS, seed=seed, params=_params(), tables=("assignment", "panel"),
+                     job_details=True)
+    study = trial.study()
+    rec: list[dict[str, Any]] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        so = ii.state_occupation(study, tau=TAU).tidy().set_index("outcome")
+        for state in CAREER_STATES:
+            r = so.loc[state]
+            _cov(rec, f"state_occupation.{state}", r["estimate"], r["std_error"], r["conf_low"], r["conf_high"],
+                 truths[f"occupation.{state}"])
+        rs = ii.recurrent_spells(study, tau=TAU).tidy().set_index("term").loc["mcf_difference"]
+        _cov(rec, "recurrent_spells.mcf", rs["estimate"], rs["std_error"], rs["conf_low"], rs["conf_high"],
+             truths["mcf.job_starts"])
     return rec
 
 
@@ -334,6 +365,14 @@ STUDIES: dict[str, tuple[Callable[..., list[dict[str, Any]]], tuple[Check, ...]]
         ("lee_bounds.im.upper", "lee_bounds", "Imbens–Manski interval covers the upper bound"),
         ("lee_bounds.lower", "lee_bounds", "lower bound's own interval (earnings of the always-employed, k = 6)"),
         ("lee_bounds.upper", "lee_bounds", "upper bound's own interval"),
+    ])),
+    "careers": (careers_replicate, _coverage("careers", [
+        ("state_occupation.work", "state_occupation", "IPS − control share at work (not on DI), tau = 12 quarters"),
+        ("state_occupation.work_on_di", "state_occupation", "share at work while on DI, tau = 12"),
+        ("state_occupation.di_only", "state_occupation", "share on DI only, tau = 12"),
+        ("state_occupation.unemployed", "state_occupation", "share unemployed, tau = 12"),
+        ("state_occupation.other", "state_occupation", "share in another position, tau = 12"),
+        ("recurrent_spells.mcf", "recurrent_spells", "mean cumulative job starts in quarters 1..12"),
     ])),
     "unequal": (unequal_replicate, (
         Check("itt.unequal.default", "unequal", "itt", "default (ATE) with p = 0.5 in Flanders, 0.1 elsewhere",
