@@ -23,7 +23,8 @@ Exit codes
 ----------
 ====  ==============================================================================
 0     success
-1     internal error (a bug: please report it; ``--traceback`` shows where)
+1     internal error (a bug: please report it; ``--traceback`` shows where); for ``ips-impact
+      diff`` also "results differ beyond the tolerance" (what a CI job guards on)
 2     data-contract or design error (:class:`~ips_impact.errors.IpsImpactError`)
 64    usage error: unknown or bad option, missing file (:class:`~ips_impact.errors.UsageError`)
 ====  ==============================================================================
