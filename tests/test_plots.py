@@ -93,7 +93,7 @@ def test_the_key_check_finds_a_key(study, keys):
 def test_dynamic_effect_plot(study, keys):
     res = _fit(ii.itt_by_period, study, "employed", periods=range(-4, 9))
     ax = _check(res.plot(), keys)
-    assert ax.get_xlabel() == "event time k (periods since randomization)"
+    assert ax.get_xlabel() == "event time k (quarters since randomization)"
     assert ax.get_ylabel() == "effect (percentage points)"
     assert "by event time" in ax.get_title(loc="left")
     # draws on the Axes it is given, and returns that one
@@ -138,7 +138,7 @@ def test_km_plot_returns_the_curves_axes_with_the_risk_table_on_its_figure(study
     curves, table = fig.axes
     assert ax is curves
     assert ax.get_ylabel() == "share not yet employed"
-    assert table.get_xlabel() == "periods since randomization"  # shared x, labelled below
+    assert table.get_xlabel() == "quarters since randomization"  # shared x, labelled below
     assert table.get_title(loc="left") == "number at risk"
     assert [t.get_text() for t in table.get_yticklabels()] == ["IPS", "control"]
     n_ips = int((study.design.arm == 1).sum())
@@ -146,7 +146,7 @@ def test_km_plot_returns_the_curves_axes_with_the_risk_table_on_its_figure(study
     # without the risk table: one panel, labelled on both axes
     ax2 = _check(res.plot(risk_table=False), keys)
     assert len(ax2.figure.axes) == 1
-    assert ax2.get_xlabel() == "periods since randomization"
+    assert ax2.get_xlabel() == "quarters since randomization"
     # on a given Axes: drawn there, no extra panel
     fig3, given = plt.subplots()
     assert res.plot(given) is given and len(fig3.axes) == 1
@@ -156,12 +156,12 @@ def test_km_plot_returns_the_curves_axes_with_the_risk_table_on_its_figure(study
 def test_spell_and_competing_risks_plots(study, keys):
     spell = _fit(ii.spell_survival, study, "employed", horizon=20)
     ax = _check(spell.plot(), keys)
-    assert ax.figure.axes[-1].get_xlabel() == "periods since entering the spell"
+    assert ax.figure.axes[-1].get_xlabel() == "quarters since entering the spell"
     assert ax.get_ylabel() == "share still employed"
     cr = _fit(ii.competing_risks, study, {"work": "employed", "off_di": lambda p: p["on_di"] == 0},
               horizon=20)
     ax = _check(cr.plot(), keys)
-    assert ax.get_xlabel() == "periods since randomization"
+    assert ax.get_xlabel() == "quarters since randomization"
     assert ax.get_ylabel() == "cumulative incidence"
     assert all(float(t).is_integer() for t in ax.get_xticks())  # whole periods, no 2.5
     legend = [t.get_text() for t in ax.get_legend().get_texts()]

@@ -41,7 +41,7 @@ Adjustment default (``adjustment=None``)
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -201,3 +201,26 @@ def window_values(values: np.ndarray, aggregate: str, rule: str, outcome: str,
     with np.errstate(invalid="ignore", divide="ignore"):
         out = total / n_obs if aggregate == "mean" else total
     return np.where(n_obs > 0, out, np.nan)
+
+
+def records_frequency(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate a public estimator so that its result's spec records the study's frequency.
+
+    Summaries, tidy labels and plots state event time in months and quarters
+    (``"k = 6 (18 months)"``) from ``spec["frequency"]``; one decorator gives every
+    estimator that rule instead of one line in each spec builder.
+    """
+    import dataclasses
+    import functools
+
+    from ips_impact.results.base import ResultBase
+
+    @functools.wraps(fn)
+    def inner(study: Any, *args: Any, **kwargs: Any) -> Any:
+        out = fn(study, *args, **kwargs)
+        freq = getattr(study, "frequency", None)
+        if freq is not None and isinstance(out, ResultBase) and "frequency" not in out.spec:
+            out = dataclasses.replace(out, spec={**out.spec, "frequency": str(freq)})
+        return out
+
+    return inner

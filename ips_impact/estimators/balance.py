@@ -37,6 +37,7 @@ from scipy import stats
 
 from ips_impact.errors import DataContractError, EstimationError, EstimationWarning
 from ips_impact.estimators._data import dummies, regression_design
+from ips_impact.estimators._options import records_frequency
 from ips_impact.inference.covariance import OLSDesign, check_cov_type
 from ips_impact.results.base import PERSON_KEY_COLUMNS
 from ips_impact.results.effect import BALANCE_COLUMNS, BalanceTable
@@ -105,6 +106,7 @@ def _fit_column(design: OLSDesign, y: np.ndarray) -> tuple[float, float, float, 
     return est, se, df, float(2 * stats.t.sf(abs(est / se), df))
 
 
+@records_frequency
 def balance(
     study: Any,
     covariates: Sequence[str] | None = None,

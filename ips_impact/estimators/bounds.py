@@ -60,7 +60,7 @@ import numpy as np
 import pandas as pd
 
 from ips_impact.errors import DataContractError, EstimationError, EstimationWarning
-from ips_impact.estimators._options import check_horizon, check_window
+from ips_impact.estimators._options import check_horizon, check_window, records_frequency
 from ips_impact.results.base import horizon_label
 from ips_impact.results.effect import BoundsResult
 
@@ -358,6 +358,7 @@ def trimming_bounds(
     )
 
 
+@records_frequency
 def lee_bounds(
     study: Any,
     outcome: str,

@@ -62,7 +62,7 @@ import pandas as pd
 from scipy import stats
 
 from ips_impact.errors import DataContractError, EstimationError, EstimationWarning
-from ips_impact.estimators._options import check_level, check_option
+from ips_impact.estimators._options import check_level, check_option, records_frequency
 from ips_impact.estimators._survival.cox import COX_TIES, cox_fit
 from ips_impact.estimators._survival.multistate import aalen_johansen, occupation_by_assignment
 from ips_impact.estimators._survival.randomization import _cox_binary
@@ -437,6 +437,7 @@ def _need_both_arms(arm: np.ndarray) -> None:
 # ----------------------------------------------------------------------- state occupation
 
 
+@records_frequency
 def state_occupation(
     study: Any,
     *,
@@ -761,6 +762,7 @@ def _cluster_of_rows(
     return keep, x_cov, tuple(names), codes
 
 
+@records_frequency
 def recurrent_spells(
     study: Any,
     *,
@@ -983,6 +985,7 @@ def _transition_rows(
     return out
 
 
+@records_frequency
 def transitions(
     study: Any,
     *,

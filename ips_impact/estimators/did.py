@@ -29,6 +29,7 @@ import pandas as pd
 
 from ips_impact.errors import EstimationError
 from ips_impact.estimators._data import arm_counts, check_option, cluster_labels, person_mask
+from ips_impact.estimators._options import records_frequency
 from ips_impact.inference.ri_engine import LinearProblem
 from ips_impact.inference.ri_protocol import register_randomization
 from ips_impact.results.base import critical_value
@@ -74,7 +75,8 @@ class _Sample:
 def _sample(study: Any, outcome: str, pre: Any, post: Any, time: str, subset: Any) -> _Sample:
     """The rows of :func:`did` (shared with its randomization problem): every observed
     person-period of the subset in the two windows (available periods; a person
-    observed in one window only still identifies the period effects)."""
+    observed in one window only still identifies the period effects).
+    """
     a, b = _window(pre, "pre")
     c, d = _window(post, "post")
     if not b < c:
@@ -110,7 +112,8 @@ def randomization_problem(study: Any, result: EffectResult) -> LinearProblem:
     """Randomization problem of a :func:`did` result: the rows of :func:`_sample`, the
     arm multiplying the post indicator, person effects absorbed, period effects
     (event or calendar time) as nuisance. The engine's estimate under the observed
-    assignment is checked against the result."""
+    assignment is checked against the result.
+    """
     spec = result.spec
     s = _sample(study, spec["outcome"], spec["pre"], spec["post"], spec.get("time", "k"), spec.get("subset"))
     _, t_code = np.unique(s.t_index, return_inverse=True)
@@ -123,6 +126,7 @@ def randomization_problem(study: Any, result: EffectResult) -> LinearProblem:
 register_randomization("did", randomization_problem)
 
 
+@records_frequency
 def did(
     study: Any,
     outcome: str,

@@ -32,7 +32,7 @@ from scipy import stats
 from ips_impact._threads import hot_path, study_size
 from ips_impact.errors import EstimationError, EstimationWarning, IpsImpactWarning
 from ips_impact.estimators._data import person_mask
-from ips_impact.estimators._options import resolve_adjustment
+from ips_impact.estimators._options import records_frequency, resolve_adjustment
 from ips_impact.estimators.itt import _spec, _welch_df, design_for_rows
 from ips_impact.estimators.itt import randomization_problem as itt_problem
 from ips_impact.inference.covariance import OLSDesign, joint_covariance
@@ -123,6 +123,7 @@ def _periods(periods: Any) -> np.ndarray:
 
 
 @hot_path(study_size)
+@records_frequency
 def itt_by_period(
     study: Any,
     outcome: str,
@@ -342,7 +343,8 @@ def itt_by_period(
 
 def randomization_problem(study: Any, result: Any) -> list[Any]:
     """One ITT problem per event time: each effect of an :func:`itt_by_period` result
-    is the :func:`~ips_impact.estimators.itt.itt` at that horizon, with its own sample."""
+    is the :func:`~ips_impact.estimators.itt.itt` at that horizon, with its own sample.
+    """
     return [p for effect in result.effects for p in itt_problem(study, effect)]
 
 

@@ -73,6 +73,7 @@ from ips_impact.estimators._data import check_option, cluster_labels
 from ips_impact.estimators._options import (
     ADJUSTMENTS,
     WINDOW_RULES,
+    records_frequency,
     resolve_adjustment,
     window_values,
 )
@@ -423,6 +424,7 @@ def _joint_test(
     return out
 
 
+@records_frequency
 def heterogeneity(
     study: Any,
     outcome: str,
@@ -711,7 +713,8 @@ def _joint_wald(result: HeterogeneityResult) -> Any:
     row is the Wald form with the observed covariance,
     :math:`W(z) = (R\\hat\\tau(z))'(R\\hat V R')^{+}(R\\hat\\tau(z))`, :math:`R` the
     contrasts with the first subgroup, evaluated on the subgroup-effect draws (the
-    last column, left NaN by the degenerate joint problem)."""
+    last column, left NaN by the degenerate joint problem).
+    """
 
     def finalize(observed: np.ndarray, draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         vcov = getattr(result, "vcov", None)

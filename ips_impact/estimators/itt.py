@@ -45,6 +45,7 @@ from ips_impact.estimators._options import (
     WINDOW_RULES,
     check_horizon,
     check_window,
+    records_frequency,
     resolve_adjustment,
     window_values,
 )
@@ -152,7 +153,7 @@ def matched_pair_inference(y: np.ndarray, arm: np.ndarray, pairs: np.ndarray) ->
 
     .. math:: \widehat{se}^2 = rac{J}{(J-1) N^2} \sum_j \left(N_j \hat	au_j -
               rac{N \hat	au}{J}
-ight)^2, \qquad df = J - 1
+    ight)^2, \qquad df = J - 1
 
     (Imai, King & Nall 2009; estimatr ``difference_in_means(blocks=, clusters=)``).
     """
@@ -583,6 +584,7 @@ def _fit_prepared(prep: _Prepared, *, level: float, outcome: str) -> EffectResul
 
 
 @hot_path(study_size)
+@records_frequency
 def itt(
     study: Any,
     outcome: str,

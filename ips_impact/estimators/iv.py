@@ -54,7 +54,7 @@ import pandas as pd
 
 from ips_impact.errors import DataContractError, EstimationError, EstimationWarning
 from ips_impact.estimators._data import ADJUSTMENTS, AGGREGATES, arm_counts, check_option
-from ips_impact.estimators._options import resolve_adjustment
+from ips_impact.estimators._options import records_frequency, resolve_adjustment
 from ips_impact.inference.covariance import OLSDesign
 from ips_impact.inference.ri_engine import LinearProblem
 from ips_impact.inference.ri_protocol import RandomizationProblem, register_randomization
@@ -304,6 +304,7 @@ def _late_spec(**kw: Any) -> dict[str, Any]:
     return spec
 
 
+@records_frequency
 def late(
     study: Any,
     outcome: str,

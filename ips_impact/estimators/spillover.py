@@ -63,6 +63,7 @@ from ips_impact.estimators._options import (
     ADJUSTMENTS,
     WINDOW_RULES,
     check_level,
+    records_frequency,
     resolve_adjustment,
 )
 from ips_impact.inference.covariance import COV_TYPES, OLSDesign, check_cov_type
@@ -561,6 +562,7 @@ def _member_model(study: Any, spec: dict[str, Any]) -> tuple[ModelMatrices, dict
     return model, info
 
 
+@records_frequency
 def spillover(
     study: Any,
     outcome: str,
@@ -846,6 +848,7 @@ def _total_model(study: Any, spec: dict[str, Any]) -> tuple[ModelMatrices, dict[
     return model, info
 
 
+@records_frequency
 def household_total(
     study: Any,
     outcome: str,

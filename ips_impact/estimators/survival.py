@@ -54,7 +54,7 @@ from ips_impact.errors import (
     SmallSampleWarning,
 )
 from ips_impact.estimators._data import check_option, collinear_covariates, covariate_matrix
-from ips_impact.estimators._options import check_level
+from ips_impact.estimators._options import check_level, records_frequency
 from ips_impact.estimators._survival.competing import cif_at, cumulative_incidence, gray_test
 from ips_impact.estimators._survival.cox import COX_TIES, cox_fit, cox_zph
 from ips_impact.estimators._survival.discrete import hazard_glm
@@ -641,6 +641,7 @@ def event_times(
     })
 
 
+@records_frequency
 def time_to_event(
     study: Any,
     event: EventSpec,
@@ -841,6 +842,7 @@ def _check_bool(name: str, value: Any) -> bool:
     return bool(value)
 
 
+@records_frequency
 def spell_survival(
     study: Any,
     state: EventSpec = "employed",
@@ -945,6 +947,7 @@ def spell_survival(
     )
 
 
+@records_frequency
 def competing_risks(
     study: Any,
     events: Mapping[str, EventSpec] | Sequence[str],
@@ -1192,6 +1195,7 @@ def _fine_gray_cause(
     return tab, [row, _ratio_row(row, "subdistribution_hazard_ratio", "subdistribution_hazard_ratio")]
 
 
+@records_frequency
 def fine_gray(
     study: Any,
     event: EventSpec,
@@ -1256,6 +1260,7 @@ def fine_gray(
                            variance=variance)
 
 
+@records_frequency
 def discrete_time_hazard(
     study: Any,
     event: EventSpec,
