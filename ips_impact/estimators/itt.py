@@ -102,7 +102,7 @@ class CategoricalEffectResult(ResultBase):
         super().__post_init__()
 
     def effect_at(self, level: str) -> EffectResult:
-        """The effect on the share in ``level``."""
+        """Return the effect on the share in ``level``."""
         if level not in self.levels:
             raise EstimationError(
                 f"no category {level!r} of {self.outcome!r}",
@@ -147,12 +147,12 @@ def matched_pair_inference(y: np.ndarray, arm: np.ndarray, pairs: np.ndarray) ->
     r"""Estimate, standard error and df of the matched-pair cluster-randomized design.
 
     With pairs :math:`j = 1..J` of :math:`N_j` persons and
-    :math:`\hat	au_j = ar Y_{1j} - ar Y_{0j}` (person means by arm within the pair),
-    the blocked difference in means :math:`\hat	au = \sum_j N_j \hat	au_j / N` and
+    :math:`\hat\tau_j = \bar Y_{1j} - \bar Y_{0j}` (person means by arm within the pair),
+    the blocked difference in means :math:`\hat\tau = \sum_j N_j \hat\tau_j / N` and
 
-    .. math:: \widehat{se}^2 = rac{J}{(J-1) N^2} \sum_j \left(N_j \hat	au_j -
-              rac{N \hat	au}{J}
-ight)^2, \qquad df = J - 1
+    .. math:: \widehat{se}^2 = \frac{J}{(J-1) N^2} \sum_j \left(N_j \hat\tau_j -
+              \frac{N \hat\tau}{J}
+              \right)^2, \qquad df = J - 1
 
     (Imai, King & Nall 2009; estimatr ``difference_in_means(blocks=, clusters=)``).
     """
@@ -778,13 +778,13 @@ class ITTComponents:
                 a.setflags(write=False)
 
     def design_matrix(self, arm: np.ndarray | None = None) -> np.ndarray:
-        """The full regressor matrix ``[1, z, N, z ⊙ I]`` for ``arm`` (default: observed)."""
+        """Return the full regressor matrix ``[1, z, N, z ⊙ I]`` for ``arm`` (default: observed)."""
         z = self.arm if arm is None else np.asarray(arm, dtype=np.float64)
         return np.hstack([self.nuisance[:, :1], z[:, None], self.nuisance[:, 1:], z[:, None] * self.interact])
 
 
 def itt_components(study: Any, result: EffectResult | CategoricalEffectResult, *, level: str | None = None) -> ITTComponents:
-    """The arrays of a fitted :func:`itt` result (see :class:`ITTComponents`).
+    """Return the arrays of a fitted :func:`itt` result (see :class:`ITTComponents`).
 
     Parameters
     ----------
