@@ -203,7 +203,7 @@ def balance(
     untestable: list[str] = []
     designs: dict[bytes, OLSDesign] = {}
     ledger = []
-    for cov, lv, x, cat in _expand(persons, covs):
+    for cov, lv, x, _cat in _expand(persons, covs):
         ok = np.isfinite(x)
         n1, n0 = int((ok & (arm == 1)).sum()), int((ok & (arm == 0)).sum())
         m1 = int(((~ok) & (arm == 1)).sum())

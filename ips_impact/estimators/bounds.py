@@ -210,7 +210,7 @@ class _Cells:
 
 def _bootstrap(cells: _Cells, z: np.ndarray, groups: np.ndarray, n_bootstrap: int,
                seed: int) -> tuple[float, float, int]:
-    """Standard deviations of the bounds over resamples of persons within arm × stratum.
+    """Return the standard deviations of the bounds over resamples of persons within arm × stratum.
 
     Each replicate is a vector of multiplicities (multinomial within arm × stratum, so
     that every resample keeps the design's arm sizes); the bounds are recomputed from

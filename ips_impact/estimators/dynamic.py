@@ -341,8 +341,11 @@ def itt_by_period(
 
 
 def randomization_problem(study: Any, result: Any) -> list[Any]:
-    """One ITT problem per event time: each effect of an :func:`itt_by_period` result
-    is the :func:`~ips_impact.estimators.itt.itt` at that horizon, with its own sample."""
+    """Build one ITT problem per event time.
+
+    Each effect of an :func:`itt_by_period` result is the
+    :func:`~ips_impact.estimators.itt.itt` at that horizon, with its own sample.
+    """
     return [p for effect in result.effects for p in itt_problem(study, effect)]
 
 

@@ -302,7 +302,8 @@ def _build(study: Any, spec: dict[str, Any], sites: pd.DataFrame | None) -> dict
                 cats = [str(c) for c in values.cat.categories]
                 lab = values.astype(object).map(lambda x: None if pd.isna(x) else str(x))
             else:
-                lab = values.map(lambda x: None if pd.isna(x) else (str(int(x)) if isinstance(x, float) and float(x).is_integer() else str(x)))
+                lab = values.map(lambda x: None if pd.isna(x) else (
+                    str(int(x)) if isinstance(x, float) and float(x).is_integer() else str(x)))
                 cats = sorted(lab[keep].dropna().unique().tolist())
             cats = [c for c in cats if c in set(lab[keep].tolist())]
             labels = cats
@@ -394,7 +395,7 @@ def _joint_test(
     method: str, design: OLSDesign, fit: Any, t_idx: list[int], R: np.ndarray,
     b: np.ndarray, V: np.ndarray,
 ) -> dict[str, Any]:
-    r"""The joint test :math:`R\tau = 0` by ``method`` (see :data:`JOINT_TESTS`)."""
+    r"""Return the joint test :math:`R\tau = 0` by ``method`` (see :data:`JOINT_TESTS`)."""
     q = R.shape[0]
     rb = R @ b
     RVR = R @ V @ R.T
@@ -659,7 +660,7 @@ def heterogeneity(
 def randomization_problem(
     study: Any, result: HeterogeneityResult, *, sites: pd.DataFrame | None = None
 ) -> list[Any]:
-    r"""The linear problems behind a :func:`heterogeneity` result, one statistic per tidy row.
+    r"""Return the linear problems behind a :func:`heterogeneity` result, one statistic per tidy row.
 
     Returns two :class:`~ips_impact.inference.randomization.LinearProblem`:
 
@@ -707,11 +708,13 @@ def randomization_problem(
 
 
 def _joint_wald(result: HeterogeneityResult) -> Any:
-    """``finalize`` of the randomization problem: with more than two subgroups the joint
-    row is the Wald form with the observed covariance,
+    """Build the ``finalize`` step of the randomization problem.
+
+    With more than two subgroups the joint row is the Wald form with the observed covariance,
     :math:`W(z) = (R\\hat\\tau(z))'(R\\hat V R')^{+}(R\\hat\\tau(z))`, :math:`R` the
     contrasts with the first subgroup, evaluated on the subgroup-effect draws (the
-    last column, left NaN by the degenerate joint problem)."""
+    last column, left NaN by the degenerate joint problem).
+    """
 
     def finalize(observed: np.ndarray, draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         vcov = getattr(result, "vcov", None)

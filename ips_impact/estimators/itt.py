@@ -783,7 +783,9 @@ class ITTComponents:
         return np.hstack([self.nuisance[:, :1], z[:, None], self.nuisance[:, 1:], z[:, None] * self.interact])
 
 
-def itt_components(study: Any, result: EffectResult | CategoricalEffectResult, *, level: str | None = None) -> ITTComponents:
+def itt_components(
+    study: Any, result: EffectResult | CategoricalEffectResult, *, level: str | None = None
+) -> ITTComponents:
     """Return the arrays of a fitted :func:`itt` result (see :class:`ITTComponents`).
 
     Parameters
@@ -831,8 +833,9 @@ def itt_components(study: Any, result: EffectResult | CategoricalEffectResult, *
 
 
 def randomization_problem(study: Any, result: EffectResult | CategoricalEffectResult) -> list[LinearProblem]:
-    """Randomization problem of an :func:`itt` result (any adjustment; horizon, window
-    or stacked rows), from :func:`itt_components`.
+    """Build the randomization problem of an :func:`itt` result from :func:`itt_components`.
+
+    Any adjustment; horizon, window or stacked rows.
 
     The regression is :math:`y = \\alpha + \\tau z + N\\gamma + (z \\odot I)\\delta`: the
     nuisance is N (intercept first), the arm multiplies ``[1, I]`` and τ is the first

@@ -97,7 +97,7 @@ _MISSING_MEMBERS = ("drop", "zero")
 
 
 def check_names(argument: str, value: Any) -> tuple[str, ...]:
-    """A tuple of column names from a string or an iterable of strings."""
+    """Return a tuple of column names from a string or an iterable of strings."""
     if value is None:
         return ()
     if isinstance(value, str):
@@ -115,7 +115,7 @@ def check_names(argument: str, value: Any) -> tuple[str, ...]:
 
 
 def check_conf_level(argument: str, value: Any) -> float:
-    """The one level check of every estimator (:func:`~ips_impact.estimators._options.check_level`)."""
+    """Check a confidence level by the rule shared by every estimator, :func:`check_level`."""
     return check_level(value, argument)
 
 
@@ -254,7 +254,7 @@ def _person_covariates(
 
 
 def stratum_dummies(study: Any) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Indicators of every stratum but the first (persons × (S − 1))."""
+    """Return indicators of every stratum but the first (persons × (S − 1))."""
     design = study.design
     codes = np.asarray(design.stratum)
     labels = design.stratum_labels
@@ -301,16 +301,17 @@ class ModelMatrices:
     dropped: tuple[str, ...] = ()
 
     def arm_rows(self, arm: np.ndarray) -> np.ndarray:
+        """Return the arm of each row: the person-level ``arm`` taken at ``row_person``."""
         return np.asarray(arm, dtype=np.float64)[self.row_person]
 
     def regressors(self, arm: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
-        """The regressor matrix for assignment ``arm`` (persons) and its column names."""
+        """Return the regressor matrix for assignment ``arm`` (persons) and its column names."""
         z = self.arm_rows(arm)
         x = np.column_stack([z[:, None] * self.interact, self.nuisance])
         return x, self.interact_names + self.nuisance_names
 
     def problem(self) -> Any:
-        """The :class:`~ips_impact.inference.randomization.LinearProblem` of this model."""
+        """Return the :class:`~ips_impact.inference.randomization.LinearProblem` of this model."""
         return LinearProblem(
             y=self.y, row_person=self.row_person, nuisance=self.nuisance,
             interact=self.interact, coef=self.targets,
@@ -407,9 +408,10 @@ def fit_model(model: ModelMatrices, arm: np.ndarray, cov_type: str) -> tuple[Any
 def fit_model_design(
     model: ModelMatrices, arm: np.ndarray, cov_type: str
 ) -> tuple[OLSDesign, Any, tuple[str, ...]]:
-    """As :func:`fit_model`, but also return the factorised
-    :class:`~ips_impact.inference.covariance.OLSDesign` (for tests that need the CR2
-    adjustment matrices, such as the HTZ joint test of :func:`heterogeneity`).
+    """Fit as :func:`fit_model`, but also return the factorised design.
+
+    The :class:`~ips_impact.inference.covariance.OLSDesign` is for tests that need the CR2
+    adjustment matrices, such as the HTZ joint test of :func:`heterogeneity`.
     """
     x, names = model.regressors(arm)
     with warnings.catch_warnings(record=True) as caught:
@@ -918,7 +920,7 @@ def household_total(
 
 
 def randomization_problem(study: Any, result: Any) -> Any:
-    """The linear problem behind a :func:`spillover` or :func:`household_total` result.
+    """Return the linear problem behind a :func:`spillover` or :func:`household_total` result.
 
     Returns a :class:`ips_impact.inference.randomization.LinearProblem` whose
     coefficient 0 is the effect under any re-drawn assignment of the index persons:

@@ -41,7 +41,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Union
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -78,7 +78,7 @@ __all__ = [
     "survival_statistics",
 ]
 
-EventSpec = Union[str, Callable[[pd.DataFrame], Any]]
+EventSpec: TypeAlias = str | Callable[[pd.DataFrame], Any]
 
 _LINKS = ("cloglog", "logit")
 _ENTRY = ("new", "any")
@@ -89,7 +89,7 @@ _ARMS = ((1, "IPS"), (0, "control"))
 
 
 def _check_level(level: Any) -> float:
-    """The one level check of every estimator (:func:`~ips_impact.estimators._options.check_level`)."""
+    """Check a confidence level by the rule shared by every estimator, :func:`check_level`."""
     return check_level(level)
 
 
@@ -306,8 +306,10 @@ def _complete_cases(
     study: Any, keep: np.ndarray, arm: np.ndarray, covariates: Sequence[str], cluster: str | None,
     ledger: list[dict[str, Any]],
 ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], np.ndarray | None]:
-    """Covariates by the one rule (missing refused) and persons with a missing cluster
-    set aside, with a ledger row.
+    """Build the covariates by the one rule and set aside persons with a missing cluster.
+
+    Missing covariates are refused; a person with a missing cluster is set aside with a
+    ledger row.
 
     Returns the updated ``keep`` mask, the covariate matrix, its names and the cluster
     codes.
@@ -409,7 +411,9 @@ def _analyse(
         j = np.searchsorted(kma.time, tau, side="left")
         at_tau = float(kma.at_risk[j]) if j < kma.time.size else 0.0
         if at_tau < min_at_risk:
-            _warn(msgs, f"only {int(at_tau)} {'person' if int(at_tau) == 1 else 'persons'} of the {lab} arm {'is' if int(at_tau) == 1 else 'are'} still at risk at tau = {tau:g} "
+            one = int(at_tau) == 1
+            _warn(msgs, f"only {int(at_tau)} {'person' if one else 'persons'} of the {lab} arm "
+                        f"{'is' if one else 'are'} still at risk at tau = {tau:g} "
                         f"(fewer than {min_at_risk}): estimates near tau are imprecise", SmallSampleWarning)
 
     km_rows = []
@@ -558,7 +562,7 @@ def _adjusted_rmst_rows(
 
 
 def _ratio_row(log_row: dict[str, Any], term: str, estimand: str) -> dict[str, Any]:
-    r"""The row of a ratio beside the row of its log (hazard ratio beside log hazard ratio).
+    r"""Return the row of a ratio beside the row of its log (hazard ratio beside log hazard ratio).
 
     :math:`e^{\hat\theta}`, its delta-method standard error
     :math:`e^{\hat\theta}\,\widehat{se}(\hat\theta)`, and the interval and test of the
@@ -823,7 +827,7 @@ def time_to_event(
 
 
 def _time_unit(study: Any) -> str:
-    """The unit of event time k, for the reader: quarters for LMD panels."""
+    """Return the unit of event time k, for the reader: quarters for LMD panels."""
     return {"Q": "quarters", "M": "months", "Y": "years", "W": "weeks"}.get(
         str(getattr(study, "frequency", "")), "periods")
 
@@ -1475,8 +1479,10 @@ def _competing_randomization_statistics(
 
 
 def randomization_problem(study: Any, result: SurvivalResult) -> RandomizationProblem:
-    """Randomization problem of a :func:`time_to_event` or Fine–Gray
-    :func:`competing_risks` result, from :func:`randomization_statistics`.
+    """Build the randomization problem of a survival result.
+
+    For a :func:`time_to_event` or Fine–Gray :func:`competing_risks` result, from
+    :func:`randomization_statistics`.
 
     Per tidy row, the statistic named ``term:outcome`` (one Fine–Gray model per cause)
     or else ``term``: the log-rank and Fleming–Harrington chi-squares, the Cox log hazard
