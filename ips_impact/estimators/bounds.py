@@ -436,7 +436,7 @@ def lee_bounds(
     bad = [k for k in (ks[0], ks[-1]) if not kmin <= k <= kmax]
     if bad:
         raise EstimationError(
-            f"{'horizon' if horizon is not None else 'window'} {ks[0] if horizon is not None else tuple(window)} "
+            f"{'horizon' if horizon is not None else 'window'} {ks[0] if horizon is not None else (ks[0], ks[-1])} "
             f"is outside the observed follow-up (k from {kmin} to {kmax})",
             table="panel", column="k", fix=f"choose event times between {kmin} and {kmax}.",
         )

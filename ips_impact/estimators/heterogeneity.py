@@ -357,6 +357,7 @@ def _build(study: Any, spec: dict[str, Any], sites: pd.DataFrame | None) -> dict
     extra = np.hstack(extra_parts) if extra_parts else np.zeros((rows.size, 0))
     lin = spec["adjustment"] in ("lin", "none")
     if kind == "categorical":
+        assert labels is not None  # set with the subgroups above
         g = codes[rows]
         D = (g[:, None] == np.arange(len(labels))[None, :]).astype(float)
         names = tuple(f"arm:{spec['by']}={lab}" for lab in labels)
@@ -544,8 +545,8 @@ def heterogeneity(
     built = _build(study, spec, site_table)
     model: ModelMatrices = built["model"]
     arm = built["arm"]
-    design, fit, msgs = fit_model_design(model, arm, spec["cov_type"])
-    msgs = list(msgs)
+    design, fit, fit_msgs = fit_model_design(model, arm, spec["cov_type"])
+    msgs = list(fit_msgs)
 
     t_idx = [fit.names.index(nm) for nm in model.interact_names[: len(model.targets)]]
     b = np.asarray(fit.coef)[t_idx]
@@ -555,7 +556,7 @@ def heterogeneity(
     crit = stats.t.ppf(0.5 + spec["level"] / 2.0, df)
     tstat = b / se
     pval = 2.0 * stats.t.sf(np.abs(tstat), df)
-    mdes = _mde(se, df=df, alpha=spec["mde_alpha"], power=spec["mde_power"])
+    mdes = np.asarray(_mde(se, df=df, alpha=spec["mde_alpha"], power=spec["mde_power"]))  # se is 1-D
     if built["kind"] == "categorical" and model.clusters is not None:
         # A subgroup that lies within one cluster has no cluster-robust variance: the
         # sandwich is exactly 0 there, which would read as certainty. Report NaN instead.

@@ -212,9 +212,8 @@ def design_for_rows(
         clusters = pi  # stacked rows of one person are dependent
     pairs = None
     # covariates of the persons with an outcome only (levels absent there get no dummy)
-    Z, znames = covariate_matrix(persons, covs, rows=pi)
-    if not Z.shape[1]:
-        Z = None
+    z_all, znames = covariate_matrix(persons, covs, rows=pi)
+    Z: np.ndarray | None = z_all if z_all.shape[1] else None
     strata = spec["strata"]
     S = None
     snames: tuple[str, ...] = ()
@@ -237,6 +236,7 @@ def design_for_rows(
             sname = strata
         codes = np.asarray(codes_all)[pi]
         if cluster is not None:
+            assert clusters is not None  # set from ``cluster`` above
             pairs = matched_pairs(codes, clusters, arm)
         if pairs is not None and default and not covs:
             adjustment = "none"  # the matched-pair estimator (estimatr's, for this design)

@@ -463,7 +463,7 @@ def late(
                                       df_for=(0,))
         # reduced form (ITT) on the same rows and design, for the diagnostics
         rf = OLSDesign(X, names, cov_type=cov_type, clusters=clusters).fit(y, df_for=(j,))
-    inner = list(dict.fromkeys((type(w.message), str(w.message)) for w in caught))
+    inner = list(dict.fromkeys((w.category, str(w.message)) for w in caught))
     # persons, not rows, in n_treated / n_control (stacked rows are in nobs)
     _, first = np.unique(prep.person_index, return_index=True)
     n1, n0 = arm_counts(z[first].astype(np.int64))

@@ -193,12 +193,14 @@ def _values_by_key(
     if horizon is not None:
         sel = k == horizon
     else:
+        assert window is not None  # the option check gives a horizon or a window
         sel = (k >= window[0]) & (k <= window[1])
     part = frame.loc[sel, list(keys) + [outcome]]
     part = part[part[outcome].notna()]
     if horizon is not None:
         out = part.drop_duplicates(list(keys))
     else:
+        assert window is not None  # the option check gives a horizon or a window
         g = part.groupby(list(keys), sort=True, observed=True)[outcome]
         out = (g.mean() if aggregate == "mean" else g.sum()).reset_index()
         if window_rule == "complete":
@@ -515,7 +517,8 @@ def _member_model(study: Any, spec: dict[str, Any]) -> tuple[ModelMatrices, dict
         ledger.append(_ledger_row("members whose index person has a missing covariate",
                                   miss & keep, arm[row_person]))
         keep &= ~miss
-    extra_parts, extra_names = [], []
+    extra_parts: list[np.ndarray] = []
+    extra_names: list[str] = []
     if spec["strata"]:
         sd, sd_names = stratum_dummies(study)
         extra_parts.append(sd[row_person])
@@ -821,7 +824,8 @@ def _total_model(study: Any, spec: dict[str, Any]) -> tuple[ModelMatrices, dict[
         ledger.append(_ledger_row("index persons with a missing covariate", pmiss & keep, arm))
         keep &= ~pmiss
     rp = np.flatnonzero(keep)
-    extra_parts, extra_names = [], []
+    extra_parts: list[np.ndarray] = []
+    extra_names: list[str] = []
     if spec["strata"]:
         sd, sd_names = stratum_dummies(study)
         extra_parts.append(sd[rp])

@@ -135,6 +135,7 @@ class FrozenMapping(Mapping):
     """
 
     __slots__ = ("_data",)
+    _data: dict[Any, Any]
 
     def __init__(self, data: Mapping[Any, Any] | None = None) -> None:
         object.__setattr__(self, "_data", dict(data or {}))
@@ -584,6 +585,7 @@ class ResultBase:
             lines.append("Warnings:")
             lines.extend(f"  - {w}" for w in self.warnings)
         ledger = self.ledger
+        assert ledger is not None  # __post_init__ turns None into an empty frame
         if len(ledger):
             lines.append("")
             lines.append("Rows set aside:")
@@ -623,9 +625,11 @@ class ResultBase:
         if self.warnings:
             items = "".join(f"<li>{html.escape(w)}</li>" for w in self.warnings)
             parts.append(f"<p><b>Warnings</b></p><ul>{items}</ul>")
-        if len(self.ledger):
+        ledger = self.ledger
+        assert ledger is not None  # __post_init__ turns None into an empty frame
+        if len(ledger):
             parts.append("<p><b>Rows set aside</b></p>")
-            parts.append(self.ledger.to_html(index=False))
+            parts.append(ledger.to_html(index=False))
         return "\n".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
@@ -739,7 +743,7 @@ def with_ri(
 
 
 def with_adjusted_pvalues(
-    result: ResultBase, adj_p_value: float | Iterable[float], family: str | Iterable[str] | None = None
+    result: ResultBase, adj_p_value: float | Iterable[float | None], family: str | Iterable[str] | None = None
 ) -> ResultBase:
     """Return a new result carrying multiplicity-adjusted p-values and the family they belong to."""
     ann = dict(result.annotations)

@@ -47,8 +47,8 @@ _PANEL_COLUMNS = (
 )
 _KEEP_POTENTIALS_CELLS = 2_000_000  # persons × quarters
 _PHASE = np.array([None, "primary", "invalidity"], dtype=object)
-_NACE_LUT = np.append(NACE, None).astype(object)  # code -1 -> None
-_WC_LUT = np.append(WORKER_CLASS, None).astype(object)
+_NACE_LUT = np.append(NACE, [None]).astype(object)  # code -1 -> None
+_WC_LUT = np.append(WORKER_CLASS, [None]).astype(object)
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -505,7 +505,7 @@ def generate(
     details = (set(tabs) != {"assignment", "panel"}) if job_details is None else bool(job_details)
     members = "households" in tabs
     w = build_world(int(n_persons), int(seed), p, members=members)
-    pots = _truth.potentials(w, w.participants)
+    pots: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = _truth.potentials(w, w.participants)
     truth = _truth.ate_table(w, members=members, pots=pots)
     truth_late = _truth.late_table(w, pots=pots)
     truth_rmst = _truth.rmst_table(w, pots=pots)

@@ -385,7 +385,7 @@ def quarterly(
     emp_m = mo["employed"]
     emp = q3(emp_m)[:, 2]
     last = q3(mo["flat"])[:, 2]
-    on_di = q3(mo["on_di"]).any(axis=1)
+    on_di = np.asarray(q3(mo["on_di"]).any(axis=1))
 
     def at_last(table: np.ndarray) -> np.ndarray:
         return table.ravel()[last]
@@ -418,7 +418,7 @@ def quarterly(
     if wanted("di_benefit"):
         out["di_benefit"] = q3(mo["benefit"]).mean(axis=1)
     if wanted("authorised_work"):
-        out["authorised_work"] = q3(mo["authorised"]).any(axis=1).astype(np.int8)
+        out["authorised_work"] = np.asarray(q3(mo["authorised"]).any(axis=1)).astype(np.int8)
     if wanted("unemployment_benefit"):
         out["unemployment_benefit"] = q3(mo["ub"]).mean(axis=1)
     if wanted("di_phase"):
