@@ -67,18 +67,22 @@ class Design:
 
     @property
     def n(self) -> int:
+        """Number of persons in the design."""
         return int(self.arm.size)
 
     @property
     def n_treated(self) -> int:
+        """Number of persons assigned to treatment."""
         return int(self.arm.sum())
 
     @property
     def n_control(self) -> int:
+        """Number of persons assigned to control."""
         return self.n - self.n_treated
 
     @property
     def n_strata(self) -> int:
+        """Number of design strata."""
         return len(self.stratum_labels)
 
     @property
@@ -103,7 +107,10 @@ class Design:
         return bool(np.max((n1 - 1) / nb) < np.min((n1 + 1) / nb))
 
     def n_assignments(self) -> int:
-        """Number of distinct assignments the design could have drawn, :math:`\\prod_b \\binom{n_b}{n_{1b}}`."""
+        """Return the number of distinct assignments the design could have drawn.
+
+        It is :math:`\\prod_b \\binom{n_b}{n_{1b}}` over the strata :math:`b`.
+        """
         out = 1
         for nb, n1 in zip(self.counts["n"], self.counts["n_treated"]):
             out *= comb(int(nb), int(n1))

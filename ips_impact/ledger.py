@@ -49,6 +49,10 @@ class Ledger:
         n_control: int | None = None,
         action: str = "dropped",
     ) -> None:
+        """Record ``n_rows`` rows of ``table`` set aside for ``reason`` (nothing when ``n_rows`` is 0).
+
+        Raises ``RuntimeError`` once the ledger is frozen.
+        """
         if self._frozen:
             raise RuntimeError("the ledger of a built study cannot change")
         if n_rows <= 0:
@@ -59,11 +63,13 @@ class Ledger:
                                          None if n_control is None else int(n_control), action))
 
     def freeze(self) -> Ledger:
+        """Freeze the ledger (no more entries) and return it."""
         self._frozen = True
         return self
 
     @property
     def entries(self) -> tuple[LedgerEntry, ...]:
+        """The entries in the order they were added."""
         return tuple(self._entries)
 
     def to_frame(self) -> pd.DataFrame:

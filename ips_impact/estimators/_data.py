@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 def arm_counts(arm: np.ndarray) -> tuple[int, int]:
-    """(number treated, number control) of a 0/1 array."""
+    """Count the treated and the controls of a 0/1 array: ``(n_treated, n_control)``."""
     a = np.asarray(arm)
     n1 = int((a == 1).sum())
     return n1, int(a.size - n1)
@@ -143,7 +143,7 @@ def cluster_labels(persons: pd.DataFrame, cluster: str) -> np.ndarray:
 
 
 def dummies(codes: np.ndarray, labels: Sequence[Any], prefix: str) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Indicator columns for integer ``codes``, first used level dropped.
+    """Return indicator columns for integer ``codes``, first used level dropped.
 
     Levels that do not occur in ``codes`` are removed (an empty stratum after
     ``subset=`` would otherwise be an all-zero column). Names are ``prefix[level]``.
@@ -356,7 +356,7 @@ _COLLINEAR_TOL = 1e-7
 
 
 def independent_columns(mat: np.ndarray, n_protected: int, tol: float = _COLLINEAR_TOL) -> np.ndarray:
-    """Indices of the columns of ``mat`` to keep so that they are linearly independent.
+    """Return the indices of the columns of ``mat`` to keep so that they are linearly independent.
 
     Columns are taken in order (as R's ``lm`` does): a column is dropped when the part
     of it not explained by the columns kept before it is below ``tol`` of its length.

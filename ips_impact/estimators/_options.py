@@ -141,7 +141,7 @@ def check_window(window: Any, argument: str = "window") -> tuple[int, int]:
     return a, b
 
 
-def resolve_adjustment(adjustment: Any, design: Any, *, strata: Any = True) -> tuple[str, str]:
+def resolve_adjustment(adjustment: Any, design: Any, *, strata: Any = True) -> tuple[Adjustment, str]:
     """Return the adjustment to fit and why (a sentence for the result's diagnostics).
 
     ``None`` resolves to ``"ancova"`` with equal assignment probabilities across strata

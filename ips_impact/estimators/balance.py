@@ -58,7 +58,8 @@ def _base_design(arm: np.ndarray, stratum: np.ndarray, n_strata: int, strata: bo
     Built by the design-matrix builder of every regression estimator
     (:func:`~ips_impact.estimators._data.regression_design`, strata fixed effects).
     """
-    S, snames = None, ()
+    S: np.ndarray | None = None
+    snames: tuple[str, ...] = ()
     if strata and n_strata > 1:
         S, snames = dummies(stratum, [str(s) for s in range(n_strata)], "stratum")
     rd = regression_design(arm, adjustment="ancova", strata=S, strata_names=snames)
@@ -71,7 +72,7 @@ def _is_categorical(s: pd.Series) -> bool:
 
 def _expand(persons: pd.DataFrame, covariates: Sequence[str]) -> list[tuple[str, Any, np.ndarray, bool]]:
     """(covariate, level, values with NaN for missing, categorical?) per table row."""
-    out = []
+    out: list[tuple[str, Any, np.ndarray, bool]] = []
     for cov in covariates:
         s = persons[cov]
         if pd.api.types.is_datetime64_any_dtype(s) or isinstance(s.dtype, pd.PeriodDtype):
@@ -205,7 +206,7 @@ def balance(
     untestable: list[str] = []
     designs: dict[bytes, OLSDesign] = {}
     ledger = []
-    for cov, lv, x, cat in _expand(persons, covs):
+    for cov, lv, x, _cat in _expand(persons, covs):
         ok = np.isfinite(x)
         n1, n0 = int((ok & (arm == 1)).sum()), int((ok & (arm == 0)).sum())
         m1 = int(((~ok) & (arm == 1)).sum())
@@ -353,6 +354,7 @@ def _missingness(study: Any, outcomes: Sequence[str] | None, horizons: Sequence[
     if not outs:
         return pd.DataFrame(columns=cols)
     kmin, kmax = study.k_range
+    labels: Sequence[str | int]
     if horizons is None:
         if kmax < 0:
             return pd.DataFrame(columns=cols)

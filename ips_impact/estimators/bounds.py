@@ -210,7 +210,7 @@ class _Cells:
 
 def _bootstrap(cells: _Cells, z: np.ndarray, groups: np.ndarray, n_bootstrap: int,
                seed: int) -> tuple[float, float, int]:
-    """Standard deviations of the bounds over resamples of persons within arm × stratum.
+    """Return the standard deviations of the bounds over resamples of persons within arm × stratum.
 
     Each replicate is a vector of multiplicities (multinomial within arm × stratum, so
     that every resample keeps the design's arm sizes); the bounds are recomputed from
@@ -437,7 +437,7 @@ def lee_bounds(
     bad = [k for k in (ks[0], ks[-1]) if not kmin <= k <= kmax]
     if bad:
         raise EstimationError(
-            f"{'horizon' if horizon is not None else 'window'} {ks[0] if horizon is not None else tuple(window)} "
+            f"{'horizon' if horizon is not None else 'window'} {ks[0] if horizon is not None else (ks[0], ks[-1])} "
             f"is outside the observed follow-up (k from {kmin} to {kmax})",
             table="panel", column="k", fix=f"choose event times between {kmin} and {kmax}.",
         )

@@ -73,9 +73,10 @@ class _Sample:
 
 
 def _sample(study: Any, outcome: str, pre: Any, post: Any, time: str, subset: Any) -> _Sample:
-    """The rows of :func:`did` (shared with its randomization problem): every observed
-    person-period of the subset in the two windows (available periods; a person
-    observed in one window only still identifies the period effects).
+    """Return the rows of :func:`did`, shared with its randomization problem.
+
+    Every observed person-period of the subset in the two windows (available periods; a
+    person observed in one window only still identifies the period effects).
     """
     a, b = _window(pre, "pre")
     c, d = _window(post, "post")
@@ -109,10 +110,11 @@ def _sample(study: Any, outcome: str, pre: Any, post: Any, time: str, subset: An
 
 
 def randomization_problem(study: Any, result: EffectResult) -> LinearProblem:
-    """Randomization problem of a :func:`did` result: the rows of :func:`_sample`, the
-    arm multiplying the post indicator, person effects absorbed, period effects
-    (event or calendar time) as nuisance. The engine's estimate under the observed
-    assignment is checked against the result.
+    """Build the randomization problem of a :func:`did` result.
+
+    The rows of :func:`_sample`, the arm multiplying the post indicator, person effects
+    absorbed, period effects (event or calendar time) as nuisance. The engine's estimate
+    under the observed assignment is checked against the result.
     """
     spec = result.spec
     s = _sample(study, spec["outcome"], spec["pre"], spec["post"], spec.get("time", "k"), spec.get("subset"))
@@ -186,8 +188,9 @@ def did(
     Returns
     -------
     EffectResult
-        ``term == "arm"`` (the coefficient of arm × post), ``estimand == "did"``, ``horizon`` = ``"c:d"`` of the post window, ``nobs``
-        person-periods, ``n_treated`` / ``n_control`` persons; ``diagnostics`` holds ``n_persons``,
+        ``term == "arm"`` (the coefficient of arm × post), ``estimand == "did"``,
+        ``horizon`` = ``"c:d"`` of the post window, ``nobs`` person-periods,
+        ``n_treated`` / ``n_control`` persons; ``diagnostics`` holds ``n_persons``,
         ``n_clusters``, ``r2_within``.
 
     Raises

@@ -81,7 +81,7 @@ def sup_t_critical_value(
     return c, "sup-t"
 
 
-def pretest_wald(estimates: np.ndarray, vcov: np.ndarray, df_denom: float) -> dict[str, float]:
+def pretest_wald(estimates: np.ndarray, vcov: np.ndarray, df_denom: float) -> dict[str, Any]:
     r"""Joint Wald test that every estimate is zero.
 
     :math:`W = \hat\tau'\hat V^{-1}\hat\tau`; reported as
@@ -232,7 +232,7 @@ def itt_by_period(
                 f"nobody is observed at k = {', '.join(str(ks[t]) for t in ts[:5])}",
                 table="panel", column=outcome, fix="drop those event times from periods",
             )
-        Yg = Y[np.ix_(pi, ts)]
+        Yg = Y[np.ix_(pi, np.asarray(ts))]
         flat = np.ptp(Yg, axis=0) == 0
         if flat.any():
             raise EstimationError(
@@ -342,8 +342,10 @@ def itt_by_period(
 
 
 def randomization_problem(study: Any, result: Any) -> list[Any]:
-    """One ITT problem per event time: each effect of an :func:`itt_by_period` result
-    is the :func:`~ips_impact.estimators.itt.itt` at that horizon, with its own sample.
+    """Build one ITT problem per event time.
+
+    Each effect of an :func:`itt_by_period` result is the
+    :func:`~ips_impact.estimators.itt.itt` at that horizon, with its own sample.
     """
     return [p for effect in result.effects for p in itt_problem(study, effect)]
 

@@ -303,7 +303,8 @@ def _build(study: Any, spec: dict[str, Any], sites: pd.DataFrame | None) -> dict
                 cats = [str(c) for c in values.cat.categories]
                 lab = values.astype(object).map(lambda x: None if pd.isna(x) else str(x))
             else:
-                lab = values.map(lambda x: None if pd.isna(x) else (str(int(x)) if isinstance(x, float) and float(x).is_integer() else str(x)))
+                lab = values.map(lambda x: None if pd.isna(x) else (
+                    str(int(x)) if isinstance(x, float) and float(x).is_integer() else str(x)))
                 cats = sorted(lab[keep].dropna().unique().tolist())
             cats = [c for c in cats if c in set(lab[keep].tolist())]
             labels = cats
@@ -357,6 +358,7 @@ def _build(study: Any, spec: dict[str, Any], sites: pd.DataFrame | None) -> dict
     extra = np.hstack(extra_parts) if extra_parts else np.zeros((rows.size, 0))
     lin = spec["adjustment"] in ("lin", "none")
     if kind == "categorical":
+        assert labels is not None  # set with the subgroups above
         g = codes[rows]
         D = (g[:, None] == np.arange(len(labels))[None, :]).astype(float)
         names = tuple(f"arm:{spec['by']}={lab}" for lab in labels)
@@ -395,7 +397,7 @@ def _joint_test(
     method: str, design: OLSDesign, fit: Any, t_idx: list[int], R: np.ndarray,
     b: np.ndarray, V: np.ndarray,
 ) -> dict[str, Any]:
-    r"""The joint test :math:`R\tau = 0` by ``method`` (see :data:`JOINT_TESTS`)."""
+    r"""Return the joint test :math:`R\tau = 0` by ``method`` (see :data:`JOINT_TESTS`)."""
     q = R.shape[0]
     rb = R @ b
     RVR = R @ V @ R.T
@@ -545,8 +547,8 @@ def heterogeneity(
     built = _build(study, spec, site_table)
     model: ModelMatrices = built["model"]
     arm = built["arm"]
-    design, fit, msgs = fit_model_design(model, arm, spec["cov_type"])
-    msgs = list(msgs)
+    design, fit, fit_msgs = fit_model_design(model, arm, spec["cov_type"])
+    msgs = list(fit_msgs)
 
     t_idx = [fit.names.index(nm) for nm in model.interact_names[: len(model.targets)]]
     b = np.asarray(fit.coef)[t_idx]
@@ -556,7 +558,7 @@ def heterogeneity(
     crit = stats.t.ppf(0.5 + spec["level"] / 2.0, df)
     tstat = b / se
     pval = 2.0 * stats.t.sf(np.abs(tstat), df)
-    mdes = _mde(se, df=df, alpha=spec["mde_alpha"], power=spec["mde_power"])
+    mdes = np.asarray(_mde(se, df=df, alpha=spec["mde_alpha"], power=spec["mde_power"]))  # se is 1-D
     if built["kind"] == "categorical" and model.clusters is not None:
         # A subgroup that lies within one cluster has no cluster-robust variance: the
         # sandwich is exactly 0 there, which would read as certainty. Report NaN instead.
@@ -661,7 +663,7 @@ def heterogeneity(
 def randomization_problem(
     study: Any, result: HeterogeneityResult, *, sites: pd.DataFrame | None = None
 ) -> list[Any]:
-    r"""The linear problems behind a :func:`heterogeneity` result, one statistic per tidy row.
+    r"""Return the linear problems behind a :func:`heterogeneity` result, one statistic per tidy row.
 
     Returns two :class:`~ips_impact.inference.randomization.LinearProblem`:
 
@@ -709,8 +711,9 @@ def randomization_problem(
 
 
 def _joint_wald(result: HeterogeneityResult) -> Any:
-    """``finalize`` of the randomization problem: with more than two subgroups the joint
-    row is the Wald form with the observed covariance,
+    """Build the ``finalize`` step of the randomization problem.
+
+    With more than two subgroups the joint row is the Wald form with the observed covariance,
     :math:`W(z) = (R\\hat\\tau(z))'(R\\hat V R')^{+}(R\\hat\\tau(z))`, :math:`R` the
     contrasts with the first subgroup, evaluated on the subgroup-effect draws (the
     last column, left NaN by the degenerate joint problem).

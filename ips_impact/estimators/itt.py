@@ -103,7 +103,7 @@ class CategoricalEffectResult(ResultBase):
         super().__post_init__()
 
     def effect_at(self, level: str) -> EffectResult:
-        """The effect on the share in ``level``."""
+        """Return the effect on the share in ``level``."""
         if level not in self.levels:
             raise EstimationError(
                 f"no category {level!r} of {self.outcome!r}",
@@ -148,12 +148,12 @@ def matched_pair_inference(y: np.ndarray, arm: np.ndarray, pairs: np.ndarray) ->
     r"""Estimate, standard error and df of the matched-pair cluster-randomized design.
 
     With pairs :math:`j = 1..J` of :math:`N_j` persons and
-    :math:`\hat	au_j = ar Y_{1j} - ar Y_{0j}` (person means by arm within the pair),
-    the blocked difference in means :math:`\hat	au = \sum_j N_j \hat	au_j / N` and
+    :math:`\hat\tau_j = \bar Y_{1j} - \bar Y_{0j}` (person means by arm within the pair),
+    the blocked difference in means :math:`\hat\tau = \sum_j N_j \hat\tau_j / N` and
 
-    .. math:: \widehat{se}^2 = rac{J}{(J-1) N^2} \sum_j \left(N_j \hat	au_j -
-              rac{N \hat	au}{J}
-    ight)^2, \qquad df = J - 1
+    .. math:: \widehat{se}^2 = \frac{J}{(J-1) N^2} \sum_j \left(N_j \hat\tau_j -
+              \frac{N \hat\tau}{J}
+              \right)^2, \qquad df = J - 1
 
     (Imai, King & Nall 2009; estimatr ``difference_in_means(blocks=, clusters=)``).
     """
@@ -213,9 +213,8 @@ def design_for_rows(
         clusters = pi  # stacked rows of one person are dependent
     pairs = None
     # covariates of the persons with an outcome only (levels absent there get no dummy)
-    Z, znames = covariate_matrix(persons, covs, rows=pi)
-    if not Z.shape[1]:
-        Z = None
+    z_all, znames = covariate_matrix(persons, covs, rows=pi)
+    Z: np.ndarray | None = z_all if z_all.shape[1] else None
     strata = spec["strata"]
     S = None
     snames: tuple[str, ...] = ()
@@ -238,6 +237,7 @@ def design_for_rows(
             sname = strata
         codes = np.asarray(codes_all)[pi]
         if cluster is not None:
+            assert clusters is not None  # set from ``cluster`` above
             pairs = matched_pairs(codes, clusters, arm)
         if pairs is not None and default and not covs:
             adjustment = "none"  # the matched-pair estimator (estimatr's, for this design)
@@ -780,13 +780,15 @@ class ITTComponents:
                 a.setflags(write=False)
 
     def design_matrix(self, arm: np.ndarray | None = None) -> np.ndarray:
-        """The full regressor matrix ``[1, z, N, z ⊙ I]`` for ``arm`` (default: observed)."""
+        """Return the full regressor matrix ``[1, z, N, z ⊙ I]`` for ``arm`` (default: observed)."""
         z = self.arm if arm is None else np.asarray(arm, dtype=np.float64)
         return np.hstack([self.nuisance[:, :1], z[:, None], self.nuisance[:, 1:], z[:, None] * self.interact])
 
 
-def itt_components(study: Any, result: EffectResult | CategoricalEffectResult, *, level: str | None = None) -> ITTComponents:
-    """The arrays of a fitted :func:`itt` result (see :class:`ITTComponents`).
+def itt_components(
+    study: Any, result: EffectResult | CategoricalEffectResult, *, level: str | None = None
+) -> ITTComponents:
+    """Return the arrays of a fitted :func:`itt` result (see :class:`ITTComponents`).
 
     Parameters
     ----------
@@ -833,8 +835,9 @@ def itt_components(study: Any, result: EffectResult | CategoricalEffectResult, *
 
 
 def randomization_problem(study: Any, result: EffectResult | CategoricalEffectResult) -> list[LinearProblem]:
-    """Randomization problem of an :func:`itt` result (any adjustment; horizon, window
-    or stacked rows), from :func:`itt_components`.
+    """Build the randomization problem of an :func:`itt` result from :func:`itt_components`.
+
+    Any adjustment; horizon, window or stacked rows.
 
     The regression is :math:`y = \\alpha + \\tau z + N\\gamma + (z \\odot I)\\delta`: the
     nuisance is N (intercept first), the arm multiplies ``[1, I]`` and τ is the first

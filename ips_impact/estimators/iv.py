@@ -81,12 +81,15 @@ class IVFit:
 
     @property
     def std_error(self) -> np.ndarray:
+        """Standard errors, the square roots of the diagonal of ``vcov``."""
         return np.sqrt(np.diag(self.vcov))
 
     def params(self) -> pd.Series:
+        """Return the coefficients as a Series indexed by name."""
         return pd.Series(self.coef, index=list(self.names))
 
     def vcov_frame(self) -> pd.DataFrame:
+        """Return the covariance matrix as a DataFrame indexed by name on both axes."""
         return pd.DataFrame(self.vcov, index=list(self.names), columns=list(self.names))
 
 
@@ -243,7 +246,7 @@ class LATEComponents:
 
 
 def _takeup_values(persons: pd.DataFrame, takeup: Any) -> np.ndarray:
-    """The 0/1 take-up column of ``persons`` as float (NaN kept: checked on the rows used)."""
+    """Return the 0/1 take-up column of ``persons`` as float (NaN kept: checked on the rows used)."""
     if not isinstance(takeup, str) or takeup not in persons.columns:
         raise DataContractError(
             f"take-up column {takeup!r} is not in persons",
@@ -255,8 +258,10 @@ def _takeup_values(persons: pd.DataFrame, takeup: Any) -> np.ndarray:
 
 
 def _prepare_late(study: Any, outcome: str, spec: dict[str, Any]) -> tuple[Any, np.ndarray]:
-    """Rows, design and take-up of a LATE: :func:`itt`'s preparation (window, stack,
-    subset, ledger, strata, clusters) plus the take-up of each row.
+    """Prepare the rows, design and take-up of a LATE.
+
+    :func:`itt`'s preparation (window, stack, subset, ledger, strata, clusters) plus the
+    take-up of each row.
     """
     from ips_impact.estimators.itt import _prepare
 
@@ -459,7 +464,7 @@ def late(
                                       df_for=(0,))
         # reduced form (ITT) on the same rows and design, for the diagnostics
         rf = OLSDesign(X, names, cov_type=cov_type, clusters=clusters).fit(y, df_for=(j,))
-    inner = list(dict.fromkeys((type(w.message), str(w.message)) for w in caught))
+    inner = list(dict.fromkeys((w.category, str(w.message)) for w in caught))
     # persons, not rows, in n_treated / n_control (stacked rows are in nobs)
     _, first = np.unique(prep.person_index, return_index=True)
     n1, n0 = arm_counts(z[first].astype(np.int64))
@@ -505,7 +510,7 @@ def late(
 
 
 def late_components(study: Any, result: EffectResult) -> LATEComponents:
-    """The arrays of a fitted :func:`late` result (see :class:`LATEComponents`).
+    """Return the arrays of a fitted :func:`late` result (see :class:`LATEComponents`).
 
     The result's ``spec`` is replayed (nothing is refitted); the ratio of the arm
     coefficients of ``y`` and ``d`` on the design reproduces ``result.estimate``.

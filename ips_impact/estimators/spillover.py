@@ -98,7 +98,7 @@ _MISSING_MEMBERS = ("drop", "zero")
 
 
 def check_names(argument: str, value: Any) -> tuple[str, ...]:
-    """A tuple of column names from a string or an iterable of strings."""
+    """Return a tuple of column names from a string or an iterable of strings."""
     if value is None:
         return ()
     if isinstance(value, str):
@@ -116,7 +116,7 @@ def check_names(argument: str, value: Any) -> tuple[str, ...]:
 
 
 def check_conf_level(argument: str, value: Any) -> float:
-    """The one level check of every estimator (:func:`~ips_impact.estimators._options.check_level`)."""
+    """Check a confidence level by the rule shared by every estimator, :func:`check_level`."""
     return check_level(value, argument)
 
 
@@ -194,12 +194,14 @@ def _values_by_key(
     if horizon is not None:
         sel = k == horizon
     else:
+        assert window is not None  # the option check gives a horizon or a window
         sel = (k >= window[0]) & (k <= window[1])
     part = frame.loc[sel, list(keys) + [outcome]]
     part = part[part[outcome].notna()]
     if horizon is not None:
         out = part.drop_duplicates(list(keys))
     else:
+        assert window is not None  # the option check gives a horizon or a window
         g = part.groupby(list(keys), sort=True, observed=True)[outcome]
         out = (g.mean() if aggregate == "mean" else g.sum()).reset_index()
         if window_rule == "complete":
@@ -255,7 +257,7 @@ def _person_covariates(
 
 
 def stratum_dummies(study: Any) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Indicators of every stratum but the first (persons × (S − 1))."""
+    """Return indicators of every stratum but the first (persons × (S − 1))."""
     design = study.design
     codes = np.asarray(design.stratum)
     labels = design.stratum_labels
@@ -302,16 +304,17 @@ class ModelMatrices:
     dropped: tuple[str, ...] = ()
 
     def arm_rows(self, arm: np.ndarray) -> np.ndarray:
+        """Return the arm of each row: the person-level ``arm`` taken at ``row_person``."""
         return np.asarray(arm, dtype=np.float64)[self.row_person]
 
     def regressors(self, arm: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
-        """The regressor matrix for assignment ``arm`` (persons) and its column names."""
+        """Return the regressor matrix for assignment ``arm`` (persons) and its column names."""
         z = self.arm_rows(arm)
         x = np.column_stack([z[:, None] * self.interact, self.nuisance])
         return x, self.interact_names + self.nuisance_names
 
     def problem(self) -> Any:
-        """The :class:`~ips_impact.inference.randomization.LinearProblem` of this model."""
+        """Return the :class:`~ips_impact.inference.randomization.LinearProblem` of this model."""
         return LinearProblem(
             y=self.y, row_person=self.row_person, nuisance=self.nuisance,
             interact=self.interact, coef=self.targets,
@@ -408,9 +411,10 @@ def fit_model(model: ModelMatrices, arm: np.ndarray, cov_type: str) -> tuple[Any
 def fit_model_design(
     model: ModelMatrices, arm: np.ndarray, cov_type: str
 ) -> tuple[OLSDesign, Any, tuple[str, ...]]:
-    """As :func:`fit_model`, but also return the factorised
-    :class:`~ips_impact.inference.covariance.OLSDesign` (for tests that need the CR2
-    adjustment matrices, such as the HTZ joint test of :func:`heterogeneity`).
+    """Fit as :func:`fit_model`, but also return the factorised design.
+
+    The :class:`~ips_impact.inference.covariance.OLSDesign` is for tests that need the CR2
+    adjustment matrices, such as the HTZ joint test of :func:`heterogeneity`.
     """
     x, names = model.regressors(arm)
     with warnings.catch_warnings(record=True) as caught:
@@ -514,7 +518,8 @@ def _member_model(study: Any, spec: dict[str, Any]) -> tuple[ModelMatrices, dict
         ledger.append(_ledger_row("members whose index person has a missing covariate",
                                   miss & keep, arm[row_person]))
         keep &= ~miss
-    extra_parts, extra_names = [], []
+    extra_parts: list[np.ndarray] = []
+    extra_names: list[str] = []
     if spec["strata"]:
         sd, sd_names = stratum_dummies(study)
         extra_parts.append(sd[row_person])
@@ -821,7 +826,8 @@ def _total_model(study: Any, spec: dict[str, Any]) -> tuple[ModelMatrices, dict[
         ledger.append(_ledger_row("index persons with a missing covariate", pmiss & keep, arm))
         keep &= ~pmiss
     rp = np.flatnonzero(keep)
-    extra_parts, extra_names = [], []
+    extra_parts: list[np.ndarray] = []
+    extra_names: list[str] = []
     if spec["strata"]:
         sd, sd_names = stratum_dummies(study)
         extra_parts.append(sd[rp])
@@ -921,7 +927,7 @@ def household_total(
 
 
 def randomization_problem(study: Any, result: Any) -> Any:
-    """The linear problem behind a :func:`spillover` or :func:`household_total` result.
+    """Return the linear problem behind a :func:`spillover` or :func:`household_total` result.
 
     Returns a :class:`ips_impact.inference.randomization.LinearProblem` whose
     coefficient 0 is the effect under any re-drawn assignment of the index persons:

@@ -41,7 +41,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Union
+from typing import Any, Literal, TypeAlias, cast, overload
 
 import numpy as np
 import pandas as pd
@@ -78,7 +78,7 @@ __all__ = [
     "survival_statistics",
 ]
 
-EventSpec = Union[str, Callable[[pd.DataFrame], Any]]
+EventSpec: TypeAlias = str | Callable[[pd.DataFrame], Any]
 
 _LINKS = ("cloglog", "logit")
 _ENTRY = ("new", "any")
@@ -89,10 +89,14 @@ _ARMS = ((1, "IPS"), (0, "control"))
 
 
 def _check_level(level: Any) -> float:
-    """The one level check of every estimator (:func:`~ips_impact.estimators._options.check_level`)."""
+    """Check a confidence level by the rule shared by every estimator, :func:`check_level`."""
     return check_level(level)
 
 
+@overload
+def _check_int(name: str, value: Any, *, allow_none: Literal[False] = False) -> int: ...
+@overload
+def _check_int(name: str, value: Any, *, allow_none: bool) -> int | None: ...
 def _check_int(name: str, value: Any, *, allow_none: bool = False) -> int | None:
     if value is None and allow_none:
         return None
@@ -306,8 +310,10 @@ def _complete_cases(
     study: Any, keep: np.ndarray, arm: np.ndarray, covariates: Sequence[str], cluster: str | None,
     ledger: list[dict[str, Any]],
 ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], np.ndarray | None]:
-    """Covariates by the one rule (missing refused) and persons with a missing cluster
-    set aside, with a ledger row.
+    """Build the covariates by the one rule and set aside persons with a missing cluster.
+
+    Missing covariates are refused; a person with a missing cluster is set aside with a
+    ledger row.
 
     Returns the updated ``keep`` mask, the covariate matrix, its names and the cluster
     codes.
@@ -409,7 +415,9 @@ def _analyse(
         j = np.searchsorted(kma.time, tau, side="left")
         at_tau = float(kma.at_risk[j]) if j < kma.time.size else 0.0
         if at_tau < min_at_risk:
-            _warn(msgs, f"only {int(at_tau)} {'person' if int(at_tau) == 1 else 'persons'} of the {lab} arm {'is' if int(at_tau) == 1 else 'are'} still at risk at tau = {tau:g} "
+            one = int(at_tau) == 1
+            _warn(msgs, f"only {int(at_tau)} {'person' if one else 'persons'} of the {lab} arm "
+                        f"{'is' if one else 'are'} still at risk at tau = {tau:g} "
                         f"(fewer than {min_at_risk}): estimates near tau are imprecise", SmallSampleWarning)
 
     km_rows = []
@@ -433,7 +441,7 @@ def _analyse(
         surv_tau[a] = survival_at(k, tau)
     km_df = pd.concat(km_rows, ignore_index=True)
 
-    common = dict(outcome=outcome, nobs=n1 + n0, n_treated=n1, n_control=n0, level=level)
+    common: dict[str, Any] = dict(outcome=outcome, nobs=n1 + n0, n_treated=n1, n_control=n0, level=level)
     rows = []
     # log-rank
     lr = logrank(time, status, grp, 2, strata, entry=entry)
@@ -494,9 +502,9 @@ def _analyse(
         rows.append(_ratio_row(rows[-1], "hazard_ratio", "hazard_ratio" + estimand_suffix))
     # RMST
     d = rm[1].estimate - rm[0].estimate
-    se = math.sqrt(rm[1].std_error ** 2 + rm[0].std_error ** 2)
+    se_d = math.sqrt(rm[1].std_error ** 2 + rm[0].std_error ** 2)
     rows.append(make_row(term="rmst_difference", estimand="rmst_difference" + estimand_suffix,
-                         horizon=_tau_label(tau), estimate=d, std_error=se, control_mean=rm[0].estimate, **common))
+                         horizon=_tau_label(tau), estimate=d, std_error=se_d, control_mean=rm[0].estimate, **common))
     lrat = rmst_log_ratio(rm[1], rm[0])
     rows.append(make_row(term="rmst_log_ratio", estimand="rmst_log_ratio" + estimand_suffix,
                          horizon=_tau_label(tau), estimate=lrat.estimate, std_error=lrat.std_error,
@@ -515,9 +523,9 @@ def _analyse(
         msgs.append("the covariate-adjusted RMST (Tian et al. 2014) is not computed with delayed entry")
     # survival at tau
     d = surv_tau[1][0] - surv_tau[0][0]
-    se = math.sqrt(surv_tau[1][1] ** 2 + surv_tau[0][1] ** 2)
+    se_d = math.sqrt(surv_tau[1][1] ** 2 + surv_tau[0][1] ** 2)
     rows.append(make_row(term="survival_difference", estimand="survival_difference" + estimand_suffix,
-                         horizon=_tau_label(tau), estimate=d, std_error=se, control_mean=surv_tau[0][0], **common))
+                         horizon=_tau_label(tau), estimate=d, std_error=se_d, control_mean=surv_tau[0][0], **common))
     # median
     if not (np.isfinite(med[1][0]) and np.isfinite(med[0][0])):
         _warn(msgs, "the median is not reached in at least one arm (survival stays above 1/2): "
@@ -558,7 +566,7 @@ def _adjusted_rmst_rows(
 
 
 def _ratio_row(log_row: dict[str, Any], term: str, estimand: str) -> dict[str, Any]:
-    r"""The row of a ratio beside the row of its log (hazard ratio beside log hazard ratio).
+    r"""Return the row of a ratio beside the row of its log (hazard ratio beside log hazard ratio).
 
     :math:`e^{\hat\theta}`, its delta-method standard error
     :math:`e^{\hat\theta}\,\widehat{se}(\hat\theta)`, and the interval and test of the
@@ -824,7 +832,7 @@ def time_to_event(
 
 
 def _time_unit(study: Any) -> str:
-    """The unit of event time k, for the reader: quarters for LMD panels."""
+    """Return the unit of event time k, for the reader: quarters for LMD panels."""
     return {"Q": "quarters", "M": "months", "Y": "years", "W": "weeks"}.get(
         str(getattr(study, "frequency", "")), "periods")
 
@@ -1059,7 +1067,7 @@ def competing_risks(
     rows = []
     gray_rows = []
     fg_tables: list[pd.DataFrame] = []
-    common = dict(nobs=n1 + n0, n_treated=n1, n_control=n0, level=level)
+    common: dict[str, Any] = dict(nobs=n1 + n0, n_treated=n1, n_control=n0, level=level)
     for c, name in enumerate(events, start=1):
         at_tau = {}
         for a, lab in _ARMS:
@@ -1124,7 +1132,7 @@ def _competing_times(
     mats = [_event_matrix(study, ev, ks, what=f"cause {name!r}") for name, ev in events.items()]
     observed = np.logical_and.reduce([~np.isnan(m) for m in mats])
     hits = np.stack([observed & (np.nan_to_num(m) != 0) for m in mats])  # cause x n x k
-    any_hit = hits.any(axis=0)
+    any_hit = np.asarray(hits.any(axis=0))
     has_event = any_hit.any(axis=1)
     first = np.argmax(any_hit, axis=1)
     rows_i = np.arange(any_hit.shape[0])
@@ -1421,7 +1429,9 @@ def randomization_statistics(
         )
     if result.kind == "competing_risks":
         return _competing_randomization_statistics(study, result, a, event)
-    ev = event if event is not None else spec["event"]
+    # one event here (the mapping of causes is competing_risks'); anything else is
+    # refused with a typed error by _event_matrix
+    ev = cast(EventSpec, event if event is not None else spec["event"])
     et = event_times(study, ev, start=spec["start"], horizon=spec["horizon"],
                      delayed_entry=bool(spec.get("delayed_entry", False)))
     use = et["usable"].to_numpy()
@@ -1480,8 +1490,10 @@ def _competing_randomization_statistics(
 
 
 def randomization_problem(study: Any, result: SurvivalResult) -> RandomizationProblem:
-    """Randomization problem of a :func:`time_to_event` or Fine–Gray
-    :func:`competing_risks` result, from :func:`randomization_statistics`.
+    """Build the randomization problem of a survival result.
+
+    For a :func:`time_to_event` or Fine–Gray :func:`competing_risks` result, from
+    :func:`randomization_statistics`.
 
     Per tidy row, the statistic named ``term:outcome`` (one Fine–Gray model per cause)
     or else ``term``: the log-rank and Fleming–Harrington chi-squares, the Cox log hazard

@@ -602,12 +602,14 @@ class OLSFit:
 
     @property
     def std_error(self) -> np.ndarray:
+        """Standard errors, square roots of the diagonal of ``vcov`` (rounding below 0 clipped to 0)."""
         # a coefficient whose residuals vanish (a constant outcome in one stratum) can
         # get a variance of -1e-16 from rounding
         return np.sqrt(np.clip(np.diag(self.vcov), 0.0, None))
 
     @property
     def statistic(self) -> np.ndarray:
+        """The t statistics ``coef / std_error``; NaN where the standard error is 0."""
         # a zero standard error (no residual variation behind a coefficient) leaves the
         # t statistic undefined, not infinite: report NaN rather than certainty
         se = self.std_error
@@ -616,6 +618,7 @@ class OLSFit:
 
     @property
     def p_value(self) -> np.ndarray:
+        """Two-sided p-values of the t statistics with the registry's df."""
         return 2.0 * stats.t.sf(np.abs(self.statistic), self.df)
 
     def conf_int(self, level: float = 0.95) -> np.ndarray:

@@ -95,7 +95,7 @@ def summary_index_components(
     method: Literal["anderson", "klk"] = "anderson",
     reverse: Sequence[str] = (),
 ) -> tuple[pd.Series, pd.DataFrame]:
-    """The index for every panel row and the standardization and weights behind it.
+    """Return the index for every panel row and the standardization and weights behind it.
 
     Parameters
     ----------
@@ -199,7 +199,7 @@ def summary_index(
     reverse: Sequence[str] = (),
     name: str | None = None,
 ) -> Any:
-    """A new Study whose panel holds a summary index of ``outcomes`` as an outcome.
+    """Return a new Study whose panel holds a summary index of ``outcomes`` as an outcome.
 
     The index (see the module docstring for the formulas) is added to ``study.panel``
     as the column ``name`` (default ``"index_anderson"`` / ``"index_klk"``) through

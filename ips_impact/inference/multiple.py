@@ -239,9 +239,10 @@ def stepdown_maxt(
 
 
 def _pool_pvalues(a_obs: np.ndarray, a_draws: np.ndarray, exact: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Marginal randomization p-values of the observed statistics and of every draw,
-    computed in one pool (the observed assignment added to Monte Carlo draws) so that
-    they are on the same scale: p(x) = #{pool : |t| >= |x|} / |pool|.
+    """Compute marginal randomization p-values of the observed statistics and of every draw.
+
+    They are computed in one pool (the observed assignment added to Monte Carlo draws) so
+    that they are on the same scale: p(x) = #{pool : |t| >= |x|} / |pool|.
     """
     pool = a_draws if exact else np.vstack([a_obs[None, :], a_draws])
     n_pool = pool.shape[0]
@@ -258,8 +259,7 @@ def _pool_pvalues(a_obs: np.ndarray, a_draws: np.ndarray, exact: bool) -> tuple[
 
 
 def stepdown_minp(t_obs: Any, t_draws: Any, *, exact: bool = False) -> np.ndarray:
-    """Westfall–Young (1993) step-down minP adjusted p-values on a randomization
-    distribution.
+    """Adjust p-values by Westfall–Young (1993) step-down minP on a randomization distribution.
 
     Each statistic is turned into its marginal randomization p-value, under the
     observed and under every re-drawn assignment (same pool, so same scale). With

@@ -105,7 +105,7 @@ def _blocks(arm: np.ndarray, codes: np.ndarray) -> list[tuple[np.ndarray, int]]:
 
 # ------------------------------------------------------------------------- counting
 def n_assignments(arm: np.ndarray, stratum: np.ndarray | None = None) -> int:
-    """Number of distinct assignments the design could have produced.
+    """Return the number of distinct assignments the design could have produced.
 
     .. math:: N = \\prod_s \\binom{n_s}{m_s}
 
@@ -131,8 +131,10 @@ def n_assignments(arm: np.ndarray, stratum: np.ndarray | None = None) -> int:
 def _fill_chunk(
     u: np.ndarray, blocks: list[tuple[np.ndarray, int]], n: int
 ) -> np.ndarray:
-    """Turn uniforms ``u`` (b, n) into assignments: in each stratum, treat the m_s
-    persons with the smallest ``u`` — a uniformly random m_s-subset of the stratum.
+    """Turn uniforms ``u`` (b, n) into assignments.
+
+    In each stratum, treat the m_s persons with the smallest ``u`` — a uniformly random
+    m_s-subset of the stratum.
     """
     out = np.zeros((u.shape[0], n), dtype=np.int8)
     for pos, m in blocks:
@@ -336,8 +338,9 @@ def _check_clusters(
 
 
 def n_cluster_assignments(arm: np.ndarray, stratum: np.ndarray | None, cluster: np.ndarray) -> int:
-    """Number of distinct assignments under cluster randomization within strata:
-    :math:`\\prod_s \\binom{G_s}{g_s}` with :math:`G_s` clusters, :math:`g_s` treated.
+    """Return the number of distinct assignments under cluster randomization within strata.
+
+    It is :math:`\\prod_s \\binom{G_s}{g_s}` with :math:`G_s` clusters, :math:`g_s` treated.
     """
     arm, codes = _check_arm_stratum(arm, stratum)
     c_arm, c_str, _ = _check_clusters(arm, codes, cluster)
@@ -353,9 +356,10 @@ def draw_cluster_assignments(
     *,
     chunk_size: int = DEFAULT_CHUNK,
 ) -> np.ndarray:
-    """Re-draw a cluster-randomized assignment: clusters are completely randomized
-    within strata (same number of treated clusters per stratum as observed) and every
-    person takes the arm of their cluster.
+    """Re-draw a cluster-randomized assignment.
+
+    Clusters are completely randomized within strata (same number of treated clusters per
+    stratum as observed) and every person takes the arm of their cluster.
 
     Parameters
     ----------
@@ -390,7 +394,7 @@ def enumerate_cluster_assignments(
 
 
 def expand_assignments(assignments: np.ndarray, row_person: np.ndarray) -> np.ndarray:
-    """Assignments of rows that follow a randomized person.
+    """Return the assignments of rows that follow a randomized person.
 
     Row :math:`r` (a household member, or a person-period row of a stacked panel)
     takes the re-drawn arm of person ``row_person[r]``:
@@ -458,9 +462,11 @@ def assignment_matrix(
     *,
     cluster: np.ndarray | None = None,
 ) -> AssignmentMatrix:
-    """Draw the assignments once for a design: every distinct assignment when there are
-    at most ``n_permutations`` of them (exact test), else ``n_permutations`` Monte Carlo
-    draws. ``cluster`` switches to cluster randomization.
+    """Draw the assignments once for a design.
+
+    Every distinct assignment when there are at most ``n_permutations`` of them (exact
+    test), else ``n_permutations`` Monte Carlo draws. ``cluster`` switches to cluster
+    randomization.
     """
     n_permutations = _check_positive(n_permutations, "n_permutations")
     if cluster is None:

@@ -196,11 +196,12 @@ def _family(study: Any, results: list[Any], n_permutations: int, seed: int,
         # Append, as one more outcome, the observed regressor of the (first) statistic,
         # z_obs * v (the arm itself for an ITT, arm x post for a DiD): under a constant
         # effect tau on that regressor the control outcomes are y - tau z_obs v.
-        flat = [
-            dataclasses.replace(p, y=np.column_stack(
-                [p.y, arm[p.row_person].astype(float) * p.interact[:, p.coef[0]]]))
-            for p in flat
-        ]
+        widened = []
+        for p in flat:
+            assert p.interact is not None  # LinearProblem.__post_init__ fills the default
+            widened.append(dataclasses.replace(p, y=np.column_stack(
+                [p.y, arm[p.row_person].astype(float) * p.interact[:, p.coef[0]]])))
+        flat = widened
     # Every linear statistic of every result in one pass over the draws; the outcomes
     # are residualised once for the observed assignment and the draws.
     merged, where = _merge_problems(flat)

@@ -199,8 +199,9 @@ def _prepare(problem: LinearProblem, n_persons: int) -> _Prepared:
             fix="map rows to positions in study.persons",
         )
     v = problem.interact
-    n_rows, n_v = v.shape
     y, w = problem.y, problem.nuisance
+    assert v is not None and w is not None  # __post_init__ replaces None by a column of ones
+    n_rows, n_v = v.shape
     if problem.absorb is not None:
         # Within-group demeaning (M_A); the nuisance is then partialled out of the
         # demeaned data: M_W = M_A - Q Q' with Q a basis of M_A N.
@@ -291,8 +292,7 @@ def linear_statistics(
     list of numpy.ndarray, one per problem, each (B, len(coef) * K):
         :math:`\\hat\\beta_j(z_b)` for outcome k at column ``j_index * K + k``.
     """
-    single = isinstance(problems, LinearProblem)
-    plist = [problems] if single else list(problems)
+    plist = [problems] if isinstance(problems, LinearProblem) else list(problems)
     draws = np.asarray(draws)
     if draws.ndim != 2:
         raise DesignError("draws must be a 2-D array (draws x persons)",

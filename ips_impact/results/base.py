@@ -135,6 +135,7 @@ class FrozenMapping(Mapping):
     """
 
     __slots__ = ("_data",)
+    _data: dict[Any, Any]
 
     def __init__(self, data: Mapping[Any, Any] | None = None) -> None:
         object.__setattr__(self, "_data", dict(data or {}))
@@ -409,7 +410,7 @@ def _fmt_p(x: Any) -> str:
 
 
 def _fmt_horizon(x: Any) -> str:
-    """A tidy ``horizon`` as text: ``6`` (also when pandas made it ``6.0``), ``"4:8"``, or ``""``.
+    """Return a tidy ``horizon`` as text: ``6`` (also when pandas made it ``6.0``), ``"4:8"``, or ``""``.
 
     A column mixing horizons with ``None`` (e.g. survival rows at ``tau`` next to a
     median difference) is float in pandas; an event time is still shown as an integer.
@@ -427,7 +428,7 @@ def _fmt_horizon(x: Any) -> str:
 
 
 def _p_clause(x: Any) -> str:
-    """A p-value in a sentence: ``"p = 0.021"``, ``"p < 0.001"`` (never ``"p = 0.000"``)."""
+    """Return a p-value in a sentence: ``"p = 0.021"``, ``"p < 0.001"`` (never ``"p = 0.000"``)."""
     if x is None or (isinstance(x, (float, np.floating)) and math.isnan(x)):
         return "p = n/a"
     v = float(x)
@@ -527,7 +528,7 @@ class ResultBase:
 
     # ---- common behaviour
     def tidy(self) -> pd.DataFrame:
-        """The result as a DataFrame with the columns of :data:`TIDY_COLUMNS`.
+        """Return the result as a DataFrame with the columns of :data:`TIDY_COLUMNS`.
 
         Optional columns (:data:`OPTIONAL_TIDY_COLUMNS`: ``ri_p_value``, ``ri_se``,
         ``ri_conf_low``, ``ri_conf_high``, ``adj_p_value``, ``family``) are appended, in
@@ -555,7 +556,7 @@ class ResultBase:
         return len(self._tidy_rows())
 
     def summary(self) -> str:
-        """A plain-text summary: title, tidy table, notes, warnings and set-aside rows."""
+        """Return a plain-text summary: title, tidy table, notes, warnings and set-aside rows."""
         lines = [self._summary_title()]
         lines.append("=" * len(lines[0]))
         tidy = self.tidy()
@@ -577,13 +578,14 @@ class ResultBase:
         return "\n".join(lines)
 
     def _notice_lines(self) -> list[str]:
-        """The end of every summary: warnings, then the rows set aside (the ledger)."""
+        """Return the end of every summary: warnings, then the rows set aside (the ledger)."""
         lines: list[str] = []
         if self.warnings:
             lines.append("")
             lines.append("Warnings:")
             lines.extend(f"  - {w}" for w in self.warnings)
         ledger = self.ledger
+        assert ledger is not None  # __post_init__ turns None into an empty frame
         if len(ledger):
             lines.append("")
             lines.append("Rows set aside:")
@@ -623,9 +625,11 @@ class ResultBase:
         if self.warnings:
             items = "".join(f"<li>{html.escape(w)}</li>" for w in self.warnings)
             parts.append(f"<p><b>Warnings</b></p><ul>{items}</ul>")
-        if len(self.ledger):
+        ledger = self.ledger
+        assert ledger is not None  # __post_init__ turns None into an empty frame
+        if len(ledger):
             parts.append("<p><b>Rows set aside</b></p>")
-            parts.append(self.ledger.to_html(index=False))
+            parts.append(ledger.to_html(index=False))
         return "\n".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
@@ -686,7 +690,7 @@ def with_ri(
     ri_conf_low: float | Iterable[float] | None = None,
     ri_conf_high: float | Iterable[float] | None = None,
 ) -> ResultBase:
-    r"""A new result carrying randomization-inference numbers (one value per tidy row).
+    r"""Return a new result carrying randomization-inference numbers (one value per tidy row).
 
     Parameters
     ----------
@@ -699,8 +703,8 @@ def with_ri(
         distribution was enumerated exactly.
     ri_conf_low, ri_conf_high
         Randomization confidence interval of each row by test inversion: the set of
-        constant effects :math:`	au_0` that the randomization test of
-        :math:`H_0: Y_i(1) - Y_i(0) = 	au_0\ orall i` does not reject. Give both or
+        constant effects :math:`\tau_0` that the randomization test of
+        :math:`H_0: Y_i(1) - Y_i(0) = \tau_0\ \forall i` does not reject. Give both or
         neither; an end may be infinite (an unbounded side), NaN/None where none.
 
     Returns
@@ -739,9 +743,9 @@ def with_ri(
 
 
 def with_adjusted_pvalues(
-    result: ResultBase, adj_p_value: float | Iterable[float], family: str | Iterable[str] | None = None
+    result: ResultBase, adj_p_value: float | Iterable[float | None], family: str | Iterable[str] | None = None
 ) -> ResultBase:
-    """A new result carrying multiplicity-adjusted p-values and the family they belong to."""
+    """Return a new result carrying multiplicity-adjusted p-values and the family they belong to."""
     ann = dict(result.annotations)
     ann["adj_p_value"] = _per_row(result, "adj_p_value", adj_p_value, probability=True)
     if family is not None:

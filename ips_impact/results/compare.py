@@ -98,11 +98,11 @@ class ComparisonTable:
 
     # ---- plain data
     def to_frame(self) -> pd.DataFrame:
-        """The formatted grid as strings: index ``(row, line)``, one column per model."""
+        """Return the formatted grid as strings: index ``(row, line)``, one column per model."""
         return self.cells.copy()
 
     def tidy(self) -> pd.DataFrame:
-        """The numbers behind the table (one tidy row per model × effect row)."""
+        """Return the numbers behind the table (one tidy row per model × effect row)."""
         return self.data.copy()
 
     def _grid(self) -> tuple[list[str], list[list[str]], int]:

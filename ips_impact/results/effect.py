@@ -426,7 +426,7 @@ class DynamicEffectResult(ResultBase):
                          name="std_error")
 
     def effect_at(self, k: Any) -> EffectResult:
-        """The :class:`EffectResult` at event time ``k``."""
+        """Return the :class:`EffectResult` at event time ``k``."""
         for e in self.effects:
             if e.horizon == k:
                 return e
@@ -785,7 +785,7 @@ class BalanceTable(ResultBase):
         return rows
 
     def to_frame(self) -> pd.DataFrame:
-        """The balance table (a copy), with a ``label`` column first."""
+        """Return the balance table (a copy), with a ``label`` column first."""
         t = self.table.copy()
         t.insert(0, "label", [self._label(c, lv) for c, lv in zip(t["covariate"], t["level"])])
         return t
@@ -826,8 +826,10 @@ class BalanceTable(ResultBase):
         return "Balance of baseline covariates by arm"
 
     def summary(self) -> str:
-        """Text: means by arm, normalised differences, p-values, joint test, missingness,
-        then warnings and the rows set aside, like every result's summary.
+        """Return a plain-text summary of the balance table.
+
+        Means by arm, normalised differences, p-values, joint test, missingness, then
+        warnings and the rows set aside, like every result's summary.
         """
         t = self.to_frame()[["label", "mean_treated", "mean_control", "norm_diff", "p_value",
                              "n_treated", "n_control"]]

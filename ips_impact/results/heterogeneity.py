@@ -221,7 +221,9 @@ class HeterogeneityResult(ResultBase):
 
     # ---- figure
     def plot(self, ax: Any = None, *, reference: float = 0.0, show_mde: bool = True) -> Any:
-        """Forest plot of the subgroup effects with their intervals (categorical), or the
+        """Plot the subgroup effects or the effect along the moderator.
+
+        A forest plot of the subgroup effects with their intervals (categorical), or the
         effect along the moderator with its pointwise band (continuous).
 
         Parameters

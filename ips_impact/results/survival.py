@@ -240,8 +240,9 @@ class SurvivalResult(ResultBase):
     # ---- plots
     def plot(self, ax: Any = None, *, risk_table: bool = True, min_cell: int | None = 10,
              confidence: bool = True) -> Any:
-        """Kaplan–Meier curves by arm with a table of numbers at risk (or, for competing
-        risks, cumulative incidence curves by arm and cause).
+        """Plot Kaplan–Meier curves by arm with a table of numbers at risk.
+
+        For competing risks, cumulative incidence curves by arm and cause.
 
         Parameters
         ----------

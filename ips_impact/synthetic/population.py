@@ -172,7 +172,8 @@ def draw_population(n: int, p: SyntheticParams, rngs: dict[str, np.random.Genera
         else:
             w = np.array([p.site_weights_wal.get(s, 0.0) for s in names], dtype=float)
             cum = np.cumsum(w / w.sum())
-            site[m] = np.asarray(names, dtype=object)[np.searchsorted(cum, u_site[m], side="right").clip(0, len(names) - 1)]
+            pick = np.searchsorted(cum, u_site[m], side="right").clip(0, len(names) - 1)
+            site[m] = np.asarray(names, dtype=object)[pick]
     # --- covariates
     age = np.clip(p.age_mean + p.age_sd * rng.standard_normal(n), p.age_min, p.age_max)
     female = (rng.random(n) < p.female_share).astype(np.int8)

@@ -47,8 +47,8 @@ _PANEL_COLUMNS = (
 )
 _KEEP_POTENTIALS_CELLS = 2_000_000  # persons × quarters
 _PHASE = np.array([None, "primary", "invalidity"], dtype=object)
-_NACE_LUT = np.append(NACE, None).astype(object)  # code -1 -> None
-_WC_LUT = np.append(WORKER_CLASS, None).astype(object)
+_NACE_LUT = np.append(NACE, [None]).astype(object)  # code -1 -> None
+_WC_LUT = np.append(WORKER_CLASS, [None]).astype(object)
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -116,7 +116,7 @@ class SyntheticTrial:
 
     # ------------------------------------------------------------------ frames
     def frames(self) -> dict[str, pd.DataFrame]:
-        """The data tables (those generated), keyed by name as ``load_study`` expects."""
+        """Return the data tables (those generated), keyed by name as ``load_study`` expects."""
         out = {}
         for name in TABLES:
             df = getattr(self, name)
@@ -172,7 +172,7 @@ class SyntheticTrial:
 
     # ------------------------------------------------------------------ designs
     def rerandomize(self, seed: int) -> SyntheticTrial:
-        """The same persons and potential outcomes under a new random assignment.
+        """Return the same persons and potential outcomes under a new random assignment.
 
         The assignment is re-drawn exactly as the design did (complete randomization
         within strata, the same number of IPS places per stratum) with
@@ -214,7 +214,7 @@ class SyntheticTrial:
     def rmst_truth(
         self, event: str = "employed", *, start: int = 1, taus: Sequence[int] | None = None
     ) -> pd.DataFrame:
-        """True restricted mean time to the first ``event`` per arm (see ``truth_rmst``)."""
+        """Return the true restricted mean time to the first ``event`` per arm (see ``truth_rmst``)."""
         if event not in OUTCOMES:
             raise DataContractError(
                 f"unknown event {event!r}", table="truth", column="event",
@@ -302,7 +302,7 @@ def _benefit_frame(g: Group, mo: dict[str, np.ndarray], w: World) -> dict[str, n
 
 
 def _slim(q: dict[str, Any]) -> dict[str, np.ndarray]:
-    """The monthly arrays the benefit records need; the others are freed at once."""
+    """Return the monthly arrays the benefit records need; the others are freed at once."""
     mo = q.pop("_monthly")
     for name in [k for k in mo if k not in ("on_di", "invalidity", "benefit", "authorised")]:
         del mo[name]
@@ -505,7 +505,7 @@ def generate(
     details = (set(tabs) != {"assignment", "panel"}) if job_details is None else bool(job_details)
     members = "households" in tabs
     w = build_world(int(n_persons), int(seed), p, members=members)
-    pots = _truth.potentials(w, w.participants)
+    pots: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = _truth.potentials(w, w.participants)
     truth = _truth.ate_table(w, members=members, pots=pots)
     truth_late = _truth.late_table(w, pots=pots)
     truth_rmst = _truth.rmst_table(w, pots=pots)

@@ -71,6 +71,7 @@ class Group:
 
     @property
     def m(self) -> int:
+        """Number of persons in the population."""
         return int(self.person_id.size)
 
 
@@ -183,7 +184,8 @@ def build_world(n: int, seed: int, p: SyntheticParams, *, members: bool = True) 
         mboost = np.stack([pop.takeup_if_control[ix] * eff, pop.takeup_if_ips[ix] * eff])
         mpaths = dyn.simulate_paths(
             rngs["paths_members"], n_months=T, origin=origin, rand_col=mrand,
-            onset_col=np.where(on_di, -1, T + 1), retire_col=mrand + np.floor((p.retirement_age - age) * 12.0).astype(np.int64),
+            onset_col=np.where(on_di, -1, T + 1),
+            retire_col=mrand + np.floor((p.retirement_age - age) * 12.0).astype(np.int64),
             di_exit_from=np.full(m, T + 1), active_from=mrand - np.floor((age - 16.0) * 12.0).astype(np.int64),
             h_in_no_di=ent * np.exp(mz), h_in_di_pre=0.25 * ent * np.exp(mz),
             h_in_di_post=0.25 * ent * np.exp(mz), h_out_no_di=ext, h_out_di=ext,
@@ -196,7 +198,8 @@ def build_world(n: int, seed: int, p: SyntheticParams, *, members: bool = True) 
         mprim, minv = _benefits(mem.wage_ft[sel], msit, p)
         member_group = Group(
             person_id=mem.person_id[sel], start_month=start[ix], rand_col=mrand,
-            onset_col=np.where(on_di, -60, T + 1), retire_col=mrand + np.floor((p.retirement_age - age) * 12.0).astype(np.int64),
+            onset_col=np.where(on_di, -60, T + 1),
+            retire_col=mrand + np.floor((p.retirement_age - age) * 12.0).astype(np.int64),
             wage_ft=mem.wage_ft[sel], benefit_primary=mprim, benefit_invalidity=minv,
             ub_amount=np.zeros(m), paths=mpaths, spells=msp, index=ix, region=pop.region[ix],
             role=mem.role[sel], baseline=mem.baseline[sel], benefit_rows=on_di,
@@ -382,7 +385,7 @@ def quarterly(
     emp_m = mo["employed"]
     emp = q3(emp_m)[:, 2]
     last = q3(mo["flat"])[:, 2]
-    on_di = q3(mo["on_di"]).any(axis=1)
+    on_di = np.asarray(q3(mo["on_di"]).any(axis=1))
 
     def at_last(table: np.ndarray) -> np.ndarray:
         return table.ravel()[last]
@@ -415,7 +418,7 @@ def quarterly(
     if wanted("di_benefit"):
         out["di_benefit"] = q3(mo["benefit"]).mean(axis=1)
     if wanted("authorised_work"):
-        out["authorised_work"] = q3(mo["authorised"]).any(axis=1).astype(np.int8)
+        out["authorised_work"] = np.asarray(q3(mo["authorised"]).any(axis=1)).astype(np.int8)
     if wanted("unemployment_benefit"):
         out["unemployment_benefit"] = q3(mo["ub"]).mean(axis=1)
     if wanted("di_phase"):
@@ -441,7 +444,7 @@ def quarterly(
 
 
 def redraw(w: World, rng: np.random.Generator) -> np.ndarray:
-    """A new assignment drawn exactly as the design did (same counts per stratum)."""
+    """Return a new assignment drawn exactly as the design did (same counts per stratum)."""
     return draw_assignment(rng, w.pop.stratum_code, w.n_treated)
 
 

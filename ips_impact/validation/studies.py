@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from ips_impact.results.effect import EffectResult
 from ips_impact.synthetic import SyntheticParams, generate
 
 #: Persons per simulated trial (the pilot's 1,200).
@@ -70,6 +71,15 @@ def _params() -> SyntheticParams:
 
 def _null_params() -> SyntheticParams:
     return SyntheticParams.null(pre_quarters=4, post_quarters=12)
+
+
+def _itt(study: Any, outcome: str, **options: Any) -> EffectResult:
+    """Return ``itt`` of a numeric outcome: one effect (a categorical one gives one per level)."""
+    from ips_impact.estimators.itt import itt
+
+    result = itt(study, outcome, **options)
+    assert isinstance(result, EffectResult)  # the outcomes of these studies are numeric
+    return result
 
 
 def _cov(rec: list[dict[str, Any]], check: str, est: float, se: float, lo: float, hi: float,
@@ -167,10 +177,10 @@ def effects_replicate(seed: int, truths: Mapping[str, float]) -> list[dict[str, 
         for adj, covs, cov_type in (("none", (), None), ("ancova", COVARIATES, None),
                                     ("lin", COVARIATES, None), ("ancova", COVARIATES, "HC1"),
                                     ("ancova", COVARIATES, "HC3")):
-            r = ii.itt(study, "work_on_di", horizon=K, adjustment=adj, covariates=covs, cov_type=cov_type)
+            r = _itt(study, "work_on_di", horizon=K, adjustment=adj, covariates=covs, cov_type=cov_type)
             lo, hi = r.conf_low, r.conf_high
             _cov(rec, f"itt.{adj}.{cov_type or 'default'}", r.estimate, r.std_error, lo, hi, t6)
-        r = ii.itt(study, "work_on_di", window=WINDOW, aggregate="stack")
+        r = _itt(study, "work_on_di", window=WINDOW, aggregate="stack")
         lo, hi = r.conf_low, r.conf_high
         _cov(rec, "itt.stack.CR2", r.estimate, r.std_error, lo, hi, truths["work_on_di.window"])
 
@@ -270,7 +280,6 @@ def unequal_replicate(seed: int, truths: Mapping[str, float]) -> list[dict[str, 
     """
     import pandas as pd
 
-    import ips_impact as ii
     from ips_impact.study import Study
 
     trial = generate(n_persons=N_PERSONS, seed=seed, params=_params(), tables=("assignment", "panel"))
@@ -293,9 +302,9 @@ def unequal_replicate(seed: int, truths: Mapping[str, float]) -> list[dict[str, 
     rec: list[dict[str, Any]] = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        r = ii.itt(study, "earnings", horizon=K)
+        r = _itt(study, "earnings", horizon=K)
         _cov(rec, "itt.unequal.default", r.estimate, r.std_error, r.conf_low, r.conf_high, truth)
-        f = ii.itt(study, "earnings", horizon=K, adjustment="ancova")
+        f = _itt(study, "earnings", horizon=K, adjustment="ancova")
         _cov(rec, "itt.unequal.strata_fe", f.estimate, f.std_error, f.conf_low, f.conf_high, truth)
     return rec
 
@@ -309,7 +318,7 @@ def null_replicate(seed: int, truths: Mapping[str, float], n_permutations: int =
     rec: list[dict[str, Any]] = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        r = ii.itt(study, "work_on_di", horizon=K, covariates=COVARIATES)
+        r = _itt(study, "work_on_di", horizon=K, covariates=COVARIATES)
         _rej(rec, "size.itt.model", r.p_value)
         rr = ii.randomization_inference(study, r, n_permutations=n_permutations, seed=seed % (2**31))
         _rej(rec, "size.itt.ri", float(rr.tidy()["ri_p_value"].iloc[0]))
@@ -324,7 +333,7 @@ def null_replicate(seed: int, truths: Mapping[str, float], n_permutations: int =
         h = ii.heterogeneity(study, "work_on_di", by="region", horizon=K)
         ht = h.tidy()
         _rej(rec, "size.heterogeneity.joint", float(ht[ht["term"].str.startswith("joint")]["p_value"].iloc[0]))
-        fam = [ii.itt(study, y, horizon=K) for y in FAMILY]
+        fam = [_itt(study, y, horizon=K) for y in FAMILY]
         p_raw = np.array([f.p_value for f in fam])
         rec.append({"check": "fwer.unadjusted", "hit": bool((p_raw <= 0.05).any()),
                     "estimate": float(p_raw.min()), "std_error": math.nan, "truth": math.nan})

@@ -82,7 +82,7 @@ def risk_table(
     n = time.shape[0]
     s = np.zeros(n, dtype=np.int64) if strata is None else np.asarray(strata, dtype=np.int64)
     # one key per (stratum, time); np.unique on a structured pair keeps the sort order
-    keys = np.rec.fromarrays([s, time], names="s,t")
+    keys = np.rec.fromarrays([s, time], formats=[s.dtype, time.dtype], names="s,t")
     uniq, inv = np.unique(keys, return_inverse=True)
     inv = inv.ravel()
     k = uniq.shape[0]

@@ -58,7 +58,7 @@ def hazard_glm(y: np.ndarray, x: np.ndarray, groups: np.ndarray, link: str,
     converged = False
     msgs: list[str] = []
     it = 0
-    for it in range(1, max_iter + 1):
+    for it in range(1, max_iter + 1):  # noqa: B007 - `it`, the iteration count, is returned after the loop
         eta = x @ beta
         mu, dmu = _mu_and_deriv(eta, link)
         mu = np.clip(mu, 1e-300, 1 - 1e-16)

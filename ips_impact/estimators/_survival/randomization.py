@@ -88,7 +88,8 @@ def _km_by_arm(time: np.ndarray, event: np.ndarray, z: np.ndarray, tau: float,
 
 
 def _keys(time: np.ndarray, strata: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    rec = np.rec.fromarrays([strata, time], names="s,t")
+    strata, time = np.asarray(strata), np.asarray(time)
+    rec = np.rec.fromarrays([strata, time], formats=[strata.dtype, time.dtype], names="s,t")
     uniq, inv = np.unique(rec, return_inverse=True)
     inv = inv.ravel()
     ks = np.asarray(uniq["s"])
