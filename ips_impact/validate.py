@@ -113,6 +113,9 @@ def check_keys_are_strings(frame: pd.DataFrame, table: str, keys: Iterable[str])
                 fix="every row needs its pseudonymised key: ask the data provider for the missing keys "
                     "(dropping the rows would bias the comparison if they differ by arm).",
             )
+        # infer_dtype is one C pass; the per-value map only runs on columns that need it
+        if col.dtype == object and pd.api.types.infer_dtype(col, skipna=False) == "string":
+            continue
         if not (col.dtype == object and col.map(type).eq(str).all()):
             if out is frame:
                 out = frame.copy()
@@ -283,7 +286,8 @@ def check_binary(frame: pd.DataFrame, table: str, columns: Iterable[str]) -> pd.
             low = s.map(lambda v: v if pd.isna(v) else str(v).strip().lower())
             vals = low.map({"0": 0.0, "1": 1.0, "true": 1.0, "false": 0.0, "0.0": 0.0, "1.0": 1.0}).astype("float64")
             vals[low.notna() & vals.isna()] = -1.0  # flag unknown text
-        bad = vals.notna() & ~vals.isin([0.0, 1.0])
+        v = vals.to_numpy(dtype="float64", na_value=np.nan)
+        bad = pd.Series(~np.isnan(v) & (v != 0.0) & (v != 1.0), index=vals.index)
         if bad.any():
             raise DataContractError(
                 "is a 0/1 column but holds other values", table=table, column=col,
@@ -291,7 +295,7 @@ def check_binary(frame: pd.DataFrame, table: str, columns: Iterable[str]) -> pd.
                 fix="code it 1 = yes, 0 = no (missing allowed).",
             )
         if out is frame:
-            out = frame.copy()
+            out = frame.copy(deep=False)  # setting a column never writes into the caller's arrays
         out[col] = vals
     return out
 

@@ -275,6 +275,19 @@ def _as_text(col: pd.Series) -> pd.Series:
         if isinstance(v, (float, np.floating)) and float(v).is_integer():
             return str(int(v))
         return str(v)
+    # Population-scale extracts (issue 15): a key column repeats each of its distinct
+    # values per period, so the text is built once per distinct value, not per row.
+    if col.dtype == object and pd.api.types.infer_dtype(col, skipna=True) in ("string", "empty"):
+        out = col.copy()
+        miss = col.isna().to_numpy()
+        if miss.any():
+            out[miss] = np.nan
+        return out
+    if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col) \
+            and not isinstance(col.dtype, pd.CategoricalDtype):
+        codes, uniques = pd.factorize(col, use_na_sentinel=True)
+        texts = np.array([one(v) for v in uniques] + [np.nan], dtype=object)
+        return pd.Series(texts[codes], index=col.index, name=col.name)
     return col.astype(object).map(one)
 
 
