@@ -217,7 +217,8 @@ class Study:
 
         # ---- panel periods (the study frequency comes from here)
         periods, freq = parse_periods(panel["period"], frequency, table="panel", column="period")
-        panel = panel.assign(period=periods)
+        panel = panel.copy(deep=False)  # setting a column never writes into the caller's arrays
+        panel["period"] = periods
         V.check_unique(panel, "panel", ("person_id", "period"), what="person × period")
         V.check_earnings_ceiling(panel, "panel", freq)
 
@@ -275,17 +276,20 @@ class Study:
             near.append(L.near_misses("takeup", unmatched, takeup["person_id"].unique()))
 
         # ---- split panel rows: randomized persons / baseline members / set aside / neither
-        pidx = pid_index.get_indexer(panel["person_id"])
+        # the panel's keys as compact codes: each lookup runs on the distinct keys once
+        pcodes, pkeys = pd.factorize(panel["person_id"])
+        pkeys = pd.Index(pkeys, dtype=object)
+        pidx = pid_index.get_indexer(pkeys)[pcodes]
         is_person = pidx >= 0
         member_ids = pd.Index(members_map["person_id"].unique())
-        is_member = member_ids.get_indexer(panel["person_id"]) >= 0
+        is_member = (member_ids.get_indexer(pkeys) >= 0)[pcodes]
         later = pd.Index(later_ids)
-        is_later = (~is_person & ~is_member) & (later.get_indexer(panel["person_id"]) >= 0)
+        is_later = (~is_person & ~is_member) & (later.get_indexer(pkeys) >= 0)[pcodes]
         if is_later.any():
             ledger.add("panel", "rows of household members who were not in the household at the index "
                        "person's randomization (baseline roster rule)", int(is_later.sum()),
                        n_persons=int(panel.loc[is_later, "person_id"].nunique()), action="set aside")
-        is_aside = (~is_person & ~is_member & ~is_later) & panel["person_id"].isin(set_aside_ids).to_numpy()
+        is_aside = (~is_person & ~is_member & ~is_later) & pkeys.isin(set_aside_ids)[pcodes]
         if is_aside.any():
             ledger.add("panel", "rows of persons set aside with their one-arm stratum", int(is_aside.sum()),
                        n_persons=int(panel.loc[is_aside, "person_id"].nunique()), action="set aside")
@@ -296,12 +300,15 @@ class Study:
                        action="dropped")
 
         rand_period_ord = period_ordinals(persons["randomization_period"])
-        main = panel.loc[is_person].copy()
-        main_pidx = pidx[is_person]
-        main["k"] = period_ordinals(main["period"]) - rand_period_ord[main_pidx]
-        main["_pidx"] = main_pidx
-        order_rows = np.lexsort((main["k"].to_numpy(), main_pidx))
-        main = main.iloc[order_rows].reset_index(drop=True)
+        # one sort and one gather of the randomized persons' rows (by person, then k)
+        rows = np.flatnonzero(is_person)
+        main_pidx = pidx[rows]
+        main_k = period_ordinals(panel["period"])[rows] - rand_period_ord[main_pidx]
+        order_rows = np.lexsort((main_k, main_pidx))
+        main = panel.take(rows[order_rows])
+        main.index = pd.RangeIndex(len(main))
+        main["k"] = main_k[order_rows]
+        main["_pidx"] = main_pidx[order_rows]
         main = L.derive_outcomes(main)
         main = main[["person_id", "period", "k"] + sorted(c for c in main.columns if c not in _PANEL_KEYS)]
 

@@ -175,7 +175,8 @@ def check_no_national_numbers(frame: pd.DataFrame, table: str, keys: Iterable[st
 
     keys = tuple(keys)
     for col in _screened_columns(frame, keys):
-        uniq = pd.Series(pd.unique(frame[col].dropna()))
+        uniq = pd.Series(pd.unique(frame[col]))  # distinct values first: dropping NA on them is cheaper
+        uniq = uniq[uniq.notna()].reset_index(drop=True)
         if uniq.empty:
             continue
         if uniq.dtype == object:
@@ -468,7 +469,9 @@ def validate_table(frame: pd.DataFrame, table: str, *, keys: Iterable[str] = (),
     schema = SCHEMAS[table]
     check_not_empty(frame, table)
     # rows are named by position in messages: a duplicated index would make that ambiguous
-    frame = frame.reset_index(drop=True)
+    if not (isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0 and frame.index.step == 1):
+        frame = frame.copy(deep=False)  # a new index without copying the columns
+        frame.index = pd.RangeIndex(len(frame))
     if frame.columns.duplicated().any():
         dups = frame.columns[frame.columns.duplicated()].unique().tolist()
         raise DataContractError("has duplicate column names", table=table, column=dups,
