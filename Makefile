@@ -1,5 +1,6 @@
 # Two commands on a fresh machine with only python3:
-#   make demo   set up .venv, then simulate -> analyse -> report on the embedded sample
+#   make demo   set up .venv, then run the registered plan -> analyse -> report on the
+#               committed sample (synthetic_data/); the Analysis is saved beside the report
 #   make test   set up .venv, then run the whole test suite
 PY      ?= python3
 VENV    := .venv
@@ -35,7 +36,7 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 
 demo: $(STAMP)
-	$(VENV)/bin/ips-impact demo --out $(OUT)
+	$(VENV)/bin/ips-impact demo --out $(OUT) --data synthetic_data
 
 docs: $(STAMP)
 	$(VPY) docs/build.py

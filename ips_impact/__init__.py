@@ -11,7 +11,8 @@ Public API re-exports only; ``shared/DESIGN.md`` is the contract and
 
 from __future__ import annotations
 
-from ips_impact import errors, synthetic
+from ips_impact import disclosure, errors, synthetic, units
+from ips_impact.brief import brief
 from ips_impact.design import Design
 from ips_impact.estimators.balance import balance
 from ips_impact.estimators.bounds import lee_bounds
@@ -37,6 +38,8 @@ from ips_impact.inference.randomization import (
 )
 from ips_impact.io.mapping import ColumnMap
 from ips_impact.ledger import Ledger
+from ips_impact.plan import Analysis, AnalysisPlan, run_plan
+from ips_impact.plan.store import load_analysis
 from ips_impact.power import mde, mde_from_design
 from ips_impact.results import (
     BalanceTable,
@@ -65,6 +68,10 @@ __all__ = [
     # results
     "EffectResult", "CategoricalEffectResult", "DynamicEffectResult", "BoundsResult", "BalanceTable",
     "HeterogeneityResult", "SurvivalResult", "ComparisonTable", "compare",
+    # plan
+    "AnalysisPlan", "run_plan", "Analysis", "load_analysis",
     # modules
     "errors", "synthetic", "__version__",
+    # briefs and disclosure control
+    "brief", "disclosure", "units",
 ]

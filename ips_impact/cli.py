@@ -67,7 +67,7 @@ EXIT_DATA = 2
 EXIT_USAGE = 64
 
 #: Commands whose module lives outside :mod:`ips_impact.commands` (dotted module names).
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("ips_impact.plan.commands", "ips_impact.brief.commands")
 
 
 class _UsageExit(Exception):
@@ -210,6 +210,10 @@ def build_parser() -> argparse.ArgumentParser:
     for name in _command_modules():
         importlib.import_module(name).register(subparsers)
     return parser
+
+
+#: The parser under its earlier name (docs/build.py renders the command-line page from it).
+_parser = build_parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -88,8 +88,19 @@ class Design:
 
     @property
     def equal_probabilities(self) -> bool:
-        p = self.counts["p_treated"].to_numpy()
-        return bool(np.allclose(p, p[0]))
+        r"""Whether one assignment probability p explains every stratum's count.
+
+        True when some p gives :math:`|n_b p - n_{1b}| < 1` in every stratum b, i.e. the
+        strata differ only by the rounding of :math:`n_b p` to whole persons (a stratum
+        of 29 with 14 treated under p = 1/2). Probabilities such as 0.5 and 0.1 are
+        unequal: stratum fixed effects then no longer estimate the ATE.
+        """
+        c = self.counts[self.counts["n"] > 0]
+        nb = c["n"].to_numpy(dtype=float)
+        n1 = c["n_treated"].to_numpy(dtype=float)
+        if nb.size <= 1:
+            return True
+        return bool(np.max((n1 - 1) / nb) < np.min((n1 + 1) / nb))
 
     def n_assignments(self) -> int:
         """Number of distinct assignments the design could have drawn, :math:`\\prod_b \\binom{n_b}{n_{1b}}`."""

@@ -40,7 +40,7 @@ _DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 
 def is_national_number(digits: str) -> bool:
-    """True when 11 digits have the structure of a Belgian national register number.
+    """Tell whether 11 digits have the structure of a Belgian national register number.
 
     ``YYMMDD`` birth date (month 0–12, or +20 / +40 for bis numbers; day 0–31 and
     within the month; 0 when the date is unknown), a serial 001–998, and the check

@@ -171,7 +171,7 @@ def sep_code_numbers(codes: pd.Series, *, table: str = "panel") -> pd.Series:
 
 
 def derive_outcomes(panel: pd.DataFrame) -> pd.DataFrame:
-    """Derived outcomes: ``employed`` from sep_code / n_jobs when absent; ``work_on_di``."""
+    """Add the derived outcomes: ``employed`` from sep_code / n_jobs when absent; ``work_on_di``."""
     if "employed" not in panel.columns:
         if "sep_code" in panel.columns:
             code = sep_code_numbers(panel["sep_code"])
@@ -190,6 +190,13 @@ def derive_outcomes(panel: pd.DataFrame) -> pd.DataFrame:
 
 def merge_benefits(panel: pd.DataFrame, benefits: pd.DataFrame, freq: Frequency, ledger: Ledger,
                     pid_index: pd.Index) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Aggregate monthly benefit records to the panel frequency and merge them.
+
+    Per person and period: flags as "any month" (max), amounts as the monthly mean over
+    the months observed, codes as the last month of the period (rows sorted by month
+    first, so the file's order does not matter). Missing panel cells are filled from
+    the records (ledger entry per column); months without a panel row are ledgered.
+    """
     if freq in ("int", "W"):
         raise DataContractError(
             "monthly benefit records cannot be aggregated to a panel of "
@@ -344,6 +351,11 @@ def baseline_members(persons: pd.DataFrame, roster: pd.DataFrame,
 
 def members_panel(rows: pd.DataFrame, members_map: pd.DataFrame, persons: pd.DataFrame,
                    freq: Frequency) -> pd.DataFrame:
+    """Panel rows of baseline members with their index person, household, role and ``k``.
+
+    ``k`` is measured from the index person's randomization period; rows are sorted by
+    index person, member and ``k``.
+    """
     cols = ["person_id", "index_person_id", "household_id", "role", "period", "k"]
     if members_map.empty or rows.empty:
         extra = [c for c in rows.columns if c not in ("person_id", "period")]
@@ -427,7 +439,7 @@ def near_misses(table: str, unmatched: Iterable[str], others: Iterable[str]) -> 
     """
     miss = [str(k) for k in unmatched]
     pool = [str(k) for k in others]
-    rows = []
+    rows: list[dict[str, Any]] = []
     if miss and pool:
         for kind, repair, fix in (*_REPAIRS, ("several of these at once", _full_repair,
                                               "apply all the repairs above")):

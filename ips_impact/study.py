@@ -24,7 +24,7 @@ Nothing is dropped silently.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +63,7 @@ class Consort:
     table: pd.DataFrame
 
     def to_frame(self) -> pd.DataFrame:
+        """Return the flow as a frame (stage, n_ips, n_control)."""
         return self.table.copy()
 
     def __repr__(self) -> str:
@@ -340,7 +341,7 @@ class Study:
                        int(never.sum()), column="period", n_persons=int(never.sum()), n_treated=n1,
                        n_control=n0, action="kept, no follow-up")
             warnings.warn(f"table 'panel': {what}. Fix: {fix}.", DataWarning, stacklevel=2)
-        panel_unmatched = panel.loc[neither, "person_id"].unique()
+        panel_unmatched = panel.loc[~is_person, "person_id"].unique()  # members' keys may be the near misses
         near.insert(0, L.near_misses("panel", persons.loc[unlinked, "person_id"], panel_unmatched))
         near_frame = pd.concat([n for n in near if len(n)], ignore_index=True) if any(len(n) for n in near) \
             else L.near_misses("panel", [], [])
@@ -389,7 +390,10 @@ class Study:
 
     @property
     def members(self) -> pd.DataFrame:
-        """Baseline household members' panel: ``person_id, index_person_id, household_id, role, period, k``… (a copy)."""
+        """Baseline household members' panel (a copy).
+
+        Columns ``person_id, index_person_id, household_id, role, period, k`` and the panel's.
+        """
         return self._members.copy()
 
     @property
@@ -404,14 +408,17 @@ class Study:
 
     @property
     def design(self) -> Design:
+        """How the arm was assigned (the one source of truth of the arm)."""
         return self._design
 
     @property
     def ledger(self) -> Ledger:
+        """Every row set aside, repaired or assumed (frozen)."""
         return self._ledger
 
     @property
     def frequency(self) -> Frequency:
+        """Period frequency of the panel: ``"Q"``, ``"M"``, ``"Y"``, ``"W"`` or ``"int"``."""
         return self._frequency
 
     @property
@@ -430,7 +437,7 @@ class Study:
         return self._min_linked_share
 
     def is_key(self, column: str) -> bool:
-        """True for key-like columns (person, household, partner, employer ids, declared keys)."""
+        """Tell whether a column is key-like (person, household, partner, employer ids, declared keys)."""
         return V.is_key_like(column, self._key_columns)
 
     def require_covariate(self, covariate: str, *, categorical_ok: bool | None = None,
@@ -485,6 +492,7 @@ class Study:
 
     @property
     def n_persons(self) -> int:
+        """Number of randomized persons in the study (after one-arm strata are set aside)."""
         return len(self._persons)
 
     @property
@@ -546,6 +554,7 @@ class Study:
         pos_c = np.minimum(pos, ks.size - 1)
         hit = (pos < ks.size) & (sorted_ks[pos_c] == self._k)
         vals = self._panel[outcome].to_numpy(dtype=np.float64, na_value=np.nan)
+        assert self._pidx is not None
         out[self._pidx[hit], order[pos_c[hit]]] = vals[hit]
         return out
 
@@ -599,14 +608,8 @@ class Study:
                          "n_control": int(((p.arm == 0) & (p.ips_started == 1)).sum())})
         return Consort(pd.DataFrame(rows))
 
-    def balance(self, covariates: Iterable[str] | None = None, **kwargs: Any) -> Any:
-        """Baseline balance by arm; see :func:`ips_impact.estimators.balance.balance`."""
-        from ips_impact.estimators.balance import balance
-
-        return balance(self, covariates, **kwargs)
-
     def with_outcome(self, name: str, values: pd.Series | np.ndarray | Callable[[pd.DataFrame], Any]) -> Study:
-        """A new study whose panel has one more outcome column (e.g. a summary index).
+        """Return a new study whose panel has one more outcome column (e.g. a summary index).
 
         ``values`` is aligned with ``panel`` rows, or a callable on the panel.
         """
@@ -643,9 +646,30 @@ class Study:
                 f"household members; ledger {len(self._ledger)} entries")
 
     def _repr_html_(self) -> str:
-        import html
+        """HTML for notebooks: what ``repr`` says, the linkage report, the CONSORT flow and the ledger (no key)."""
+        import html as _html
 
-        return f"<p>{html.escape(repr(self))}</p>{self.linkage_report()._repr_html_()}"
+        from ips_impact.units import time_label
+
+        d = self._design
+        if self._k.size:
+            kmin, kmax = self.k_range
+            span = f"{time_label(kmin, str(self._frequency))} to {time_label(kmax, str(self._frequency))}"
+        else:
+            span = "none (no randomized person is linked to the panel)"
+        rows = [("randomized", f"{self.n_persons} ({d.n_treated} IPS, {d.n_control} control)"),
+                ("strata", str(d.n_strata)), ("panel rows", str(len(self._panel))),
+                ("frequency", str(self._frequency)), ("event time", span),
+                ("household members", str(self._members["person_id"].nunique())),
+                ("ledger entries", str(len(self._ledger)))]
+        body = "".join(f"<tr><th style='text-align:left'>{_html.escape(k)}</th>"
+                       f"<td>{_html.escape(v)}</td></tr>" for k, v in rows)
+        parts = ["<h4>Study</h4>", f"<table>{body}</table>", self.linkage_report()._repr_html_(),
+                 "<p><b>CONSORT flow</b></p>", self.consort().to_frame().to_html(index=False)]
+        if len(self._ledger):
+            parts += ["<p><b>Ledger (rows set aside, repaired or assumed)</b></p>",
+                      self._ledger.to_frame().to_html(index=False)]
+        return "\n".join(parts)
 
 
 _BUILD_TOKEN = object()
@@ -682,7 +706,7 @@ def _check_linkage(persons: pd.DataFrame, min_share: float, near: pd.DataFrame) 
 # ---------------------------------------------------------------------- helpers
 def _check_sites_table(sites: pd.DataFrame, assignment: pd.DataFrame, ledger: Ledger) -> pd.DataFrame:
     """Validate the fidelity table; sites unknown to the assignment go to the ledger."""
-    from ips_impact.estimators.heterogeneity import check_sites
+    from ips_impact.roster import check_sites
 
     V.check_not_empty(sites, "sites")
     check_sites(sites)  # raises on missing columns, scores outside 25–125, bad dates

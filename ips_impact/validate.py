@@ -133,7 +133,7 @@ _NRN_ALPHA = 1e-6
 
 
 def looks_like_national_number(values: pd.Series) -> pd.Series:
-    """True where a value has the structure of a Belgian national register number.
+    """Flag values with the structure of a Belgian national register number.
 
     See :func:`ips_impact.errors.is_national_number`: ``YYMMDD`` (bis numbers with the
     month + 20 or + 40), a serial 001–998 and the mod-97 check of either century.
@@ -451,7 +451,7 @@ def check_earnings_ceiling(frame: pd.DataFrame, table: str, frequency: str) -> N
 
 
 def is_key_like(column: str, declared: Iterable[str] = ()) -> bool:
-    """True for person, household, partner and employer keys (never a covariate, outcome or moderator)."""
+    """Tell whether a column is a person, household, partner or employer key (never a covariate)."""
     name = str(column).lower()
     return name in KEY_COLUMNS or name in set(declared) or name.endswith("_id") or name in _KEY_NAMES
 

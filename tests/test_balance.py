@@ -219,8 +219,10 @@ def test_errors(study):
         balance(study, ["age"], strata="yes")
 
 
-def test_study_balance_delegates_and_tidy(study, table):
-    b = study.balance(outcomes=())
+def test_balance_of_the_study_is_tidy_and_study_has_no_estimator_method(study, table):
+    # Study.balance() was dropped so that the data layer imports no estimator.
+    assert not hasattr(study, "balance")
+    b = balance(study, outcomes=())
     pd.testing.assert_frame_equal(b.table, table.table)
     tidy = b.tidy()
     assert (tidy["estimand"] == "balance").all() and (tidy["term"] == "arm").all()

@@ -194,7 +194,8 @@ def test_study_horizon_matches_the_panel(study):
     assert r.se_lower == pytest.approx(ref.se_lower, rel=1e-12)
     assert r.trimmed_arm == "treated" and r.trim_share > 0
     t = r.tidy()
-    assert list(t["estimand"]) == ["lee_lower", "lee_upper"] and (t["horizon"] == 4).all()
+    assert list(t["estimand"]) == ["lee_lower", "lee_upper", "lee_effect_imbens_manski"]
+    assert (t["horizon"] == 4).all()
     assert r.spec["selection"] == "employed" and r.spec["se_method"] == "analytic"
 
 

@@ -56,12 +56,16 @@ def test_stars_follow_the_chosen_pvalue_and_levels():
     assert list(f.columns) == ["(1)", "(2)"]
     assert f.loc[("arm (itt)", "estimate"), "(1)"] == "0.095***"
     assert f.loc[("ips_started (late)", "estimate"), "(2)"] == "-110.000"
-    assert "* p < 0.1, ** p < 0.05, *** p < 0.01." in t.notes
+    assert "* p < 0.1, ** p < 0.05, *** p < 0.01; stars from the model-based p-value." in t.notes
     # stars from randomization p-values: 0.04 -> two stars
     t2 = compare([with_ri(w, 0.04)], stars=True, pvalue="ri_p_value", show=("std_error", "ri_p_value"))
     f2 = t2.to_frame()
     assert f2.loc[("arm (itt)", "estimate"), "(1)"] == "0.095**"
-    assert f2.loc[("arm (itt)", "ri_p_value"), "(1)"] == "{ri_p_value: 0.040}"
+    assert f2.loc[("arm (itt)", "ri_p_value"), "(1)"] == "RI p = 0.040"
+    assert t2.notes[-1].endswith("stars from the randomization p-value.")
+    # stars follow the p-value shown when none is named
+    t3 = compare([with_ri(w, 0.04)], stars=True, show=("std_error", "ri_p_value"))
+    assert t3.to_frame().loc[("arm (itt)", "estimate"), "(1)"] == "0.095**"
     with pytest.raises(EstimationError, match="ri_p_value"):
         compare([w], stars=True, pvalue="ri_p_value")
 
@@ -97,17 +101,17 @@ def test_markdown_latex_html_are_deterministic_and_complete():
                          title="Main effects").to_markdown()
     lines = md.splitlines()
     assert lines[:3] == ["**Main effects**", "", "|  | Work | Benefit |"]
-    assert "| Offered IPS (itt) | 0.095 |  |" in lines
+    assert "| Offered IPS (ITT) | 0.095 |  |" in lines
     assert "|  | (0.030) |  |" in lines
     assert "| Observations | 600 | 580 |" in lines
     tex = t.to_latex()
-    assert "Offered IPS (itt) & 0.095 &  \\\\" in tex
-    assert "ips\\_started (late) &  & -110.000 \\\\" in tex
+    assert "Offered IPS (ITT) & 0.095 &  \\\\" in tex
+    assert "ips\\_started (LATE) &  & -110.000 \\\\" in tex
     assert "\\midrule\nOutcome & work\\_on\\_di & di\\_benefit \\\\" in tex
     assert tex.count("\\toprule") == 1 and tex.rstrip().splitlines()[-1].startswith("\\par")
     h = t.to_html()
     assert "<caption>Main effects</caption>" in h
-    assert "<tr><th>Offered IPS (itt)</th><td>0.095</td><td></td></tr>" in h
+    assert "<tr><th>Offered IPS (ITT)</th><td>0.095</td><td></td></tr>" in h
     assert "<tfoot>" in h and "<tr><th>Observations</th><td>600</td><td>580</td></tr>" in h
 
 
@@ -120,7 +124,8 @@ def test_docx_round_trip(tmp_path):
     table = doc.tables[0]
     rows = [[c.text for c in r.cells] for r in table.rows]
     assert rows[0] == ["", "Work", "Benefit"]
-    assert rows[1] == ["arm (itt)", "0.095", ""]
+    assert rows[1] == ["IPS offer (ITT)", "0.095", ""]
+    assert table.style.name == "Table Grid"  # borders
     assert rows[2] == ["", "(0.030)", ""]
     assert ["Observations", "600", "580"] in rows
 
@@ -144,7 +149,7 @@ def test_table_is_frozen():
         t.cells.iloc[0, 0] = "x"
     adj = with_adjusted_pvalues(_work(), 0.2, family="primary")
     f = compare([adj], show=("adj_p_value",)).to_frame()
-    assert f.loc[("arm (itt)", "adj_p_value"), "(1)"] == "{adj_p_value: 0.200}"
+    assert f.loc[("arm (itt)", "adj_p_value"), "(1)"] == "adj. p = 0.200"
 
 
 def test_docx_missing_names_the_extra(tmp_path, monkeypatch):
@@ -183,7 +188,7 @@ def test_rows_without_estimate_and_mixed_horizons():
 
 def test_latex_notes_render_comparison_signs():
     tex = compare([_work()], stars=True).to_latex()
-    assert "* p $<$ 0.1, ** p $<$ 0.05, *** p $<$ 0.01." in tex
+    assert "* p $<$ 0.1, ** p $<$ 0.05, *** p $<$ 0.01; stars from the model-based p-value." in tex
 
 
 def test_keep_and_drop_rows_by_pattern():
@@ -238,7 +243,7 @@ def test_categorical_result_has_one_row_per_level(trial_study):
         assert f.loc[(row, "estimate"), "Sector"] == _num(e.estimate, 4)
         assert f.loc[(row, "std_error"), "Sector"] == f"({_num(e.std_error, 4)})"
         assert f.loc[(row, "conf_int"), "Sector"] == f"[{_num(e.conf_low, 4)}, {_num(e.conf_high, 4)}]"
-        assert f.loc[(row, "control_mean"), "Sector"] == f"{{control_mean: {_num(e.control_mean, 4)}}}"
+        assert f.loc[(row, "control_mean"), "Sector"] == f"control mean {_num(e.control_mean, 4)}"
     # the levels really differ, so a table repeating the first level would fail above
     assert len({f.loc[(f"arm (itt), nace={lv}", "estimate"), "Sector"] for lv in r.levels}) > 3
     assert f.loc[("Outcome", "footer"), "Sector"] == "nace"
@@ -324,8 +329,25 @@ def test_randomization_interval_line():
     w = with_ri(_work(), 0.03, ri_conf_low=0.012, ri_conf_high=float("inf"))
     t = compare([w, _benefit()], show=("std_error", "ri_conf_int"))
     f = t.to_frame()
-    assert f.loc[("arm (itt)", "ri_conf_int"), "(1)"] == "{ri_conf_int: [0.012, inf]}"
+    assert f.loc[("arm (itt)", "ri_conf_int"), "(1)"] == "RI CI [0.012, inf]"
     assert f.loc[("ips_started (late)", "ri_conf_int"), "(2)"] == ""
     assert t.tidy().loc[0, "ri_conf_high"] == float("inf")
     with pytest.raises(EstimationError, match="ri_conf_low"):
         compare([_work()], show=("ri_conf_int",))
+
+
+def test_policy_withholds_small_estimates_and_rounds_counts():
+    from ips_impact import disclosure
+
+    small = EffectResult(outcome="work_on_di", estimate=0.2, std_error=0.1, df=5, nobs=8,
+                         n_treated=4, n_control=4)
+    t = compare({"All": _work(), "Tiny": small}, footer=("nobs",), policy={})
+    f = t.to_frame()
+    assert f.loc[("arm (itt)", "estimate"), "Tiny"] == "·"
+    assert f.loc[("arm (itt)", "std_error"), "Tiny"] == ""
+    assert f.loc[("Observations", "footer"), "All"] == "600"
+    assert f.loc[("Observations", "footer"), "Tiny"] == "·"  # a count below 10 is not shown
+    assert t.record.status == "suppressed" and t.record.suppressed[0][0] == "Tiny: arm (itt)"
+    assert any("withheld" in n for n in t.notes) and any("rounded" in n for n in t.notes)
+    assert disclosure.check(t.to_markdown()).passed
+    assert compare([_work()]).record is None

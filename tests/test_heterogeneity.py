@@ -95,19 +95,21 @@ SEX_TERMS = ["sexBoy:treated", "sexGirl:treated"]
 SCHOOL_TERMS = ["school_typeArab:treated", "school_typeReligious:treated", "school_typeSecular:treated"]
 
 
+# The R models of the achievement-awards data have strata (pair) fixed effects; the
+# pairs' assignment probabilities differ, where the default is "lin", so "ancova" is named.
 def test_sex_cr2_matches_estimatr_and_clubsandwich(aa_persons):
     entry = REF["het_sex_strata_CR2"]
-    res = heterogeneity(aa_persons, "Bagrut_status", by="sex", horizon=0, cluster="school",
+    res = heterogeneity(aa_persons, "Bagrut_status", by="sex", horizon=0, adjustment="ancova", cluster="school",
                         joint_test="naive-F")
     _check(res, entry, SEX_TERMS)
     _check_clubsandwich(res, entry, "Naive-F")
     assert res.joint["df_denom"] == 38 and res.joint["method"] == "naive-F"
     assert res.spec["cov_type"] == "CR2"
     # the default with CR2 is HTZ (Pustejovsky & Tipton 2018)
-    htz = heterogeneity(aa_persons, "Bagrut_status", by="sex", horizon=0, cluster="school")
+    htz = heterogeneity(aa_persons, "Bagrut_status", by="sex", horizon=0, adjustment="ancova", cluster="school")
     assert htz.spec["joint_test"] == "HTZ" and htz.joint["method"] == "HTZ"
     _check_clubsandwich(htz, entry, "HTZ")
-    chi = heterogeneity(aa_persons, "Bagrut_status", by="sex", horizon=0, cluster="school",
+    chi = heterogeneity(aa_persons, "Bagrut_status", by="sex", horizon=0, adjustment="ancova", cluster="school",
                         joint_test="chi-square")
     _check_clubsandwich(chi, entry, "chi-sq")
     # same Wald statistic W, three reference distributions; the subgroup effects do not move
@@ -118,7 +120,7 @@ def test_sex_cr2_matches_estimatr_and_clubsandwich(aa_persons):
 
 def test_school_type_ancova_cr2_matches_estimatr(aa_persons):
     entry = REF["het_schooltype_ancova_CR2"]
-    res = heterogeneity(aa_persons, "Bagrut_status", by="school_type", horizon=0, cluster="school",
+    res = heterogeneity(aa_persons, "Bagrut_status", by="school_type", horizon=0, adjustment="ancova", cluster="school",
                         covariates=AA_COVS, joint_test="naive-F")
     _check(res, entry, SCHOOL_TERMS)
     _check_clubsandwich(res, entry, "Naive-F")
@@ -128,7 +130,7 @@ def test_school_type_ancova_cr2_matches_estimatr(aa_persons):
 def test_school_type_htz_matches_clubsandwich(aa_persons):
     # q = 2: delta < 1 and nu - q + 1 = 7.7 against the naive G - 1 = 38
     entry = REF["het_schooltype_ancova_CR2"]
-    res = heterogeneity(aa_persons, "Bagrut_status", by="school_type", horizon=0, cluster="school",
+    res = heterogeneity(aa_persons, "Bagrut_status", by="school_type", horizon=0, adjustment="ancova", cluster="school",
                         covariates=AA_COVS)
     _check_clubsandwich(res, entry, "HTZ")
     assert res.joint["delta"] < 1.0
@@ -137,18 +139,18 @@ def test_school_type_htz_matches_clubsandwich(aa_persons):
     tidy = res.tidy().iloc[-1]
     assert tidy["df"] == pytest.approx(res.joint["df_denom"], rel=1e-14)
     assert tidy["p_value"] == pytest.approx(res.joint["p_value"], rel=1e-14)
-    chi = heterogeneity(aa_persons, "Bagrut_status", by="school_type", horizon=0, cluster="school",
+    chi = heterogeneity(aa_persons, "Bagrut_status", by="school_type", horizon=0, adjustment="ancova", cluster="school",
                         covariates=AA_COVS, joint_test="chi-square")
     _check_clubsandwich(chi, entry, "chi-sq")
 
 
 def test_continuous_cr2_matches_estimatr(aa_persons):
-    res = heterogeneity(aa_persons, "Bagrut_status", by="lagscore", horizon=0, cluster="school",
+    res = heterogeneity(aa_persons, "Bagrut_status", by="lagscore", horizon=0, adjustment="ancova", cluster="school",
                         joint_test="naive-F")
     _check(res, REF["het_lagscore_strata_CR2"], ["treated", "treated:lagscore_c"])
     _check_clubsandwich(res, REF["het_lagscore_strata_CR2"], "Naive-F")
     # HTZ with one restriction is the Satterthwaite t test of the interaction, squared
-    htz = heterogeneity(aa_persons, "Bagrut_status", by="lagscore", horizon=0, cluster="school")
+    htz = heterogeneity(aa_persons, "Bagrut_status", by="lagscore", horizon=0, adjustment="ancova", cluster="school")
     _check_clubsandwich(htz, REF["het_lagscore_strata_CR2"], "HTZ")
     assert htz.joint["df_denom"] == pytest.approx(htz.subgroups["df"].iloc[1], rel=1e-12)
     assert htz.joint["p_value"] == pytest.approx(htz.subgroups["p_value"].iloc[1], rel=1e-10)

@@ -117,13 +117,16 @@ def test_hc0_equals_linearmodels_robust():
 # --------------------------------------------- late() on STAR, against iv_robust
 
 #: late() options of each STAR reference case (the R call is in the JSON beside it)
+# R fits the strata fixed-effects (ANCOVA) model; the STAR design's assignment
+# probabilities differ across schools, where the default is "lin", so it is named.
 STAR_CALLS = {
-    "star_stack_ancova_CR2": dict(window=(0, 3), aggregate="stack", covariates=["female", "cauc"]),
+    "star_stack_ancova_CR2": dict(window=(0, 3), aggregate="stack", covariates=["female", "cauc"],
+                                  adjustment="ancova"),
     "star_stack_ancova_CR1": dict(window=(0, 3), aggregate="stack", covariates=["female", "cauc"],
-                                  cov_type="CR1"),
+                                  cov_type="CR1", adjustment="ancova"),
     "star_stack_lin_CR2": dict(window=(0, 3), aggregate="stack", covariates=["female", "cauc"],
                                adjustment="lin", strata="school_type"),
-    "star_girls_k3_HC2": dict(horizon=3, covariates=["cauc"], subset="female == 1"),
+    "star_girls_k3_HC2": dict(horizon=3, covariates=["cauc"], subset="female == 1", adjustment="ancova"),
     "star_k3_none_blocked_HC2": dict(horizon=3, adjustment="none", strata="school_type"),
 }
 

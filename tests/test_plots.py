@@ -94,7 +94,8 @@ def test_dynamic_effect_plot(study, keys):
     res = _fit(ii.itt_by_period, study, "employed", periods=range(-4, 9))
     ax = _check(res.plot(), keys)
     assert ax.get_xlabel() == "event time k (periods since randomization)"
-    assert ax.get_ylabel() == "effect on employed"
+    assert ax.get_ylabel() == "effect (percentage points)"
+    assert "by event time" in ax.get_title(loc="left")
     # draws on the Axes it is given, and returns that one
     fig, given = plt.subplots()
     assert res.plot(given) is given and res.plot(ax=given) is given
@@ -106,11 +107,15 @@ def test_heterogeneity_plot(study, keys, by):
     res = _fit(ii.heterogeneity, study, "employed", by=by, horizon=6)
     assert res.moderator == ("categorical" if by == "region" else "continuous")
     ax = _check(res.plot(), keys)
-    assert ax.get_xlabel() == ("effect on employed" if by == "region" else "age")
+    assert ax.get_xlabel() == ("effect on employed (percentage points)" if by == "region" else "age")
     assert ax.get_ylabel() == ("region" if by == "region" else "effect on employed")
     if by == "region":
         ticks = [t.get_text() for t in ax.get_yticklabels()]
         assert len(ticks) == 3 and all(t.split()[0] in {"VL", "WAL", "BXL"} for t in ticks)
+        # counts in labels are rounded to 5 (disclosure control)
+        assert all(int(t.split("≈")[1].strip(" )")) % 5 == 0 for t in ticks if "≈" in t)
+        # the legend sits under the axes, where it covers no interval
+        assert ax.get_legend().get_bbox_to_anchor().y0 < ax.get_window_extent().y0
     fig, given = plt.subplots()
     assert res.plot(given) is given
 
@@ -132,7 +137,7 @@ def test_km_plot_returns_the_curves_axes_with_the_risk_table_on_its_figure(study
     assert len(fig.axes) == 2  # curves + numbers at risk
     curves, table = fig.axes
     assert ax is curves
-    assert ax.get_ylabel() == "survival (no event yet)"
+    assert ax.get_ylabel() == "share not yet employed"
     assert table.get_xlabel() == "periods since randomization"  # shared x, labelled below
     assert table.get_title(loc="left") == "number at risk"
     assert [t.get_text() for t in table.get_yticklabels()] == ["IPS", "control"]
@@ -145,19 +150,20 @@ def test_km_plot_returns_the_curves_axes_with_the_risk_table_on_its_figure(study
     # on a given Axes: drawn there, no extra panel
     fig3, given = plt.subplots()
     assert res.plot(given) is given and len(fig3.axes) == 1
-    assert given.get_ylabel() == "survival (no event yet)"
+    assert given.get_ylabel() == "share not yet employed"
 
 
 def test_spell_and_competing_risks_plots(study, keys):
     spell = _fit(ii.spell_survival, study, "employed", horizon=20)
     ax = _check(spell.plot(), keys)
     assert ax.figure.axes[-1].get_xlabel() == "periods since entering the spell"
-    assert ax.get_ylabel() == "survival (no event yet)"
+    assert ax.get_ylabel() == "share still employed"
     cr = _fit(ii.competing_risks, study, {"work": "employed", "off_di": lambda p: p["on_di"] == 0},
               horizon=20)
     ax = _check(cr.plot(), keys)
     assert ax.get_xlabel() == "periods since randomization"
     assert ax.get_ylabel() == "cumulative incidence"
+    assert all(float(t).is_integer() for t in ax.get_xticks())  # whole periods, no 2.5
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert "work, IPS" in legend and "off_di, control" in legend
     fig, given = plt.subplots()

@@ -119,7 +119,9 @@ def test_ri_close_to_model_pvalue_in_a_regular_case(fitted):
 
 def test_randomization_ci_contains_estimate_and_inverts_the_test(fitted):
     study, results = fitted
-    ci = randomization_ci(study, results[:3], level=0.9, n_permutations=999, seed=3)
+    out = randomization_ci(study, results[:3], level=0.9, n_permutations=999, seed=3)
+    assert isinstance(out, list) and len(out) == 3
+    ci = pd.concat([r.tidy() for r in out], ignore_index=True)
     assert list(ci.columns[:4]) == ["outcome", "term", "estimand", "horizon"]
     assert len(ci) == 3
     assert np.all(ci["ri_conf_low"] < ci["estimate"]) and np.all(ci["estimate"] < ci["ri_conf_high"])
@@ -258,7 +260,7 @@ def test_itt_stacked_rows_follow_their_person(itt_fitted):
 
 def test_itt_randomization_ci_close_to_wald(itt_fitted):
     study, results = itt_fitted
-    ci = randomization_ci(study, results[:3], n_permutations=2000, seed=0)
+    ci = pd.concat([r.tidy() for r in randomization_ci(study, results[:3], n_permutations=2000, seed=0)])
     for r, (_, row) in zip(results[:3], ci.iterrows()):
         width = r.conf_high - r.conf_low
         assert abs(row["ri_conf_low"] - r.conf_low) < 0.1 * width
@@ -341,7 +343,7 @@ def test_did_calendar_time_and_ci(itt_fitted):
                    did_mod.did(study, "employed", pre=(-4, -1), post=(1, 5), time="period")]
     obs, _, _ = family_distribution(study, results, n_permutations=100)
     np.testing.assert_allclose(obs, [r.estimate for r in results], rtol=1e-8)
-    ci = randomization_ci(study, results[0], n_permutations=2000)
+    ci = randomization_ci(study, results[0], n_permutations=2000).tidy()
     width = results[0].conf_high - results[0].conf_low
     assert abs(ci.loc[0, "ri_conf_low"] - results[0].conf_low) < 0.1 * width
     assert abs(ci.loc[0, "ri_conf_high"] - results[0].conf_high) < 0.1 * width
@@ -383,7 +385,7 @@ def test_late_ri_is_the_reduced_form_test_and_its_ci_inverts_it(takeup_study):
     ri = randomization_inference(study, [res, _itt(study, "earnings", horizon=3, covariates=("age",))],
                                  n_permutations=999, seed=2)
     assert ri[0].ri_p_value == ri[1].ri_p_value  # LATE = 0  <=>  ITT = 0 (exclusion)
-    ci = randomization_ci(study, res, level=0.9, n_permutations=999, seed=2)
+    ci = randomization_ci(study, res, level=0.9, n_permutations=999, seed=2).tidy()
     lo, hi = ci.loc[0, "ri_conf_low"], ci.loc[0, "ri_conf_high"]
     assert lo < res.estimate < hi
 
@@ -411,7 +413,10 @@ def test_pre_period_placebo_test(itt_fitted):
         warnings.simplefilter("ignore")
         res = dyn.itt_by_period(study, "earnings", periods=range(-3, 3))
     out = randomization_pretest(study, res, n_permutations=999, seed=0)
-    assert out["ks"] == (-3, -2, -1)
+    assert out.ks == (-3, -2, -1) and out["ks"] == out.ks
+    row = out.tidy().iloc[0]
+    assert row["term"] == "pre_period_placebo" and row["statistic"] == out.statistic
+    assert row["p_value"] == out.ri_p_value
     # The Wald form with the observed covariance is the result's own pre-period statistic.
     pre = res.pretest
     assert out["statistic"] == pytest.approx(pre["wald"], rel=1e-8)

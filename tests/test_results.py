@@ -156,7 +156,7 @@ def test_summary_and_html_show_the_numbers():
     assert "HC2" in s
     h = r._repr_html_()
     assert "<table" in h and "0.0950" in h and "few persons in stratum BXL" in h
-    assert repr(r) == "<EffectResult: ITT of arm on work_on_di at horizon 6>"
+    assert repr(r) == "<EffectResult: ITT of arm on work_on_di at k = 6>"
 
 
 def test_person_keys_are_refused():
@@ -272,11 +272,16 @@ def _bounds(**kw):
 def test_bounds_tidy_rows_carry_the_im_interval():
     b = _bounds()
     t = b.tidy()
-    assert list(t["estimand"]) == ["lee_lower", "lee_upper"]
-    assert list(t["estimate"]) == [-100.0, 300.0]
-    assert list(t["std_error"]) == [50.0, 60.0]
+    assert list(t["estimand"]) == ["lee_lower", "lee_upper", "lee_effect_imbens_manski"]
+    assert list(t["estimate"][:2]) == [-100.0, 300.0] and np.isnan(t["estimate"].iloc[2])
+    assert list(t["std_error"][:2]) == [50.0, 60.0]
+    # each bound has its own interval and no test against 0
+    z = 1.959963984540054
+    assert t["conf_low"].iloc[0] == pytest.approx(-100.0 - z * 50.0, rel=1e-12)
+    assert t["conf_high"].iloc[1] == pytest.approx(300.0 + z * 60.0, rel=1e-12)
+    assert t["p_value"].isna().all() and t["statistic"].isna().all()
     lo, hi, _ = imbens_manski_interval(-100.0, 300.0, 50.0, 60.0, 0.95)
-    assert (t["conf_low"] == lo).all() and (t["conf_high"] == hi).all()
+    assert (t["conf_low"].iloc[2], t["conf_high"].iloc[2]) == (lo, hi)
     assert b.conf_int() == (lo, hi)
     assert "Imbens-Manski 95% CI" in b.summary()
     with pytest.raises(EstimationError, match="exceeds upper"):
@@ -428,7 +433,7 @@ def test_summary_shows_float_horizons_as_event_times():
     assert median[3] == "-4.0000"  # no horizon: the column is blank, the estimate comes next
     h = res._repr_html_()
     assert "<td>20</td>" in h and "20.0000" not in h
-    assert _effect(horizon=6.0).summary().splitlines()[0] == "ITT of arm on work_on_di at horizon 6"
+    assert _effect(horizon=6.0).summary().splitlines()[0] == "ITT of arm on work_on_di at k = 6"
 
 
 def test_summary_sentences_never_print_p_as_zero():
@@ -469,8 +474,8 @@ def test_summary_sentences_never_print_p_as_zero():
 
 def test_summary_title_names_the_effect_term():
     late = _effect(term="ips_started", estimand="late", outcome="di_benefit", horizon=10)
-    assert late.summary().splitlines()[0] == "LATE of ips_started on di_benefit at horizon 10"
-    assert repr(_effect()) == "<EffectResult: ITT of arm on work_on_di at horizon 6>"
+    assert late.summary().splitlines()[0] == "LATE of ips_started on di_benefit at k = 10"
+    assert repr(_effect()) == "<EffectResult: ITT of arm on work_on_di at k = 6>"
 
 
 def test_balance_summary_lists_warnings_and_rows_set_aside():

@@ -333,8 +333,8 @@ def test_absent_event_column_is_a_data_contract_error(study):
         ({"tau": -1}, "positive"),
         ({"start": 1.5}, "integer"),
         ({"strata": "yes"}, "True or False"),
-        ({"covariates": ("nope",)}, "not a baseline column"),
-        ({"covariates": ("site",)}, "not numeric"),
+        ({"covariates": ("nope",)}, "is not a column of persons"),
+        ({"covariates": ("site",)}, "not a baseline covariate"),
         ({"cluster": "nope"}, "persons table"),
         ({"horizon": 0}, "before start"),
         ({"start": -2}, "k >= 0"),
@@ -400,8 +400,13 @@ def test_result_is_frozen_and_keyless(study):
     assert "person_id" not in text
     assert list(res.km.columns[:7]) == ["arm", "time", "survival", "conf_low", "conf_high", "at_risk", "events"]
     assert list(res.rmst.columns) == ["arm", "tau", "rmst", "std_error"]
-    assert set(res.tidy()["term"]) == {"logrank", "cox", "rmst_difference", "survival_difference",
-                                       "median_difference"}
+    assert set(res.tidy()["term"]) == {"logrank", "cox", "hazard_ratio", "rmst_difference",
+                                       "survival_difference", "median_difference"}
+    t = res.tidy().set_index("term")
+    assert t.loc["hazard_ratio", "estimate"] == pytest.approx(np.exp(t.loc["cox", "estimate"]), rel=1e-12)
+    assert t.loc["hazard_ratio", "conf_low"] == pytest.approx(np.exp(t.loc["cox", "conf_low"]), rel=1e-12)
+    assert t.loc["hazard_ratio", "p_value"] == t.loc["cox", "p_value"]
+    assert t.loc["logrank", "estimand"].startswith("logrank_observed_minus_expected")
     with pytest.raises(DisclosureError):
         SurvivalResult(outcome="x", kind="time_to_event", statistics=res.statistics, tau=1.0,
                        km=res.km.assign(person_id="p1"))

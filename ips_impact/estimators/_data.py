@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ips_impact.errors import EstimationError
+from ips_impact.estimators._options import ADJUSTMENTS, AGGREGATES, check_option
 
 __all__ = [
     "ADJUSTMENTS",
@@ -43,26 +44,10 @@ __all__ = [
     "regression_design",
     "arm_counts",
     "require_numeric_outcome",
+    "independent_columns",
+    "collinear_covariates",
+    "refuse_collinear",
 ]
-
-#: Allowed values of ``adjustment=``.
-ADJUSTMENTS: tuple[str, ...] = ("none", "ancova", "lin")
-#: Allowed values of ``aggregate=``.
-AGGREGATES: tuple[str, ...] = ("mean", "sum", "stack")
-
-
-def check_option(value: Any, allowed: Sequence[str], argument: str) -> str:
-    """Return ``value`` if it is one of ``allowed``; else raise :class:`EstimationError`.
-
-    The message names the argument, lists the allowed values and echoes what was passed.
-    """
-    if isinstance(value, str) and value in allowed:
-        return value
-    raise EstimationError(
-        f"{argument} must be one of {', '.join(repr(a) for a in allowed)}; you passed {value!r}",
-        fix=f"pass {argument}=" + " or ".join(repr(a) for a in allowed),
-    )
-
 
 def arm_counts(arm: np.ndarray) -> tuple[int, int]:
     """(number treated, number control) of a 0/1 array."""
@@ -355,6 +340,67 @@ def regression_design(
         interact_names=tuple(W_names),
         adjustment=adjustment,
     )
+
+
+# A column whose part not explained by the columns before it is smaller than this
+# (relative to its length) is redundant (R's lm tolerance).
+_COLLINEAR_TOL = 1e-7
+
+
+def independent_columns(mat: np.ndarray, n_protected: int, tol: float = _COLLINEAR_TOL) -> np.ndarray:
+    """Indices of the columns of ``mat`` to keep so that they are linearly independent.
+
+    Columns are taken in order (as R's ``lm`` does): a column is dropped when the part
+    of it not explained by the columns kept before it is below ``tol`` of its length.
+    The first ``n_protected`` columns are always kept (an error arises later if they
+    are themselves collinear).
+    """
+    n, p = mat.shape
+    keep: list[int] = []
+    basis = np.zeros((n, 0))
+    for j in range(p):
+        a = mat[:, j]
+        norm = float(np.sqrt(a @ a))
+        if j >= n_protected and norm == 0.0:
+            continue
+        r = a - basis @ (basis.T @ a)
+        r = r - basis @ (basis.T @ r)  # re-orthogonalise (classical Gram–Schmidt twice)
+        rn = float(np.sqrt(r @ r))
+        if j < n_protected or rn > tol * norm:
+            keep.append(j)
+            if rn > 0:
+                basis = np.column_stack([basis, r / rn])
+    return np.asarray(keep, dtype=np.int64)
+
+
+def collinear_covariates(base: np.ndarray, X: np.ndarray, names: Sequence[str], *,
+                         what: str = "the intercept, the arm and the strata") -> None:
+    """Refuse covariates that are linear combinations of ``base`` and earlier covariates.
+
+    The one collinearity rule of every estimator: a redundant covariate (``age`` and
+    ``2 * age``, a dummy of every level, a covariate constant in the sample) is an
+    error naming it — never a silently dropped column or a pseudo-inverse.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    if not X.shape[1]:
+        return
+    base = np.asarray(base, dtype=np.float64).reshape(X.shape[0], -1)
+    keep = set(independent_columns(np.column_stack([base, X]), base.shape[1]).tolist())
+    refuse_collinear([str(n) for j, n in enumerate(names) if base.shape[1] + j not in keep], what)
+
+
+def refuse_collinear(bad: Sequence[str], what: str = "the intercept, the arm and the strata") -> None:
+    """Raise the collinearity error of :func:`collinear_covariates` for ``bad`` (if any)."""
+    bad = [str(b) for b in bad]
+    if bad:
+        raise EstimationError(
+            f"collinear covariate(s) {', '.join(map(repr, bad))}: linear combinations of "
+            f"{what} and the covariates before them (or constant in the sample), so their "
+            "effects are not identified",
+            table="persons", column=bad,
+            fix="remove the redundant covariate(s) (for a categorical one, a dummy per level "
+            "is made already)",
+        )
 
 
 def require_numeric_outcome(values: np.ndarray, outcome: str) -> None:

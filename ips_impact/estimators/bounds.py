@@ -60,6 +60,7 @@ import numpy as np
 import pandas as pd
 
 from ips_impact.errors import DataContractError, EstimationError, EstimationWarning
+from ips_impact.estimators._options import check_horizon, check_window
 from ips_impact.results.base import horizon_label
 from ips_impact.results.effect import BoundsResult
 
@@ -428,14 +429,9 @@ def lee_bounds(
         )
     kmin, kmax = study.k_range
     if horizon is not None:
-        ks = [int(horizon)]
+        ks = [check_horizon(horizon)]
     else:
-        try:
-            a, b = (int(window[0]), int(window[1]))
-        except (TypeError, ValueError, IndexError):
-            raise EstimationError(f"window must be a pair of ints (a, b); you passed {window!r}") from None
-        if a > b:
-            raise EstimationError(f"window {window!r} has a > b", fix="pass (a, b) with a <= b.")
+        a, b = check_window(window)
         ks = list(range(a, b + 1))
     bad = [k for k in (ks[0], ks[-1]) if not kmin <= k <= kmax]
     if bad:
@@ -481,7 +477,8 @@ def lee_bounds(
                     "set aside: the bounds assume these are missing at random within the selected")
     probs = np.asarray(study.design.counts["p_treated"], dtype=float)
     probs = probs[np.isfinite(probs)]
-    if by is None and probs.size > 1 and np.ptp(probs) > 0.02:
+    # the one rule of every estimator: Design.equal_probabilities
+    if by is None and probs.size > 1 and not study.design.equal_probabilities:
         warn.append("assignment probabilities differ across strata (from "
                     f"{probs.min():.3f} to {probs.max():.3f}); pooled Lee bounds assume equal "
                     "probabilities: use by='stratum'")

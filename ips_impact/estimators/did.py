@@ -21,6 +21,7 @@ with the pre-period outcome as a covariate) when they are not.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,8 @@ import pandas as pd
 
 from ips_impact.errors import EstimationError
 from ips_impact.estimators._data import arm_counts, check_option, cluster_labels, person_mask
+from ips_impact.inference.ri_engine import LinearProblem
+from ips_impact.inference.ri_protocol import register_randomization
 from ips_impact.results.base import critical_value
 from ips_impact.results.effect import EffectResult
 
@@ -50,6 +53,74 @@ def _window(value: Any, name: str) -> tuple[int, int]:
     if a > b:
         raise EstimationError(f"{name}=({a}, {b}) is empty: a must not exceed b")
     return a, b
+
+
+@dataclass(frozen=True)
+class _Sample:
+    """Person-period rows of a DiD: persons ``pi``, window positions ``ti``, outcome ``y``."""
+
+    pre: tuple[int, int]
+    post: tuple[int, int]
+    ks: np.ndarray
+    is_post: np.ndarray
+    Y: np.ndarray  # (n_persons, len(ks)), NaN where unobserved
+    mask: np.ndarray  # persons in subset
+    pi: np.ndarray
+    ti: np.ndarray
+    y: np.ndarray
+    t_index: np.ndarray  # period of each row (event time or calendar ordinal)
+
+
+def _sample(study: Any, outcome: str, pre: Any, post: Any, time: str, subset: Any) -> _Sample:
+    """The rows of :func:`did` (shared with its randomization problem): every observed
+    person-period of the subset in the two windows (available periods; a person
+    observed in one window only still identifies the period effects)."""
+    a, b = _window(pre, "pre")
+    c, d = _window(post, "post")
+    if not b < c:
+        raise EstimationError(
+            f"post=({c}, {d}) must come after pre=({a}, {b}) (disjoint, post later)"
+            if d < a else f"pre=({a}, {b}) and post=({c}, {d}) overlap",
+            fix="give disjoint windows with the post window later, e.g. pre=(-4, -1), post=(1, 8)",
+        )
+    kmin, kmax = study.k_range
+    if min(a, c) < kmin or max(b, d) > kmax:
+        raise EstimationError(
+            f"the windows go outside the observed follow-up (k from {kmin} to {kmax})",
+            table="panel", column="k", fix=f"choose event times between {kmin} and {kmax}",
+        )
+    study.require_outcome(outcome)
+    persons = study.persons
+    ks = np.r_[np.arange(a, b + 1), np.arange(c, d + 1)]
+    is_post = np.r_[np.zeros(b - a + 1, bool), np.ones(d - c + 1, bool)]
+    Y = study.outcome_matrix(outcome, ks)
+    mask = person_mask(persons, subset)
+    pi, ti = np.nonzero(np.isfinite(Y) & mask[:, None])
+    if time == "k":
+        t_index = ks[ti]
+    else:
+        from ips_impact.io.periods import period_ordinals
+
+        t_index = period_ordinals(persons["randomization_period"])[pi] + ks[ti]
+    return _Sample(pre=(a, b), post=(c, d), ks=ks, is_post=is_post, Y=Y, mask=mask, pi=pi, ti=ti,
+                   y=Y[pi, ti], t_index=np.asarray(t_index))
+
+
+def randomization_problem(study: Any, result: EffectResult) -> LinearProblem:
+    """Randomization problem of a :func:`did` result: the rows of :func:`_sample`, the
+    arm multiplying the post indicator, person effects absorbed, period effects
+    (event or calendar time) as nuisance. The engine's estimate under the observed
+    assignment is checked against the result."""
+    spec = result.spec
+    s = _sample(study, spec["outcome"], spec["pre"], spec["post"], spec.get("time", "k"), spec.get("subset"))
+    _, t_code = np.unique(s.t_index, return_inverse=True)
+    periods = np.zeros((s.pi.size, int(t_code.max()) + 1))
+    periods[np.arange(s.pi.size), t_code] = 1.0
+    return LinearProblem(y=s.y, row_person=s.pi, nuisance=periods,
+                         interact=s.is_post[s.ti].astype(float), absorb=s.pi)
+
+
+register_randomization("did", randomization_problem)
 
 
 def did(
@@ -111,55 +182,34 @@ def did(
     Returns
     -------
     EffectResult
-        ``term == "arm"`` (the coefficient of arm × post), ``estimand == "did"``,
-        ``horizon`` = ``"c:d"`` of the post window, ``nobs`` person-periods; ``diagnostics`` holds ``n_persons``,
+        ``term == "arm"`` (the coefficient of arm × post), ``estimand == "did"``, ``horizon`` = ``"c:d"`` of the post window, ``nobs``
+        person-periods, ``n_treated`` / ``n_control`` persons; ``diagnostics`` holds ``n_persons``,
         ``n_clusters``, ``r2_within``.
 
     Raises
     ------
     EstimationError
-        Bad windows (outside the follow-up, overlapping), unknown ``cov_type`` or
+        Bad windows (outside the follow-up, overlapping, post before pre), unknown ``cov_type`` or
         ``time``, an outcome without variation, no contrast.
     """
     critical_value(level)
     cov_type = check_option(cov_type, DID_COV_TYPES, "cov_type")
     time = check_option(time, ("k", "period"), "time")
-    a, b = _window(pre, "pre")
-    c, d = _window(post, "post")
-    if not (b < c or d < a):
-        raise EstimationError(
-            f"pre=({a}, {b}) and post=({c}, {d}) overlap", fix="give disjoint windows, e.g. pre=(-4, -1), post=(1, 8)"
-        )
-    kmin, kmax = study.k_range
-    if min(a, c) < kmin or max(b, d) > kmax:
-        raise EstimationError(
-            f"the windows go outside the observed follow-up (k from {kmin} to {kmax})",
-            table="panel", column="k", fix=f"choose event times between {kmin} and {kmax}",
-        )
-    study.require_outcome(outcome)
+    sample = _sample(study, outcome, pre, post, time, subset)
+    a, b = sample.pre
+    c, d = sample.post
     persons = study.persons
-    ks = np.r_[np.arange(a, b + 1), np.arange(c, d + 1)]
-    is_post = np.r_[np.zeros(b - a + 1, bool), np.ones(d - c + 1, bool)]
-    Y = study.outcome_matrix(outcome, ks)
-    mask = person_mask(persons, subset)
-    arm_all = persons["arm"].to_numpy().astype(np.float64)
-    obs = np.isfinite(Y) & mask[:, None]
-    pi, ti = np.nonzero(obs)
-    y = Y[pi, ti]
+    pi, ti, y, Y, mask, is_post, t_index = (sample.pi, sample.ti, sample.y, sample.Y, sample.mask,
+                                            sample.is_post, sample.t_index)
     if y.size == 0 or np.ptp(y) == 0:
         raise EstimationError(
             f"outcome {outcome!r} does not vary (or is missing) in the pre and post windows",
             table="panel", column=outcome, fix="choose another outcome or windows",
         )
+    arm_all = np.asarray(study.design.arm, dtype=np.float64)  # the arm has one source: the design
     treat_post = arm_all[pi] * is_post[ti]
     if np.ptp(treat_post) == 0:
         raise EstimationError("no treated person is observed in the post window; there is no contrast")
-    if time == "k":
-        t_index = ks[ti]
-    else:
-        from ips_impact.io.periods import period_ordinals
-
-        t_index = period_ordinals(persons["randomization_period"])[pi] + ks[ti]
     if cluster is None:
         groups = pi
     else:
@@ -186,8 +236,10 @@ def did(
         n1, n0 = arm_counts(np.broadcast_to(arm_all[:, None], Y.shape)[miss])
         ledger.append({"reason": f"person-periods without {outcome} in the pre or post window (excluded)",
                        "n_rows": int(miss.sum()), "n_treated": n1, "n_control": n0})
-    n_persons = np.unique(pi).size
-    n1r = int((arm_all[pi] == 1).sum())
+    in_sample = np.unique(pi)
+    n_persons = in_sample.size
+    # persons, not person-period rows, in n_treated / n_control (rows are in nobs)
+    n1p = int((arm_all[in_sample] == 1).sum())
     ctrl_post = (arm_all[pi] == 0) & is_post[ti]
     return EffectResult(
         outcome=outcome,
@@ -195,8 +247,8 @@ def did(
         std_error=float(res.std_errors["arm"]),
         df=float(G - 1),
         nobs=int(y.size),
-        n_treated=n1r,
-        n_control=int(y.size - n1r),
+        n_treated=n1p,
+        n_control=int(n_persons - n1p),
         control_mean=float(y[ctrl_post].mean()) if ctrl_post.any() else float("nan"),
         horizon=f"{c}:{d}",
         level=level,

@@ -30,9 +30,12 @@ import pandas as pd
 from scipy import stats
 
 from ips_impact.errors import EstimationError, EstimationWarning, IpsImpactWarning
-from ips_impact.estimators._data import ADJUSTMENTS, check_option, person_mask
+from ips_impact.estimators._data import person_mask
+from ips_impact.estimators._options import resolve_adjustment
 from ips_impact.estimators.itt import _spec, _welch_df, design_for_rows
+from ips_impact.estimators.itt import randomization_problem as itt_problem
 from ips_impact.inference.covariance import OLSDesign, joint_covariance
+from ips_impact.inference.ri_protocol import register_randomization
 from ips_impact.results.base import critical_value
 from ips_impact.results.effect import DynamicEffectResult, EffectResult
 
@@ -124,7 +127,7 @@ def itt_by_period(
     *,
     periods: Sequence[int] | range,
     covariates: Sequence[str] = (),
-    adjustment: str = "ancova",
+    adjustment: str | None = None,
     strata: bool | str = True,
     cov_type: str | None = None,
     cluster: str | None = None,
@@ -180,7 +183,8 @@ def itt_by_period(
     spec = _spec(horizon=None, window=None, aggregate="mean", covariates=covariates,
                  adjustment=adjustment, strata=strata, cov_type=cov_type, cluster=cluster,
                  level=level, subset=subset)
-    check_option(adjustment, ADJUSTMENTS, "adjustment")
+    spec["adjustment"], spec["adjustment_reason"] = resolve_adjustment(
+        adjustment, study.design, strata=strata)
     critical_value(level)
     ks = _periods(periods)
     kmin, kmax = study.k_range
@@ -196,7 +200,7 @@ def itt_by_period(
     persons = study.persons
     Y = study.outcome_matrix(outcome, ks)
     mask = person_mask(persons, spec["subset"])
-    arm_all = persons["arm"].to_numpy().astype(np.float64)
+    arm_all = np.asarray(study.design.arm, dtype=np.float64)  # the arm has one source: the design
     obs = np.isfinite(Y) & mask[:, None]
 
     # group event times by who is observed: one factorisation per group
@@ -298,7 +302,8 @@ def itt_by_period(
             n_treated=int(n1[t]), n_control=int(nobs[t] - n1[t]), control_mean=cmean[t],
             horizon=int(ks[t]), level=level, n_missing_treated=int(n_miss_t[t]),
             n_missing_control=int(n_miss_c[t]), spec={**spec_out, "horizon": int(ks[t]), "estimator": "itt"},
-            diagnostics={"cov_type": cov_used, "adjustment": adjustment},
+            diagnostics={"cov_type": cov_used, "adjustment": spec["adjustment"],
+                         "adjustment_reason": spec["adjustment_reason"]},
             ledger=empty_ledger,
         )
         for t in range(T)
@@ -331,3 +336,12 @@ def itt_by_period(
         ledger=ledger,
     )
 
+
+
+def randomization_problem(study: Any, result: Any) -> list[Any]:
+    """One ITT problem per event time: each effect of an :func:`itt_by_period` result
+    is the :func:`~ips_impact.estimators.itt.itt` at that horizon, with its own sample."""
+    return [p for effect in result.effects for p in itt_problem(study, effect)]
+
+
+register_randomization("itt_by_period", randomization_problem)

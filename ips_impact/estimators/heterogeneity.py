@@ -68,8 +68,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ips_impact.errors import DataContractError, EstimationError, SmallSampleWarning
+from ips_impact.errors import EstimationError, SmallSampleWarning
 from ips_impact.estimators._data import check_option, cluster_labels
+from ips_impact.estimators._options import WINDOW_RULES, resolve_adjustment, window_values
 from ips_impact.estimators.spillover import (
     _AGGREGATES,
     ModelMatrices,
@@ -83,9 +84,19 @@ from ips_impact.estimators.spillover import (
     stratum_dummies,
 )
 from ips_impact.inference.covariance import COV_TYPES, OLSDesign, check_cov_type
+from ips_impact.inference.htz import htz_test
+from ips_impact.inference.ri_engine import LinearProblem
+from ips_impact.inference.ri_protocol import RandomizationProblem, register_randomization
 from ips_impact.power import mde as _mde
 from ips_impact.results.base import horizon_label
 from ips_impact.results.heterogeneity import HeterogeneityResult
+from ips_impact.roster import (  # noqa: F401  (check_sites re-exported: public name of this module)
+    DERIVED_MODERATORS,
+    FIDELITY_RANGE,
+    MODERATOR_SOURCES,
+    _moderator,
+    check_sites,
+)
 
 __all__ = [
     "heterogeneity",
@@ -96,18 +107,8 @@ __all__ = [
     "htz_test",
 ]
 
-#: Moderators derived from the study (besides any column of ``persons``).
-DERIVED_MODERATORS: tuple[str, ...] = (
-    "household_type",
-    "partner_at_work",
-    "unemployment_tercile",
-    "fidelity",
-)
 _MODERATOR_KINDS = ("auto", "categorical", "continuous")
 _ADJUSTMENTS = ("none", "ancova", "lin")
-_UNEMPLOYMENT_COLUMNS = ("local_unemployment", "unemployment_rate")
-#: IPS fidelity scale: 25 items scored 1-5.
-FIDELITY_RANGE = (25.0, 125.0)
 #: Reference distributions of the joint test, and the covariance types each one serves.
 JOINT_TESTS: dict[str, tuple[str, ...]] = {
     "HTZ": ("CR2",),
@@ -115,202 +116,6 @@ JOINT_TESTS: dict[str, tuple[str, ...]] = {
     "F": ("HC0", "HC1", "HC2", "HC3"),
     "chi-square": ("HC0", "HC1", "HC2", "HC3", "CR0", "CR1", "CR2"),
 }
-#: Eigenvalues of the working-model covariance below this get a zero inverse square
-#: root (clubSandwich's matrix_power tolerance, 1e-12).
-_HTZ_EIG_TOL = 1e-12
-
-
-# ------------------------------------------------------------------ sites table
-
-
-def check_sites(sites: Any) -> pd.DataFrame:
-    """Validate a sites table; one row per site with its mean fidelity score.
-
-    Parameters
-    ----------
-    sites
-        DataFrame with ``site``, ``fidelity`` (or ``fidelity_score``): the total of the
-        25-item IPS fidelity scale (25–125), and optionally ``assessment_date``. A site
-        assessed several times gets the mean of its scores (``n_assessments`` counts
-        them).
-
-    Raises
-    ------
-    DataContractError
-        Not a DataFrame, missing columns, missing or out-of-range scores.
-    """
-    if not isinstance(sites, pd.DataFrame):
-        raise DataContractError(
-            f"sites must be a DataFrame, got {type(sites).__name__}", table="sites",
-            fix="pass a table with the columns site, fidelity (25-125), assessment_date",
-        )
-    s = sites.rename(columns={"fidelity_score": "fidelity"})
-    missing = [c for c in ("site", "fidelity") if c not in s.columns]
-    if missing:
-        raise DataContractError(
-            "is missing required columns", table="sites", column=missing,
-            examples=list(s.columns), fix="give the columns site and fidelity (25-125)",
-        )
-    score = pd.to_numeric(s["fidelity"], errors="coerce")
-    bad = score.isna() | (score < FIDELITY_RANGE[0]) | (score > FIDELITY_RANGE[1])
-    if bad.any():
-        raise DataContractError(
-            "has fidelity scores that are missing or outside the 25-item IPS scale (25-125)",
-            table="sites", column="fidelity", n_rows=int(bad.sum()),
-            examples=s.loc[bad, "site"].astype(str).tolist(),
-            fix="give the total of the 25 items (each scored 1-5) for every assessment",
-        )
-    if "assessment_date" in s.columns:
-        d = pd.to_datetime(s["assessment_date"], errors="coerce", format="ISO8601")
-        badd = s["assessment_date"].notna() & d.isna()
-        if badd.any():
-            raise DataContractError(
-                "has unparseable assessment dates", table="sites", column="assessment_date",
-                n_rows=int(badd.sum()), examples=s.loc[badd, "site"].astype(str).tolist(),
-                fix="write dates as YYYY-MM-DD",
-            )
-    if s["site"].isna().any():
-        raise DataContractError("has rows without a site", table="sites", column="site",
-                                n_rows=int(s["site"].isna().sum()), fix="fill the site label")
-    g = pd.DataFrame({"site": s["site"].astype(str), "fidelity": score}).groupby("site", sort=True)
-    return pd.DataFrame({"fidelity": g["fidelity"].mean(), "n_assessments": g.size()}).reset_index()
-
-
-# ------------------------------------------------------------------ moderators
-
-
-def _baseline_roster(study: Any) -> pd.DataFrame:
-    """Members (index_person_id, person_id, role) in each index person's household at
-    randomization, from the roster (members without any panel row included).
-    """
-    roster = study.households
-    persons = study.persons
-    if roster is None or "household_id" not in persons.columns:
-        raise EstimationError(
-            "household moderators need the household roster",
-            table="households",
-            fix="build the Study with households=<roster>",
-        )
-    p = persons[["person_id", "household_id", "randomization_date"]].rename(
-        columns={"person_id": "index_person_id"})
-    cand = roster.merge(p[p["household_id"].notna()], on="household_id")
-    cand = cand[(cand["person_id"] != cand["index_person_id"])
-                & ~cand["person_id"].isin(persons["person_id"])]
-    d = cand["randomization_date"]
-    # the Study's baseline rule: present on the randomization date (unknown dates kept)
-    later = cand["valid_from"].notna() & (cand["valid_from"] > d)
-    left = cand["valid_to"].notna() & (cand["valid_to"] < d)
-    return cand.loc[~later & ~left, ["index_person_id", "person_id", "role"]].drop_duplicates()
-
-
-def _household_type(study: Any) -> pd.Series:
-    r"""Single / couple / couple with children / single parent / other, per index person.
-
-    From the baseline roster: partner and child → "couple with children"; partner, no
-    child → "couple"; child, no partner → "single parent"; only parents or other
-    members → "other"; nobody → "single". Missing when the person has no household.
-    """
-    persons = study.persons
-    base = _baseline_roster(study)
-    pid = persons["person_id"]
-    partner = pid.isin(base.loc[base["role"] == "partner", "index_person_id"])
-    child = pid.isin(base.loc[base["role"] == "child", "index_person_id"])
-    anyone = pid.isin(base["index_person_id"])
-    out = np.select(
-        [partner & child, partner, child, anyone],
-        ["couple with children", "couple", "single parent", "other"],
-        default="single",
-    )
-    out = pd.Series(out, index=persons.index, dtype=object)
-    out[persons["household_id"].isna().to_numpy()] = None
-    return out
-
-
-def _partner_at_work(study: Any, baseline: int) -> pd.Series:
-    """"no partner" / "partner not at work" / "partner at work" at event time ``baseline``.
-
-    Missing when a partner is in the roster but not observed at ``baseline``.
-    """
-    persons = study.persons
-    base = _baseline_roster(study)
-    members = study.members
-    if "employed" not in members.columns:
-        raise EstimationError(
-            "partner_at_work needs the members' 'employed' (or sep_code / n_jobs) column",
-            table="members", column="employed",
-            fix="include the partners' LMD rows with sep_code or n_jobs in the panel",
-        )
-    partners = base[base["role"] == "partner"]
-    m = members[(members["role"] == "partner") & (members["k"] == baseline)]
-    m = m[m["employed"].notna()]
-    at_work = m.groupby("index_person_id")["employed"].max()
-    pid = persons["person_id"]
-    has_partner = pid.isin(partners["index_person_id"])
-    observed = pid.isin(at_work.index)
-    work = pid.map(at_work)
-    out = np.where(~has_partner, "no partner",
-                   np.where(work.fillna(0).to_numpy() > 0, "partner at work", "partner not at work"))
-    out = pd.Series(out, index=persons.index, dtype=object)
-    out[(has_partner & ~observed).to_numpy()] = None
-    out[persons["household_id"].isna().to_numpy()] = None
-    return out
-
-
-#: Where a moderator's values come from (``spec["moderator_source"]``).
-MODERATOR_SOURCES = {
-    "persons": "the column of persons (the user's own variable)",
-    "roster": "derived from the baseline household roster",
-    "sites": "the site's fidelity score from the sites table",
-}
-
-
-def _moderator(
-    study: Any, by: str, sites: pd.DataFrame | None, baseline: int
-) -> tuple[pd.Series, str | None, str, str]:
-    """Moderator values aligned with persons, a forced kind (or None), the column used and
-    the source (a key of :data:`MODERATOR_SOURCES`).
-
-    A column of ``persons`` named ``by`` always wins: the user's own variable is used
-    as given, even for the names of derived moderators (``household_type``…); a derived
-    moderator is built only when ``persons`` has no such column.
-    """
-    persons = study.persons
-    reserved = ("person_id", "arm", "randomization_date", "randomization_period")
-    if by in persons.columns and by not in reserved:
-        return persons[by], None, by, "persons"
-    if by == "household_type":
-        return _household_type(study), "categorical", by, "roster"
-    if by == "partner_at_work":
-        return _partner_at_work(study, baseline), "categorical", by, "roster"
-    if by == "unemployment_tercile":
-        col = next((c for c in _UNEMPLOYMENT_COLUMNS if c in persons.columns), None)
-        if col is None:
-            raise EstimationError(
-                "unemployment_tercile needs a column of local unemployment in persons",
-                table="persons", column=list(_UNEMPLOYMENT_COLUMNS),
-                fix="add local_unemployment (rate in the person's municipality or district) "
-                "to the assignment table",
-            )
-        return persons[col], "tercile", col, "persons"
-    if by == "fidelity":
-        if sites is None:
-            raise EstimationError(
-                "by='fidelity' needs the sites table", table="sites",
-                fix="pass sites=<DataFrame with site, fidelity, assessment_date>",
-            )
-        if "site" not in persons.columns:
-            raise EstimationError("by='fidelity' needs the persons' site", table="persons",
-                                  column="site", fix="add site to the assignment table")
-        fid = sites.set_index("site")["fidelity"]
-        fidelity = persons["site"].astype(str).map(fid).where(persons["site"].notna())
-        return fidelity, "continuous", by, "sites"
-    allowed = [c for c in persons.columns if c not in reserved] + list(DERIVED_MODERATORS)
-    raise EstimationError(
-        f"by must be a column of persons or one of {', '.join(DERIVED_MODERATORS)}; "
-        f"you passed {by!r}",
-        table="persons", column=by, examples=allowed,
-        fix="choose one of the moderators listed",
-    )
 
 
 # ------------------------------------------------------------------- the model
@@ -395,6 +200,7 @@ def _spec(**kw: Any) -> dict[str, Any]:
         "horizon": horizon,
         "window": window,
         "aggregate": check_option(kw["aggregate"], _AGGREGATES, "aggregate"),
+        "window_rule": check_option(kw.get("window_rule", "complete"), WINDOW_RULES, "window_rule"),
         "moderator": check_option(kw["moderator"], _MODERATOR_KINDS, "moderator"),
         "cut": None if cut is None else int(cut),
         "covariates": covariates,
@@ -418,12 +224,12 @@ def _person_outcome(study: Any, spec: dict[str, Any]) -> np.ndarray:
         return study.outcome_at(outcome, horizon).to_numpy(dtype=float)
     ks = np.arange(window[0], window[1] + 1)
     mat = study.outcome_matrix(outcome, ks)
-    obs = ~np.isnan(mat)
-    n_obs = obs.sum(axis=1)
-    total = np.where(obs, mat, 0.0).sum(axis=1)
-    if spec["aggregate"] == "mean":
-        return np.where(n_obs > 0, total / np.maximum(n_obs, 1), np.nan)
-    return np.where(n_obs > 0, total, np.nan)
+    # the one window rule of every estimator (estimators/_options.py)
+    persons = study.persons
+    inside = ((ks[None, :] >= persons["k_min"].to_numpy(dtype=float)[:, None])
+              & (ks[None, :] <= persons["k_max"].to_numpy(dtype=float)[:, None]))
+    return window_values(mat, spec["aggregate"], spec.get("window_rule", "complete"), outcome,
+                         inside=inside)
 
 
 def _build(study: Any, spec: dict[str, Any], sites: pd.DataFrame | None) -> dict[str, Any]:
@@ -553,6 +359,7 @@ def _build(study: Any, spec: dict[str, Any], sites: pd.DataFrame | None) -> dict
             base=D, base_names=tuple(f"{spec['by']}={lab}" for lab in labels),
             extra=extra, extra_names=extra_names, lin=lin, lin_groups=g,
             clusters=None if clusters_all is None else clusters_all[rows], ledger=ledger,
+            covariate_names=pcov_names,
         )
         centre = math.nan
         groups = g
@@ -567,6 +374,7 @@ def _build(study: Any, spec: dict[str, Any], sites: pd.DataFrame | None) -> dict
             base=V, base_names=("(Intercept)", spec["by"]),
             extra=extra, extra_names=extra_names, lin=lin,
             clusters=None if clusters_all is None else clusters_all[rows], ledger=ledger,
+            covariate_names=pcov_names,
         )
         groups = None
     return {"model": model, "kind": kind, "labels": labels, "ranges": ranges, "groups": groups,
@@ -575,136 +383,6 @@ def _build(study: Any, spec: dict[str, Any], sites: pd.DataFrame | None) -> dict
 
 
 # ------------------------------------------------------------------ joint tests
-
-
-def _cluster_summer(design: OLSDesign) -> Any:
-    """A function summing the rows of an (N × …) array within the design's clusters."""
-    codes = design._codes  # noqa: SLF001 - cluster codes of the factorised design
-    order = np.argsort(codes, kind="stable")
-    sizes = np.bincount(codes)
-    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-    return lambda A: np.add.reduceat(A[order], starts, axis=0)
-
-
-def htz_test(design: OLSDesign, C: np.ndarray, beta: np.ndarray, vcov: np.ndarray) -> dict[str, float]:
-    r"""Hotelling's T² test with the HTZ degrees of freedom (Pustejovsky & Tipton 2018).
-
-    Tests :math:`H_0: C\beta = 0` (``C`` is q × K, full row rank) with the CR2 covariance
-    :math:`\hat V` of a fitted :class:`~ips_impact.inference.covariance.OLSDesign`, as
-    ``clubSandwich::Wald_test(lm(...), constraints = C, vcov = "CR2", test = "HTZ")``
-    computes it for an unweighted ``lm`` (working model: independent homoskedastic
-    errors, :math:`\Phi = I`).
-
-    With :math:`M = (X'X)^{-1}`, :math:`A_j` the CR2 adjustment of cluster ``j`` and
-    :math:`L L' = M`, the contribution of cluster ``j`` to :math:`C\hat V C'` is
-    :math:`C M X_j'A_j e_j`, linear in the errors through
-
-    .. math:: G_j = C M X_j' A_j \;(q \times n_j), \qquad
-              H_j = C M X_j' A_j X_j L \;(q \times K),
-
-    so that under the working model
-    :math:`P_{st}[j, l] = \operatorname{Cov}(\cdot) = \mathbb 1[j = l]\, g_{sj}'g_{tj}
-    - h_{sj}'h_{tl}` (rows s, t of :math:`G_j`, :math:`H_l`), and
-    :math:`\Omega = E[C\hat VC'] = \sum_j P[j, j]`. With
-    :math:`B_{st}[j, l] = (\Omega^{-1/2} P[j, l]\, \Omega^{-1/2})_{st}` (the inverse
-    square root drops eigenvalues below 1e-12, as clubSandwich's ``matrix_power``),
-
-    .. math:: \mathrm{Var}_{st} = \sum_{j,l} B_{st}[j,l]B_{ts}[j,l]
-              + \sum_{j,l} B_{ss}[j,l]B_{tt}[j,l], \qquad
-              \nu = \frac{q(q+1)}{\sum_{s,t}\mathrm{Var}_{st}},
-
-    and with :math:`Q = (C\hat\beta)'(C\hat VC')^{-1}C\hat\beta`,
-
-    .. math:: \delta = \max\Big(\frac{\nu - q + 1}{\nu}, 0\Big), \qquad
-              F = \delta\,\frac{Q}{q} \sim F(q,\ \nu - q + 1).
-
-    With q = 1 this is the squared Satterthwaite t test of the contrast. The double
-    sums over cluster pairs are formed from K × K products (no G × G array):
-    :math:`\sum_{j,l} (h_{aj}'h_{bl})(h_{cj}'h_{dl}) = \mathrm{tr}(K_{bd}K_{ca})` with
-    :math:`K_{bd} = \sum_l h_{bl}h_{dl}'`.
-
-    Parameters
-    ----------
-    design
-        The factorised design of the fit; its ``cov_type`` must be ``"CR2"``.
-    C
-        Constraint matrix, q × K (K coefficients of the design).
-    beta, vcov
-        Fitted coefficients (K) and their CR2 covariance (K × K).
-
-    Returns
-    -------
-    dict
-        ``statistic`` (F = δQ/q), ``chi2`` (Q), ``df_num`` (q), ``df_denom``
-        (ν − q + 1), ``delta`` (δ), ``nu`` (ν), ``p_value`` (NaN when ν − q + 1 ≤ 0).
-
-    Raises
-    ------
-    EstimationError
-        The design is not CR2, or ``C`` has the wrong shape.
-
-    References
-    ----------
-    Pustejovsky, J. E. and Tipton, E. (2018). Small-sample methods for cluster-robust
-    variance estimation and hypothesis testing in fixed effects models. *Journal of
-    Business & Economic Statistics* 36(4), 672–683.
-    """
-    if design.cov_type != "CR2":
-        raise EstimationError(
-            f"the HTZ test needs a CR2 fit; this design has cov_type={design.cov_type!r}",
-            fix="fit with cov_type='CR2', or use joint_test='naive-F' or 'chi-square'",
-        )
-    C = np.atleast_2d(np.asarray(C, dtype=np.float64))
-    q, K = C.shape
-    if K != design.p:
-        raise EstimationError(f"C has {K} columns but the design has {design.p} coefficients",
-                              fix="give one column per coefficient of the fit")
-    X = design._X  # noqa: SLF001 - the regressors of the factorised design
-    AX = design._AX  # noqa: SLF001 - rows A_j X_j (CR2 adjustment applied)
-    T = design._T  # noqa: SLF001 - M = T T' (from the pivoted QR; no Cholesky of M)
-    M = design.xtx_inv
-    CM = C @ M
-    psi = AX @ CM.T  # (N, q): row i of cluster j is column i of G_j
-    csum = _cluster_summer(design)
-    GG = csum(psi[:, :, None] * psi[:, None, :])  # (J, q, q): G_j G_j'
-    Z = np.stack([csum(psi[:, [a]] * X) for a in range(q)], axis=1)  # (J, q, K)
-    H = Z @ T  # (J, q, K): H_j = C M X_j'A_j X_j L with L = T
-    omega = GG.sum(axis=0) - np.einsum("jak,jbk->ab", H, H)
-    omega = (omega + omega.T) / 2.0
-    ev, vec = np.linalg.eigh(omega)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        f = np.where(ev > _HTZ_EIG_TOL, 1.0 / np.sqrt(np.where(ev > 0, ev, 1.0)), 0.0)
-    on = (vec * f) @ vec.T  # Omega^{-1/2}
-    alpha = np.einsum("ab,jbc,cd->jad", on, GG, on)  # normalised g_sj'g_tj
-    Ht = np.einsum("ab,jbk->jak", on, H)  # normalised h_sj
-    beta_ = np.einsum("jak,jbk->jab", Ht, Ht)  # h_sj'h_tj
-    J = Ht.shape[0]
-    Hf = Ht.reshape(J, q * K)
-    # K_bd = sum_l h_bl h_dl', all (b, d) at once as one BLAS product
-    Kmat = (Hf.T @ Hf).reshape(q, K, q, K).transpose(0, 2, 1, 3)
-
-    def ps(a: int, b: int, c: int, d: int) -> float:
-        # sum_{j,l} B_ab[j,l] B_cd[j,l] with B_ab[j,l] = 1[j=l] alpha_ab,j - h_aj'h_bl
-        return float(
-            (alpha[:, a, b] * alpha[:, c, d]).sum()
-            - (alpha[:, a, b] * beta_[:, c, d]).sum()
-            - (alpha[:, c, d] * beta_[:, a, b]).sum()
-            + np.einsum("kl,lk->", Kmat[b, d], Kmat[c, a])
-        )
-
-    total = 0.0
-    for s_ in range(q):
-        for t_ in range(q):
-            total += ps(s_, t_, t_, s_) + ps(s_, s_, t_, t_)
-    nu = q * (q + 1) / total
-    cb = C @ np.asarray(beta, dtype=np.float64)
-    Q = float(cb @ np.linalg.solve(C @ np.asarray(vcov, dtype=np.float64) @ C.T, cb))
-    delta = max((nu - q + 1.0) / nu, 0.0)
-    df2 = nu - q + 1.0
-    F = delta * Q / q
-    p = float(stats.f.sf(F, q, df2)) if df2 > 0 else math.nan
-    return {"statistic": F, "chi2": Q, "df_num": q, "df_denom": float(df2), "delta": float(delta),
-            "nu": float(nu), "p_value": p}
 
 
 def _joint_test(
@@ -751,7 +429,7 @@ def heterogeneity(
     moderator: Literal["auto", "categorical", "continuous"] = "auto",
     cut: int | None = None,
     covariates: Sequence[str] = (),
-    adjustment: Literal["none", "ancova", "lin"] = "ancova",
+    adjustment: Literal["none", "ancova", "lin"] | None = None,
     strata: bool = True,
     cov_type: str | None = None,
     cluster: str | None = None,
@@ -762,6 +440,7 @@ def heterogeneity(
     min_per_arm: int = 30,
     mde_power: float = 0.8,
     mde_alpha: float = 0.05,
+    window_rule: Literal["complete", "available", "absent_not_at_work"] = "complete",
 ) -> HeterogeneityResult:
     r"""Effects by subgroup (or along a continuous moderator) and the test of equality.
 
@@ -787,7 +466,10 @@ def heterogeneity(
         ``local_unemployment`` of persons), ``"fidelity"`` (the IPS fidelity score of
         the person's site, from ``sites``; continuous).
     horizon, window, aggregate
-        Outcome at event time ``k = horizon`` or its mean/sum over ``window=(a, b)``.
+        Outcome at event time ``k = horizon`` or its mean/sum over ``window=(a, b)``,
+        under ``window_rule`` (default ``"complete"``: the person needs every period;
+        ``"available"``: the periods observed; ``"absent_not_at_work"``: see
+        :func:`~ips_impact.estimators.itt.itt`).
     moderator
         ``"auto"`` (text, categories, booleans and 0/1 → subgroups; other numbers →
         continuous), ``"categorical"`` or ``"continuous"``.
@@ -839,13 +521,16 @@ def heterogeneity(
         that does not go with ``cov_type``, fewer than two subgroups with both arms,
         bad sites table, collinear regressors.
     """
+    # the one default of every estimator: the ATE (Lin) when probabilities differ by stratum
+    adjustment, adjustment_reason = resolve_adjustment(adjustment, study.design, strata=strata)
     spec = _spec(
         outcome=outcome, by=by, horizon=horizon, window=window, aggregate=aggregate,
         moderator=moderator, cut=cut, covariates=covariates, adjustment=adjustment,
         strata=strata, cov_type=cov_type, cluster=cluster, joint_test=joint_test, level=level,
-        baseline=baseline,
+        baseline=baseline, window_rule=window_rule,
         min_per_arm=min_per_arm, mde_power=mde_power, mde_alpha=mde_alpha,
     )
+    spec["adjustment_reason"] = adjustment_reason
     if sites is None:
         # a Study that carries the sites table (study.sites) needs no sites= argument
         sites = getattr(study, "sites", None)
@@ -1002,8 +687,6 @@ def randomization_problem(
     model: ModelMatrices = built["model"]
     main = model.problem()
     n_t = len(model.targets)
-    from ips_impact.inference.randomization import LinearProblem
-
     if built["kind"] == "continuous":
         joint = LinearProblem(y=model.y, row_person=model.row_person, nuisance=model.nuisance,
                               interact=model.interact, coef=(1,))
@@ -1016,3 +699,35 @@ def randomization_problem(
         joint = LinearProblem(y=model.y, row_person=model.row_person, nuisance=model.nuisance,
                               interact=np.zeros((len(model.y), 1)), coef=(0,))
     return [main, joint]
+
+
+def _joint_wald(result: HeterogeneityResult) -> Any:
+    """``finalize`` of the randomization problem: with more than two subgroups the joint
+    row is the Wald form with the observed covariance,
+    :math:`W(z) = (R\\hat\\tau(z))'(R\\hat V R')^{+}(R\\hat\\tau(z))`, :math:`R` the
+    contrasts with the first subgroup, evaluated on the subgroup-effect draws (the
+    last column, left NaN by the degenerate joint problem)."""
+
+    def finalize(observed: np.ndarray, draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        vcov = getattr(result, "vcov", None)
+        g = observed.size - 1
+        if vcov is None or g <= 2 or not np.isnan(observed[-1]):
+            return observed, draws
+        v = np.asarray(vcov, dtype=float)[:g, :g]
+        r = np.column_stack([-np.ones(g - 1), np.eye(g - 1)])
+        m = np.linalg.pinv(r @ v @ r.T)
+        d_obs = r @ observed[:g]
+        observed[-1] = d_obs @ m @ d_obs
+        d = draws[:, :g] @ r.T
+        draws[:, -1] = np.einsum("bi,ij,bj->b", d, m, d)
+        return observed, draws
+
+    return finalize
+
+
+def _ri_builder(study: Any, result: HeterogeneityResult) -> RandomizationProblem:
+    return RandomizationProblem(linear=tuple(randomization_problem(study, result)),
+                                finalize=_joint_wald(result))
+
+
+register_randomization("heterogeneity", _ri_builder)

@@ -25,21 +25,31 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ips_impact.errors import EstimationError, IpsImpactWarning
+from ips_impact.errors import EstimationError, EstimationWarning, IpsImpactWarning
 from ips_impact.estimators._data import (
-    ADJUSTMENTS,
-    AGGREGATES,
     RegressionDesign,
     arm_counts,
     check_option,
     cluster_labels,
+    collinear_covariates,
     covariate_matrix,
     dummies,
     person_mask,
     regression_design,
     require_numeric_outcome,
 )
+from ips_impact.estimators._options import (
+    ADJUSTMENTS,
+    AGGREGATES,
+    WINDOW_RULES,
+    check_horizon,
+    check_window,
+    resolve_adjustment,
+    window_values,
+)
 from ips_impact.inference.covariance import OLSDesign, OLSFit, resolve_cov_type
+from ips_impact.inference.ri_engine import LinearProblem
+from ips_impact.inference.ri_protocol import register_randomization
 from ips_impact.results.base import (
     ResultBase,
     critical_value,
@@ -115,6 +125,50 @@ class CategoricalEffectResult(ResultBase):
 # ------------------------------------------------------------------------ preparation
 
 
+def matched_pairs(strata: np.ndarray, clusters: np.ndarray, arm: np.ndarray) -> np.ndarray | None:
+    """Stratum codes of the rows when every stratum holds one cluster per arm, else None.
+
+    That is a matched-pair cluster-randomized design (each pair of clusters a stratum),
+    where the stratum effects leave the cluster-robust variance no degrees of freedom.
+    """
+    strata = np.asarray(strata, dtype=np.int64)
+    frame = pd.DataFrame({"b": strata, "c": np.asarray(clusters), "z": np.asarray(arm, dtype=int)})
+    per = frame.drop_duplicates().groupby(["b", "z"]).size()
+    n_strata = frame["b"].nunique()
+    if n_strata < 2 or len(per) != 2 * n_strata or not (per == 1).all():
+        return None
+    if (frame[["b", "c"]].drop_duplicates().groupby("b").size() != 2).any():
+        return None  # the two arms of a stratum share their cluster: not a pair of clusters
+    return strata
+
+
+def matched_pair_inference(y: np.ndarray, arm: np.ndarray, pairs: np.ndarray) -> tuple[float, float, float]:
+    r"""Estimate, standard error and df of the matched-pair cluster-randomized design.
+
+    With pairs :math:`j = 1..J` of :math:`N_j` persons and
+    :math:`\hat	au_j = ar Y_{1j} - ar Y_{0j}` (person means by arm within the pair),
+    the blocked difference in means :math:`\hat	au = \sum_j N_j \hat	au_j / N` and
+
+    .. math:: \widehat{se}^2 = rac{J}{(J-1) N^2} \sum_j \left(N_j \hat	au_j -
+              rac{N \hat	au}{J}
+ight)^2, \qquad df = J - 1
+
+    (Imai, King & Nall 2009; estimatr ``difference_in_means(blocks=, clusters=)``).
+    """
+    codes, inv = np.unique(pairs, return_inverse=True)
+    J = codes.size
+    n_j = np.bincount(inv).astype(float)
+    s1 = np.bincount(inv, weights=y * arm)
+    s0 = np.bincount(inv, weights=y * (1 - arm))
+    n1 = np.bincount(inv, weights=arm)
+    n0 = n_j - n1
+    tau_j = s1 / n1 - s0 / n0
+    n = n_j.sum()
+    tau = float((n_j * tau_j).sum() / n)
+    var = J / ((J - 1) * n**2) * float(((n_j * tau_j - n * tau / J) ** 2).sum())
+    return tau, float(np.sqrt(var)), float(J - 1)
+
+
 def design_for_rows(
     study: Any,
     spec: dict[str, Any],
@@ -123,22 +177,39 @@ def design_for_rows(
     k_rows: np.ndarray | None = None,
     *,
     outcome: str = "outcome",
+    matched_pair_ok: bool = False,
 ) -> tuple[RegressionDesign, np.ndarray | None, str]:
     """Regressors, cluster codes and covariance type for regression rows of persons ``pi``.
 
     Shared by :func:`itt` and :func:`~ips_impact.estimators.dynamic.itt_by_period`.
     ``spec`` holds ``adjustment``, ``covariates``, ``strata``, ``cluster``, ``cov_type``;
     ``k_rows`` (event time of each row) adds period fixed effects and, without a
-    ``cluster``, clusters the rows by person.
+    ``cluster``, clusters the rows by person. A matched-pair cluster design (one
+    cluster per stratum × arm, :func:`matched_pairs`) is refused unless
+    ``matched_pair_ok`` and the blocked difference in means (``adjustment="none"``,
+    which the default becomes there without covariates) is fitted: the caller then
+    uses :func:`matched_pair_inference`.
     """
     persons = study.persons
-    adjustment = check_option(spec["adjustment"], ADJUSTMENTS, "adjustment")
+    adjustment = spec["adjustment"]
+    if adjustment is None:  # the estimators resolve it once (with its reason); a replay may not have
+        adjustment, _ = resolve_adjustment(None, study.design, strata=spec["strata"])
+    adjustment = check_option(adjustment, ADJUSTMENTS, "adjustment")
+    default = str(spec.get("adjustment_reason", "default")).startswith("default")
     covs = spec["covariates"]
     if adjustment == "none" and covs:
         raise EstimationError(
             "adjustment='none' takes no covariates",
             fix="use adjustment='ancova' or 'lin' to adjust for covariates, or drop covariates=",
         )
+    # clusters first: a matched-pair cluster design changes the default and the variance
+    cluster = spec["cluster"]
+    clusters = None
+    if cluster is not None:
+        clusters = cluster_labels(persons, cluster)[pi]
+    elif k_rows is not None:
+        clusters = pi  # stacked rows of one person are dependent
+    pairs = None
     # covariates of the persons with an outcome only (levels absent there get no dummy)
     Z, znames = covariate_matrix(persons, covs, rows=pi)
     if not Z.shape[1]:
@@ -164,6 +235,39 @@ def design_for_rows(
             labs = [str(v) for v in labs]
             sname = strata
         codes = np.asarray(codes_all)[pi]
+        if cluster is not None:
+            pairs = matched_pairs(codes, clusters, arm)
+        if pairs is not None and default and not covs:
+            adjustment = "none"  # the matched-pair estimator (estimatr's, for this design)
+        if adjustment == "lin" and default:
+            # The default targets the ATE (Lin); where a stratum has fewer than two persons
+            # in an arm the interacted estimator has no variance (leverage one), so the
+            # default falls back to strata fixed effects and says so.
+            c1 = np.bincount(codes, weights=arm, minlength=len(labs))
+            c0 = np.bincount(codes, weights=1 - arm, minlength=len(labs))
+            small = np.flatnonzero((np.minimum(c1, c0) < 2) & (c1 + c0 > 0))
+            n_b = int(np.unique(codes).size)
+            if clusters is not None and small.size == 0 and np.unique(clusters).size <= 2 * n_b:
+                adjustment = "ancova"
+                warnings.warn(
+                    f"assignment probabilities differ across strata, but with "
+                    f"{int(np.unique(clusters).size)} clusters for {n_b} strata the interacted "
+                    "(Lin) estimator leaves the cluster-robust variance no degrees of freedom "
+                    "(it would be near zero); the default falls back to strata fixed effects "
+                    "(adjustment='ancova'), a precision-weighted average of the stratum effects",
+                    EstimationWarning, stacklevel=3,
+                )
+            elif small.size:
+                adjustment = "ancova"
+                warnings.warn(
+                    "assignment probabilities differ across strata, but stratum/strata "
+                    f"{', '.join(repr(str(labs[b])) for b in small[:5])} have fewer than two "
+                    "persons with the outcome in an arm, so the interacted (Lin) estimator of "
+                    "the ATE is undefined there; the default falls back to strata fixed effects "
+                    "(adjustment='ancova'), which estimate a precision-weighted average of the "
+                    "stratum effects. Merge small strata (strata='<column>') to estimate the ATE",
+                    EstimationWarning, stacklevel=3,
+                )
         if adjustment in ("none", "lin"):
             # the interacted (blocked) estimator needs both arms in every stratum
             c1 = np.bincount(codes, weights=arm, minlength=len(labs))
@@ -191,17 +295,25 @@ def design_for_rows(
         if not extra.shape[1]:
             extra = None
 
+    if Z is not None:
+        # the one collinearity rule of every estimator (a redundant covariate is refused)
+        base = [np.ones(arm.size), arm] + ([] if S is None else [S])
+        collinear_covariates(np.column_stack(base), Z, znames)
     design = regression_design(arm, adjustment=adjustment, covariates=Z, covariate_names=znames,
                                strata=S, strata_names=snames, extra=extra, extra_names=enames)
 
-    # ---- clusters and covariance type
-    cluster = spec["cluster"]
-    clusters = None
-    if cluster is not None:
-        clusters = cluster_labels(persons, cluster)[pi]
-    elif k_rows is not None:
-        clusters = pi  # stacked rows of one person are dependent
     cov_type = resolve_cov_type(spec["cov_type"], clustered=clusters is not None)
+    if pairs is not None and not (matched_pair_ok and adjustment == "none" and k_rows is None):
+        raise EstimationError(
+            f"every stratum holds exactly one cluster of {spec['cluster']!r} in each arm "
+            "(a matched-pair cluster design): with the stratum effects of "
+            f"adjustment={adjustment!r} the pair uses up its two clusters, so the "
+            "cluster-robust (CR) variance has no residual variation left and would be "
+            f"near zero (CR2 is undefined; {int(np.unique(pairs).size)} pairs)",
+            column=spec["cluster"],
+            fix="use adjustment='none' (the blocked difference in means with the "
+            "matched-pair variance, df = pairs - 1, as estimatr), or strata=False",
+        )
     return design, clusters, cov_type
 
 
@@ -220,6 +332,14 @@ class _Prepared:
     n_missing: tuple[int, int]  # persons without outcome (treated, control)
     ledger: tuple[dict[str, Any], ...]
     spec: dict[str, Any]
+    pairs: np.ndarray | None = None  # (N,) pair of each row in a matched-pair cluster design
+
+
+def _stratum_codes(study: Any, strata: Any) -> np.ndarray:
+    if strata is True:
+        return np.asarray(study.design.stratum)
+    codes, _ = pd.factorize(study.persons[strata], sort=True)
+    return codes
 
 
 def _spec(**kw: Any) -> dict[str, Any]:
@@ -230,6 +350,7 @@ def _spec(**kw: Any) -> dict[str, Any]:
         subset = np.asarray(subset, dtype=bool)
     kw["subset"] = subset
     kw["covariates"] = tuple(kw["covariates"]) if not isinstance(kw["covariates"], str) else (kw["covariates"],)
+    kw.setdefault("window_rule", "complete")
     w = kw["window"]
     if isinstance(w, (tuple, list)) and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in w):
         kw["window"] = tuple(int(v) for v in w)  # plain ints in the spec; anything else is refused later
@@ -262,35 +383,26 @@ def _category_values(study: Any, outcome: str, ks: np.ndarray) -> tuple[np.ndarr
 
 def _prepare(study: Any, outcome: str, spec: dict[str, Any]) -> _Prepared:
     horizon, window, aggregate = spec["horizon"], spec["window"], spec["aggregate"]
-    check_option(spec["adjustment"], ADJUSTMENTS, "adjustment")  # fail before any data work
+    if spec["adjustment"] is not None:  # None: resolved from the design below
+        check_option(spec["adjustment"], ADJUSTMENTS, "adjustment")  # fail before any data work
     aggregate = check_option(aggregate, AGGREGATES, "aggregate")
+    window_rule = check_option(spec.get("window_rule", "complete"), WINDOW_RULES, "window_rule")
     critical_value(spec["level"])
     if horizon is None and window is None:
         raise EstimationError(
             "itt needs the event time(s) of the outcome",
             fix="pass horizon=k (e.g. horizon=6 for 18 months in quarters) or window=(a, b)",
         )
-    hlabel = horizon_label(horizon, window)  # refuses both at once
+    if horizon is not None and window is not None:
+        horizon_label(horizon, window)  # refuses both at once
     persons = study.persons
     kmin, kmax = study.k_range
     if horizon is not None:
-        if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)):
-            raise EstimationError(f"horizon must be an integer event time; you passed {horizon!r}")
-        ks = np.array([int(horizon)])
+        ks = np.array([check_horizon(horizon)])
     else:
-        try:
-            if isinstance(window, (str, bytes)) or any(
-                isinstance(v, bool) or not float(v).is_integer() for v in window
-            ):
-                raise ValueError
-            a, b = (int(v) for v in window)
-        except (TypeError, ValueError):
-            raise EstimationError(
-                f"window must be a pair of integer event times (a, b); you passed {window!r}"
-            ) from None
-        if a > b:
-            raise EstimationError(f"window=({a}, {b}) is empty: a must not exceed b", fix=f"pass window=({b}, {a})")
+        a, b = check_window(window)
         ks = np.arange(a, b + 1)
+    hlabel = horizon_label(None if horizon is None else int(ks[0]), None if window is None else (a, b))
     if ks[0] < kmin or ks[-1] > kmax:
         raise EstimationError(
             f"{'horizon ' + str(int(ks[0])) if horizon is not None else f'window ({ks[0]}, {ks[-1]})'} "
@@ -308,7 +420,7 @@ def _prepare(study: Any, outcome: str, spec: dict[str, Any]) -> _Prepared:
         vals, levels = _category_values(study, outcome, ks)
         labels = tuple(f"{outcome}={lv}" for lv in levels)
     mask = person_mask(persons, spec["subset"])
-    arm_all = persons["arm"].to_numpy().astype(np.int8)
+    arm_all = np.asarray(study.design.arm, dtype=np.int8)  # the arm has one source: the design
     ledger: list[dict[str, Any]] = []
 
     if aggregate == "stack" and window is not None:
@@ -328,8 +440,11 @@ def _prepare(study: Any, outcome: str, spec: dict[str, Any]) -> _Prepared:
         if vals.shape[1] == 1:
             agg = vals[:, 0, :]
         else:
-            # complete windows only: a mean or sum over fewer periods would mean something else
-            agg = vals.mean(axis=1) if aggregate == "mean" else vals.sum(axis=1)
+            # the one window rule of every estimator (estimators/_options.py)
+            kmin_p = persons["k_min"].to_numpy(dtype=float)[:, None]
+            kmax_p = persons["k_max"].to_numpy(dtype=float)[:, None]
+            inside = (ks[None, :] >= kmin_p) & (ks[None, :] <= kmax_p)
+            agg = window_values(vals, aggregate, window_rule, outcome, inside=inside)
         observed = np.isfinite(agg[:, 0])
         pi = np.flatnonzero(mask & observed)
         Y = agg[pi]
@@ -338,8 +453,8 @@ def _prepare(study: Any, outcome: str, spec: dict[str, Any]) -> _Prepared:
     n_miss = arm_counts(arm_all[miss_persons])
     if miss_persons.any():
         what = "at the horizon" if horizon is not None else (
-            "at some period of the window (the mean or sum needs every period)"
-            if aggregate != "stack" else "at any period of the window")
+            "at some period of the window (window_rule='complete': the mean or sum needs every period)"
+            if aggregate != "stack" and window_rule == "complete" else "at any period of the window")
         ledger.insert(0, {"reason": f"persons without {outcome} {what} (excluded)",
                           "n_rows": int(miss_persons.sum()), "n_treated": n_miss[0], "n_control": n_miss[1]})
     if levels is not None:
@@ -362,11 +477,15 @@ def _prepare(study: Any, outcome: str, spec: dict[str, Any]) -> _Prepared:
             table="panel", column=outcome, fix="check the subset, horizon or window",
         )
 
-    design, clusters, cov_type = design_for_rows(study, spec, pi, arm, k_rows, outcome=outcome)
+    design, clusters, cov_type = design_for_rows(study, spec, pi, arm, k_rows, outcome=outcome,
+                                                 matched_pair_ok=True)
+    pairs = None
+    if clusters is not None and design.adjustment == "none" and k_rows is None and spec["strata"] is not False:
+        pairs = matched_pairs(_stratum_codes(study, spec["strata"])[pi], clusters, arm)
     return _Prepared(
         Y=Y, person_index=pi, k=k_rows, arm=arm, design=design, clusters=clusters, cov_type=cov_type,
         outcome_labels=labels, levels=levels, horizon=hlabel, n_missing=n_miss, ledger=tuple(ledger),
-        spec=spec,
+        spec=spec, pairs=pairs,
     )
 
 
@@ -384,7 +503,9 @@ def _fit_prepared(prep: _Prepared, *, level: float, outcome: str) -> EffectResul
     caught: list[str] = []
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always", IpsImpactWarning)
-        design = OLSDesign(prep.design.X, prep.design.names, cov_type=prep.cov_type, clusters=prep.clusters)
+        # matched pairs: the CR variance is replaced below (CR0 only builds the table)
+        ols_cov = "CR0" if prep.pairs is not None else prep.cov_type
+        design = OLSDesign(prep.design.X, prep.design.names, cov_type=ols_cov, clusters=prep.clusters)
     for w in rec:
         caught.append(str(w.message))
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
@@ -392,9 +513,11 @@ def _fit_prepared(prep: _Prepared, *, level: float, outcome: str) -> EffectResul
     welch = (prep.design.adjustment == "none" and prep.design.X.shape[1] == 2
              and prep.cov_type == "HC2" and prep.k is None)
     effects = []
-    n1 = int((prep.arm == 1).sum())
-    n0 = int(prep.arm.size - n1)
-    n_persons = int(np.unique(prep.person_index).size)
+    # persons, not rows, in n_treated / n_control (stacked rows are in nobs)
+    persons_in, first = np.unique(prep.person_index, return_index=True)
+    n_persons = int(persons_in.size)
+    n1 = int((prep.arm[first] == 1).sum())
+    n0 = n_persons - n1
     ledger = pd.DataFrame(list(prep.ledger), columns=["reason", "n_rows", "n_treated", "n_control"])
     spec = dict(prep.spec)
     spec["cov_type"] = prep.cov_type
@@ -412,21 +535,36 @@ def _fit_prepared(prep: _Prepared, *, level: float, outcome: str) -> EffectResul
             df = _welch_df(y, prep.arm)
             stat, p, lo, hi = wald_inference(fit.coef[j], fit.std_error[j], df, level)
             table.iloc[j, 2:] = [stat, p, lo, hi, df]
+        vcov = pd.DataFrame(fit.vcov, index=vcov_names, columns=vcov_names)
+        se = float(fit.std_error[j])
+        if prep.pairs is not None:
+            tau, se, df = matched_pair_inference(y, prep.arm, prep.pairs)
+            stat, p, lo, hi = wald_inference(tau, se, df, level)
+            table = table.copy()
+            table.iloc[:, 1:] = np.nan  # only the arm has a design-based variance here
+            table.iloc[j, 1:] = [se, stat, p, lo, hi, df]
+            v = np.full((len(vcov_names), len(vcov_names)), np.nan)
+            v[j, j] = se**2
+            vcov = pd.DataFrame(v, index=vcov_names, columns=vcov_names)
         effects.append(
             EffectResult(
                 outcome=label,
                 estimate=float(fit.coef[j]),
-                std_error=float(fit.std_error[j]),
+                std_error=se,
                 df=df,
                 nobs=fit.nobs, n_treated=n1, n_control=n0, term="arm", level=level,
                 horizon=prep.horizon,
                 control_mean=float(y[prep.arm == 0].mean()),
                 coefficients=table,
-                vcov=pd.DataFrame(fit.vcov, index=vcov_names, columns=vcov_names),
+                vcov=vcov,
                 n_missing_treated=prep.n_missing[0], n_missing_control=prep.n_missing[1],
                 diagnostics={
                     "adjustment": prep.design.adjustment,
-                    "cov_type": prep.cov_type,
+                    "adjustment_reason": spec.get("adjustment_reason", "as requested"),
+                    "cov_type": prep.cov_type if prep.pairs is None else "matched-pair",
+                    "variance": (f"{prep.cov_type} sandwich" if prep.pairs is None else
+                                 "matched-pair cluster-randomized (Imai, King & Nall 2009; "
+                                 "estimatr), df = pairs - 1"),
                     "n_persons": n_persons,
                     "n_clusters": fit.n_clusters,
                     "stacked_rows": prep.k is not None,
@@ -451,12 +589,13 @@ def itt(
     window: tuple[int, int] | None = None,
     aggregate: str = "mean",
     covariates: Sequence[str] = (),
-    adjustment: str = "ancova",
+    adjustment: str | None = None,
     strata: bool | str = True,
     cov_type: str | None = None,
     cluster: str | None = None,
     level: float = 0.95,
     subset: Any = None,
+    window_rule: str = "complete",
 ) -> EffectResult | CategoricalEffectResult:
     r"""Intention-to-treat effect of the offer of IPS on an outcome.
 
@@ -510,7 +649,18 @@ def itt(
         Baseline columns of ``study.persons`` (categorical ones become dummies; missing
         values are refused).
     adjustment
-        ``"none"``, ``"ancova"`` or ``"lin"`` (above).
+        ``"none"``, ``"ancova"`` or ``"lin"`` (above). Default ``None``: ``"ancova"``
+        when the assignment probability is the same in every stratum (it then
+        estimates τ), ``"lin"`` when it differs (the ATE with stratum-share weights);
+        ``diagnostics["adjustment"]`` and ``["adjustment_reason"]`` say which. The
+        strata fixed-effects estimand stays available as ``adjustment="ancova"`` (with
+        a warning when the probabilities differ).
+    window_rule
+        How a window's mean or sum treats periods without the outcome:
+        ``"complete"`` (default, as in every estimator: the person needs every period),
+        ``"available"`` (the periods observed) or ``"absent_not_at_work"`` (LMD job
+        variables only: a period without an LMD row within the person's follow-up
+        counts as 0). See :mod:`ips_impact.estimators._options`.
     strata
         ``True``: the randomization strata of ``study.design``; ``False``: none; or a
         column of ``persons`` to use as strata. One stratum ⇒ same as ``False``.
@@ -531,9 +681,9 @@ def itt(
     -------
     EffectResult or CategoricalEffectResult
         ``term == "arm"``; ``n_missing_treated`` / ``n_missing_control`` count the
-        persons excluded for a missing outcome (also in ``.ledger``). ``nobs``,
-        ``n_treated``, ``n_control`` count regression rows (person-periods when
-        stacked; ``diagnostics["n_persons"]`` counts persons).
+        persons excluded for a missing outcome (also in ``.ledger``). ``nobs`` counts
+        regression rows (person-periods when stacked); ``n_treated``, ``n_control``
+        and ``diagnostics["n_persons"]`` count persons.
 
     Raises
     ------
@@ -555,7 +705,9 @@ def itt(
     """
     spec = _spec(horizon=horizon, window=window, aggregate=aggregate, covariates=covariates,
                  adjustment=adjustment, strata=strata, cov_type=cov_type, cluster=cluster,
-                 level=level, subset=subset)
+                 level=level, subset=subset, window_rule=window_rule)
+    spec["adjustment"], spec["adjustment_reason"] = resolve_adjustment(
+        adjustment, study.design, strata=strata)
     prep = _prepare(study, outcome, spec)
     return _fit_prepared(prep, level=level, outcome=outcome)
 
@@ -674,3 +826,26 @@ def itt_components(study: Any, result: EffectResult | CategoricalEffectResult, *
         estimate=float(est), outcome=prep.outcome_labels[m],
     )
 
+
+
+def randomization_problem(study: Any, result: EffectResult | CategoricalEffectResult) -> list[LinearProblem]:
+    """Randomization problem of an :func:`itt` result (any adjustment; horizon, window
+    or stacked rows), from :func:`itt_components`.
+
+    The regression is :math:`y = \\alpha + \\tau z + N\\gamma + (z \\odot I)\\delta`: the
+    nuisance is N (intercept first), the arm multiplies ``[1, I]`` and τ is the first
+    coefficient. Stacked rows follow their person (``person_index``). For a categorical
+    outcome, one problem per level (the tidy rows' order).
+    """
+    levels = getattr(result, "levels", None)
+    comps = ([itt_components(study, result)] if levels is None
+             else [itt_components(study, result, level=lv) for lv in levels])
+    out = []
+    for c in comps:
+        inter = np.column_stack([np.ones(len(c.y)), np.asarray(c.interact, dtype=float).reshape(len(c.y), -1)])
+        out.append(LinearProblem(y=np.asarray(c.y, dtype=float), row_person=np.asarray(c.person_index),
+                                 nuisance=np.asarray(c.nuisance, dtype=float), interact=inter, coef=(0,)))
+    return out
+
+
+register_randomization("itt", randomization_problem)

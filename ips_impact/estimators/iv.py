@@ -54,7 +54,10 @@ import pandas as pd
 
 from ips_impact.errors import DataContractError, EstimationError, EstimationWarning
 from ips_impact.estimators._data import ADJUSTMENTS, AGGREGATES, arm_counts, check_option
+from ips_impact.estimators._options import resolve_adjustment
 from ips_impact.inference.covariance import OLSDesign
+from ips_impact.inference.ri_engine import LinearProblem
+from ips_impact.inference.ri_protocol import RandomizationProblem, register_randomization
 from ips_impact.results.base import critical_value
 from ips_impact.results.effect import EffectResult
 
@@ -260,7 +263,8 @@ def _prepare_late(study: Any, outcome: str, spec: dict[str, Any]) -> tuple[Any, 
     takeup = spec["takeup"]
     persons: pd.DataFrame = study.persons
     dvals = _takeup_values(persons, takeup)
-    check_option(spec["adjustment"], ADJUSTMENTS, "adjustment")
+    if spec["adjustment"] is not None:
+        check_option(spec["adjustment"], ADJUSTMENTS, "adjustment")
     check_option(spec["aggregate"], AGGREGATES, "aggregate")
     if (spec["horizon"] is None) == (spec["window"] is None):
         raise EstimationError(
@@ -309,12 +313,13 @@ def late(
     window: tuple[int, int] | None = None,
     aggregate: str = "mean",
     covariates: Sequence[str] = (),
-    adjustment: str = "ancova",
+    adjustment: str | None = None,
     strata: bool | str = True,
     cov_type: str | None = None,
     cluster: str | None = None,
     level: float = 0.95,
     subset: Any = None,
+    window_rule: str = "complete",
 ) -> EffectResult:
     r"""Local average treatment effect of IPS take-up, with assignment as the instrument.
 
@@ -381,7 +386,11 @@ def late(
     covariates
         Baseline covariates (columns of ``persons``, no missing values).
     adjustment
-        ``"none"``, ``"ancova"`` or ``"lin"`` (above).
+        ``"none"``, ``"ancova"`` or ``"lin"`` (above). Default ``None``: as in
+        :func:`~ips_impact.estimators.itt.itt` (``"ancova"`` with equal assignment
+        probabilities across strata, ``"lin"`` otherwise).
+    window_rule
+        As in :func:`~ips_impact.estimators.itt.itt` (default ``"complete"``).
     strata
         ``True``: the randomization strata; ``False``: none; or a column of
         ``persons`` used as strata.
@@ -427,7 +436,9 @@ def late(
     """
     spec = _late_spec(outcome=outcome, takeup=takeup, horizon=horizon, window=window, aggregate=aggregate,
                       covariates=covariates, adjustment=adjustment, strata=strata, cov_type=cov_type,
-                      cluster=cluster, level=level, subset=subset)
+                      cluster=cluster, level=level, subset=subset, window_rule=window_rule)
+    spec["adjustment"], spec["adjustment_reason"] = resolve_adjustment(
+        adjustment, study.design, strata=strata)
     critical_value(level)
     prep, d = _prepare_late(study, outcome, spec)
     y = prep.Y[:, 0]
@@ -448,11 +459,15 @@ def late(
         # reduced form (ITT) on the same rows and design, for the diagnostics
         rf = OLSDesign(X, names, cov_type=cov_type, clusters=clusters).fit(y, df_for=(j,))
     inner = list(dict.fromkeys((type(w.message), str(w.message)) for w in caught))
-    n1, n0 = arm_counts(z.astype(np.int64))
+    # persons, not rows, in n_treated / n_control (stacked rows are in nobs)
+    _, first = np.unique(prep.person_index, return_index=True)
+    n1, n0 = arm_counts(z[first].astype(np.int64))
     persons_used, first = np.unique(prep.person_index, return_index=True)
     zp, dp = z[first], d[first]
     fs_f = fit.first_stage["f_robust"]
     diagnostics = {
+        "adjustment": prep.design.adjustment,
+        "adjustment_reason": spec.get("adjustment_reason", "as requested"),
         "first_stage_f": fs_f,
         "complier_share": fit.first_stage["coef"]["arm"],
         "complier_share_se": fit.first_stage["std_error"]["arm"],
@@ -516,3 +531,39 @@ def late_components(study: Any, result: EffectResult) -> LATEComponents:
         clusters=None if prep.clusters is None else np.asarray(prep.clusters).copy(),
         estimate=float(result.estimate),
     )
+
+
+def randomization_problem(study: Any, result: EffectResult) -> RandomizationProblem:
+    """Randomization problem of a :func:`late` result.
+
+    The reduced form and the first stage as one linear problem with two outcomes
+    (y, take-up d), built from the rows and design that ``late`` fitted
+    (:func:`late_components`), so every option of ``late`` (subset, window sums,
+    stacked rows, "lin") is re-drawn as fitted. The statistic of the tidy row is the
+    reduced-form (ITT) coefficient: its randomization distribution tests the sharp null
+    of no effect of take-up, :math:`Y_i(1) = Y_i(0)` (under the exclusion restriction,
+    LATE = 0), and stays well behaved with a weak first stage, unlike the 2SLS ratio
+    (Imbens & Rosenbaum 2005). The interval is Anderson–Rubin-type: the test of
+    :math:`Y_i(d) = Y_i(0) + \\tau d` inverted on the reduced form of :math:`y - \\tau d`.
+    """
+    c = late_components(study, result)
+    interact = np.ones((c.y.size, 1)) if c.interact is None or np.size(c.interact) == 0 else (
+        np.column_stack([np.ones(c.y.size), c.interact]))
+    prob = LinearProblem(y=np.column_stack([c.y, c.d]), row_person=np.asarray(c.person_index),
+                         nuisance=np.asarray(c.nuisance), interact=interact, coef=(0,))
+    late_hat = float(result.estimate)
+
+    def finalize(observed: np.ndarray, draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # observed = (reduced form, first stage): their ratio must be the fitted LATE
+        if not np.isclose(observed[0] / observed[1], late_hat, rtol=1e-7, atol=1e-9 * (1 + abs(late_hat))):
+            raise EstimationError(
+                f"randomization inference does not reproduce the LATE ({observed[0] / observed[1]!r} vs {late_hat!r})",
+                fix="report this as a bug: late() and its randomization problem disagree",
+            )
+        return observed[:1], draws[:, :1]
+
+    return RandomizationProblem(linear=(prob,), finalize=finalize, reproduces=False,
+                                interval="anderson_rubin")
+
+
+register_randomization("late", randomization_problem)

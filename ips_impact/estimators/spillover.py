@@ -53,8 +53,16 @@ import numpy as np
 import pandas as pd
 
 from ips_impact.errors import EstimationError
-from ips_impact.estimators._data import check_option, covariate_matrix
+from ips_impact.estimators._data import (
+    check_option,
+    covariate_matrix,
+    independent_columns,
+    refuse_collinear,
+)
+from ips_impact.estimators._options import WINDOW_RULES, resolve_adjustment
 from ips_impact.inference.covariance import COV_TYPES, OLSDesign, check_cov_type
+from ips_impact.inference.ri_engine import LinearProblem
+from ips_impact.inference.ri_protocol import register_randomization
 from ips_impact.results.base import horizon_label
 from ips_impact.results.effect import EffectResult
 
@@ -78,9 +86,6 @@ _ADJUSTMENTS = ("none", "ancova", "lin")
 _AGGREGATES = ("mean", "sum")
 _LEVELS = ("member", "household")
 _MISSING_MEMBERS = ("drop", "zero")
-# A nuisance column whose part not explained by the columns before it is smaller than
-# this (relative to its length) is dropped as redundant (R's lm tolerance).
-_COLLINEAR_TOL = 1e-7
 
 
 # ----------------------------------------------------------------------- options
@@ -174,11 +179,14 @@ def _values_by_key(
     horizon: int | None,
     window: tuple[int, int] | None,
     aggregate: str,
+    window_rule: str = "complete",
 ) -> pd.DataFrame:
     """Outcome per key at ``k == horizon`` or aggregated over ``a <= k <= b``.
 
-    A window's mean or sum runs over the periods of the window where the outcome is
-    observed; a key with no observed period is absent from the result.
+    The window rule of every estimator (:mod:`ips_impact.estimators._options`):
+    ``"complete"`` keeps the keys observed at every k of the window, ``"available"``
+    takes the mean or sum over the observed periods; a key left without a value is
+    absent from the result.
     """
     k = frame["k"].to_numpy()
     if horizon is not None:
@@ -192,6 +200,9 @@ def _values_by_key(
     else:
         g = part.groupby(list(keys), sort=True, observed=True)[outcome]
         out = (g.mean() if aggregate == "mean" else g.sum()).reset_index()
+        if window_rule == "complete":
+            n_obs = g.size().to_numpy()
+            out = out[n_obs == window[1] - window[0] + 1]
     return out.rename(columns={outcome: "_y"}).reset_index(drop=True)
 
 
@@ -252,32 +263,6 @@ def stratum_dummies(study: Any) -> tuple[np.ndarray, tuple[str, ...]]:
     return mat, tuple(f"stratum[{lab}]" for lab in labels[1:])
 
 
-def independent_columns(mat: np.ndarray, n_protected: int, tol: float = _COLLINEAR_TOL) -> np.ndarray:
-    """Indices of the columns of ``mat`` to keep so that they are linearly independent.
-
-    Columns are taken in order (as R's ``lm`` does): a column is dropped when the part
-    of it not explained by the columns kept before it is below ``tol`` of its length.
-    The first ``n_protected`` columns are always kept (an error arises later if they
-    are themselves collinear).
-    """
-    n, p = mat.shape
-    keep: list[int] = []
-    basis = np.zeros((n, 0))
-    for j in range(p):
-        a = mat[:, j]
-        norm = float(np.sqrt(a @ a))
-        if j >= n_protected and norm == 0.0:
-            continue
-        r = a - basis @ (basis.T @ a)
-        r = r - basis @ (basis.T @ r)  # re-orthogonalise (classical Gram–Schmidt twice)
-        rn = float(np.sqrt(r @ r))
-        if j < n_protected or rn > tol * norm:
-            keep.append(j)
-            if rn > 0:
-                basis = np.column_stack([basis, r / rn])
-    return np.asarray(keep, dtype=np.int64)
-
-
 @dataclass(frozen=True, eq=False)
 class ModelMatrices:
     r"""A regression whose effect columns are the arm of each row's randomized person.
@@ -325,8 +310,6 @@ class ModelMatrices:
 
     def problem(self) -> Any:
         """The :class:`~ips_impact.inference.randomization.LinearProblem` of this model."""
-        from ips_impact.inference.randomization import LinearProblem
-
         return LinearProblem(
             y=self.y, row_person=self.row_person, nuisance=self.nuisance,
             interact=self.interact, coef=self.targets,
@@ -348,6 +331,7 @@ def assemble(
     lin_groups: np.ndarray | None = None,
     clusters: np.ndarray | None = None,
     ledger: Sequence[dict[str, Any]] = (),
+    covariate_names: Sequence[str] = (),
 ) -> ModelMatrices:
     """Build :class:`ModelMatrices`: drop redundant nuisance columns, add Lin terms.
 
@@ -368,6 +352,10 @@ def assemble(
     names = tuple(base_names) + tuple(extra_names)
     keep = independent_columns(nuis, base.shape[1])
     dropped = tuple(n for j, n in enumerate(names) if j not in set(keep.tolist()))
+    # strata nested in a subgroup are structural and dropped; a redundant covariate is
+    # refused, by the one collinearity rule of every estimator (_data.collinear_covariates)
+    refuse_collinear([n for n in dropped if n in set(covariate_names)],
+                     "the intercept (or subgroup indicators) and the strata")
     nuis = nuis[:, keep]
     names = tuple(names[j] for j in keep)
     v = targets_v
@@ -467,7 +455,7 @@ def _member_model(study: Any, spec: dict[str, Any]) -> tuple[ModelMatrices, dict
             fix="choose members= among the roles present (or 'all').",
         )
     vals = _values_by_key(sel, ("index_person_id", "person_id", "household_id"), outcome, horizon,
-                          window, spec["aggregate"])
+                          window, spec["aggregate"], spec.get("window_rule", "complete"))
     roster = n_roster.merge(
         sel[["person_id", "index_person_id", "household_id"]].drop_duplicates(
             ["person_id", "index_person_id"]),
@@ -563,6 +551,7 @@ def _member_model(study: Any, spec: dict[str, Any]) -> tuple[ModelMatrices, dict
         base=np.ones((len(y_), 1)), base_names=("(Intercept)",),
         extra=extra_, extra_names=extra_names, lin=adjustment in ("lin", "none"),
         clusters=clusters, ledger=ledger,
+        covariate_names=(*pcov_names, *(f"member_{c}" for c in mcov_names)),
     )
     info = {
         "n_members": int(keep.sum()),
@@ -584,9 +573,10 @@ def spillover(
     covariates: Sequence[str] = (),
     member_covariates: Sequence[str] = (),
     baseline: int = -1,
-    adjustment: Literal["none", "ancova", "lin"] = "ancova",
+    adjustment: Literal["none", "ancova", "lin"] | None = None,
     strata: bool = True,
     conf_level: float = 0.95,
+    window_rule: Literal["complete", "available"] = "complete",
 ) -> EffectResult:
     r"""Effect of the index person's assignment on the other members of the household.
 
@@ -613,7 +603,10 @@ def spillover(
         The event time :math:`k` (relative to the index person's randomization) or a
         window ``(a, b)`` over which each member's outcome is aggregated.
     aggregate
-        ``"mean"`` or ``"sum"`` over the observed periods of the window.
+        ``"mean"`` or ``"sum"`` over the periods of the window.
+    window_rule
+        ``"complete"`` (default, as in every estimator: members observed at every
+        period of the window) or ``"available"`` (the periods observed).
     level
         ``"member"`` (one row per member, clustered by household) or ``"household"``
         (one row per household: the mean over its selected members).
@@ -652,15 +645,31 @@ def spillover(
         Unknown option (the message lists the allowed values), no roster, no member
         with the outcome at the horizon, collinear regressors, too few clusters.
     """
+    # the one default of every estimator: the ATE (Lin) when probabilities differ by stratum
+    adjustment, adjustment_reason = resolve_adjustment(adjustment, study.design, strata=strata)
     spec = _spillover_spec(
         outcome=outcome, members=members, horizon=horizon, window=window, aggregate=aggregate,
         level=level, cov_type=cov_type, covariates=covariates, member_covariates=member_covariates,
         baseline=baseline, adjustment=adjustment, strata=strata, conf_level=conf_level,
+        window_rule=window_rule,
     )
+    spec["adjustment_reason"] = adjustment_reason
     model, info = _member_model(study, spec)
     arm = np.asarray(study.design.arm, dtype=np.int64)
     fit, msgs = fit_model(model, arm, spec["cov_type"])
     return _effect_result(model, fit, arm, spec, info, msgs, estimand="spillover")
+
+
+def _member_window_rule(rule: Any) -> str:
+    rule = check_option(rule, WINDOW_RULES, "window_rule")
+    if rule == "absent_not_at_work":
+        raise EstimationError(
+            "window_rule='absent_not_at_work' is not available for household members: the "
+            "members' follow-up range (which periods an absent LMD row means 'not at work') "
+            "is not recorded",
+            table="members", fix="use window_rule='complete' (default) or 'available'",
+        )
+    return rule
 
 
 def _spillover_spec(**kw: Any) -> dict[str, Any]:
@@ -702,6 +711,7 @@ def _spillover_spec(**kw: Any) -> dict[str, Any]:
         "horizon": horizon,
         "window": window,
         "aggregate": aggregate,
+        "window_rule": _member_window_rule(kw.get("window_rule", "complete")),
         "level": level,
         "cov_type": cov_type,
         "covariates": covariates,
@@ -785,7 +795,7 @@ def _total_model(study: Any, spec: dict[str, Any]) -> tuple[ModelMatrices, dict[
     sel = mem[mem["role"].isin(spec["members"])]
     roster = sel[["index_person_id", "person_id"]].drop_duplicates()
     vals = _values_by_key(sel, ("index_person_id", "person_id"), outcome, horizon, window,
-                          spec["aggregate"])
+                          spec["aggregate"], spec.get("window_rule", "complete"))
     roster_rp = pid.get_indexer(roster["index_person_id"])
     n_roster = np.bincount(roster_rp, minlength=n)
     vals_rp = pid.get_indexer(vals["index_person_id"])
@@ -826,7 +836,7 @@ def _total_model(study: Any, spec: dict[str, Any]) -> tuple[ModelMatrices, dict[
         targets_v=np.ones((len(rp), 1)), targets_names=("arm",),
         base=np.ones((len(rp), 1)), base_names=("(Intercept)",),
         extra=extra, extra_names=extra_names, lin=spec["adjustment"] in ("lin", "none"),
-        clusters=clusters, ledger=ledger,
+        clusters=clusters, ledger=ledger, covariate_names=pcov_names,
     )
     info = {
         "n_households": int(len(rp)),
@@ -846,9 +856,10 @@ def household_total(
     missing_members: Literal["drop", "zero"] = "drop",
     cov_type: str = "HC2",
     covariates: Sequence[str] = (),
-    adjustment: Literal["none", "ancova", "lin"] = "ancova",
+    adjustment: Literal["none", "ancova", "lin"] | None = None,
     strata: bool = True,
     conf_level: float = 0.95,
+    window_rule: Literal["complete", "available"] = "complete",
 ) -> EffectResult:
     r"""Effect of IPS on a household total that includes the index person.
 
@@ -867,7 +878,8 @@ def household_total(
     members
         Roles counted in the total (default ``"all"``); as in :func:`spillover`.
     horizon, window, aggregate
-        As in :func:`spillover`; the same rule applies to index person and members.
+        As in :func:`spillover`; the same rule applies to index person and members
+        (``window_rule`` as in :func:`spillover`).
     missing_members
         A household with a selected member whose outcome is not observed is
         ``"drop"``-ped (default, with a ledger entry) or the member counts as 0
@@ -884,12 +896,15 @@ def household_total(
     EffectResult
         ``term == "arm"``, ``estimand == "household_total"``.
     """
+    # the one default of every estimator: the ATE (Lin) when probabilities differ by stratum
+    adjustment, adjustment_reason = resolve_adjustment(adjustment, study.design, strata=strata)
     spec = _spillover_spec(
         outcome=outcome, members=members, horizon=horizon, window=window, aggregate=aggregate,
         level="household", cov_type=cov_type, covariates=covariates, member_covariates=(),
         baseline=-1, adjustment=adjustment, strata=strata, conf_level=conf_level,
-        estimator="household_total",
+        estimator="household_total", window_rule=window_rule,
     )
+    spec["adjustment_reason"] = adjustment_reason
     spec["missing_members"] = check_option(missing_members, _MISSING_MEMBERS, "missing_members")
     del spec["level"], spec["member_covariates"], spec["baseline"]
     model, info = _total_model(study, spec)
@@ -922,3 +937,7 @@ def randomization_problem(study: Any, result: Any) -> Any:
             fix="use the randomization_problem of the estimator that produced the result",
         )
     return model.problem()
+
+
+register_randomization("spillover", randomization_problem)
+register_randomization("household_total", randomization_problem)

@@ -50,13 +50,14 @@ from ips_impact.errors import (
     EstimationWarning,
     SmallSampleWarning,
 )
-from ips_impact.estimators._data import check_option
+from ips_impact.estimators._data import check_option, collinear_covariates, covariate_matrix
 from ips_impact.estimators._survival.competing import cif_at, cumulative_incidence, gray_test
 from ips_impact.estimators._survival.cox import COX_TIES, cox_fit, cox_zph
 from ips_impact.estimators._survival.discrete import hazard_glm
 from ips_impact.estimators._survival.km import kaplan_meier, km_median, rmst, survival_at
 from ips_impact.estimators._survival.logrank import logrank
 from ips_impact.estimators._survival.randomization import survival_statistics
+from ips_impact.inference.ri_protocol import RandomizationProblem, register_randomization
 from ips_impact.results.base import make_row
 from ips_impact.results.survival import SurvivalResult
 
@@ -222,53 +223,51 @@ def _ledger_row(reason: str, mask: np.ndarray, arm: np.ndarray) -> dict[str, Any
     }
 
 
-def _covariate_matrix(study: Any, covariates: Sequence[str]) -> np.ndarray:
+def _covariate_matrix(
+    study: Any, covariates: Sequence[str], keep: np.ndarray, arm: np.ndarray
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Baseline covariates by the rules of every estimator (``estimators/_options.py``).
+
+    Categorical columns become dummies of the levels among the ``keep`` persons, a
+    missing value among them is refused (impute it and add a missing indicator), and a
+    collinear covariate is refused, naming it — as in :func:`~ips_impact.itt`. Rows
+    outside ``keep`` are NaN. Returns the (n_persons, p) matrix and its column names.
+    """
     if isinstance(covariates, str):
         covariates = (covariates,)
     persons = study.persons
-    cols = []
     for c in covariates:
-        if c not in persons.columns:
-            raise DataContractError(
-                f"covariate {c!r} is not a baseline column of the persons table",
-                table="persons", column=c, examples=list(study.covariates),
-                fix="choose baseline covariates from the assignment table.",
-            )
-        if c in ("person_id", "household_id"):
-            raise EstimationError(f"{c!r} is a key, not a covariate", column=c,
+        if c in ("household_id", "site", "region") and c not in getattr(study, "covariates", ()):
+            raise EstimationError(f"{c!r} is not a baseline covariate", table="persons", column=c,
                                   fix="use cluster= for clustering on a key.")
-        if not (pd.api.types.is_numeric_dtype(persons[c]) or pd.api.types.is_bool_dtype(persons[c])):
-            raise DataContractError(
-                f"covariate {c!r} is not numeric",
-                table="persons", column=c,
-                fix="code it as 0/1 indicator columns before fitting, or use it as a stratum.",
-            )
-        cols.append(persons[c].to_numpy(dtype=np.float64, na_value=np.nan))
-    return np.column_stack(cols) if cols else np.zeros((len(persons), 0))
+    rows = np.flatnonzero(keep)
+    X, names = covariate_matrix(persons, covariates, rows=rows)
+    collinear_covariates(np.column_stack([np.ones(rows.size), arm[rows]]), X, names,
+                         what="the intercept and the arm")
+    full = np.full((len(persons), X.shape[1]), np.nan)
+    full[rows] = X
+    return full, names
 
 
 def _complete_cases(
     study: Any, keep: np.ndarray, arm: np.ndarray, covariates: Sequence[str], cluster: str | None,
     ledger: list[dict[str, Any]],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Set aside persons with a missing covariate or cluster, each with a ledger row.
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], np.ndarray | None]:
+    """Covariates by the one rule (missing refused) and persons with a missing cluster
+    set aside, with a ledger row.
 
-    Returns the updated ``keep`` mask, the covariate matrix and the cluster codes.
+    Returns the updated ``keep`` mask, the covariate matrix, its names and the cluster
+    codes.
     """
-    x_cov = _covariate_matrix(study, covariates)
+    x_cov, names = _covariate_matrix(study, covariates, keep, arm)
     keep = keep.copy()
-    if x_cov.size:
-        miss = np.isnan(x_cov).any(axis=1) & keep
-        if miss.any():
-            ledger.append(_ledger_row("missing covariate value", miss, arm))
-            keep &= ~miss
     cl = _cluster_codes(study, cluster)
     if cl is not None:
         miss = (cl < 0) & keep
         if miss.any():
             ledger.append(_ledger_row(f"missing cluster ({cluster})", miss, arm))
             keep &= ~miss
-    return keep, x_cov, cl
+    return keep, x_cov, names, cl
 
 
 def _cluster_codes(study: Any, cluster: str | None) -> np.ndarray | None:
@@ -297,6 +296,24 @@ def _fill_ci(surv: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarr
     # survfit gives no interval where S = 1 (no event yet); the interval is the point itself
     one = surv == 1
     return np.where(one, 1.0, lo), np.where(one, 1.0, hi)
+
+
+def _hazard_ratio_row(cox_row: dict[str, Any], suffix: str, horizon: Any,
+                     common: dict[str, Any]) -> dict[str, Any]:
+    r"""The hazard ratio beside the log hazard ratio: :math:`HR = e^{\hat\beta}`, its
+    delta-method standard error :math:`e^{\hat\beta}\,\widehat{se}(\hat\beta)`, and the
+    interval and test of the log scale transformed (:math:`e^{lo}, e^{hi}`; the same
+    statistic and p-value)."""
+    b, se = cox_row["estimate"], cox_row["std_error"]
+    hr = math.exp(b) if np.isfinite(b) else math.nan
+    return make_row(
+        term="hazard_ratio", estimand="hazard_ratio" + suffix, horizon=horizon, estimate=hr,
+        std_error=hr * se if np.isfinite(hr) else math.nan, statistic=cox_row["statistic"],
+        p_value=cox_row["p_value"],
+        conf_low=math.exp(cox_row["conf_low"]) if np.isfinite(cox_row["conf_low"]) else math.nan,
+        conf_high=math.exp(cox_row["conf_high"]) if np.isfinite(cox_row["conf_high"]) else math.nan,
+        **common,
+    )
 
 
 def _analyse(
@@ -378,7 +395,9 @@ def _analyse(
     # log-rank
     lr = logrank(time, status, grp, 2, strata)
     rows.append(make_row(
-        term="logrank", estimand="logrank" + estimand_suffix, horizon=horizon,
+        # estimate: observed minus expected events in the IPS arm (O - E, a count);
+        # statistic: the (stratified) log-rank chi-square
+        term="logrank", estimand="logrank_observed_minus_expected_ips" + estimand_suffix, horizon=horizon,
         estimate=float(lr.observed[1] - lr.expected[1]), std_error=float(np.sqrt(lr.variance[1, 1])),
         statistic=lr.statistic, p_value=lr.p_value, conf_low=math.nan, conf_high=math.nan,
         df=float(lr.df) if lr.df else math.nan, **common,
@@ -404,6 +423,7 @@ def _analyse(
         })
         rows.append(make_row(term="cox", estimand="log_hazard_ratio" + estimand_suffix, horizon=horizon,
                              estimate=float(fit.coef[0]), std_error=float(se[0]), **common))
+        rows.append(_hazard_ratio_row(rows[-1], estimand_suffix, horizon, common))
         try:
             zt = cox_zph(time, status, x, fit.coef, strata=strata, ties=ties)
             zph_df = pd.DataFrame({"term": [*names, "GLOBAL"], "chisq": zt.chisq,
@@ -414,6 +434,7 @@ def _analyse(
     else:
         rows.append(make_row(term="cox", estimand="log_hazard_ratio" + estimand_suffix, horizon=horizon,
                              estimate=math.nan, std_error=math.nan, **common))
+        rows.append(_hazard_ratio_row(rows[-1], estimand_suffix, horizon, common))
     # RMST
     d = rm[1].estimate - rm[0].estimate
     se = math.sqrt(rm[1].std_error ** 2 + rm[0].std_error ** 2)
@@ -584,7 +605,7 @@ def time_to_event(
     if (~usable).any():
         ledger.append(_ledger_row(f"event column not observed at any k from {start} to {ks[-1]}",
                                   ~usable, arm))
-    keep, x_cov, cl = _complete_cases(study, usable, arm, covariates, cluster, ledger)
+    keep, x_cov, cov_names, cl = _complete_cases(study, usable, arm, covariates, cluster, ledger)
     warn_msgs = []
     for row in ledger:
         msg = f"{row['n_rows']} persons set aside: {row['reason']}"
@@ -593,7 +614,7 @@ def time_to_event(
     st = np.asarray(study.design.stratum, dtype=np.int64)[keep] if strata else None
     res = _analyse(
         outcome=label, time=time[keep], status=status[keep], arm=arm[keep], strata=st,
-        x_cov=x_cov[keep] if x_cov.size else x_cov, cov_names=covariates,
+        x_cov=x_cov[keep] if x_cov.size else x_cov, cov_names=cov_names,
         cluster=cl[keep] if cl is not None else None, robust=robust, tau=tau, ties=ties,
         level=level, horizon=horizon, min_at_risk=min_at_risk,
     )
@@ -690,7 +711,7 @@ def spell_survival(
     if (~entered).any():
         ledger.append(_ledger_row(f"no spell in {label!r} entered between k = {start} and {ks[-1]}",
                                   ~entered, arm))
-    keep, x_cov, cl = _complete_cases(study, entered, arm, covariates, cluster, ledger)
+    keep, x_cov, cov_names, cl = _complete_cases(study, entered, arm, covariates, cluster, ledger)
     n1, n0 = int((arm == 1).sum()), int((arm == 0).sum())
     e1, e0 = int((entered & (arm == 1)).sum()), int((entered & (arm == 0)).sum())
     note = (
@@ -703,7 +724,7 @@ def spell_survival(
     st = np.asarray(study.design.stratum, dtype=np.int64)[keep] if strata else None
     res = _analyse(
         outcome=label, time=dur[keep], status=ended[keep].astype(float), arm=arm[keep], strata=st,
-        x_cov=x_cov[keep] if x_cov.size else x_cov, cov_names=covariates,
+        x_cov=x_cov[keep] if x_cov.size else x_cov, cov_names=cov_names,
         cluster=cl[keep] if cl is not None else None, robust=robust, tau=tau, ties=ties,
         level=level, horizon=horizon, min_at_risk=min_at_risk, estimand_suffix="_given_entry",
     )
@@ -760,6 +781,13 @@ def competing_risks(
             fix="pass e.g. {'work': 'employed', 'other': lambda p: p['on_di'] == 0}.",
         )
     if not isinstance(events, Mapping):
+        names = [str(e) for e in events]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise EstimationError(
+                f"competing causes must differ; {', '.join(map(repr, dup))} is given more than once",
+                column=dup, fix="list each cause once, e.g. events=['employed', 'di_exit']",
+            )
         events = {str(e): e for e in events}
     if len(events) < 1:
         raise EstimationError("events is empty", fix="give at least one cause.")
@@ -900,17 +928,12 @@ def discrete_time_hazard(
     m = _event_matrix(study, event, ks)
     time, status, usable = _first_event(m, ks)
     arm = np.asarray(study.design.arm, dtype=np.int64)
-    x_cov = _covariate_matrix(study, covariates)
     keep = usable.copy()
+    x_cov, cov_names = _covariate_matrix(study, covariates, keep, arm)
     ledger = []
     if (~usable).any():
         ledger.append(_ledger_row(f"event column not observed at any k from {start} to {ks[-1]}",
                                   ~usable, arm))
-    if x_cov.size:
-        miss = np.isnan(x_cov).any(axis=1) & keep
-        if miss.any():
-            ledger.append(_ledger_row("missing covariate value", miss, arm))
-            keep &= ~miss
     observed = ~np.isnan(m)
     at_risk = observed & (ks[None, :] <= time[:, None]) & keep[:, None]
     pi, kj = np.nonzero(at_risk)
@@ -940,7 +963,7 @@ def discrete_time_hazard(
         for s in np.unique(st)[1:]:
             cols.append((st == s).astype(float))
             names.append(f"stratum={labels[s]}")
-    for j, c in enumerate(covariates):
+    for j, c in enumerate(cov_names):
         cols.append(x_cov[pi, j])
         names.append(c)
     x = np.column_stack(cols)
@@ -1011,3 +1034,25 @@ def randomization_statistics(
         tau=spec["tau"], ties=spec.get("ties", "efron"),
     )
     return pd.DataFrame(out)
+
+
+def randomization_problem(study: Any, result: SurvivalResult) -> RandomizationProblem:
+    """Randomization problem of a :func:`time_to_event` result: log-rank chi-square,
+    Cox log hazard ratio (arm-only model) and RMST difference under each assignment,
+    from :func:`randomization_statistics`; other tidy rows (survival or median
+    difference, hazard ratio) get NaN (not available). The observed statistics are
+    recomputed the same way, so the comparison is like with like even when the
+    reported Cox model had covariates (hence no check against the estimates)."""
+    terms = result.tidy()["term"].tolist()
+
+    def statistic(draws: np.ndarray) -> np.ndarray:
+        stats_ = randomization_statistics(study, result, draws)
+        return np.column_stack([
+            stats_[t].to_numpy(dtype=float) if t in stats_.columns else np.full(draws.shape[0], np.nan)
+            for t in terms
+        ])
+
+    return RandomizationProblem(statistic=statistic, reproduces=False, interval="none")
+
+
+register_randomization("time_to_event", randomization_problem)

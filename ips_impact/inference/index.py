@@ -121,7 +121,8 @@ def summary_index_components(
     """
     outs, rev = _check_args(study, outcomes, method, reverse)
     panel = study.panel
-    arm_of = pd.Series(study.persons["arm"].to_numpy(), index=study.persons["person_id"].to_numpy())
+    # the arm has one source of truth: the design (aligned with persons)
+    arm_of = pd.Series(np.asarray(study.design.arm), index=study.persons["person_id"].to_numpy())
     arm = panel["person_id"].map(arm_of).to_numpy()
     k = panel["k"].to_numpy(dtype=np.int64)
     use = _k_mask(k, horizon, window)

@@ -336,6 +336,13 @@ def adjust_pvalues(
     rlist = [results] if single else list(results)
     if not rlist:
         raise EstimationError("no results to adjust", fix="pass at least one result")
+    bad = [r for r in rlist if not (hasattr(r, "tidy") and hasattr(r, "n_rows"))]
+    if bad:
+        raise EstimationError(
+            f"adjust_pvalues takes fitted results; got {type(bad[0]).__name__} "
+            f"({len(bad)} of {len(rlist)} entries are not results)",
+            fix="for raw p-values use ii.p_adjust(p, method) (e.g. p_adjust([0.01, 0.04], 'holm'))",
+        )
     sizes = [r.n_rows for r in rlist]
     label = family if family is not None else method
     if method in P_ADJUST_METHODS:

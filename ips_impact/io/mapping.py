@@ -46,7 +46,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pandas as pd
 
@@ -86,7 +86,7 @@ class ReadOptions:
     frequency: str | None = None
 
     def merged(self, other: Mapping[str, Any]) -> ReadOptions:
-        """These options overridden by ``other``'s."""
+        """Return these options overridden by ``other``'s."""
         values = {k: getattr(self, k) for k in READ_OPTIONS}
         values.update({k: v for k, v in other.items() if v is not None})
         return ReadOptions(**values)
@@ -161,7 +161,7 @@ class ColumnMap:
                            "put read options under [read] and table settings under [assignment], [panel]….")
 
     # ---------------------------------------------------------------- parsing
-    def _fail(self, section: str | None, key: str | None, problem: str, fix: str) -> None:
+    def _fail(self, section: str | None, key: str | None, problem: str, fix: str) -> NoReturn:
         where = f"mapping file {self.source!r}" if self.source else "column map"
         line = _line_of(self._text, section, key)
         if line is not None:
@@ -174,7 +174,7 @@ class ColumnMap:
         if not isinstance(value, Mapping):
             self._fail(None, section, f"[{section}] must be a table of options", f"write [{section}] on its own line.")
         out: dict[str, Any] = {}
-        for k, v in value.items():  # type: ignore[union-attr]
+        for k, v in value.items():
             if k not in READ_OPTIONS:
                 self._fail(section, k, f"unknown read option {k!r}",
                            "use one of: " + "; ".join(f"{o} ({d})" for o, d in READ_OPTIONS.items()) + ".")
@@ -184,7 +184,7 @@ class ColumnMap:
     def _check_option(self, section: str, key: str, v: object) -> Any:
         from ips_impact.io.periods import DATE_ORDERS, PERIOD_FORMATS, normalise_frequency
 
-        def bad(why: str) -> None:
+        def bad(why: str) -> NoReturn:
             self._fail(section, key, f"{key} = {v!r} {why}", f"{key}: {READ_OPTIONS[key]}.")
 
         if key == "sheet":
@@ -219,9 +219,10 @@ class ColumnMap:
     def _linkage(self, value: object) -> None:
         if not isinstance(value, Mapping):
             self._fail(None, "linkage", "[linkage] must be a table", "write [linkage] on its own line.")
-        for k, v in value.items():  # type: ignore[union-attr]
+        for k, v in value.items():
             if k not in _LINKAGE_KEYS:
-                self._fail("linkage", k, f"unknown linkage option {k!r}", f"use min_share ({_LINKAGE_KEYS['min_share']}).")
+                self._fail("linkage", k, f"unknown linkage option {k!r}",
+                           f"use min_share ({_LINKAGE_KEYS['min_share']}).")
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= float(v) <= 1:
                 self._fail("linkage", k, f"min_share = {v!r} is not a share between 0 and 1",
                            "write e.g. min_share = 0.5.")
@@ -286,7 +287,7 @@ class ColumnMap:
 
     @classmethod
     def coerce(cls, mapping: ColumnMap | Mapping[str, object] | str | Path | None) -> ColumnMap:
-        """A :class:`ColumnMap` from a map, a dict, a TOML path or ``None``."""
+        """Build a :class:`ColumnMap` from a map, a dict, a TOML path or ``None``."""
         if isinstance(mapping, ColumnMap):
             return mapping
         if isinstance(mapping, (str, Path)):

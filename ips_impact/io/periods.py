@@ -190,15 +190,15 @@ def _parse_unique(
         raw = pd.Series(pd.unique(s.dropna()), dtype=s.dtype)
         conv = parse_dates(raw, table=table, column=column)
         uniq = pd.DatetimeIndex(conv.unique())
-        freq = frequency or _infer_date_frequency(uniq)
-        if freq is None or freq == "int":
+        dfreq = frequency or _infer_date_frequency(uniq)
+        if dfreq is None or dfreq == "int":
             raise DataContractError(
                 "holds dates whose frequency cannot be inferred",
                 table=table, column=column, n_rows=int(s.notna().sum()),
                 examples=[str(d.date()) for d in uniq[:5]],
                 fix="pass frequency='Q' (or 'M', 'Y', 'W') to the study.",
             )
-        return freq, {r: pd.Period(d, freq=_PANDAS_FREQ[freq]) for r, d in zip(raw, conv)}
+        return dfreq, {r: pd.Period(d, freq=_PANDAS_FREQ[dfreq]) for r, d in zip(raw, conv)}
     if pd.api.types.is_bool_dtype(s):
         raise DataContractError(
             "holds true/false values, not periods", table=table, column=column, n_rows=int(s.notna().sum()),
@@ -272,16 +272,16 @@ def _parse_unique(
                 fix="write quarters as '2019Q1' (or 2019/1, 2019T1, 1/2019 with frequency = \"Q\"), months "
                     "as '2019-01', years as '2019', ISO weeks as '2019-W05'.",
             )
-        f = frequency or _infer_date_frequency(pd.DatetimeIndex(dates))
-        if f is None or f == "int":
+        datef = frequency or _infer_date_frequency(pd.DatetimeIndex(dates))
+        if datef is None or datef == "int":
             raise DataContractError(
                 "holds dates whose frequency cannot be inferred",
                 table=table, column=column, n_rows=int(s.isin(date_like).sum()),
                 examples=[str(d.date()) for d in dates[:5]], fix="pass frequency='Q' (or 'M', 'Y', 'W') to the study.",
             )
         for v, d in zip(date_like, dates):
-            mapping[v] = pd.Period(d, freq=_PANDAS_FREQ[f])
-        kinds.setdefault(f, [])
+            mapping[v] = pd.Period(d, freq=_PANDAS_FREQ[datef])
+        kinds.setdefault(datef, [])
     if "YN" in kinds:
         nums = {parsed[v][2] for v in kinds["YN"]}
         if frequency == "Q":
@@ -291,11 +291,11 @@ def _parse_unique(
         elif frequency is None and len(kinds) > 1:
             target = "M"  # reported as a mix below
         elif frequency is None:
-            ex = kinds["YN"][0]
-            _, y, n = parsed[ex]
+            ex_yn = kinds["YN"][0]
+            _, yy, nn = parsed[ex_yn]
             raise DataContractError(
-                f"holds periods like {str(ex)!r} whose number after the year is only 1–4: "
-                f"{str(ex)!r} reads as quarter {y}Q{n} or as month {y}-{n:02d}",
+                f"holds periods like {str(ex_yn)!r} whose number after the year is only 1–4: "
+                f"{str(ex_yn)!r} reads as quarter {yy}Q{nn} or as month {yy}-{nn:02d}",
                 table=table, column=column, n_rows=int(s.isin(kinds["YN"]).sum()), examples=kinds["YN"][:3],
                 fix="say which: frequency = \"Q\" (quarters) or frequency = \"M\" (months) in the [panel] "
                     "section of the mapping file (or frequency= of the study).",
@@ -303,8 +303,8 @@ def _parse_unique(
         else:
             target = frequency
         for v in kinds.pop("YN"):
-            kind, y, n = parsed[v]
-            parsed[v] = (target, y, n)
+            _, yy, nn = parsed[v]
+            parsed[v] = (target, yy, nn)
             kinds.setdefault(target, []).append(v)
     # "2019" alone is a year, but in a monthly/quarterly study it is a mistake
     if len(kinds) > 1:
@@ -329,9 +329,9 @@ def _parse_unique(
         )
     for v in kinds[freq]:
         if v not in mapping:
-            kind, y, n = parsed[v]
+            _, yy, nn = parsed[v]
             try:
-                mapping[v] = _period_of(freq, y, n)
+                mapping[v] = _period_of(freq, yy, nn)
             except ValueError:
                 bad.append(v)
     if bad:
@@ -488,15 +488,15 @@ def parse_dates(
         else:
             bad.append(v)
     if dm:
-        a = np.array([t[1] for t in dm])
-        b = np.array([t[2] for t in dm])
-        y = np.array([t[3] for t in dm])
+        first = np.array([t[1] for t in dm])
+        second = np.array([t[2] for t in dm])
+        year = np.array([t[3] for t in dm])
         if order in (None,):
-            day_first = bool((a > 12).any())
-            month_first = bool((b > 12).any())
+            day_first = bool((first > 12).any())
+            month_first = bool((second > 12).any())
             if day_first and month_first:
-                ex1 = dm[int(np.argmax(a > 12))][0]
-                ex2 = dm[int(np.argmax(b > 12))][0]
+                ex1 = dm[int(np.argmax(first > 12))][0]
+                ex2 = dm[int(np.argmax(second > 12))][0]
                 raise DataContractError(
                     f"mixes day-first and month-first dates ({str(ex1)!r} must be dd/mm, {str(ex2)!r} mm/dd)",
                     table=table, column=column, n_rows=len(s), fix="write one date order for the whole column "
@@ -520,12 +520,12 @@ def parse_dates(
         if order_used == "YMD":
             bad.extend(t[0] for t in dm)
         else:
-            d_, m_ = (a, b) if order_used == "DMY" else (b, a)
-            ok = _valid_ymd(y, m_, d_)
+            d_, m_ = (first, second) if order_used == "DMY" else (second, first)
+            ok = _valid_ymd(year, m_, d_)
             if (~ok).any():
                 bad.extend(t[0] for t, good in zip(dm, ok) if not good)
             if ok.any():
-                conv = _from_ymd(y[ok], m_[ok], d_[ok])
+                conv = _from_ymd(year[ok], m_[ok], d_[ok])
                 for t, ts in zip([t for t, good in zip(dm, ok) if good], conv):
                     result[t[0]] = ts
     if bad:
@@ -585,7 +585,7 @@ def parse_periods(
 
 
 def date_to_period(dates: pd.Series, frequency: str) -> pd.Series:
-    """The period (at the study frequency) that holds each date."""
+    """Return the period (at the study frequency) that holds each date."""
     if frequency == "int":
         raise DataContractError(
             "randomization dates cannot be placed in integer periods",

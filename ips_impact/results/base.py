@@ -42,13 +42,18 @@ import html
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, dataclass_transform
 
 import numpy as np
 import pandas as pd
-from scipy import special
 
 from ips_impact.errors import DisclosureError, EstimationError
+from ips_impact.inference.wald import (  # noqa: F401  (public names of the results)
+    _check_level,
+    critical_value,
+    two_sided_p,
+    wald_inference,
+)
 
 __all__ = [
     "TIDY_COLUMNS",
@@ -110,6 +115,7 @@ PERSON_KEY_COLUMNS: frozenset[str] = frozenset(
 _T = TypeVar("_T")
 
 
+@dataclass_transform(frozen_default=True, kw_only_default=True, eq_default=False)
 def result_dataclass(cls: type[_T]) -> type[_T]:
     """Decorate a result class: frozen, keyword-only, identity equality, base ``repr``.
 
@@ -257,54 +263,6 @@ def _normalise_ledger(ledger: Any) -> pd.DataFrame:
 
 
 # -------------------------------------------------------------------------- inference
-
-
-def critical_value(level: float, df: float | None = None) -> float:
-    """Two-sided critical value: quantile ``(1 + level) / 2`` of t(df) (normal if df is None/inf)."""
-    _check_level(level)
-    q = 0.5 + level / 2.0
-    # scipy.special rather than scipy.stats: the same functions without the per-call
-    # overhead of the distribution objects (results are built by the thousand in RI)
-    if df is None or not np.isfinite(df):
-        return float(special.ndtri(q))
-    return float(special.stdtrit(df, q))
-
-
-def _check_level(level: float) -> None:
-    if not isinstance(level, (float, int)) or not (0.0 < float(level) < 1.0):
-        raise EstimationError(
-            f"level must be a number strictly between 0 and 1; you passed {level!r}",
-            fix="use e.g. level=0.95 for 95% confidence intervals.",
-        )
-
-
-def wald_inference(
-    estimate: float, std_error: float, df: float | None = None, level: float = 0.95
-) -> tuple[float, float, float, float]:
-    r"""Statistic, two-sided p-value and confidence interval of one estimate.
-
-    .. math:: t = \hat\theta / \widehat{se}, \quad p = 2\,P(T_{df} > |t|), \quad
-              \hat\theta \pm t_{df, (1+level)/2}\,\widehat{se}
-
-    with ``T_inf`` the standard normal. Returns ``(statistic, p_value, conf_low, conf_high)``;
-    NaN where the standard error is missing or not positive.
-    """
-    est = float(estimate)
-    se = float(std_error)
-    crit = critical_value(level, df)
-    if not (np.isfinite(se) and se > 0 and np.isfinite(est)):
-        return (math.nan, math.nan, math.nan, math.nan)
-    stat = est / se
-    p = float(two_sided_p(stat, df))
-    return (stat, p, est - crit * se, est + crit * se)
-
-
-def two_sided_p(statistic: Any, df: float | None = None) -> Any:
-    """Two-sided p-value :math:`2 P(T_{df} > |t|)` (normal when df is None/inf); vectorised."""
-    a = -np.abs(np.asarray(statistic, dtype=float))
-    if df is None or not np.isfinite(df):
-        return 2.0 * special.ndtr(a)
-    return 2.0 * special.stdtr(df, a)
 
 
 def horizon_label(horizon: int | None = None, window: Sequence[int] | None = None) -> Any:
@@ -476,6 +434,13 @@ def _p_clause(x: Any) -> str:
     return "p < 0.001" if v < 0.001 else f"p = {v:.3f}"
 
 
+#: Tidy columns of a summary table (HTML and text alike).
+_SUMMARY_COLUMNS: tuple[str, ...] = (
+    "outcome", "term", "estimand", "horizon", "estimate", "std_error", "p_value", "conf_low",
+    "conf_high", "nobs", "n_treated", "n_control", "control_mean",
+)
+
+
 def _text_table(frame: pd.DataFrame) -> str:
     """Deterministic fixed-width text rendering of a tidy-like table."""
     shown = frame.copy()
@@ -636,15 +601,19 @@ class ResultBase:
         return self.summary()
 
     def _repr_html_(self) -> str:
-        """HTML rendering for notebooks: title, tidy table, notes and warnings."""
+        """HTML rendering for notebooks: what :meth:`summary` shows, as HTML."""
         tidy = self.tidy()
         parts = [f"<h4>{html.escape(self._summary_title())}</h4>"]
-        shown = tidy.copy()
+        # the columns summary() shows (no statistic, no raw df with four decimals)
+        shown = tidy[[c for c in _SUMMARY_COLUMNS + OPTIONAL_TIDY_COLUMNS if c in tidy.columns]].copy()
         for col in ("p_value", "ri_p_value", "adj_p_value"):
             if col in shown:
                 shown[col] = [_fmt_p(v) for v in shown[col]]
         if "horizon" in shown:
             shown["horizon"] = [_fmt_horizon(v) for v in shown["horizon"].tolist()]
+        for col in ("nobs", "n_treated", "n_control"):
+            if col in shown:
+                shown[col] = [_fmt_num(v, 0) for v in shown[col]]
         parts.append(
             shown.to_html(index=False, float_format=lambda v: f"{v:.4f}", na_rep="")
         )

@@ -89,6 +89,7 @@ class ComparisonTable:
     cells: pd.DataFrame
     notes: tuple[str, ...]
     title: str | None = None
+    record: Any = None  # DisclosureRecord when compare() was given a policy
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data", frozen_frame(self.data))
@@ -112,7 +113,7 @@ class ComparisonTable:
         for i, ((row, line), vals) in enumerate(zip(self.cells.index, self.cells.itertuples(index=False))):
             if line == "footer" and footer_start is None:
                 footer_start = i
-            label = row if line in ("estimate", "footer") else ""
+            label = (_display_row(row) if line == "estimate" else row) if line in ("estimate", "footer") else ""
             body.append([label] + [str(v) for v in vals])
         return header, body, (len(body) if footer_start is None else footer_start)
 
@@ -203,6 +204,7 @@ class ComparisonTable:
         if self.title:
             document.add_paragraph(self.title)
         table = document.add_table(rows=1 + len(body), cols=len(header))
+        table.style = "Table Grid"  # cell borders: a table without rules is hard to read
         for j, h in enumerate(header):
             table.cell(0, j).text = h
         for i, r in enumerate(body, start=1):
@@ -294,6 +296,30 @@ def _common_text(values: Sequence[Any], fmt: Any) -> tuple[str, bool]:
     return f"{fmt(min(uniq))}..{fmt(max(uniq))}", True
 
 
+#: How each line under an estimate is labelled (readable in every export format).
+_LINE_PREFIX = {
+    "p_value": "p = ",
+    "ri_p_value": "RI p = ",
+    "adj_p_value": "adj. p = ",
+    "control_mean": "control mean ",
+    "ri_conf_int": "RI CI ",
+}
+_ESTIMAND_NAMES = {"itt": "ITT", "late": "LATE", "did": "DiD", "subgroup": "subgroup",
+                   "spillover": "spillover"}
+
+
+def _display_row(row: str) -> str:
+    """Row key as a reader sees it: ``"arm (itt), k=6"`` → ``"IPS offer (ITT), k = 6"``."""
+    m = re.match(r"^(.*?) \(([^()]*)\)(.*)$", row)
+    if not m:
+        return row
+    term, estimand, rest = m.groups()
+    term = "IPS offer" if term == "arm" else term
+    estimand = _ESTIMAND_NAMES.get(estimand, estimand.replace("_", " "))
+    rest = re.sub(r"\bk=", "k = ", rest)
+    return f"{term} ({estimand}){rest}"
+
+
 def _stars(p: Any, levels: Sequence[float]) -> str:
     if p is None or (isinstance(p, float) and math.isnan(p)):
         return ""
@@ -306,7 +332,7 @@ def compare(
     names: Sequence[str] | None = None,
     stars: bool = False,
     star_levels: Sequence[float] = (0.1, 0.05, 0.01),
-    pvalue: str = "p_value",
+    pvalue: str | None = None,
     show: Sequence[str] = ("std_error",),
     footer: Sequence[str] = ("outcome", "horizon", "control_mean", "nobs", "cov_type"),
     digits: int = 3,
@@ -314,6 +340,7 @@ def compare(
     keep: Sequence[str] | None = None,
     drop: Sequence[str] = (),
     title: str | None = None,
+    policy: Any = None,
 ) -> ComparisonTable:
     """Put several results side by side.
 
@@ -328,7 +355,10 @@ def compare(
         Add significance stars to estimates: one per level of ``star_levels`` that
         the p-value falls below (default ``*`` p < 0.1, ``**`` p < 0.05, ``***`` p < 0.01).
     pvalue
-        Which p-value drives the stars: one of :data:`PVALUE_OPTIONS`.
+        Which p-value drives the stars: one of :data:`PVALUE_OPTIONS`. Default: the
+        p-value the table shows (``adj_p_value``, else ``ri_p_value``, else ``p_value``,
+        in that order of preference among ``show``), so that the stars never disagree
+        with the number beside them; the footnote names it.
     show
         Lines under each estimate, among :data:`SHOW_OPTIONS`: ``"std_error"`` (in
         parentheses), ``"conf_int"`` (in brackets), ``"p_value"``, ``"ri_p_value"``,
@@ -352,6 +382,13 @@ def compare(
         when ``None``) and no ``drop`` pattern are shown.
     title
         Caption.
+    policy
+        Disclosure control for a table meant for publication
+        (:class:`~ips_impact.disclosure.DisclosurePolicy`, a mapping or a TOML path):
+        estimates resting on fewer than ``min_persons`` persons or ``min_residual_df``
+        residual degrees of freedom are withheld (shown as ``·``), footer counts are
+        rounded to a multiple of ``rounding``, and the table's ``record`` says what was
+        done. ``None`` (default): no disclosure control (an analyst's table).
 
     Returns
     -------
@@ -379,6 +416,9 @@ def compare(
         )
     if len(set(cols)) != len(cols):
         raise EstimationError("column names must be distinct", fix="give each result its own name.")
+    if pvalue is None:
+        shown = [c for c in ("adj_p_value", "ri_p_value", "p_value") if c in show]
+        pvalue = shown[0] if shown else "p_value"
     _check_choice("pvalue", pvalue, PVALUE_OPTIONS)
     for s in show:
         _check_choice("show", s, SHOW_OPTIONS)
@@ -430,6 +470,18 @@ def compare(
                               fix="check the patterns against the row labels, e.g. 'arm (itt)'.")
     data_all = data
     data = data[data["row"].isin(row_order)].reset_index(drop=True)
+    pol = rec = None
+    withheld: set[tuple[str, str]] = set()
+    if policy is not None:
+        from ips_impact.disclosure import DisclosurePolicy, RecordBuilder
+
+        pol = DisclosurePolicy.coerce(policy)
+        rec = RecordBuilder(title or "comparison table", pol)
+        for h in data.itertuples(index=False):
+            df = None if pd.isna(h.df) else float(h.df)
+            n = None if pd.isna(h.nobs) else float(h.nobs)
+            if not rec.estimate(f"{h.model}: {h.row}", n, df):
+                withheld.add((h.model, h.row))
     index: list[tuple[str, str]] = []
     grid: list[list[str]] = []
     for row in row_order:
@@ -442,6 +494,9 @@ def compare(
                     vals.append("")
                     continue
                 h = hit.iloc[0]
+                if (name, row) in withheld:
+                    vals.append("·" if line == "estimate" else "")
+                    continue
                 no_estimate = pd.isna(h["estimate"])  # e.g. a joint test: only its p-value
                 if line == "estimate":
                     if no_estimate:
@@ -459,10 +514,10 @@ def compare(
                 elif line == "ri_conf_int":
                     lo, hi = h.get("ri_conf_low"), h.get("ri_conf_high")
                     s = ("" if not (_known(lo) or _known(hi))
-                         else f"{{ri_conf_int: [{_fmt(lo, digits)}, {_fmt(hi, digits)}]}}")
+                         else f"{_LINE_PREFIX['ri_conf_int']}[{_fmt(lo, digits)}, {_fmt(hi, digits)}]")
                 else:
                     v = h.get(line)
-                    s = "" if v is None or pd.isna(v) else f"{{{line}: {_fmt(v, digits)}}}"
+                    s = "" if v is None or pd.isna(v) else f"{_LINE_PREFIX[line]}{_fmt(v, digits)}"
                 vals.append(s)
             index.append((row, line))
             grid.append(vals)
@@ -486,10 +541,15 @@ def compare(
                 vals.append("" if varies else text)
             elif f in ("nobs", "n_treated", "n_control"):
                 own = getattr(r, f, None)
+                def count(v: Any) -> str:
+                    if pol is None:
+                        return str(int(v))
+                    return str(pol.round_count(int(v))) if pol.count_ok(int(v)) else "·"
+
                 if isinstance(own, (int, np.integer)) and not isinstance(own, bool):
-                    vals.append(str(int(own)))  # the whole sample, not one row's part of it
+                    vals.append(count(own))  # the whole sample, not one row's part of it
                 else:
-                    vals.append(_common_text(sub[f].tolist(), lambda v: str(int(v)))[0])
+                    vals.append(_common_text(sub[f].tolist(), count)[0])
             elif f == "cov_type":
                 ct = first["cov_type"]
                 vals.append("" if ct is None else str(ct))
@@ -508,7 +568,16 @@ def compare(
         notes.append("Control mean left blank where it differs between the rows of a model.")
     if stars:
         legend = ", ".join(f"{'*' * (i + 1)} p < {lv:g}" for i, lv in enumerate(levels))
-        src = {"p_value": "", "ri_p_value": " (randomization inference)",
-               "adj_p_value": " (adjusted for multiple testing)"}[pvalue]
-        notes.append(f"{legend}{src}.")
-    return ComparisonTable(data=data, cells=cells, notes=tuple(notes), title=title)
+        src = {"p_value": "the model-based p-value", "ri_p_value": "the randomization p-value",
+               "adj_p_value": "the p-value adjusted for multiple testing"}[pvalue]
+        notes.append(f"{legend}; stars from {src}.")
+    if pol is not None and rec is not None:
+        if withheld:
+            notes.append(f"· withheld: fewer than {pol.min_persons} persons or "
+                         f"{pol.min_residual_df} residual degrees of freedom (disclosure control).")
+        if any(f in footer for f in ("nobs", "n_treated", "n_control")):
+            notes.append(f"Counts rounded to a multiple of {pol.rounding}.")
+        record = rec.record()
+    else:
+        record = None
+    return ComparisonTable(data=data, cells=cells, notes=tuple(notes), title=title, record=record)

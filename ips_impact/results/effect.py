@@ -31,6 +31,7 @@ from ips_impact.results.base import (
     ResultBase,
     _fmt_horizon,
     _fmt_num,
+    _fmt_p,
     _p_clause,
     _text_table,
     critical_value,
@@ -39,6 +40,7 @@ from ips_impact.results.base import (
     two_sided_p,
     wald_inference,
 )
+from ips_impact.units import horizon_text, period_word, unit_of
 
 __all__ = [
     "EffectResult",
@@ -48,6 +50,7 @@ __all__ = [
     "BALANCE_COLUMNS",
     "COEFFICIENT_COLUMNS",
     "imbens_manski_interval",
+    "PretestResult",
 ]
 
 #: Columns of ``EffectResult.coefficients`` (indexed by term).
@@ -83,6 +86,13 @@ BALANCE_COLUMNS: tuple[str, ...] = (
 
 def _finite_or_nan(x: Any) -> float:
     return math.nan if x is None else float(x)
+
+
+def _fmt_df(df: float | None) -> str:
+    """Degrees of freedom as a reader expects them: ``1183``, ``41.3``, ``inf``."""
+    if df is None or not np.isfinite(df):
+        return "inf"
+    return str(int(df)) if float(df).is_integer() else f"{df:.1f}"
 
 
 def _coef_table(params: pd.Series, se: pd.Series, df: float | None, level: float) -> pd.DataFrame:
@@ -319,13 +329,13 @@ class EffectResult(ResultBase):
         if self.estimand == "did" and self.spec.get("pre") is not None and self.spec.get("post") is not None:
             (a, b), (c, d) = self.spec["pre"], self.spec["post"]
             return f"DiD ({self.term} × post) on {self.outcome}: post k {c}:{d} vs pre k {a}:{b}"
-        h = "" if _fmt_horizon(self.horizon) == "" else f" at horizon {_fmt_horizon(self.horizon)}"
+        h = "" if _fmt_horizon(self.horizon) == "" else f" at {horizon_text(self.horizon, self.spec.get('frequency'))}"
         return f"{self.estimand.upper()} of {self.term} on {self.outcome}{h}"
 
     def _summary_lines(self) -> list[str]:
         lines = [
             f"{int(round(self.level * 100))}% CI: [{_fmt_num(self.conf_low)}, {_fmt_num(self.conf_high)}]"
-            f"  (df = {_fmt_num(self.df, 1)})",
+            f"  (df = {_fmt_df(self.df)})",
         ]
         cov = self.spec.get("cov_type")
         if cov is not None:
@@ -336,7 +346,8 @@ class EffectResult(ResultBase):
                 f"{self.n_missing_control} control (excluded)"
             )
         for k, v in self.diagnostics.items():
-            if isinstance(v, (int, float, np.integer, np.floating)):
+            # flags (e.g. stacked_rows) are internals, not numbers a reader needs
+            if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_)):
                 lines.append(f"{k}: {_fmt_num(v)}")
         return lines
 
@@ -491,8 +502,17 @@ class DynamicEffectResult(ResultBase):
         ax.axhline(reference, color="0.4", lw=0.8)
         if (k < 0).any() and (k >= 0).any():
             ax.axvline(-0.5, color="0.6", lw=0.8, ls="--")
-        ax.set_xlabel("event time k (periods since randomization)")
-        ax.set_ylabel(f"effect on {self.outcome}")
+        freq = self.spec.get("frequency")
+        ax.set_xlabel(f"event time k ({period_word(freq) if freq else 'periods'} since randomization)")
+        binary = unit_of(self.outcome).kind == "binary"
+        if binary:  # a 0/1 outcome: effects in percentage points
+            from matplotlib.ticker import FuncFormatter
+
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{100 * v:g}"))
+        unit = "percentage points" if binary else (unit_of(self.outcome).short or "outcome units")
+        ax.set_ylabel(f"effect ({unit})")
+        ax.set_title(f"{self.estimand.upper()} of the IPS offer on {self.outcome}, by event time",
+                     loc="left", fontsize="medium")
         ax.legend(frameon=False, fontsize="small")
         return ax
 
@@ -570,9 +590,12 @@ class BoundsResult(ResultBase):
     :math:`1-p` part of that arm's observed outcomes with the other arm, and
     :math:`\Delta_U` the upper part (signs follow the trimmed arm).
 
-    ``conf_low``/``conf_high`` of both tidy rows hold the Imbens–Manski interval for
-    :math:`\Delta` (:func:`imbens_manski_interval`); each row's ``std_error`` and
-    p-value are those of its own bound.
+    Three tidy rows: ``lee_lower`` and ``lee_upper`` carry each bound with its own
+    standard error and its own normal confidence interval (no statistic or p-value: a
+    bound is not an effect, and testing it against 0 would read as a test of the
+    effect); ``lee_effect_imbens_manski`` carries, in ``conf_low``/``conf_high``, the
+    Imbens–Manski interval for :math:`\Delta` (:func:`imbens_manski_interval`), with no
+    point estimate (the effect is set-identified).
 
     Parameters
     ----------
@@ -651,23 +674,37 @@ class BoundsResult(ResultBase):
         return (self.lower, self.upper)
 
     def _tidy_rows(self) -> list[dict[str, Any]]:
-        lo, hi = self.conf_int()
+        # Two rows for the bounds, each with its own standard error and its own
+        # confidence interval (no test against 0: a bound is not an effect), then one
+        # row for the effect on the always-selected: its Imbens-Manski interval.
         rows = []
+        nan = math.nan
         for estimand, est, se in (("lee_lower", self.lower, self.se_lower),
                                   ("lee_upper", self.upper, self.se_upper)):
+            _, _, lo_b, hi_b = wald_inference(est, se, None, self.level)
             rows.append(
                 make_row(
                     outcome=self.outcome, term=self.term, estimand=estimand,
                     horizon=self.horizon, estimate=est, std_error=se, df=None,
                     nobs=self.nobs, n_treated=self.n_treated, n_control=self.n_control,
                     control_mean=self.control_mean, level=self.level,
-                    conf_low=lo, conf_high=hi,
+                    statistic=nan, p_value=nan, conf_low=lo_b, conf_high=hi_b,
                 )
             )
+        lo, hi = self.conf_int()
+        rows.append(
+            make_row(
+                outcome=self.outcome, term=self.term, estimand="lee_effect_imbens_manski",
+                horizon=self.horizon, estimate=nan, std_error=nan, df=None,
+                nobs=self.nobs, n_treated=self.n_treated, n_control=self.n_control,
+                control_mean=self.control_mean, level=self.level,
+                statistic=nan, p_value=nan, conf_low=lo, conf_high=hi,
+            )
+        )
         return rows
 
     def _summary_title(self) -> str:
-        h = "" if _fmt_horizon(self.horizon) == "" else f" at horizon {_fmt_horizon(self.horizon)}"
+        h = "" if _fmt_horizon(self.horizon) == "" else f" at {horizon_text(self.horizon, self.spec.get('frequency'))}"
         return f"Lee bounds for arm on {self.outcome} given {self.selection}{h}"
 
     def _summary_lines(self) -> list[str]:
@@ -799,6 +836,27 @@ class BalanceTable(ResultBase):
         lines.extend(self._notice_lines())
         return "\n".join(lines)
 
+    def _repr_html_(self) -> str:
+        """HTML for notebooks: the means by arm and normalised differences that :meth:`summary` shows."""
+        import html as _html
+
+        t = self.to_frame()[["label", "mean_treated", "mean_control", "norm_diff", "p_value",
+                             "n_treated", "n_control"]].copy()
+        t["p_value"] = [_fmt_p(v) for v in t["p_value"]]
+        t = t.rename(columns={"label": "covariate", "mean_treated": "mean IPS",
+                              "mean_control": "mean control", "norm_diff": "normalised difference",
+                              "p_value": "p (within strata)", "n_treated": "n IPS",
+                              "n_control": "n control"})
+        parts = [f"<h4>{_html.escape(self._summary_title())}</h4>",
+                 t.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="")]
+        extra = self._summary_lines()
+        if extra:
+            parts.append("<pre>" + _html.escape("\n".join(extra)) + "</pre>")
+        if self.warnings:
+            items = "".join(f"<li>{_html.escape(w)}</li>" for w in self.warnings)
+            parts.append(f"<p><b>Warnings</b></p><ul>{items}</ul>")
+        return "\n".join(parts)
+
     def _summary_lines(self) -> list[str]:
         lines = []
         if self.joint is not None:
@@ -811,3 +869,54 @@ class BalanceTable(ResultBase):
             lines.append("Missing outcomes by arm:")
             lines.append(_text_table(self.missingness))
         return lines
+
+
+@result_dataclass
+class PretestResult(ResultBase):
+    r"""Randomization p-value of the pre-period placebo test of an ``itt_by_period`` result.
+
+    Before randomization the assignment cannot have had an effect, so the sharp null
+    holds for the pre-period outcomes by design. The statistic is the Wald form
+    :math:`W = \hat\tau_{pre}'\,\hat V_{pre}^{+}\,\hat\tau_{pre}` of the pre-period
+    ITTs (event times ``ks`` < 0) with their observed covariance; its randomization
+    p-value is :math:`(1 + \#\{b: W_b \ge W_{obs}\})/(1 + B)` (exact proportion under
+    enumeration). One tidy row: ``estimate`` and ``statistic`` are :math:`W` (no unit:
+    a chi-square-type statistic), ``p_value`` and ``ri_p_value`` the randomization
+    p-value, ``df`` the number of pre periods.
+    """
+
+    outcome: str
+    ks: tuple[int, ...]
+    statistic: float
+    ri_p_value: float
+    ri_se: float | None
+    n_draws: int
+    exact: bool
+    nobs: int = 0
+    n_treated: int = 0
+    n_control: int = 0
+
+    def __getitem__(self, key: str) -> Any:
+        # The fields as a read-only mapping, as the dict this result replaces was read.
+        if key not in {f.name for f in dataclasses.fields(self)}:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def _tidy_rows(self) -> list[dict[str, Any]]:
+        row = make_row(
+            outcome=self.outcome, estimate=self.statistic, std_error=math.nan,
+            nobs=self.nobs, n_treated=self.n_treated, n_control=self.n_control,
+            term="pre_period_placebo",
+            estimand=f"Wald statistic W of the ITTs at k = {', '.join(map(str, self.ks))} "
+                     "(before randomization: zero by design); randomization p-value",
+            df=float(len(self.ks)), statistic=self.statistic, p_value=self.ri_p_value,
+            conf_low=math.nan, conf_high=math.nan,
+        )
+        return [row]
+
+    def _summary_title(self) -> str:
+        return f"Pre-period placebo test (randomization) of {self.outcome}"
+
+    def _summary_lines(self) -> list[str]:
+        how = "exact enumeration" if self.exact else f"{self.n_draws} Monte Carlo draws"
+        return [f"W = {self.statistic:.4g} over k = {list(self.ks)}; RI p = {self.ri_p_value:.4g} ({how})."]

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ips_impact.disclosure import DisclosurePolicy
 from ips_impact.results.base import (
     ResultBase,
     _fmt_horizon,
@@ -35,6 +36,7 @@ from ips_impact.results.base import (
     make_row,
     result_dataclass,
 )
+from ips_impact.units import horizon_text, unit_of
 
 __all__ = ["HeterogeneityResult", "SUBGROUP_COLUMNS"]
 
@@ -181,7 +183,7 @@ class HeterogeneityResult(ResultBase):
         return rows
 
     def _summary_title(self) -> str:
-        h = "" if _fmt_horizon(self.horizon) == "" else f" at horizon {_fmt_horizon(self.horizon)}"
+        h = "" if _fmt_horizon(self.horizon) == "" else f" at {horizon_text(self.horizon, self.spec.get('frequency'))}"
         return f"Effect of arm on {self.outcome}{h} by {self.by}"
 
     def _summary_lines(self) -> list[str]:
@@ -265,14 +267,26 @@ class HeterogeneityResult(ResultBase):
             ax.scatter(reference + sg["mde"].to_numpy(dtype=float), ypos, marker="|", s=120,
                        color="C3", label="minimum detectable effect")
         ax.axvline(reference, color="0.4", lw=0.8)
-        labels = [f"{s}  (n={int(a)}+{int(b)})" for s, a, b in
-                  zip(sg["subgroup"], sg["n_treated"], sg["n_control"])]
+        # counts in labels are published numbers: rounded as the disclosure policy says
+        policy = DisclosurePolicy()
+        labels = [f"{s}  (n ≈ {policy.round_count(int(a) + int(b))})" if policy.count_ok(int(a) + int(b))
+                  else f"{s}  (n < {policy.min_persons})"
+                  for s, a, b in zip(sg["subgroup"], sg["n_treated"], sg["n_control"])]
         ax.set_yticks(ypos)
         ax.set_yticklabels(labels)
         j = self.joint
         ax.set_title(f"{self.by}: test of equal effects {_p_clause(float(j['p_value']))}",
                      fontsize="medium")
-        ax.set_xlabel(f"effect on {self.outcome}")
+        if unit_of(self.outcome).kind == "binary":
+            from matplotlib.ticker import FuncFormatter
+
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{100 * v:g}"))
+            ax.set_xlabel(f"effect on {self.outcome} (percentage points)")
+        else:
+            ax.set_xlabel(f"effect on {self.outcome}")
         ax.set_ylabel(self.by)
-        ax.legend(frameon=False, fontsize="small", loc="best")
+        # under the axes: inside them ("best") it can sit on the widest interval (Brussels)
+        ax.legend(frameon=False, fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.25),
+                  ncol=2)
+        ax.figure.tight_layout()
         return ax

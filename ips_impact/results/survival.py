@@ -33,6 +33,7 @@ import pandas as pd
 
 from ips_impact.errors import EstimationError
 from ips_impact.results.base import TIDY_COLUMNS, ResultBase, _p_clause, result_dataclass
+from ips_impact.units import period_word, time_label
 
 __all__ = ["SurvivalResult", "KM_COLUMNS", "RMST_COLUMNS", "CIF_COLUMNS"]
 
@@ -129,6 +130,15 @@ class SurvivalResult(ResultBase):
                 "competing_risks": "Competing risks"}[self.kind]
         return f"{what}: {self.outcome} (tau = {self.tau:g})"
 
+    def _plot_title(self) -> str:
+        """Plain title of a plot: what is timed, and up to when."""
+        freq = self.spec.get("frequency")
+        until = time_label(self.tau, freq)
+        what = {"time_to_event": f"Time to first '{self.outcome}'",
+                "spell": f"How long a '{self.outcome}' spell lasts",
+                "competing_risks": "Which exit comes first"}[self.kind]
+        return f"{what} (IPS vs control, up to {until})"
+
     def _summary_lines(self) -> list[str]:
         lines = list(self.notes)
         for r in self.statistics.itertuples(index=False):
@@ -192,7 +202,7 @@ class SurvivalResult(ResultBase):
         return pd.DataFrame(out)
 
     # ---- plots
-    def plot(self, ax: Any = None, *, risk_table: bool = True, min_cell: int | None = None,
+    def plot(self, ax: Any = None, *, risk_table: bool = True, min_cell: int | None = 10,
              confidence: bool = True) -> Any:
         """Kaplan–Meier curves by arm with a table of numbers at risk (or, for competing
         risks, cumulative incidence curves by arm and cause).
@@ -206,7 +216,8 @@ class SurvivalResult(ResultBase):
         risk_table
             Draw the numbers at risk by arm under the curves (new figure only).
         min_cell
-            Numbers at risk below it are shown as ``<min_cell`` (disclosure control).
+            Numbers at risk below it are shown as ``<min_cell`` (disclosure control; default
+            10, the disclosure policy's minimum; ``None`` shows every count, for analysts only).
         confidence
             Shade the pointwise confidence bands.
 
@@ -245,10 +256,12 @@ class SurvivalResult(ResultBase):
                 hi = np.concatenate([[1.0], a["conf_high"].to_numpy(dtype=float)])
                 ax.fill_between(t, lo, hi, step="post", color=colours[arm], alpha=0.15, linewidth=0)
         ax.set_ylim(0, 1.02)
-        ax.set_ylabel("survival (no event yet)")
-        ax.set_title(self._summary_title())
+        ax.set_ylabel(f"share still {self.outcome}" if self.kind == "spell"
+                      else f"share not yet {self.outcome}")
+        ax.set_title(self._plot_title(), loc="left", fontsize="medium")
         ax.legend(loc="best", frameon=False)
-        xlabel = "periods since entering the spell" if self.kind == "spell" else "periods since randomization"
+        unit = period_word(self.spec.get("frequency")) if self.spec.get("frequency") else "periods"
+        xlabel = f"{unit} since entering the spell" if self.kind == "spell" else f"{unit} since randomization"
         if ax_tab is not None:
             tab = self.risk_table(min_cell=min_cell)
             ax_tab.set_xticks(tab["time"].to_numpy())
@@ -293,9 +306,13 @@ class SurvivalResult(ResultBase):
                     hi = np.concatenate([[0.0], a["conf_high"].to_numpy(dtype=float)])
                     ax.fill_between(t, lo, hi, step="post", color=cmap(ci), alpha=0.1, linewidth=0)
         ax.set_ylim(0, 1)
-        ax.set_xlabel("periods since randomization")
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # event time is whole periods
+        unit = period_word(self.spec.get("frequency")) if self.spec.get("frequency") else "periods"
+        ax.set_xlabel(f"{unit} since randomization")
         ax.set_ylabel("cumulative incidence")
-        ax.set_title(self._summary_title())
+        ax.set_title(self._plot_title(), loc="left", fontsize="medium")
         ax.legend(loc="best", frameon=False, fontsize=8)
         fig.tight_layout()
         return ax
