@@ -127,7 +127,8 @@ class Study:
         self._covariates: tuple[str, ...] = parts["covariates"]
         self._sources: dict[str, Any] = parts.get("sources", {})
         self._pidx = self._panel["_pidx"].to_numpy() if "_pidx" in self._panel else None
-        self._panel = self._panel.drop(columns="_pidx")
+        # drop the row-to-person index without copying the panel (the new frame holds views)
+        self._panel = pd.DataFrame({c: self._panel[c] for c in self._panel.columns if c != "_pidx"}, copy=False)
         self._k = self._panel["k"].to_numpy()
         self._extra_linkage: pd.DataFrame = parts["extra_linkage"]
         self._sites: pd.DataFrame | None = parts.get("sites")
@@ -311,7 +312,9 @@ class Study:
         main["k"] = main_k[order_rows]
         main["_pidx"] = main_pidx[order_rows]
         main = L.derive_outcomes(main)
-        main = main[["person_id", "period", "k"] + sorted(c for c in main.columns if c not in _PANEL_KEYS)]
+        # the column order without a copy: the new frame holds views of the gathered columns
+        main = pd.DataFrame({c: main[c] for c in ["person_id", "period", "k"]
+                             + sorted(c for c in main.columns if c not in _PANEL_KEYS)}, copy=False)
 
         # ---- persons: follow-up and linkage
         counts = np.bincount(main["_pidx"].to_numpy(), minlength=len(persons))
