@@ -221,7 +221,8 @@ class Study:
         periods, freq = parse_periods(panel["period"], frequency, table="panel", column="period")
         panel = panel.copy(deep=False)  # setting a column never writes into the caller's arrays
         panel["period"] = periods
-        V.check_unique(panel, "panel", ("person_id", "period"), what="person × period")
+        if not _unique_person_period(panel):  # fast check on integer codes; the rule names the rows
+            V.check_unique(panel, "panel", ("person_id", "period"), what="person × period")
         V.check_earnings_ceiling(panel, "panel", freq)
 
         persons = L.build_persons(assignment, freq, date_order=order["assignment"])
@@ -707,6 +708,19 @@ def _check_linkage(persons: pd.DataFrame, min_share: float, near: pd.DataFrame) 
 
 
 # ---------------------------------------------------------------------- helpers
+def _unique_person_period(panel: pd.DataFrame) -> bool:
+    """True when no person × period occurs twice (one int64 key per row, no Python objects)."""
+    pcodes, _ = pd.factorize(panel["person_id"])
+    ords = period_ordinals(panel["period"])
+    if len(ords) == 0:
+        return True
+    span = int(ords.max()) - int(ords.min()) + 1
+    if len(pcodes) and float(pcodes.max() + 1) * span >= 2.0**62:
+        return False  # let the general rule decide
+    key = pcodes.astype(np.int64) * span + (ords - ords.min())
+    return bool(pd.Index(key).is_unique)
+
+
 def _check_sites_table(sites: pd.DataFrame, assignment: pd.DataFrame, ledger: Ledger) -> pd.DataFrame:
     """Validate the fidelity table; sites unknown to the assignment go to the ledger."""
     from ips_impact.roster import check_sites

@@ -223,7 +223,7 @@ def read_table(
     suffix = ".csv.gz" if low.endswith(".csv.gz") else path.suffix.lower()
     try:
         if suffix in (".parquet", ".pq"):
-            frame = pd.read_parquet(path)
+            frame = _read_parquet(path)
             for col in frame.columns:
                 if col in keep_text and not isinstance(frame[col].dtype, pd.PeriodDtype):
                     if pd.api.types.is_datetime64_any_dtype(frame[col]) or col in ("period", "month"):
@@ -263,6 +263,30 @@ def read_table(
         f"file {path.name!r} has an unknown type", table=name,
         fix=f"save the table as one of {', '.join(_SUFFIXES)}.",
     )
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    """``pd.read_parquet(path)``, with text columns decoded once per distinct value.
+
+    Text columns are read dictionary-encoded (the text of each distinct key once, rows
+    as integer codes) and expanded to the same object column ``pd.read_parquet`` gives
+    (missing as ``None``), by a take of shared string objects instead of one Python
+    string per row: a key repeated over 60 quarters is decoded once, not 60 times.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(path)
+    text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+    table = pq.read_table(path, read_dictionary=text, use_pandas_metadata=True)
+    frame = table.to_pandas()
+    for name in text:
+        col = frame[name]
+        if not isinstance(col.dtype, pd.CategoricalDtype):
+            continue
+        words = np.append(col.cat.categories.to_numpy(dtype=object), None)
+        frame[name] = pd.Series(words[col.cat.codes.to_numpy()], index=frame.index, name=name)
+    return frame
 
 
 def _as_text(col: pd.Series) -> pd.Series:
