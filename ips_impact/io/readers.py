@@ -223,8 +223,10 @@ def read_table(
     suffix = ".csv.gz" if low.endswith(".csv.gz") else path.suffix.lower()
     try:
         if suffix in (".parquet", ".pq"):
-            frame = _read_parquet(path)
+            frame, decoded = _read_parquet(path, keep_text)
             for col in frame.columns:
+                if col in decoded:
+                    continue  # text in the file: already str, missing as NaN
                 if col in keep_text and not isinstance(frame[col].dtype, pd.PeriodDtype):
                     if pd.api.types.is_datetime64_any_dtype(frame[col]) or col in ("period", "month"):
                         continue
@@ -265,13 +267,15 @@ def read_table(
     )
 
 
-def _read_parquet(path: Path) -> pd.DataFrame:
+def _read_parquet(path: Path, keep_text: set[str] = frozenset()) -> tuple[pd.DataFrame, set[str]]:
     """``pd.read_parquet(path)``, with text columns decoded once per distinct value.
 
     Text columns are read dictionary-encoded (the text of each distinct key once, rows
     as integer codes) and expanded to the same object column ``pd.read_parquet`` gives
     (missing as ``None``), by a take of shared string objects instead of one Python
     string per row: a key repeated over 60 quarters is decoded once, not 60 times.
+    Columns of ``keep_text`` get missing as NaN, as :func:`_as_text` gives; their names
+    are returned as the second element.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -280,13 +284,17 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
     table = pq.read_table(path, read_dictionary=text, use_pandas_metadata=True)
     frame = table.to_pandas()
+    decoded = set()
     for name in text:
         col = frame[name]
         if not isinstance(col.dtype, pd.CategoricalDtype):
             continue
-        words = np.append(col.cat.categories.to_numpy(dtype=object), None)
+        keep = name in keep_text and name not in ("period", "month")
+        words = np.append(col.cat.categories.to_numpy(dtype=object), np.nan if keep else None)
         frame[name] = pd.Series(words[col.cat.codes.to_numpy()], index=frame.index, name=name)
-    return frame
+        if keep:
+            decoded.add(name)
+    return frame, decoded
 
 
 def _as_text(col: pd.Series) -> pd.Series:
