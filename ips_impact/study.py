@@ -221,7 +221,8 @@ class Study:
         periods, freq = parse_periods(panel["period"], frequency, table="panel", column="period")
         panel = panel.copy(deep=False)  # setting a column never writes into the caller's arrays
         panel["period"] = periods
-        if not _unique_person_period(panel):  # fast check on integer codes; the rule names the rows
+        pcodes, pkeys = pd.factorize(panel["person_id"])  # the panel's keys as compact codes
+        if not _unique_person_period(pcodes, panel["period"]):  # fast check; the rule names the rows
             V.check_unique(panel, "panel", ("person_id", "period"), what="person × period")
         V.check_earnings_ceiling(panel, "panel", freq)
 
@@ -279,8 +280,9 @@ class Study:
             near.append(L.near_misses("takeup", unmatched, takeup["person_id"].unique()))
 
         # ---- split panel rows: randomized persons / baseline members / set aside / neither
-        # the panel's keys as compact codes: each lookup runs on the distinct keys once
-        pcodes, pkeys = pd.factorize(panel["person_id"])
+        # each lookup runs on the distinct keys once, then is spread to the rows by code
+        if benefits is not None:  # the merge made new panel rows
+            pcodes, pkeys = pd.factorize(panel["person_id"])
         pkeys = pd.Index(pkeys, dtype=object)
         pidx = pid_index.get_indexer(pkeys)[pcodes]
         is_person = pidx >= 0
@@ -708,16 +710,18 @@ def _check_linkage(persons: pd.DataFrame, min_share: float, near: pd.DataFrame) 
 
 
 # ---------------------------------------------------------------------- helpers
-def _unique_person_period(panel: pd.DataFrame) -> bool:
+def _unique_person_period(pcodes: np.ndarray, periods: pd.Series) -> bool:
     """True when no person × period occurs twice (one int64 key per row, no Python objects)."""
-    pcodes, _ = pd.factorize(panel["person_id"])
-    ords = period_ordinals(panel["period"])
+    ords = period_ordinals(periods)
     if len(ords) == 0:
         return True
     span = int(ords.max()) - int(ords.min()) + 1
-    if len(pcodes) and float(pcodes.max() + 1) * span >= 2.0**62:
+    cells = float(pcodes.max() + 1) * span
+    if cells >= 2.0**62:
         return False  # let the general rule decide
     key = pcodes.astype(np.int64) * span + (ords - ords.min())
+    if cells <= 4.0 * len(key) + 1_000_000:  # a dense grid: count the cells
+        return bool(np.bincount(key, minlength=int(cells)).max() <= 1)
     return bool(pd.Index(key).is_unique)
 
 
