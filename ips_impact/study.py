@@ -711,7 +711,7 @@ def _check_linkage(persons: pd.DataFrame, min_share: float, near: pd.DataFrame) 
 
 # ---------------------------------------------------------------------- helpers
 def _unique_person_period(pcodes: np.ndarray, periods: pd.Series) -> bool:
-    """True when no person × period occurs twice (one int64 key per row, no Python objects)."""
+    """Tell whether no person × period occurs twice (one int64 key per row, no Python objects)."""
     ords = period_ordinals(periods)
     if len(ords) == 0:
         return True

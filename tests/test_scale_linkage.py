@@ -10,7 +10,6 @@ import json
 import warnings
 
 import pytest
-
 from scale_fingerprint import REFERENCE, cases, fingerprint
 
 EXPECTED = json.loads(REFERENCE.read_text())
@@ -33,9 +32,9 @@ def test_parquet_reader_gives_the_frame_of_the_per_row_path(tmp_path) -> None:
     """Dictionary-encoded reading = pd.read_parquet followed by the per-value key text."""
     import numpy as np
     import pandas as pd
+    from scale_fingerprint import frame_hash
 
     from ips_impact.io import readers
-    from scale_fingerprint import frame_hash
 
     frame = pd.DataFrame({
         "person_id": ["P1", "P2", "P1", "P3"], "employer_id": ["E1", None, "E1", "E2"],
