@@ -310,8 +310,22 @@ class Study:
         main_pidx = pidx[rows]
         main_k = period_ordinals(panel["period"])[rows] - rand_period_ord[main_pidx]
         order_rows = np.lexsort((main_k, main_pidx))
-        main = panel.take(rows[order_rows])
-        main.index = pd.RangeIndex(len(main))
+        take = rows[order_rows]
+        # what is needed of the other rows is taken first, so that each column of the file's
+        # frame is freed as soon as it is gathered (peak: the file's frame plus one column)
+        member_rows = panel.loc[is_member]
+        panel_unmatched = panel.loc[~is_person, "person_id"].unique()  # members' keys may be the near misses
+        source = {c: panel[c] for c in panel.columns}
+        del panel
+        gathered = {}
+        for c in list(source):
+            col = source.pop(c)
+            values = col.array.take(take) if isinstance(col.dtype, pd.api.extensions.ExtensionDtype) \
+                else col.to_numpy().take(take)
+            del col
+            gathered[c] = values
+        main = pd.DataFrame(gathered, copy=False)
+        del gathered
         main["k"] = main_k[order_rows]
         main["_pidx"] = main_pidx[order_rows]
         main = L.derive_outcomes(main)
@@ -347,14 +361,13 @@ class Study:
                        int(never.sum()), column="period", n_persons=int(never.sum()), n_treated=n1,
                        n_control=n0, action="kept, no follow-up")
             warnings.warn(f"table 'panel': {what}. Fix: {fix}.", DataWarning, stacklevel=2)
-        panel_unmatched = panel.loc[~is_person, "person_id"].unique()  # members' keys may be the near misses
         near.insert(0, L.near_misses("panel", persons.loc[unlinked, "person_id"], panel_unmatched))
         near_frame = pd.concat([n for n in near if len(n)], ignore_index=True) if any(len(n) for n in near) \
             else L.near_misses("panel", [], [])
         _check_linkage(persons, share, near_frame)
 
         # ---- members panel
-        members = L.members_panel(panel.loc[is_member], members_map, persons, freq)
+        members = L.members_panel(member_rows, members_map, persons, freq)
         members = L.derive_outcomes(members)
         mfirst = ["person_id", "index_person_id", "household_id", "role", "period", "k"]
         members = members[mfirst + sorted(c for c in members.columns if c not in mfirst)]
