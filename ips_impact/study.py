@@ -311,6 +311,8 @@ class Study:
         main_k = period_ordinals(panel["period"])[rows] - rand_period_ord[main_pidx]
         order_rows = np.lexsort((main_k, main_pidx))
         take = rows[order_rows]
+        main_k, main_pidx = main_k[order_rows], main_pidx[order_rows]
+        del rows, order_rows, pidx, pcodes, periods  # 8 bytes a row each: not kept through the gather
         # what is needed of the other rows is taken first, so that each column of the file's
         # frame is freed as soon as it is gathered (peak: the file's frame plus one column)
         member_rows = panel.loc[is_member]
@@ -325,9 +327,10 @@ class Study:
             del col
             gathered[c] = values
         main = pd.DataFrame(gathered, copy=False)
-        del gathered
-        main["k"] = main_k[order_rows]
-        main["_pidx"] = main_pidx[order_rows]
+        del gathered, take
+        main["k"] = main_k
+        main["_pidx"] = main_pidx
+        del main_k, main_pidx
         main = L.derive_outcomes(main)
         # the column order without a copy: the new frame holds views of the gathered columns
         main = pd.DataFrame({c: main[c] for c in ["person_id", "period", "k"]
