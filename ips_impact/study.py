@@ -127,7 +127,8 @@ class Study:
         self._covariates: tuple[str, ...] = parts["covariates"]
         self._sources: dict[str, Any] = parts.get("sources", {})
         self._pidx = self._panel["_pidx"].to_numpy() if "_pidx" in self._panel else None
-        self._panel = self._panel.drop(columns="_pidx")
+        # drop the row-to-person index without copying the panel (the new frame holds views)
+        self._panel = pd.DataFrame({c: self._panel[c] for c in self._panel.columns if c != "_pidx"}, copy=False)
         self._k = self._panel["k"].to_numpy()
         self._extra_linkage: pd.DataFrame = parts["extra_linkage"]
         self._sites: pd.DataFrame | None = parts.get("sites")
@@ -218,8 +219,11 @@ class Study:
 
         # ---- panel periods (the study frequency comes from here)
         periods, freq = parse_periods(panel["period"], frequency, table="panel", column="period")
-        panel = panel.assign(period=periods)
-        V.check_unique(panel, "panel", ("person_id", "period"), what="person × period")
+        panel = panel.copy(deep=False)  # setting a column never writes into the caller's arrays
+        panel["period"] = periods
+        pcodes, pkeys = pd.factorize(panel["person_id"])  # the panel's keys as compact codes
+        if not _unique_person_period(pcodes, panel["period"]):  # fast check; the rule names the rows
+            V.check_unique(panel, "panel", ("person_id", "period"), what="person × period")
         V.check_earnings_ceiling(panel, "panel", freq)
 
         persons = L.build_persons(assignment, freq, date_order=order["assignment"])
@@ -276,17 +280,21 @@ class Study:
             near.append(L.near_misses("takeup", unmatched, takeup["person_id"].unique()))
 
         # ---- split panel rows: randomized persons / baseline members / set aside / neither
-        pidx = pid_index.get_indexer(panel["person_id"])
+        # each lookup runs on the distinct keys once, then is spread to the rows by code
+        if benefits is not None:  # the merge made new panel rows
+            pcodes, pkeys = pd.factorize(panel["person_id"])
+        pkeys = pd.Index(pkeys, dtype=object)
+        pidx = pid_index.get_indexer(pkeys)[pcodes]
         is_person = pidx >= 0
         member_ids = pd.Index(members_map["person_id"].unique())
-        is_member = member_ids.get_indexer(panel["person_id"]) >= 0
+        is_member = (member_ids.get_indexer(pkeys) >= 0)[pcodes]
         later = pd.Index(later_ids)
-        is_later = (~is_person & ~is_member) & (later.get_indexer(panel["person_id"]) >= 0)
+        is_later = (~is_person & ~is_member) & (later.get_indexer(pkeys) >= 0)[pcodes]
         if is_later.any():
             ledger.add("panel", "rows of household members who were not in the household at the index "
                        "person's randomization (baseline roster rule)", int(is_later.sum()),
                        n_persons=int(panel.loc[is_later, "person_id"].nunique()), action="set aside")
-        is_aside = (~is_person & ~is_member & ~is_later) & panel["person_id"].isin(set_aside_ids).to_numpy()
+        is_aside = (~is_person & ~is_member & ~is_later) & pkeys.isin(set_aside_ids)[pcodes]
         if is_aside.any():
             ledger.add("panel", "rows of persons set aside with their one-arm stratum", int(is_aside.sum()),
                        n_persons=int(panel.loc[is_aside, "person_id"].nunique()), action="set aside")
@@ -297,14 +305,36 @@ class Study:
                        action="dropped")
 
         rand_period_ord = period_ordinals(persons["randomization_period"])
-        main = panel.loc[is_person].copy()
-        main_pidx = pidx[is_person]
-        main["k"] = period_ordinals(main["period"]) - rand_period_ord[main_pidx]
+        # one sort and one gather of the randomized persons' rows (by person, then k)
+        rows = np.flatnonzero(is_person)
+        main_pidx = pidx[rows]
+        main_k = period_ordinals(panel["period"])[rows] - rand_period_ord[main_pidx]
+        order_rows = np.lexsort((main_k, main_pidx))
+        take = rows[order_rows]
+        main_k, main_pidx = main_k[order_rows], main_pidx[order_rows]
+        del rows, order_rows, pidx, pcodes, periods  # 8 bytes a row each: not kept through the gather
+        # what is needed of the other rows is taken first, so that each column of the file's
+        # frame is freed as soon as it is gathered (peak: the file's frame plus one column)
+        member_rows = panel.loc[is_member]
+        panel_unmatched = panel.loc[~is_person, "person_id"].unique()  # members' keys may be the near misses
+        source = {c: panel[c] for c in panel.columns}
+        del panel
+        gathered = {}
+        for c in list(source):
+            col = source.pop(c)
+            values = col.array.take(take) if isinstance(col.dtype, pd.api.extensions.ExtensionDtype) \
+                else col.to_numpy().take(take)
+            del col
+            gathered[c] = values
+        main = pd.DataFrame(gathered, copy=False)
+        del gathered, take
+        main["k"] = main_k
         main["_pidx"] = main_pidx
-        order_rows = np.lexsort((main["k"].to_numpy(), main_pidx))
-        main = main.iloc[order_rows].reset_index(drop=True)
+        del main_k, main_pidx
         main = L.derive_outcomes(main)
-        main = main[["person_id", "period", "k"] + sorted(c for c in main.columns if c not in _PANEL_KEYS)]
+        # the column order without a copy: the new frame holds views of the gathered columns
+        main = pd.DataFrame({c: main[c] for c in ["person_id", "period", "k"]
+                             + sorted(c for c in main.columns if c not in _PANEL_KEYS)}, copy=False)
 
         # ---- persons: follow-up and linkage
         counts = np.bincount(main["_pidx"].to_numpy(), minlength=len(persons))
@@ -334,14 +364,13 @@ class Study:
                        int(never.sum()), column="period", n_persons=int(never.sum()), n_treated=n1,
                        n_control=n0, action="kept, no follow-up")
             warnings.warn(f"table 'panel': {what}. Fix: {fix}.", DataWarning, stacklevel=2)
-        panel_unmatched = panel.loc[~is_person, "person_id"].unique()  # members' keys may be the near misses
         near.insert(0, L.near_misses("panel", persons.loc[unlinked, "person_id"], panel_unmatched))
         near_frame = pd.concat([n for n in near if len(n)], ignore_index=True) if any(len(n) for n in near) \
             else L.near_misses("panel", [], [])
         _check_linkage(persons, share, near_frame)
 
         # ---- members panel
-        members = L.members_panel(panel.loc[is_member], members_map, persons, freq)
+        members = L.members_panel(member_rows, members_map, persons, freq)
         members = L.derive_outcomes(members)
         mfirst = ["person_id", "index_person_id", "household_id", "role", "period", "k"]
         members = members[mfirst + sorted(c for c in members.columns if c not in mfirst)]
@@ -697,6 +726,21 @@ def _check_linkage(persons: pd.DataFrame, min_share: float, near: pd.DataFrame) 
 
 
 # ---------------------------------------------------------------------- helpers
+def _unique_person_period(pcodes: np.ndarray, periods: pd.Series) -> bool:
+    """Tell whether no person × period occurs twice (one int64 key per row, no Python objects)."""
+    ords = period_ordinals(periods)
+    if len(ords) == 0:
+        return True
+    span = int(ords.max()) - int(ords.min()) + 1
+    cells = float(pcodes.max() + 1) * span
+    if cells >= 2.0**62:
+        return False  # let the general rule decide
+    key = pcodes.astype(np.int64) * span + (ords - ords.min())
+    if cells <= 4.0 * len(key) + 1_000_000:  # a dense grid: count the cells
+        return bool(np.bincount(key, minlength=int(cells)).max() <= 1)
+    return bool(pd.Index(key).is_unique)
+
+
 def _check_sites_table(sites: pd.DataFrame, assignment: pd.DataFrame, ledger: Ledger) -> pd.DataFrame:
     """Validate the fidelity table; sites unknown to the assignment go to the ledger."""
     from ips_impact.roster import check_sites

@@ -113,6 +113,9 @@ def check_keys_are_strings(frame: pd.DataFrame, table: str, keys: Iterable[str])
                 fix="every row needs its pseudonymised key: ask the data provider for the missing keys "
                     "(dropping the rows would bias the comparison if they differ by arm).",
             )
+        # infer_dtype is one C pass; the per-value map only runs on columns that need it
+        if col.dtype == object and pd.api.types.infer_dtype(col, skipna=False) == "string":
+            continue
         if not (col.dtype == object and col.map(type).eq(str).all()):
             if out is frame:
                 out = frame.copy()
@@ -172,7 +175,8 @@ def check_no_national_numbers(frame: pd.DataFrame, table: str, keys: Iterable[st
 
     keys = tuple(keys)
     for col in _screened_columns(frame, keys):
-        uniq = pd.Series(pd.unique(frame[col].dropna()))
+        uniq = pd.Series(pd.unique(frame[col]))  # distinct values first: dropping NA on them is cheaper
+        uniq = uniq[uniq.notna()].reset_index(drop=True)
         if uniq.empty:
             continue
         if uniq.dtype == object:
@@ -283,7 +287,8 @@ def check_binary(frame: pd.DataFrame, table: str, columns: Iterable[str]) -> pd.
             low = s.map(lambda v: v if pd.isna(v) else str(v).strip().lower())
             vals = low.map({"0": 0.0, "1": 1.0, "true": 1.0, "false": 0.0, "0.0": 0.0, "1.0": 1.0}).astype("float64")
             vals[low.notna() & vals.isna()] = -1.0  # flag unknown text
-        bad = vals.notna() & ~vals.isin([0.0, 1.0])
+        v = vals.to_numpy(dtype="float64", na_value=np.nan)
+        bad = pd.Series(~np.isnan(v) & (v != 0.0) & (v != 1.0), index=vals.index)
         if bad.any():
             raise DataContractError(
                 "is a 0/1 column but holds other values", table=table, column=col,
@@ -291,7 +296,7 @@ def check_binary(frame: pd.DataFrame, table: str, columns: Iterable[str]) -> pd.
                 fix="code it 1 = yes, 0 = no (missing allowed).",
             )
         if out is frame:
-            out = frame.copy()
+            out = frame.copy(deep=False)  # setting a column never writes into the caller's arrays
         out[col] = vals
     return out
 
@@ -464,7 +469,9 @@ def validate_table(frame: pd.DataFrame, table: str, *, keys: Iterable[str] = (),
     schema = SCHEMAS[table]
     check_not_empty(frame, table)
     # rows are named by position in messages: a duplicated index would make that ambiguous
-    frame = frame.reset_index(drop=True)
+    if not (isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0 and frame.index.step == 1):
+        frame = frame.copy(deep=False)  # a new index without copying the columns
+        frame.index = pd.RangeIndex(len(frame))
     if frame.columns.duplicated().any():
         dups = frame.columns[frame.columns.duplicated()].unique().tolist()
         raise DataContractError("has duplicate column names", table=table, column=dups,
