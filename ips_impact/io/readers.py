@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 import numpy as np
@@ -267,7 +268,7 @@ def read_table(
     )
 
 
-def _read_parquet(path: Path, keep_text: set[str] = frozenset()) -> tuple[pd.DataFrame, set[str]]:
+def _read_parquet(path: Path, keep_text: AbstractSet[str] = frozenset()) -> tuple[pd.DataFrame, set[str]]:
     """``pd.read_parquet(path)``, with text columns decoded once per distinct value.
 
     Text columns are read dictionary-encoded (the text of each distinct key once, rows
@@ -291,7 +292,8 @@ def _read_parquet(path: Path, keep_text: set[str] = frozenset()) -> tuple[pd.Dat
         if not isinstance(col.dtype, pd.CategoricalDtype):
             continue
         keep = name in keep_text and name not in ("period", "month")
-        words = np.append(col.cat.categories.to_numpy(dtype=object), np.nan if keep else None)
+        missing: object = np.nan if keep else None  # NaN as _as_text gives; None as pd.read_parquet does
+        words = np.append(col.cat.categories.to_numpy(dtype=object), np.array([missing], dtype=object))
         frame[name] = pd.Series(words[col.cat.codes.to_numpy()], index=frame.index, name=name)
         if keep:
             decoded.add(name)

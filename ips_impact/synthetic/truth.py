@@ -172,7 +172,7 @@ def rmst_table(
     w: World, *, events: Sequence[str] = ("employed", "work_on_di"), start: int = 1,
     taus: Sequence[int] | None = None, pots: Potentials | None = None,
 ) -> pd.DataFrame:
-    """True restricted mean time to the first event, per arm, for participants.
+    """Return the true restricted mean time to the first event, per arm, for participants.
 
     ``T_i(a)`` is the first event time ``k ≥ start`` (quarters since the randomization
     quarter) at which ``event`` holds in world ``a``; ``RMST_a(tau) = mean_i min(T_i(a),

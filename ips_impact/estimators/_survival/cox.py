@@ -1,5 +1,6 @@
-"""Cox proportional-hazards model on risk tables (Efron or Breslow ties), its robust
-(dfbeta) variance and the proportional-hazards test of ``survival::cox.zph``.
+"""Cox proportional-hazards model on risk tables (Efron or Breslow ties).
+
+Also its robust (dfbeta) variance and the proportional-hazards test of ``survival::cox.zph``.
 
 Everything is computed from sums over distinct (stratum, time) keys, so a fit on
 quarterly data costs O(persons x covariates^2) once plus O(events) per iteration.
@@ -270,7 +271,7 @@ def cox_fit(
     ll0 = t.loglik
     converged = False
     it = 0
-    for it in range(1, max_iter + 1):
+    for it in range(1, max_iter + 1):  # noqa: B007 - the iteration count is reported after the loop
         try:
             step = np.linalg.solve(t.info, t.score)
         except np.linalg.LinAlgError:
