@@ -56,9 +56,14 @@ _ASSIGNMENT_RESERVED = ("person_id", "arm", "randomization_date", "randomization
 _PANEL_KEYS = ("person_id", "period", "k")
 
 
+#: Stage names of :meth:`Study.consort` that other modules read (the brief's flow figure).
+CONSORT_LOST = "lost to follow-up (no period after randomization)"
+CONSORT_ANALYSED = "analysed (observed after randomization, k ≥ 1)"
+
+
 @dataclass(frozen=True)
 class Consort:
-    """CONSORT-style flow: randomized → linked → followed up → (IPS started), per arm."""
+    """CONSORT-style flow per arm: randomized → linked → analysed (and lost) → IPS started."""
 
     table: pd.DataFrame
 
@@ -73,18 +78,20 @@ class Consort:
         return self.table.to_html(index=False)
 
     def plot(self, ax: Any = None) -> Any:
-        """Draw the flow as two columns of boxes (IPS, control); returns the Axes."""
+        """Draw the flow as two columns of boxes (IPS, control), losses to the side; returns the Axes."""
         import matplotlib.pyplot as plt
 
+        main = [r for r in self.table.itertuples(index=False) if r.stage != CONSORT_LOST]
+        lost = [r for r in self.table.itertuples(index=False) if r.stage == CONSORT_LOST]
+        n = len(main)
         if ax is None:
-            _, ax = plt.subplots(figsize=(7, 1.2 + 1.1 * len(self.table)))
+            _, ax = plt.subplots(figsize=(9, 1.2 + 1.1 * n))
         ax.set_axis_off()
-        ax.set_xlim(0, 2)
-        n = len(self.table)
+        ax.set_xlim(0, 3.4)
         ax.set_ylim(-0.5, n - 0.3)
-        for col, (label, x) in enumerate((("IPS", 0.5), ("control", 1.5))):
+        for col, (label, x) in enumerate((("IPS", 0.6), ("control", 2.0))):
             ax.text(x, n - 0.45, label, ha="center", va="center", fontsize=11, fontweight="bold")
-            for i, row in enumerate(self.table.itertuples(index=False)):
+            for i, row in enumerate(main):
                 y = n - 1 - i
                 val = row.n_ips if col == 0 else row.n_control
                 txt = f"{row.stage}\nn = {val}" if pd.notna(val) else f"{row.stage}\n—"
@@ -93,6 +100,12 @@ class Consort:
                 if i:
                     ax.annotate("", xy=(x, y + 0.28), xytext=(x, y + 0.72),
                                 arrowprops=dict(arrowstyle="->", color="#4a6fa5"))
+                if lost and row.stage == CONSORT_ANALYSED:
+                    lv = lost[0].n_ips if col == 0 else lost[0].n_control
+                    ax.text(x + 0.62, y + 0.5, f"lost to follow-up\nn = {lv}", ha="left", va="center",
+                            fontsize=8, bbox=dict(boxstyle="round,pad=0.3", fc="#fbeeee", ec="#a54a4a"))
+                    ax.annotate("", xy=(x + 0.6, y + 0.5), xytext=(x, y + 0.5),
+                                arrowprops=dict(arrowstyle="->", color="#a54a4a", ls="--"))
         return ax
 
 
@@ -614,7 +627,7 @@ class Study:
                              min_share=self._min_linked_share)
 
     def consort(self) -> Consort:
-        """Randomized → linked → followed up after randomization → IPS started, per arm."""
+        """Randomized → linked → analysed (observed after randomization; the others lost) → IPS started."""
         p = self._persons
         rows = []
 
@@ -624,7 +637,9 @@ class Study:
 
         add("randomized", pd.Series(True, index=p.index))
         add("linked to the panel", p["linked"])
-        add("observed after randomization (k ≥ 1)", p["k_max"].fillna(-np.inf) >= 1)
+        seen = p["k_max"].fillna(-np.inf) >= 1
+        add(CONSORT_LOST, ~seen)
+        add(CONSORT_ANALYSED, seen)
         if "ips_started" in p.columns:
             rows.append({"stage": "started IPS", "n_ips": int(((p.arm == 1) & (p.ips_started == 1)).sum()),
                          "n_control": int(((p.arm == 0) & (p.ips_started == 1)).sum())})

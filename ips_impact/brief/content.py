@@ -26,6 +26,7 @@ from ips_impact.brief import figures
 from ips_impact.brief.catalogue import Catalogue, Num, Text, compose, load_catalogue
 from ips_impact.brief.fmt import Formatter
 from ips_impact.disclosure import DisclosurePolicy, DisclosureRecord, RecordBuilder
+from ips_impact.study import CONSORT_ANALYSED as ANALYSED
 
 __all__ = ["Brief", "Section", "Figure", "build", "displayed"]
 
@@ -503,14 +504,14 @@ class _Builder:
         return Section("benefit", self.cat["sections.benefit"],
                        (text,) if p is None else (text, p))
 
-    # --- participants (CONSORT)
+    # --- participants (CONSORT); the stage names are Study.consort()'s
     def participants(self) -> Section | None:
         info = getattr(self.a, "study_info", {}) or {}
         flow = info.get("consort")
         if flow is None or not len(flow):
             return None
         flow = flow.set_index("stage")
-        needed = {"randomized", "observed after randomization (k ≥ 1)"}
+        needed = {"randomized", ANALYSED}
         if not needed <= set(flow.index):
             return None
 
@@ -521,7 +522,7 @@ class _Builder:
         arms = []
         for col, key in (("n_ips", "ips"), ("n_control", "control")):
             rnd = int(flow.loc["randomized", col])
-            seen = int(flow.loc["observed after randomization (k ≥ 1)", col])
+            seen = int(flow.loc[ANALYSED, col])
             assigned = self.cat[f"consort.assigned_{key}"]
             box = self.cat["text.box"]
             boxes = [(box.format(label=assigned, n=n(rnd, f"consort {key} randomized")), False),
