@@ -78,7 +78,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         default=None,
         help="JSON file of SyntheticParams fields (e.g. written by SyntheticParams.to_json)",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="root seed of the simulated trials")
     p.add_argument(
         "--backend",
         default="auto",

@@ -56,8 +56,7 @@ class ValidationReport:
     @property
     def all_inside(self) -> bool:
         """Every banded check inside its band and every parity check met."""
-        banded = self.table[self.table["inside"].notna()]
-        ok = bool(banded["inside"].astype(bool).all())
+        ok = all(bool(v) for v in self.table["inside"] if v is not None)
         if self.parity is not None and len(self.parity):
             ok = ok and bool(self.parity["met"].all())
         return ok
@@ -65,7 +64,7 @@ class ValidationReport:
     def failures(self) -> pd.DataFrame:
         """Return the checks outside their band (empty when all is well)."""
         t = self.table
-        return t[t["inside"].notna() & ~t["inside"].fillna(True).astype(bool)]
+        return t[[v is not None and not bool(v) for v in t["inside"]]]
 
     def plot(self, ax: Any = None) -> Any:
         """Coverage (left) and rejection rates (right) per check, with the ±3 MC SE bands.
@@ -117,8 +116,8 @@ class ValidationReport:
         lines = ["# Validation report", ""]
         if command:
             lines += ["Regenerate this page with:", "", "```bash", command, "```", ""]
-        n_in = int(t["inside"].fillna(False).astype(bool).sum())
-        n_band = int(t["inside"].notna().sum())
+        n_in = sum(1 for v in t["inside"] if v is not None and bool(v))
+        n_band = sum(1 for v in t["inside"] if v is not None)
         lines += [
             f"- Replications per check: **{self.replications:,}** (root seed {self.seed}); each "
             f"replicate draws a new synthetic trial of 1,200 persons from the calibrated "
