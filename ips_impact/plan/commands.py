@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ips_impact.cli import nonnegative_int, positive_int
+
 __all__ = ["register", "run_command", "diff_command", "plan_command"]
 
 EXIT_DIFFERS = 1
@@ -51,23 +53,6 @@ def _usage_guard(handler: Any) -> Any:
     wrapped.__name__ = handler.__name__
     wrapped.__doc__ = handler.__doc__
     return wrapped
-
-
-def _nonnegative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
-def _positive(text: str) -> int:
-    value = _nonnegative(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def _tolerance(text: str) -> float:
@@ -109,16 +94,16 @@ def register(subparsers: Any) -> None:
     )
     r.add_argument(
         "--n-permutations",
-        type=_nonnegative,
+        type=nonnegative_int,
         default=None,
         help="randomization draws per estimand (default: the plan's; 0: none)",
     )
     r.add_argument(
-        "--seed", type=_nonnegative, default=None, help="seed of the analysis (default: the plan's)"
+        "--seed", type=nonnegative_int, default=None, help="seed of the analysis (default: the plan's)"
     )
     r.add_argument(
         "--jobs",
-        type=_positive,
+        type=positive_int,
         default=1,
         help="worker processes (the results do not depend on it)",
     )
