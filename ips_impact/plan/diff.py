@@ -21,25 +21,14 @@ import numpy as np
 import pandas as pd
 
 from ips_impact.plan.store import MANIFEST, read_tidy
+from ips_impact.results.base import TIDY_COLUMNS
 
 __all__ = ["diff_analyses", "AnalysisDiff", "COMPARED_COLUMNS"]
 
 #: Tidy columns compared by :func:`diff_analyses`.
-COMPARED_COLUMNS: tuple[str, ...] = (
-    "estimate",
-    "std_error",
-    "statistic",
-    "p_value",
-    "conf_low",
-    "conf_high",
-    "df",
-    "nobs",
-    "n_treated",
-    "n_control",
-    "control_mean",
-    "ri_p_value",
-    "adj_p_value",
-)
+COMPARED_COLUMNS: tuple[str, ...] = tuple(
+    c for c in TIDY_COLUMNS if c not in ("outcome", "term", "estimand", "horizon")
+) + ("ri_p_value", "adj_p_value")
 _KEY = ("estimand_id", "term", "estimand", "horizon")
 
 
