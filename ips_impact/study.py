@@ -36,6 +36,7 @@ from ips_impact import link as L
 from ips_impact import validate as V
 from ips_impact.design import Design
 from ips_impact.errors import DataContractError, DataWarning, EstimationError, LinkageError, UsageError
+from ips_impact.io.duck import Outside
 from ips_impact.io.mapping import ColumnMap
 from ips_impact.io.periods import (
     Frequency,
@@ -165,6 +166,7 @@ class Study:
         column_map: ColumnMap | Mapping[str, object] | str | Path | None = None,
         date_order: str | None = None,
         min_linked_share: float | None = None,
+        _outside: Outside | None = None,
     ) -> Study:
         """Validate and link the trial's tables.
 
@@ -312,10 +314,12 @@ class Study:
             ledger.add("panel", "rows of persons set aside with their one-arm stratum", int(is_aside.sum()),
                        n_persons=int(panel.loc[is_aside, "person_id"].nunique()), action="set aside")
         neither = ~is_person & ~is_member & ~is_later & ~is_aside
-        if neither.any():
+        # rows load_study(engine="duckdb") left out in SQL are of such persons too (io/duck.py)
+        out_rows, out_persons = (_outside.n_rows, _outside.n_persons) if _outside is not None else (0, 0)
+        if neither.any() or out_rows:
             ledger.add("panel", "rows of persons neither randomized nor in a baseline household roster",
-                       int(neither.sum()), n_persons=int(panel.loc[neither, "person_id"].nunique()),
-                       action="dropped")
+                       int(neither.sum()) + out_rows,
+                       n_persons=int(panel.loc[neither, "person_id"].nunique()) + out_persons, action="dropped")
 
         rand_period_ord = period_ordinals(persons["randomization_period"])
         # one sort and one gather of the randomized persons' rows (by person, then k)
@@ -330,6 +334,8 @@ class Study:
         # frame is freed as soon as it is gathered (peak: the file's frame plus one column)
         member_rows = panel.loc[is_member]
         panel_unmatched = panel.loc[~is_person, "person_id"].unique()  # members' keys may be the near misses
+        if _outside is not None and len(_outside.keys):
+            panel_unmatched = np.concatenate([np.asarray(panel_unmatched, dtype=object), _outside.keys])
         source = {c: panel[c] for c in panel.columns}
         del panel
         gathered = {}
@@ -783,6 +789,8 @@ def load_study(
     column_map: ColumnMap | Mapping[str, object] | str | Path | None = None,
     date_order: str | None = None,
     min_linked_share: float | None = None,
+    engine: str = "pandas",
+    duckdb_config: Mapping[str, object] | None = None,
 ) -> Study:
     """Read a delivery folder and build the :class:`Study` (see :meth:`Study.from_frames`).
 
@@ -792,20 +800,63 @@ def load_study(
     Text files are read as text and converted after the mapping is known (keys keep
     their zeros); separator, decimal mark and date order are detected when the mapping
     file is silent, and refused when the file allows two readings.
+
+    Parameters
+    ----------
+    path
+        The delivery folder.
+    frequency, column_map, date_order, min_linked_share
+        As in :meth:`Study.from_frames`.
+    engine
+        ``"pandas"`` (default) reads every table into memory. ``"duckdb"`` (extra
+        ``ips_impact[scale]``) reads the parquet tables with embedded DuckDB and keeps
+        only the panel rows of persons in the assignment, the household roster or the
+        benefit records, :math:`\\{(i, t) : i \\in A \\cup H \\cup B\\}`, filtered in SQL
+        before pandas sees them: a population panel larger than memory can be linked.
+        The rows left out are counted in the ledger and their keys enter the near-miss
+        report as with ``"pandas"``; the study is the same. A table may then also be a
+        folder of parquet parts (``panel/part-2019.parquet``…) or a glob in the ``file``
+        option (``file = "panel/part-*.parquet"``). CSV and Excel tables are read as
+        with ``"pandas"``. See ``docs/data.md``, "Population extracts".
+    duckdb_config
+        DuckDB settings for ``engine="duckdb"``: ``threads`` (default: the cores this
+        process may use), ``memory_limit`` (default: a quarter of the physical memory,
+        e.g. ``"8GB"``), ``temp_directory`` (default: a temporary folder, removed
+        afterwards) where DuckDB spills what does not fit. The result does not depend on
+        them: every query has an ``ORDER BY``.
+
+    Raises
+    ------
+    UsageError
+        An unknown ``engine`` or DuckDB setting, or ``engine="duckdb"`` without the
+        duckdb package (the fix: ``pip install 'ips_impact[scale]'``).
+    DataContractError, LinkageError, DesignError
+        As :meth:`Study.from_frames`.
     """
+    from ips_impact.io import duck
+
+    duck.check_engine(engine)
     cmap = ColumnMap.coerce(column_map)
-    names = {t: cmap.read_options(t).file for t in TABLE_NAMES}
-    files = find_table_files(path, files={t: f for t, f in names.items() if f})
-    frames = {}
-    for name, f in files.items():
-        keys = cmap.source_names(name, set(KEY_COLUMNS) | set(cmap.key_columns(name)))
-        frames[name] = read_table(f, table=name, options=cmap.read_options(name), key_columns=keys,
-                                  text_columns=cmap.source_names(name, set(TEXT_COLUMNS)))
+    outside = None
+    if engine == "duckdb":
+        frames, outside, sources = duck.read_delivery(path, cmap, config=duckdb_config)
+    else:
+        if duckdb_config is not None:
+            raise UsageError("duckdb_config applies to engine='duckdb' only",
+                             fix="pass engine='duckdb', or drop duckdb_config.")
+        names = {t: cmap.read_options(t).file for t in TABLE_NAMES}
+        files = find_table_files(path, files={t: f for t, f in names.items() if f})
+        frames = {}
+        for name, f in files.items():
+            keys = cmap.source_names(name, set(KEY_COLUMNS) | set(cmap.key_columns(name)))
+            frames[name] = read_table(f, table=name, options=cmap.read_options(name), key_columns=keys,
+                                      text_columns=cmap.source_names(name, set(TEXT_COLUMNS)))
+        sources = {name: str(f) for name, f in files.items()}
     study = Study.from_frames(
         frames.pop("assignment"), frames.pop("panel"),
         households=frames.get("households"), benefits=frames.get("benefits"),
         takeup=frames.get("takeup"), sites=frames.get("sites"), frequency=frequency,
-        column_map=cmap, date_order=date_order, min_linked_share=min_linked_share,
+        column_map=cmap, date_order=date_order, min_linked_share=min_linked_share, _outside=outside,
     )
-    study._sources = {name: str(f) for name, f in files.items()}
+    study._sources = sources
     return study
