@@ -267,7 +267,11 @@ def _read(con: Any, parts: list[Path], table: str, cmap: ColumnMap) -> pd.DataFr
 
 def _read_panel(con: Any, parts: list[Path], cmap: ColumnMap, keep: set[str],
                 assignment: pd.DataFrame) -> tuple[pd.DataFrame, Outside | None]:
-    """Read the panel rows of the persons in ``keep`` (and rows without a key), sorted by (key, period)."""
+    """Read the panel rows of the persons in ``keep`` (and rows without a key), sorted by (key, period).
+
+    Text keys and periods travel as integer codes into their distinct values (joined
+    in SQL): the sort is on two integers and no string is copied per row.
+    """
     import pyarrow as pa
 
     schema, cols = _schema(parts, "panel")
@@ -281,19 +285,19 @@ def _read_panel(con: Any, parts: list[Path], cmap: ColumnMap, keep: set[str],
         sql = (f"SELECT {', '.join(map(_q, cols))} FROM {_source(parts, filename=len(parts) > 1)} "
                f"ORDER BY {order}")
         return _to_frame(_query(con, sql, "panel"), schema, keep_text, table="panel", parts=parts), None
-    key = f"CAST({_q(src)} AS VARCHAR)"
+    key = f"CAST(p.{_q(src)} AS VARCHAR)"
     # the distinct keys of the whole panel with their rows: small next to the panel (one per person)
-    counts = _query(con, f"SELECT {key} AS k, count(*) AS n FROM {_source(parts)} WHERE {_q(src)} IS NOT NULL "
-                         "GROUP BY k ORDER BY k", "panel")
+    counts = _query(con, f"SELECT {key} AS k, count(*) AS n FROM {_source(parts)} AS p "
+                         f"WHERE p.{_q(src)} IS NOT NULL GROUP BY k ORDER BY k", "panel")
     raw = counts.column("k").to_numpy(zero_copy_only=False).astype(object)
     n = counts.column("n").to_numpy().astype(np.int64)
-    final = _final_keys(pd.DataFrame({src: raw}), "panel", cmap, source=True, distinct=False)
-    final_arr = np.asarray(final, dtype=object)
-    _screen_keys(con, parts, key, raw, final_arr, n)
-    kept = pd.Index(pd.unique(np.asarray(list(keep), dtype=object))).get_indexer(final_arr) >= 0 if keep \
+    del counts
+    final = np.asarray(_final_keys(pd.DataFrame({src: raw}), "panel", cmap, source=True, distinct=False),
+                       dtype=object)
+    _screen_keys(con, parts, key, raw, final, n)
+    kept = (pd.Index(pd.unique(np.asarray(list(keep), dtype=object))).get_indexer(final) >= 0) if keep \
         else np.zeros(len(raw), dtype=bool)
-    con.register("_ii_keep", pa.table({"k": pa.array(raw[kept].tolist(), type=pa.string())}))
-    out_keys = np.sort(pd.unique(final_arr[~kept])).astype(object) if (~kept).any() else np.array([], dtype=object)
+    out_keys = np.sort(pd.unique(final[~kept])).astype(object) if (~kept).any() else np.array([], dtype=object)
     outside = Outside(n_rows=int(n[~kept].sum()), n_persons=int(len(out_keys)), keys=out_keys)
     if not kept.any():
         from ips_impact import link as L
@@ -307,12 +311,48 @@ def _read_panel(con: Any, parts: list[Path], cmap: ColumnMap, keep: set[str],
             + (f". Near misses: {hints}" if hints else ""), table="panel", column="person_id",
             n_rows=outside.n_rows,
             fix="compare the keys of the assignment and the panel (same pseudonymisation, text with zeros).")
-    order = f"{_q(src)}" + (f", {_q(per)}" if per is not None else "")
-    sql = (f"SELECT {', '.join(map(_q, cols))} FROM {_source(parts)} "
-           f"WHERE {_q(src)} IS NULL OR {key} IN (SELECT k FROM _ii_keep) ORDER BY {order}")
-    frame = _to_frame(_query(con, sql, "panel"), schema, keep_text, table="panel", parts=parts)
+    kept_raw = raw[kept]
+    con.register("_ii_keep", pa.table({"k": pa.array(kept_raw.tolist(), type=pa.string()),
+                                       "code": pa.array(np.arange(len(kept_raw), dtype=np.int32))}))
+    coded: dict[str, np.ndarray] = {}
+    select = []
+    joins = [f"LEFT JOIN _ii_keep AS k ON {key} = k.k"]
+    text_key = _is_text(schema.field(src).type)
+    sort = ["k.code"] if text_key else [f"p.{_q(src)}"]
+    if text_key:  # the key's text once per person, the rows as codes into it
+        coded[src] = kept_raw
+    if per is not None:
+        if _is_text(schema.field(per).type):
+            periods = _query(con, f"SELECT DISTINCT p.{_q(per)} AS v FROM {_source(parts)} AS p "
+                                  f"WHERE p.{_q(per)} IS NOT NULL ORDER BY v", "panel")
+            values = periods.column("v").to_numpy(zero_copy_only=False).astype(object)
+            con.register("_ii_periods", pa.table({"v": periods.column("v"),
+                                                  "code": pa.array(np.arange(len(values), dtype=np.int32))}))
+            joins.append(f"LEFT JOIN _ii_periods AS q ON p.{_q(per)} = q.v")
+            coded[per] = values
+            sort.append("q.code")
+        else:
+            sort.append(f"p.{_q(per)}")
+    for c in cols:
+        if c == src and text_key:
+            select.append(f"k.code AS {_q(c)}")
+        elif c == per and c in coded:
+            select.append(f"q.code AS {_q(c)}")
+        else:
+            select.append(f"p.{_q(c)}")
+    sql = (f"SELECT {', '.join(select)} FROM {_source(parts)} AS p {' '.join(joins)} "
+           f"WHERE p.{_q(src)} IS NULL OR k.code IS NOT NULL ORDER BY {', '.join(sort)}")
+    frame = _to_frame(_query(con, sql, "panel"), schema, keep_text, table="panel", parts=parts, coded=coded)
     con.unregister("_ii_keep")
+    if "_ii_periods" in sql:
+        con.unregister("_ii_periods")
     return frame, outside
+
+
+def _is_text(t: Any) -> bool:
+    import pyarrow as pa
+
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t))
 
 
 def _screen_keys(con: Any, parts: list[Path], key: str, raw: np.ndarray, final: np.ndarray,
@@ -332,7 +372,7 @@ def _screen_keys(con: Any, parts: list[Path], key: str, raw: np.ndarray, final: 
         con.register("_ii_flagged", pa.table({"k": pa.array(raw[flagged].tolist(), type=pa.string())}))
         where = f"{key} IN (SELECT k FROM _ii_flagged)"
         rows = _query(con, f"SELECT {'filename, ' if len(parts) > 1 else ''}file_row_number AS r FROM "
-                           f"{_source(parts, filename=len(parts) > 1)} WHERE {where} ORDER BY "
+                           f"{_source(parts, filename=len(parts) > 1)} AS p WHERE {where} ORDER BY "
                            f"{'filename, ' if len(parts) > 1 else ''}file_row_number LIMIT 5", "panel")
         if len(parts) > 1:
             examples = [f"row {r} of {Path(f).name}" for f, r in zip(rows.column("filename").to_pylist(),
@@ -392,7 +432,11 @@ def _source(parts: list[Path], *, filename: bool = False) -> str:
 def _query(con: Any, sql: str, table: str) -> Any:
     duckdb = import_duckdb()
     try:
-        return con.sql(sql).to_arrow_table()
+        # batches, so that DuckDB's own copy of the result can be evicted while Arrow's is built
+        import pyarrow as pa
+
+        reader = con.sql(sql).to_arrow_reader(1_000_000)
+        return pa.Table.from_batches(list(reader), schema=reader.schema)
     except duckdb.Error as exc:
         raise DataContractError(
             f"DuckDB cannot read the table: {type(exc).__name__}: {str(exc).splitlines()[0]}", table=table,
@@ -419,7 +463,7 @@ def _schema(parts: list[Path], table: str) -> tuple[Any, list[str]]:
 
 # ---------------------------------------------------------------------- Arrow → pandas
 def _to_frame(result: Any, schema: Any, keep_text: set[str], *, table: str,
-              parts: list[Path] | None = None) -> pd.DataFrame:
+              parts: list[Path] | None = None, coded: Mapping[str, np.ndarray] | None = None) -> pd.DataFrame:
     """DuckDB's Arrow result as the frame :func:`~ips_impact.io.readers.read_table` gives for parquet.
 
     Per column, freeing each Arrow column once converted (peak: the Arrow result plus
@@ -448,9 +492,15 @@ def _to_frame(result: Any, schema: Any, keep_text: set[str], *, table: str,
         col = result.column(name)
         result = result.drop_columns([name])  # its buffers are freed with `col` below
         target = schema.field(name).type
-        if pa.types.is_string(target) or pa.types.is_large_string(target):
+        if _is_text(target):
             keep = name in keep_text and name not in ("period", "month")
-            out[name] = _decode_text(col, name, np.nan if keep else None)
+            missing = np.nan if keep else None
+            if coded and name in coded:  # integer codes into the distinct values, joined in SQL
+                words = np.append(np.asarray(coded[name], dtype=object), np.array([missing], dtype=object))
+                codes = col.fill_null(-1).to_numpy().astype(np.int64) if len(col) else np.array([], np.int64)
+                out[name] = pd.Series(words[codes], name=name)
+            else:
+                out[name] = _decode_text(col, name, missing)
         elif pa.types.is_dictionary(target):
             out[name] = _categorical(col, name, parts or [])
         else:
@@ -495,11 +545,10 @@ def _decode_text(col: Any, name: str, missing: object) -> pd.Series:
     """Decode a text column to object, one Python string per distinct value (codes taken into it)."""
     import pyarrow as pa
 
-    if pa.types.is_dictionary(col.type):
-        enc = col
-    else:
-        enc = col.dictionary_encode()
-    enc = enc.unify_dictionaries() if enc.num_chunks > 1 else enc
+    # one chunk first: unifying the dictionaries of a hundred batches costs more than the copy
+    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    enc = col if pa.types.is_dictionary(col.type) else col.dictionary_encode()
+    enc = pa.chunked_array([enc])
     if enc.num_chunks == 0:
         return pd.Series(np.array([], dtype=object), name=name)
     words = np.append(enc.chunk(0).dictionary.to_numpy(zero_copy_only=False).astype(object),
