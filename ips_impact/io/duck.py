@@ -226,7 +226,7 @@ def read_delivery(
             for name in ("assignment", "households", "benefits"):
                 if name in frames:
                     keep |= _final_keys(frames[name], name, cmap, source=False)
-            frames["panel"], outside = _read_panel(con, panel_parts, cmap, keep, frames["assignment"])
+            frames["panel"], outside = _read_panel(con, panel_parts, cmap, keep, frames["assignment"])  # closes con
         else:
             frames["panel"] = _read(con, panel_parts, "panel", cmap)
     finally:
@@ -342,11 +342,11 @@ def _read_panel(con: Any, parts: list[Path], cmap: ColumnMap, keep: set[str],
             select.append(f"p.{_q(c)}")
     sql = (f"SELECT {', '.join(select)} FROM {_source(parts)} AS p {' '.join(joins)} "
            f"WHERE p.{_q(src)} IS NULL OR k.code IS NOT NULL ORDER BY {', '.join(sort)}")
-    frame = _to_frame(_query(con, sql, "panel"), schema, keep_text, table="panel", parts=parts, coded=coded)
-    con.unregister("_ii_keep")
-    if "_ii_periods" in sql:
-        con.unregister("_ii_periods")
-    return frame, outside
+    result = _query(con, sql, "panel")
+    # the panel is read last: closing the connection hands DuckDB's memory back before
+    # pandas allocates the frame (peak: the Arrow result and the frame, not DuckDB too)
+    con.close()
+    return _to_frame(result, schema, keep_text, table="panel", parts=parts, coded=coded), outside
 
 
 def _is_text(t: Any) -> bool:
@@ -486,6 +486,7 @@ def _to_frame(result: Any, schema: Any, keep_text: set[str], *, table: str,
     meta = None
     if schema.metadata and b"pandas" in schema.metadata:
         meta = json.loads(schema.metadata[b"pandas"])
+    pool = pa.default_memory_pool()
     has_nulls = _file_nulls(schema, parts or [], [f.name for f in schema if f.name in result.column_names])
     out: dict[str, pd.Series] = {}
     for name in list(result.column_names):
@@ -527,6 +528,7 @@ def _to_frame(result: Any, schema: Any, keep_text: set[str], *, table: str,
                     s = s.astype(object)
             out[name] = s.rename(name)
         del col
+        pool.release_unused()  # Arrow's pages of that column back to the system, for pandas' next one
     frame = pd.DataFrame(out, copy=False)
     frame.index = pd.RangeIndex(len(frame))
     for name in frame.columns:
