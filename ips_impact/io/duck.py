@@ -40,6 +40,7 @@ pandas reader (same readings, same messages), without the semi-join.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -233,8 +234,29 @@ def read_delivery(
         con.close()
         if own_tmp:
             shutil.rmtree(tmp, ignore_errors=True)
+    gc.collect()  # DuckDB's result objects may sit in reference cycles
+    _trim_heap()
     sources = {name: str(p[0]) if len(p) == 1 else str(p[0].parent) for name, p in files.items()}
     return frames, outside, sources
+
+
+def _trim_heap() -> None:
+    """Hand the C heap's free pages back to the system (glibc ``malloc_trim``; a no-op elsewhere).
+
+    DuckDB's result buffers are freed once the frames are built, but glibc keeps the
+    pages (about 60 bytes per panel row measured at 15 M rows); ``Study.from_frames``
+    then needs the memory again for its gather.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        if libc is not None and hasattr(libc, "malloc_trim"):
+            libc.malloc_trim(0)
+    except OSError:  # pragma: no cover - no C library to load
+        pass
 
 
 def _is_parquet(parts: list[Path], table: str) -> bool:
@@ -342,11 +364,11 @@ def _read_panel(con: Any, parts: list[Path], cmap: ColumnMap, keep: set[str],
             select.append(f"p.{_q(c)}")
     sql = (f"SELECT {', '.join(select)} FROM {_source(parts)} AS p {' '.join(joins)} "
            f"WHERE p.{_q(src)} IS NULL OR k.code IS NOT NULL ORDER BY {', '.join(sort)}")
-    result = _query(con, sql, "panel")
+    held = [_query(con, sql, "panel")]
     # the panel is read last: closing the connection hands DuckDB's memory back before
     # pandas allocates the frame (peak: the Arrow result and the frame, not DuckDB too)
     con.close()
-    return _to_frame(result, schema, keep_text, table="panel", parts=parts, coded=coded), outside
+    return _to_frame(held.pop(), schema, keep_text, table="panel", parts=parts, coded=coded), outside
 
 
 def _is_text(t: Any) -> bool:
@@ -466,16 +488,18 @@ def _to_frame(result: Any, schema: Any, keep_text: set[str], *, table: str,
               parts: list[Path] | None = None, coded: Mapping[str, np.ndarray] | None = None) -> pd.DataFrame:
     """DuckDB's Arrow result as the frame :func:`~ips_impact.io.readers.read_table` gives for parquet.
 
-    Per column, freeing each Arrow column once converted (peak: the Arrow result plus
-    one pandas column):
+    The one place where the two engines' readings meet (align it with the pandas
+    reader when that changes):
 
     * text in the file (``string``): object, decoded once per distinct value (shared
       string objects); missing as NaN for the columns of ``keep_text`` (but ``period``
-      and ``month``), as ``None`` otherwise — as ``_read_parquet`` does;
+      and ``month``), as ``None`` otherwise — as ``_read_parquet`` does. Columns in
+      ``coded`` arrive as integer codes into those distinct values (joined in SQL);
     * categories in the file (``dictionary``): ``Categorical`` with the categories
       pyarrow reads from the file;
-    * anything else: cast back to the file's Arrow type, converted by pyarrow with the
-      file's pandas metadata (extension dtypes, time zones); integers and booleans the
+    * anything else: cast back to the file's Arrow type and converted by one pyarrow
+      ``to_pandas`` with the file's pandas metadata (extension dtypes, time zones, and
+      the same consolidated blocks as the pandas reader); integers and booleans the
       file holds missing values of become float64 / object as in a read of the whole
       file, even when the rows kept have none;
     * then, as ``read_table``: non-text columns of ``keep_text`` as text (``_as_text``),
@@ -483,27 +507,28 @@ def _to_frame(result: Any, schema: Any, keep_text: set[str], *, table: str,
     """
     import pyarrow as pa
 
+    names = list(result.column_names)
     meta = None
     if schema.metadata and b"pandas" in schema.metadata:
         meta = json.loads(schema.metadata[b"pandas"])
-    pool = pa.default_memory_pool()
-    has_nulls = _file_nulls(schema, parts or [], [f.name for f in schema if f.name in result.column_names])
-    out: dict[str, pd.Series] = {}
-    for name in list(result.column_names):
+    has_nulls = _file_nulls(schema, parts or [], names)
+    text: dict[str, pd.Series] = {}
+    rest: dict[str, Any] = {}
+    for name in names:
         col = result.column(name)
-        result = result.drop_columns([name])  # its buffers are freed with `col` below
         target = schema.field(name).type
         if _is_text(target):
             keep = name in keep_text and name not in ("period", "month")
             missing = np.nan if keep else None
-            if coded and name in coded:  # integer codes into the distinct values, joined in SQL
+            if coded and name in coded:
                 words = np.append(np.asarray(coded[name], dtype=object), np.array([missing], dtype=object))
                 codes = col.fill_null(-1).to_numpy().astype(np.int64) if len(col) else np.array([], np.int64)
-                out[name] = pd.Series(words[codes], name=name)
+                text[name] = pd.Series(words[codes], name=name)
+                del codes
             else:
-                out[name] = _decode_text(col, name, missing)
+                text[name] = _decode_text(col, name, missing)
         elif pa.types.is_dictionary(target):
-            out[name] = _categorical(col, name, parts or [])
+            text[name] = _categorical(col, name, parts or [])
         else:
             if col.type != target:
                 try:
@@ -514,26 +539,36 @@ def _to_frame(result: Any, schema: Any, keep_text: set[str], *, table: str,
                         f"file's {target}: {str(exc).splitlines()[0]}", table=table, column=name,
                         fix="use engine='pandas' for this delivery, or store the column as text or numbers.",
                     ) from None
-            single = pa.table({name: col})
-            if meta is not None:
-                m = dict(meta, index_columns=[], columns=[c for c in meta.get("columns", [])
-                                                          if c.get("name") == name or c.get("field_name") == name])
-                single = single.replace_schema_metadata({b"pandas": json.dumps(m)})
-            s = single.to_pandas()[name]
-            del single
-            if name in has_nulls and col.null_count == 0:
-                if isinstance(s.dtype, np.dtype) and s.dtype.kind in "iu":
-                    s = s.astype("float64")
-                elif isinstance(s.dtype, np.dtype) and s.dtype.kind == "b":
-                    s = s.astype(object)
-            out[name] = s.rename(name)
+            rest[name] = col
         del col
-        pool.release_unused()  # Arrow's pages of that column back to the system, for pandas' next one
-    frame = pd.DataFrame(out, copy=False)
-    frame.index = pd.RangeIndex(len(frame))
+    del result
+    if rest:
+        numbers = pa.table(rest)
+        no_nulls = {n for n, c in rest.items() if c.null_count == 0}
+        del rest
+        if meta is not None:
+            present = set(numbers.column_names)
+            m = dict(meta, index_columns=[], columns=[c for c in meta.get("columns", [])
+                                                      if (c.get("field_name") or c.get("name")) in present])
+            numbers = numbers.replace_schema_metadata({b"pandas": json.dumps(m)})
+        frame = numbers.to_pandas(self_destruct=True)
+        del numbers
+        frame.index = pd.RangeIndex(len(frame))
+        for name in frame.columns:
+            s = frame[name]
+            if name in has_nulls and name in no_nulls and isinstance(s.dtype, np.dtype):
+                if s.dtype.kind in "iu":  # the whole file has missing values: float64, as read whole
+                    frame[name] = s.astype("float64")
+                elif s.dtype.kind == "b":
+                    frame[name] = s.astype(object)
+    else:
+        frame = pd.DataFrame(index=pd.RangeIndex(len(next(iter(text.values()))) if text else 0))
+    for name in names:  # back in the file's order, text columns inserted where they were
+        if name in text:
+            frame.insert(names.index(name), name, text.pop(name).to_numpy())
     for name in frame.columns:
         t = schema.field(name).type
-        if pa.types.is_string(t) or pa.types.is_large_string(t):
+        if _is_text(t):
             continue  # text in the file: already str, missing as NaN / None
         if name in keep_text and not isinstance(frame[name].dtype, pd.PeriodDtype):
             if pd.api.types.is_datetime64_any_dtype(frame[name]) or name in ("period", "month"):
