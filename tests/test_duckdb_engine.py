@@ -246,3 +246,26 @@ def test_no_study_person_in_the_panel_is_a_linkage_error(delivery: Path) -> None
     _write(panel, delivery / "panel.parquet")
     with pytest.raises(ii.errors.LinkageError, match="no panel row belongs to a randomized person"):
         _load(delivery, engine="duckdb")
+
+
+def test_other_tables_as_parts_are_read_in_file_order(delivery: Path) -> None:
+    a = _load(delivery, engine="duckdb")
+    benefits = pq.read_table(delivery / "benefits.parquet").to_pandas()
+    (delivery / "benefits.parquet").unlink()
+    (delivery / "benefits").mkdir()
+    for i, part in enumerate(np.array_split(np.arange(len(benefits)), 3)):
+        _write(benefits.iloc[part], delivery / "benefits" / f"part-{i}.parquet")
+    assert_same_study(a, _load(delivery, engine="duckdb"))
+
+
+def test_national_number_in_a_part_names_the_part(delivery: Path) -> None:
+    panel = _panel(delivery)
+    extra = panel[panel["person_id"] == panel["person_id"].iloc[0]].copy()
+    extra["person_id"] = _national_number()
+    (delivery / "panel.parquet").unlink()
+    (delivery / "panel").mkdir()
+    _write(panel, delivery / "panel" / "part-1.parquet")
+    _write(extra, delivery / "panel" / "part-2.parquet")
+    with pytest.raises(DataContractError, match=r"Examples: 'row 0 of part-2.parquet'") as err:
+        _load(delivery, engine="duckdb")
+    assert err.value.n_rows == len(extra) and _national_number() not in str(err.value)
