@@ -269,3 +269,12 @@ def test_national_number_in_a_part_names_the_part(delivery: Path) -> None:
     with pytest.raises(DataContractError, match=r"Examples: 'row 0 of part-2.parquet'") as err:
         _load(delivery, engine="duckdb")
     assert err.value.n_rows == len(extra) and _national_number() not in str(err.value)
+
+
+def test_assignment_without_key_gets_the_pandas_engines_error(delivery: Path, trial) -> None:
+    _write(trial.assignment.rename(columns={"person_id": "pid"}), delivery / "assignment.parquet")
+    with pytest.raises(DataContractError) as pandas:
+        _load(delivery)
+    with pytest.raises(DataContractError) as duck:
+        _load(delivery, engine="duckdb")
+    assert "missing required column" in str(duck.value) and str(duck.value) == str(pandas.value)

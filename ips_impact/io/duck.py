@@ -222,13 +222,14 @@ def read_delivery(
             frames[name] = _read(con, parts, name, cmap)
         outside = None
         panel_parts = files["panel"]
-        if _is_parquet(panel_parts, "panel"):
-            keep = set()
-            for name in ("assignment", "households", "benefits"):
+        randomized = _final_keys(frames["assignment"], "assignment", cmap, source=False)
+        if _is_parquet(panel_parts, "panel") and randomized is not None:
+            keep = set(randomized)
+            for name in ("households", "benefits"):
                 if name in frames:
-                    keep |= _final_keys(frames[name], name, cmap, source=False)
+                    keep |= _final_keys(frames[name], name, cmap, source=False) or set()
             frames["panel"], outside = _read_panel(con, panel_parts, cmap, keep, frames["assignment"])  # closes con
-        else:
+        else:  # a text panel, or an assignment without keys (from_frames says what is missing)
             frames["panel"] = _read(con, panel_parts, "panel", cmap)
     finally:
         con.close()
@@ -324,7 +325,7 @@ def _read_panel(con: Any, parts: list[Path], cmap: ColumnMap, keep: set[str],
     if not kept.any():
         from ips_impact import link as L
 
-        near = L.near_misses("panel", _final_keys(assignment, "assignment", cmap, source=False), out_keys)
+        near = L.near_misses("panel", _final_keys(assignment, "assignment", cmap, source=False) or (), out_keys)
         hints = "; ".join(f"{int(r.n_persons)} would link after repairing {r.kind} ({r.fix})"
                           for r in near.itertuples())
         raise LinkageError(
@@ -412,10 +413,11 @@ def _final_keys(frame: pd.DataFrame, table: str, cmap: ColumnMap, *, source: boo
     ``frame`` holds the file's columns (``source=True``: the person key under its name
     in the file) and goes through the same :meth:`ColumnMap.apply` and key rule
     (:func:`ips_impact.validate.check_keys_are_strings`) as in ``from_frames``.
+    ``None`` when the table has no person key (``from_frames`` will say so).
     """
     mapped = cmap.apply(frame, table)
     if "person_id" not in mapped.columns:
-        return set() if distinct else pd.Series([], dtype=object)
+        return None
     col = mapped["person_id"]
     col = col[col.notna()]
     text = V.check_keys_are_strings(pd.DataFrame({"person_id": col.to_numpy(dtype=object)}), table,
