@@ -43,7 +43,7 @@ from ips_impact.io.periods import (
     parse_periods,
     period_ordinals,
 )
-from ips_impact.io.readers import TABLE_NAMES, TEXT_COLUMNS, find_table_files, read_table
+from ips_impact.io.readers import CODES_ATTR, TABLE_NAMES, TEXT_COLUMNS, find_table_files, read_table
 from ips_impact.io.schema import KEY_COLUMNS, PANEL_CATEGORICAL
 from ips_impact.ledger import Ledger
 
@@ -165,6 +165,7 @@ class Study:
         column_map: ColumnMap | Mapping[str, object] | str | Path | None = None,
         date_order: str | None = None,
         min_linked_share: float | None = None,
+        _decode: Sequence[str] = (),
     ) -> Study:
         """Validate and link the trial's tables.
 
@@ -219,12 +220,17 @@ class Study:
             raise UsageError(f"min_linked_share must be between 0 and 1, got {share!r}",
                              fix="pass e.g. min_linked_share=0.5.")
 
-        def prepare(frame: pd.DataFrame, table: str) -> pd.DataFrame:
+        def prepare(frame: pd.DataFrame, table: str, keep_codes: tuple[str, ...] = ()) -> pd.DataFrame:
             return V.validate_table(cmap.apply(frame, table), table, keys=cmap.key_columns(table),
-                                    categorical=cmap.categorical(table))
+                                    categorical=cmap.categorical(table), keep_codes=keep_codes)
 
         assignment = prepare(assignment, "assignment")
-        panel = prepare(panel, "panel")
+        # the panel's keys and periods may come as codes (load_study reads them so): they are
+        # validated on their distinct values and decoded once, for the rows the study keeps
+        # (so may other text columns of the panel: ``_decode`` names those load_study read as
+        # codes, decoded to text the same way once the rows are cut)
+        decode = tuple(c for c in _decode if c not in ("person_id", "period"))
+        panel = prepare(panel, "panel", keep_codes=("person_id", "period", *decode))
         frequency = normalise_frequency(frequency or opts["panel"].frequency or opts["panel"].period_format)
 
         if sites is not None:
@@ -234,7 +240,7 @@ class Study:
         periods, freq = parse_periods(panel["period"], frequency, table="panel", column="period")
         panel = panel.copy(deep=False)  # setting a column never writes into the caller's arrays
         panel["period"] = periods
-        pcodes, pkeys = pd.factorize(panel["person_id"])  # the panel's keys as compact codes
+        pcodes, pkeys = _key_codes(panel["person_id"])  # the panel's keys as compact codes
         if not _unique_person_period(pcodes, panel["period"]):  # fast check; the rule names the rows
             V.check_unique(panel, "panel", ("person_id", "period"), what="person × period")
         V.check_earnings_ceiling(panel, "panel", freq)
@@ -271,6 +277,10 @@ class Study:
         near = []
         if benefits is not None:
             benefits = prepare(benefits, "benefits")
+            for c in ("person_id", *decode):
+                if c in panel.columns:
+                    panel[c] = V.decode_text(panel[c])
+            decode = ()
             panel, info = L.merge_benefits(panel, benefits, freq, ledger, pid_index)
             extra_linkage.append(info)
             unmatched = pid_index.difference(pd.Index(benefits["person_id"].unique()))
@@ -298,6 +308,7 @@ class Study:
             pcodes, pkeys = pd.factorize(panel["person_id"])
         pkeys = pd.Index(pkeys, dtype=object)
         pidx = pid_index.get_indexer(pkeys)[pcodes]
+        key_text = pkeys.to_numpy(dtype=object)
         is_person = pidx >= 0
         member_ids = pd.Index(members_map["person_id"].unique())
         is_member = (member_ids.get_indexer(pkeys) >= 0)[pcodes]
@@ -306,15 +317,15 @@ class Study:
         if is_later.any():
             ledger.add("panel", "rows of household members who were not in the household at the index "
                        "person's randomization (baseline roster rule)", int(is_later.sum()),
-                       n_persons=int(panel.loc[is_later, "person_id"].nunique()), action="set aside")
+                       n_persons=_n_distinct(pcodes, is_later), action="set aside")
         is_aside = (~is_person & ~is_member & ~is_later) & pkeys.isin(set_aside_ids)[pcodes]
         if is_aside.any():
             ledger.add("panel", "rows of persons set aside with their one-arm stratum", int(is_aside.sum()),
-                       n_persons=int(panel.loc[is_aside, "person_id"].nunique()), action="set aside")
+                       n_persons=_n_distinct(pcodes, is_aside), action="set aside")
         neither = ~is_person & ~is_member & ~is_later & ~is_aside
         if neither.any():
             ledger.add("panel", "rows of persons neither randomized nor in a baseline household roster",
-                       int(neither.sum()), n_persons=int(panel.loc[neither, "person_id"].nunique()),
+                       int(neither.sum()), n_persons=_n_distinct(pcodes, neither),
                        action="dropped")
 
         rand_period_ord = period_ordinals(persons["randomization_period"])
@@ -322,21 +333,30 @@ class Study:
         rows = np.flatnonzero(is_person)
         main_pidx = pidx[rows]
         main_k = period_ordinals(panel["period"])[rows] - rand_period_ord[main_pidx]
-        order_rows = np.lexsort((main_k, main_pidx))
+        order_rows = _person_k_order(main_pidx, main_k)
         take = rows[order_rows]
         main_k, main_pidx = main_k[order_rows], main_pidx[order_rows]
-        del rows, order_rows, pidx, pcodes, periods  # 8 bytes a row each: not kept through the gather
+        del rows, order_rows, pidx, periods  # 8 bytes a row each: not kept through the gather
         # what is needed of the other rows is taken first, so that each column of the file's
         # frame is freed as soon as it is gathered (peak: the file's frame plus one column)
         member_rows = panel.loc[is_member]
-        panel_unmatched = panel.loc[~is_person, "person_id"].unique()  # members' keys may be the near misses
+        member_rows = member_rows.assign(person_id=key_text[pcodes[is_member]],
+                                         **{c: V.decode_text(member_rows[c]) for c in decode if c in member_rows})
+        # members' keys may be the near misses (in order of first appearance, as .unique() gives)
+        panel_unmatched = key_text[pd.unique(pcodes[~is_person])]
         source = {c: panel[c] for c in panel.columns}
         del panel
         gathered = {}
         for c in list(source):
             col = source.pop(c)
-            values = col.array.take(take) if isinstance(col.dtype, pd.api.extensions.ExtensionDtype) \
-                else col.to_numpy().take(take)
+            if c == "person_id":  # decoded once, for the rows kept: shared strings, no text per row
+                values = key_text[pcodes[take]]
+                del pcodes
+            else:
+                values = col.array.take(take) if isinstance(col.dtype, pd.api.extensions.ExtensionDtype) \
+                    else col.to_numpy().take(take)
+                if c in decode:
+                    values = V.decode_text(pd.Series(values)).to_numpy()
             del col
             gathered[c] = values
         main = pd.DataFrame(gathered, copy=False)
@@ -741,6 +761,36 @@ def _check_linkage(persons: pd.DataFrame, min_share: float, near: pd.DataFrame) 
 
 
 # ---------------------------------------------------------------------- helpers
+def _key_codes(keys: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Integer codes of a key column and the distinct keys (text held as codes: read, not recomputed)."""
+    if isinstance(keys.dtype, pd.CategoricalDtype):
+        return keys.cat.codes.to_numpy().astype(np.intp), pd.Index(keys.cat.categories, dtype=object)
+    codes, uniques = pd.factorize(keys)
+    return codes, pd.Index(uniques, dtype=object)
+
+
+def _n_distinct(codes: np.ndarray, mask: np.ndarray) -> int:
+    """Number of distinct codes among the rows of ``mask``."""
+    return int(np.unique(codes[mask]).size)
+
+
+def _person_k_order(pidx: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Row order by person, then event time: ``np.lexsort((k, pidx))`` in one stable sort.
+
+    The two are combined in one int64 key, which a stable sort orders in linear time when
+    the rows already come by person and period, as extracts usually do. Person × period
+    is unique, so the order is the same as the lexsort's.
+    """
+    if k.size == 0:
+        return np.arange(0, dtype=np.intp)
+    kmin = int(k.min())
+    span = int(k.max()) - kmin + 1
+    if float(pidx.max() + 1) * span >= 2.0**62:
+        return np.lexsort((k, pidx))
+    key = pidx.astype(np.int64) * span + (k - kmin)
+    return np.argsort(key, kind="stable")
+
+
 def _unique_person_period(pcodes: np.ndarray, periods: pd.Series) -> bool:
     """Tell whether no person × period occurs twice (one int64 key per row, no Python objects)."""
     ords = period_ordinals(periods)
@@ -799,13 +849,17 @@ def load_study(
     frames = {}
     for name, f in files.items():
         keys = cmap.source_names(name, set(KEY_COLUMNS) | set(cmap.key_columns(name)))
+        # the panel's text columns come as codes (parquet), decoded by the study once cut to its rows
+        text = cmap.source_names(name, set(TEXT_COLUMNS))
         frames[name] = read_table(f, table=name, options=cmap.read_options(name), key_columns=keys,
-                                  text_columns=cmap.source_names(name, set(TEXT_COLUMNS)))
+                                  text_columns=text, keep_codes=(keys | text) if name == "panel" else ())
+    ren = cmap.for_table("panel")
+    decode = [ren.get(c, c) for c in frames["panel"].attrs.pop(CODES_ATTR, [])]
     study = Study.from_frames(
         frames.pop("assignment"), frames.pop("panel"),
         households=frames.get("households"), benefits=frames.get("benefits"),
         takeup=frames.get("takeup"), sites=frames.get("sites"), frequency=frequency,
-        column_map=cmap, date_order=date_order, min_linked_share=min_linked_share,
+        column_map=cmap, date_order=date_order, min_linked_share=min_linked_share, _decode=decode,
     )
     study._sources = {name: str(f) for name, f in files.items()}
     return study
