@@ -241,7 +241,8 @@ class Study:
         panel = panel.copy(deep=False)  # setting a column never writes into the caller's arrays
         panel["period"] = periods
         pcodes, pkeys = _key_codes(panel["person_id"])  # the panel's keys as compact codes
-        if not _unique_person_period(pcodes, panel["period"]):  # fast check; the rule names the rows
+        ords = period_ordinals(panel["period"])
+        if not _unique_person_period(pcodes, ords):  # fast check; the rule names the rows
             V.check_unique(panel, "panel", ("person_id", "period"), what="person × period")
         V.check_earnings_ceiling(panel, "panel", freq)
 
@@ -306,6 +307,7 @@ class Study:
         # each lookup runs on the distinct keys once, then is spread to the rows by code
         if benefits is not None:  # the merge made new panel rows
             pcodes, pkeys = pd.factorize(panel["person_id"])
+            ords = period_ordinals(panel["period"])
         pkeys = pd.Index(pkeys, dtype=object)
         pidx = pid_index.get_indexer(pkeys)[pcodes]
         key_text = pkeys.to_numpy(dtype=object)
@@ -332,11 +334,11 @@ class Study:
         # one sort and one gather of the randomized persons' rows (by person, then k)
         rows = np.flatnonzero(is_person)
         main_pidx = pidx[rows]
-        main_k = period_ordinals(panel["period"])[rows] - rand_period_ord[main_pidx]
+        main_k = ords[rows] - rand_period_ord[main_pidx]
         order_rows = _person_k_order(main_pidx, main_k)
         take = rows[order_rows]
         main_k, main_pidx = main_k[order_rows], main_pidx[order_rows]
-        del rows, order_rows, pidx, periods  # 8 bytes a row each: not kept through the gather
+        del rows, order_rows, pidx, periods, ords  # 8 bytes a row each: not kept through the gather
         # what is needed of the other rows is taken first, so that each column of the file's
         # frame is freed as soon as it is gathered (peak: the file's frame plus one column)
         member_rows = panel.loc[is_member]
@@ -372,10 +374,16 @@ class Study:
         # ---- persons: follow-up and linkage
         counts = np.bincount(main["_pidx"].to_numpy(), minlength=len(persons))
         persons["linked"] = counts > 0
-        kmin = pd.Series(main["k"].to_numpy()).groupby(main["_pidx"].to_numpy()).min()
-        kmax = pd.Series(main["k"].to_numpy()).groupby(main["_pidx"].to_numpy()).max()
-        persons["k_min"] = kmin.reindex(range(len(persons))).to_numpy(dtype=float)
-        persons["k_max"] = kmax.reindex(range(len(persons))).to_numpy(dtype=float)
+        # rows come by person, then k: a person's first row holds k_min, the last k_max
+        ks = main["k"].to_numpy()
+        last = np.cumsum(counts) - 1
+        linked = counts > 0
+        k_min = np.full(len(persons), np.nan)
+        k_max = np.full(len(persons), np.nan)
+        k_min[linked] = ks[(last - counts + 1)[linked]]
+        k_max[linked] = ks[last[linked]]
+        persons["k_min"] = k_min
+        persons["k_max"] = k_max
         unlinked = ~persons["linked"]
         if unlinked.any():
             n1, n0 = L.arm_counts(persons.loc[unlinked, "arm"])
@@ -770,7 +778,7 @@ def _key_codes(keys: pd.Series) -> tuple[np.ndarray, pd.Index]:
 
 
 def _n_distinct(codes: np.ndarray, mask: np.ndarray) -> int:
-    """Number of distinct codes among the rows of ``mask``."""
+    """Count the distinct codes among the rows of ``mask``."""
     return int(np.unique(codes[mask]).size)
 
 
@@ -791,9 +799,8 @@ def _person_k_order(pidx: np.ndarray, k: np.ndarray) -> np.ndarray:
     return np.argsort(key, kind="stable")
 
 
-def _unique_person_period(pcodes: np.ndarray, periods: pd.Series) -> bool:
+def _unique_person_period(pcodes: np.ndarray, ords: np.ndarray) -> bool:
     """Tell whether no person × period occurs twice (one int64 key per row, no Python objects)."""
-    ords = period_ordinals(periods)
     if len(ords) == 0:
         return True
     span = int(ords.max()) - int(ords.min()) + 1

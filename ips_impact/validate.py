@@ -62,7 +62,7 @@ def is_text_codes(col: pd.Series) -> bool:
 
 
 def distinct_values(col: pd.Series) -> pd.Series:
-    """The distinct non-missing values of a column, in order of first appearance.
+    """Return the distinct non-missing values of a column, in order of first appearance.
 
     For a ``Categorical`` the categories that occur are read from the codes (one pass
     over small integers, none over text), in the order of the categories.
@@ -318,8 +318,10 @@ def parse_arm(values: pd.Series) -> pd.Series:
         )
     if pd.api.types.is_bool_dtype(values):
         return values.astype("int8")
-    key = values.astype(object).map(lambda v: str(v).strip().lower())
-    parsed = key.map(_ARM_VALUES)
+    # each distinct label read once, spread to the rows by code
+    codes, labels = pd.factorize(values.astype(object))
+    read = pd.Series([str(v).strip().lower() for v in labels], dtype=object).map(_ARM_VALUES)
+    parsed = pd.Series(read.to_numpy(dtype="float64")[codes], index=values.index, name=values.name)
     bad = parsed.isna()
     if bad.any():
         raise DataContractError(

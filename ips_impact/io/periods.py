@@ -570,17 +570,17 @@ def parse_periods(
         used = np.bincount(codes.astype(np.intp), minlength=len(cats)) > 0
         distinct = pd.Series(cats.to_numpy(dtype=object)[used], dtype=object)
         try:
-            parsed, freq = parse_periods(distinct, frequency, table=table, column=column)
+            parsed, got = parse_periods(distinct, frequency, table=table, column=column)
         except DataContractError:  # the message counts rows: say it from the rows
             return parse_periods(values.astype(object), frequency, table=table, column=column)
         if isinstance(parsed.dtype, pd.PeriodDtype):
             by_cat = np.zeros(len(cats), dtype="int64")
             by_cat[used] = parsed.array.asi8
             arr = pd.arrays.PeriodArray(by_cat[codes], dtype=parsed.dtype)
-            return pd.Series(arr, index=values.index, name=values.name), freq
+            return pd.Series(arr, index=values.index, name=values.name), got
         by_cat = np.zeros(len(cats), dtype=parsed.dtype)
         by_cat[used] = parsed.to_numpy()
-        return pd.Series(by_cat[codes], index=values.index, name=values.name), freq
+        return pd.Series(by_cat[codes], index=values.index, name=values.name), got
     if values.isna().any():
         raise DataContractError(
             "has missing periods",
