@@ -133,3 +133,20 @@ def test_national_number_screen_vectorised_equals_the_rule() -> None:
     got = V.looks_like_national_number(s).to_numpy()
     want = np.array([v is not None and is_national_number(v) for v in vals])
     assert got.sum() > 100 and (got == want).all()
+
+
+def test_parquet_with_a_text_index_reads_as_pandas_does(tmp_path) -> None:
+    """A frame saved with its (text) index: the index comes back as the index, keys as text."""
+    df = pd.DataFrame({"person_id": ["a", "b", None], "x": [1, 2, 3]},
+                      index=pd.Index(["r1", "r2", "r3"], name="rid"))
+    df.to_parquet(tmp_path / "panel.parquet")
+    got = readers.read_table(tmp_path / "panel.parquet", table="panel", keep_codes={"person_id"})
+    assert list(got.columns) == ["person_id", "x"] and got.index.tolist() == ["r1", "r2", "r3"]
+    assert isinstance(got["person_id"].dtype, pd.CategoricalDtype) and got["person_id"].isna().tolist()[2]
+    many = pd.DataFrame({"person_id": [f"P{i % 997:05d}" if i % 13 else None for i in range(300_000)],
+                         "x": np.arange(300_000)})
+    many.to_parquet(tmp_path / "many.parquet", index=False, row_group_size=70_000)  # several dictionaries
+    got = readers.read_table(tmp_path / "many.parquet", table="panel", keep_codes={"person_id"})
+    want = many["person_id"]
+    assert (got["person_id"].astype(object).where(got["person_id"].notna(), None) == want).sum() == want.notna().sum()
+    assert got["person_id"].isna().sum() == want.isna().sum()

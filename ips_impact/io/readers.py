@@ -301,12 +301,21 @@ def _read_parquet(path: Path, keep_text: AbstractSet[str] = frozenset(),
     schema = pq.read_schema(path)
     text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
     table = pq.read_table(path, read_dictionary=text, use_pandas_metadata=True)
+    columns = list(table.column_names)
+    meta = table.schema.pandas_metadata or {}
+    index_columns = {c for c in meta.get("index_columns", []) if isinstance(c, str)}  # restored by pandas
+    cats = {name: _categorical(table.column(name)) for name in text if name in columns and name not in index_columns}
     # one block per column and the Arrow buffers released as they are converted: no
     # consolidation copy of the whole table (peak: the file's table plus one column)
-    frame = table.to_pandas(split_blocks=True, self_destruct=True)
+    frame = table.drop_columns(list(cats)).to_pandas(split_blocks=True, self_destruct=True)
     del table
+    if cats:
+        frame = pd.DataFrame({c: (pd.Series(cats[c], index=frame.index, name=c) if c in cats else frame[c])
+                              for c in columns if c in cats or c in frame.columns}, index=frame.index, copy=False)
     decoded = set()
     for name in text:
+        if name not in frame.columns:
+            continue  # a text index of the writer's frame, restored as the index
         col = frame[name]
         if not isinstance(col.dtype, pd.CategoricalDtype):
             continue
@@ -323,6 +332,44 @@ def _read_parquet(path: Path, keep_text: AbstractSet[str] = frozenset(),
     # allocates the study's frames (about 0.08 KB per row of peak memory)
     pa.default_memory_pool().release_unused()
     return frame, decoded
+
+
+def _categorical(column: object) -> pd.Categorical:
+    """Convert a dictionary-encoded Arrow column to one pandas ``Categorical`` (missing as code -1).
+
+    Each row group of a parquet file has its own dictionary; the dictionaries are unified
+    by one hash of their distinct values (categories in order of first appearance), and
+    the rows' indices remapped by integer takes, instead of Arrow's per-chunk unification.
+    """
+    import pyarrow as pa
+
+    chunks = [c for c in column.chunks if len(c)]  # type: ignore[attr-defined]
+    if not chunks:
+        return pd.Categorical([], categories=pd.Index([], dtype=object))
+    assert isinstance(chunks[0], pa.DictionaryArray)
+    # the record batches of one row group share its dictionary (the same buffers): each
+    # distinct dictionary is decoded once
+    slot: dict[tuple[int, ...], int] = {}
+    which: list[int] = []
+    dicts: list[np.ndarray] = []
+    for c in chunks:
+        key = (len(c.dictionary), *(b.address if b is not None else 0 for b in c.dictionary.buffers()))
+        if key not in slot:
+            slot[key] = len(dicts)
+            dicts.append(c.dictionary.to_numpy(zero_copy_only=False))
+        which.append(slot[key])
+    remap, categories = pd.factorize(np.concatenate(dicts))
+    starts = np.cumsum([0] + [len(d) for d in dicts])
+    codes = np.empty(sum(len(c) for c in chunks), dtype=np.int32)
+    pos = 0
+    for c, w in zip(chunks, which):
+        idx = (c.indices.fill_null(0) if c.null_count else c.indices).to_numpy()
+        part = remap[starts[w]:starts[w + 1]][idx] if starts[w + 1] > starts[w] else np.zeros(len(c), np.intp)
+        if c.null_count:
+            part[c.is_null().to_numpy(zero_copy_only=False)] = -1
+        codes[pos:pos + len(c)] = part
+        pos += len(c)
+    return pd.Categorical.from_codes(codes, categories=pd.Index(categories, dtype=object), validate=False)
 
 
 def _as_text(col: pd.Series) -> pd.Series:
