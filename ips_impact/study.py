@@ -143,6 +143,10 @@ class Study:
         # drop the row-to-person index without copying the panel (the new frame holds views)
         self._panel = pd.DataFrame({c: self._panel[c] for c in self._panel.columns if c != "_pidx"}, copy=False)
         self._k = self._panel["k"].to_numpy()
+        # event time as a small offset (k spans a few dozen periods): outcome_matrix looks it up
+        self._kmin = int(self._k.min()) if self._k.size else 0
+        span = int(self._k.max()) - self._kmin if self._k.size else 0
+        self._k_offset = (self._k - self._kmin).astype(np.int16 if span < 2**15 else np.int64)
         self._extra_linkage: pd.DataFrame = parts["extra_linkage"]
         self._sites: pd.DataFrame | None = parts.get("sites")
         self._near_misses: pd.DataFrame = parts.get("near_misses", L.near_misses("panel", [], []))
@@ -611,15 +615,26 @@ class Study:
         self.require_outcome(outcome)
         ks = np.asarray(ks, dtype=np.int64)
         out = np.full((self.n_persons, ks.size), np.nan)
-        order = np.argsort(ks, kind="stable")
-        sorted_ks = ks[order]
-        pos = np.searchsorted(sorted_ks, self._k)
-        pos_c = np.minimum(pos, ks.size - 1)
-        hit = (pos < ks.size) & (sorted_ks[pos_c] == self._k)
-        vals = self._panel[outcome].to_numpy(dtype=np.float64, na_value=np.nan)
+        if ks.size == 0 or self._k.size == 0:
+            return out
         assert self._pidx is not None
-        out[self._pidx[hit], order[pos_c[hit]]] = vals[hit]
+        offset, kmin = self._k_offsets()
+        # column of each event time, by table look-up (k spans a few dozen values); a k
+        # asked twice fills its first column only
+        lut = np.full(int(offset.max()) + 1, -1, dtype=np.intp)
+        inside = np.flatnonzero((ks >= kmin) & (ks - kmin < lut.size))
+        lut[(ks[inside] - kmin)[::-1]] = inside[::-1]
+        col = lut[offset]
+        rows = np.flatnonzero(col >= 0)
+        series = self._panel[outcome]
+        vals = series.to_numpy() if series.dtype == np.float64 else \
+            series.to_numpy(dtype=np.float64, na_value=np.nan)
+        out[self._pidx[rows], col[rows]] = vals[rows]
         return out
+
+    def _k_offsets(self) -> tuple[np.ndarray, int]:
+        """Event time of each panel row minus the smallest, in a narrow integer type; and the smallest."""
+        return self._k_offset, self._kmin
 
     def outcome_at(self, outcome: str, horizon: int) -> pd.Series:
         """Outcome at event time ``horizon`` for every person (NaN = not observed)."""

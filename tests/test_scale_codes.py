@@ -150,3 +150,30 @@ def test_parquet_with_a_text_index_reads_as_pandas_does(tmp_path) -> None:
     want = many["person_id"]
     assert (got["person_id"].astype(object).where(got["person_id"].notna(), None) == want).sum() == want.notna().sum()
     assert got["person_id"].isna().sum() == want.isna().sum()
+
+
+def test_outcome_matrix_by_lookup_equals_the_sorted_search() -> None:
+    """outcome_matrix looks event times up in a table; the reference searches a sorted copy."""
+    from ips_impact.synthetic import generate
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        st = generate(n_persons=300, seed=3).study()
+
+    def reference(outcome: str, ks: np.ndarray) -> np.ndarray:
+        out = np.full((st.n_persons, ks.size), np.nan)
+        order = np.argsort(ks, kind="stable")
+        sorted_ks = ks[order]
+        pos = np.searchsorted(sorted_ks, st._k)
+        pos_c = np.minimum(pos, ks.size - 1)
+        hit = (pos < ks.size) & (sorted_ks[pos_c] == st._k)
+        vals = st._panel[outcome].to_numpy(dtype=np.float64, na_value=np.nan)
+        out[st._pidx[hit], order[pos_c[hit]]] = vals[hit]
+        return out
+
+    rng = np.random.default_rng(0)
+    lo, hi = st.k_range
+    for _ in range(60):  # repeated, unsorted and out-of-range event times included
+        ks = rng.integers(lo - 5, hi + 5, rng.integers(1, 30))
+        for outcome in ("employed", "earnings", "n_jobs"):
+            np.testing.assert_array_equal(st.outcome_matrix(outcome, ks), reference(outcome, ks))
