@@ -170,6 +170,7 @@ class Study:
         date_order: str | None = None,
         min_linked_share: float | None = None,
         _decode: Sequence[str] = (),
+        _owned: bool = False,
     ) -> Study:
         """Validate and link the trial's tables.
 
@@ -350,6 +351,8 @@ class Study:
                                          **{c: V.decode_text(member_rows[c]) for c in decode if c in member_rows})
         # members' keys may be the near misses (in order of first appearance, as .unique() gives)
         panel_unmatched = key_text[pd.unique(pcodes[~is_person])]
+        # rows already in study order in frames nobody else holds (load_study's): no copy
+        in_place = _owned and take.size == len(panel) and bool(np.array_equal(take, np.arange(take.size)))
         source = {c: panel[c] for c in panel.columns}
         del panel
         gathered = {}
@@ -358,6 +361,10 @@ class Study:
             if c == "person_id":  # decoded once, for the rows kept: shared strings, no text per row
                 values = key_text[pcodes[take]]
                 del pcodes
+            elif in_place:
+                values = col.array if isinstance(col.dtype, pd.api.extensions.ExtensionDtype) else col.to_numpy()
+                if c in decode:
+                    values = V.decode_text(pd.Series(values)).to_numpy()
             else:
                 values = col.array.take(take) if isinstance(col.dtype, pd.api.extensions.ExtensionDtype) \
                     else col.to_numpy().take(take)
@@ -882,6 +889,7 @@ def load_study(
         households=frames.get("households"), benefits=frames.get("benefits"),
         takeup=frames.get("takeup"), sites=frames.get("sites"), frequency=frequency,
         column_map=cmap, date_order=date_order, min_linked_share=min_linked_share, _decode=decode,
+        _owned=True,
     )
     study._sources = {name: str(f) for name, f in files.items()}
     return study
