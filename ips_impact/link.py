@@ -65,9 +65,12 @@ and the NIS codes of the regions (02000 Flemish, 03000 Walloon, 04000 Brussels-C
 
 def normalise_region(values: pd.Series) -> pd.Series:
     """Regions as ``VL``, ``WAL``, ``BXL`` (see :data:`REGIONS`); other spellings are refused."""
-    low = values.map(lambda v: v if pd.isna(v) else str(v).strip().lower())
-    out = low.map(REGIONS)
-    bad = low.notna() & out.isna()
+    # read once per distinct spelling, spread to the rows by code
+    codes, uniques = pd.factorize(values)
+    low_u = pd.Series([str(v).strip().lower() for v in uniques], dtype=object)
+    out_u = low_u.map(REGIONS).to_numpy(dtype=object)
+    out = pd.Series(np.append(out_u, np.nan)[codes], index=values.index, name=values.name)
+    bad = pd.Series((codes >= 0) & pd.isna(np.append(out_u, "")[codes]), index=values.index)
     if bad.any():
         raise DataContractError(
             "has unknown regions", table="assignment", column="region", n_rows=int(bad.sum()),

@@ -44,7 +44,7 @@ from ips_impact.io.periods import (
     parse_periods,
     period_ordinals,
 )
-from ips_impact.io.readers import TABLE_NAMES, TEXT_COLUMNS, find_table_files, read_table
+from ips_impact.io.readers import CODES_ATTR, TABLE_NAMES, TEXT_COLUMNS, find_table_files, read_table
 from ips_impact.io.schema import KEY_COLUMNS, PANEL_CATEGORICAL
 from ips_impact.ledger import Ledger
 
@@ -144,6 +144,10 @@ class Study:
         # drop the row-to-person index without copying the panel (the new frame holds views)
         self._panel = pd.DataFrame({c: self._panel[c] for c in self._panel.columns if c != "_pidx"}, copy=False)
         self._k = self._panel["k"].to_numpy()
+        # event time as a small offset (k spans a few dozen periods): outcome_matrix looks it up
+        self._kmin = int(self._k.min()) if self._k.size else 0
+        span = int(self._k.max()) - self._kmin if self._k.size else 0
+        self._k_offset = (self._k - self._kmin).astype(np.int16 if span < 2**15 else np.int64)
         self._extra_linkage: pd.DataFrame = parts["extra_linkage"]
         self._sites: pd.DataFrame | None = parts.get("sites")
         self._near_misses: pd.DataFrame = parts.get("near_misses", L.near_misses("panel", [], []))
@@ -166,6 +170,8 @@ class Study:
         column_map: ColumnMap | Mapping[str, object] | str | Path | None = None,
         date_order: str | None = None,
         min_linked_share: float | None = None,
+        _decode: Sequence[str] = (),
+        _owned: bool = False,
         _outside: Outside | None = None,
     ) -> Study:
         """Validate and link the trial's tables.
@@ -221,12 +227,17 @@ class Study:
             raise UsageError(f"min_linked_share must be between 0 and 1, got {share!r}",
                              fix="pass e.g. min_linked_share=0.5.")
 
-        def prepare(frame: pd.DataFrame, table: str) -> pd.DataFrame:
+        def prepare(frame: pd.DataFrame, table: str, keep_codes: tuple[str, ...] = ()) -> pd.DataFrame:
             return V.validate_table(cmap.apply(frame, table), table, keys=cmap.key_columns(table),
-                                    categorical=cmap.categorical(table))
+                                    categorical=cmap.categorical(table), keep_codes=keep_codes)
 
         assignment = prepare(assignment, "assignment")
-        panel = prepare(panel, "panel")
+        # the panel's keys and periods may come as codes (load_study reads them so): they are
+        # validated on their distinct values and decoded once, for the rows the study keeps
+        # (so may other text columns of the panel: ``_decode`` names those load_study read as
+        # codes, decoded to text the same way once the rows are cut)
+        decode = tuple(c for c in _decode if c not in ("person_id", "period"))
+        panel = prepare(panel, "panel", keep_codes=("person_id", "period", *decode))
         frequency = normalise_frequency(frequency or opts["panel"].frequency or opts["panel"].period_format)
 
         if sites is not None:
@@ -236,8 +247,9 @@ class Study:
         periods, freq = parse_periods(panel["period"], frequency, table="panel", column="period")
         panel = panel.copy(deep=False)  # setting a column never writes into the caller's arrays
         panel["period"] = periods
-        pcodes, pkeys = pd.factorize(panel["person_id"])  # the panel's keys as compact codes
-        if not _unique_person_period(pcodes, panel["period"]):  # fast check; the rule names the rows
+        pcodes, pkeys = _key_codes(panel["person_id"])  # the panel's keys as compact codes
+        ords = period_ordinals(panel["period"])
+        if not _unique_person_period(pcodes, ords):  # fast check; the rule names the rows
             V.check_unique(panel, "panel", ("person_id", "period"), what="person × period")
         V.check_earnings_ceiling(panel, "panel", freq)
 
@@ -273,6 +285,10 @@ class Study:
         near = []
         if benefits is not None:
             benefits = prepare(benefits, "benefits")
+            for c in ("person_id", *decode):
+                if c in panel.columns:
+                    panel[c] = V.decode_text(panel[c])
+            decode = ()
             panel, info = L.merge_benefits(panel, benefits, freq, ledger, pid_index)
             extra_linkage.append(info)
             unmatched = pid_index.difference(pd.Index(benefits["person_id"].unique()))
@@ -298,8 +314,10 @@ class Study:
         # each lookup runs on the distinct keys once, then is spread to the rows by code
         if benefits is not None:  # the merge made new panel rows
             pcodes, pkeys = pd.factorize(panel["person_id"])
+            ords = period_ordinals(panel["period"])
         pkeys = pd.Index(pkeys, dtype=object)
         pidx = pid_index.get_indexer(pkeys)[pcodes]
+        key_text = pkeys.to_numpy(dtype=object)
         is_person = pidx >= 0
         member_ids = pd.Index(members_map["person_id"].unique())
         is_member = (member_ids.get_indexer(pkeys) >= 0)[pcodes]
@@ -308,41 +326,56 @@ class Study:
         if is_later.any():
             ledger.add("panel", "rows of household members who were not in the household at the index "
                        "person's randomization (baseline roster rule)", int(is_later.sum()),
-                       n_persons=int(panel.loc[is_later, "person_id"].nunique()), action="set aside")
+                       n_persons=_n_distinct(pcodes, is_later), action="set aside")
         is_aside = (~is_person & ~is_member & ~is_later) & pkeys.isin(set_aside_ids)[pcodes]
         if is_aside.any():
             ledger.add("panel", "rows of persons set aside with their one-arm stratum", int(is_aside.sum()),
-                       n_persons=int(panel.loc[is_aside, "person_id"].nunique()), action="set aside")
+                       n_persons=_n_distinct(pcodes, is_aside), action="set aside")
         neither = ~is_person & ~is_member & ~is_later & ~is_aside
         # rows load_study(engine="duckdb") left out in SQL are of such persons too (io/duck.py)
         out_rows, out_persons = (_outside.n_rows, _outside.n_persons) if _outside is not None else (0, 0)
         if neither.any() or out_rows:
             ledger.add("panel", "rows of persons neither randomized nor in a baseline household roster",
                        int(neither.sum()) + out_rows,
-                       n_persons=int(panel.loc[neither, "person_id"].nunique()) + out_persons, action="dropped")
+                       n_persons=_n_distinct(pcodes, neither) + out_persons, action="dropped")
 
         rand_period_ord = period_ordinals(persons["randomization_period"])
         # one sort and one gather of the randomized persons' rows (by person, then k)
         rows = np.flatnonzero(is_person)
         main_pidx = pidx[rows]
-        main_k = period_ordinals(panel["period"])[rows] - rand_period_ord[main_pidx]
-        order_rows = np.lexsort((main_k, main_pidx))
+        main_k = ords[rows] - rand_period_ord[main_pidx]
+        order_rows = _person_k_order(main_pidx, main_k)
         take = rows[order_rows]
         main_k, main_pidx = main_k[order_rows], main_pidx[order_rows]
-        del rows, order_rows, pidx, pcodes, periods  # 8 bytes a row each: not kept through the gather
+        del rows, order_rows, pidx, periods, ords  # 8 bytes a row each: not kept through the gather
         # what is needed of the other rows is taken first, so that each column of the file's
         # frame is freed as soon as it is gathered (peak: the file's frame plus one column)
         member_rows = panel.loc[is_member]
-        panel_unmatched = panel.loc[~is_person, "person_id"].unique()  # members' keys may be the near misses
+        member_rows = member_rows.assign(person_id=key_text[pcodes[is_member]],
+                                         **{c: V.decode_text(member_rows[c]) for c in decode if c in member_rows})
+        # members' keys may be the near misses (in order of first appearance, as .unique() gives)
+        panel_unmatched = key_text[pd.unique(pcodes[~is_person])]
         if _outside is not None and len(_outside.keys):
             panel_unmatched = np.concatenate([np.asarray(panel_unmatched, dtype=object), _outside.keys])
+        # rows already in study order in frames nobody else holds (load_study's): no copy
+        in_place = _owned and take.size == len(panel) and bool(np.array_equal(take, np.arange(take.size)))
         source = {c: panel[c] for c in panel.columns}
         del panel
         gathered = {}
         for c in list(source):
             col = source.pop(c)
-            values = col.array.take(take) if isinstance(col.dtype, pd.api.extensions.ExtensionDtype) \
-                else col.to_numpy().take(take)
+            if c == "person_id":  # decoded once, for the rows kept: shared strings, no text per row
+                values = key_text[pcodes[take]]
+                del pcodes
+            elif in_place:
+                values = col.array if isinstance(col.dtype, pd.api.extensions.ExtensionDtype) else col.to_numpy()
+                if c in decode:
+                    values = V.decode_text(pd.Series(values)).to_numpy()
+            else:
+                values = col.array.take(take) if isinstance(col.dtype, pd.api.extensions.ExtensionDtype) \
+                    else col.to_numpy().take(take)
+                if c in decode:
+                    values = V.decode_text(pd.Series(values)).to_numpy()
             del col
             gathered[c] = values
         main = pd.DataFrame(gathered, copy=False)
@@ -358,10 +391,16 @@ class Study:
         # ---- persons: follow-up and linkage
         counts = np.bincount(main["_pidx"].to_numpy(), minlength=len(persons))
         persons["linked"] = counts > 0
-        kmin = pd.Series(main["k"].to_numpy()).groupby(main["_pidx"].to_numpy()).min()
-        kmax = pd.Series(main["k"].to_numpy()).groupby(main["_pidx"].to_numpy()).max()
-        persons["k_min"] = kmin.reindex(range(len(persons))).to_numpy(dtype=float)
-        persons["k_max"] = kmax.reindex(range(len(persons))).to_numpy(dtype=float)
+        # rows come by person, then k: a person's first row holds k_min, the last k_max
+        ks = main["k"].to_numpy()
+        last = np.cumsum(counts) - 1
+        linked = counts > 0
+        k_min = np.full(len(persons), np.nan)
+        k_max = np.full(len(persons), np.nan)
+        k_min[linked] = ks[(last - counts + 1)[linked]]
+        k_max[linked] = ks[last[linked]]
+        persons["k_min"] = k_min
+        persons["k_max"] = k_max
         unlinked = ~persons["linked"]
         if unlinked.any():
             n1, n0 = L.arm_counts(persons.loc[unlinked, "arm"])
@@ -589,15 +628,26 @@ class Study:
         self.require_outcome(outcome)
         ks = np.asarray(ks, dtype=np.int64)
         out = np.full((self.n_persons, ks.size), np.nan)
-        order = np.argsort(ks, kind="stable")
-        sorted_ks = ks[order]
-        pos = np.searchsorted(sorted_ks, self._k)
-        pos_c = np.minimum(pos, ks.size - 1)
-        hit = (pos < ks.size) & (sorted_ks[pos_c] == self._k)
-        vals = self._panel[outcome].to_numpy(dtype=np.float64, na_value=np.nan)
+        if ks.size == 0 or self._k.size == 0:
+            return out
         assert self._pidx is not None
-        out[self._pidx[hit], order[pos_c[hit]]] = vals[hit]
+        offset, kmin = self._k_offsets()
+        # column of each event time, by table look-up (k spans a few dozen values); a k
+        # asked twice fills its first column only
+        lut = np.full(int(offset.max()) + 1, -1, dtype=np.intp)
+        inside = np.flatnonzero((ks >= kmin) & (ks - kmin < lut.size))
+        lut[(ks[inside] - kmin)[::-1]] = inside[::-1]
+        col = lut[offset]
+        rows = np.flatnonzero(col >= 0)
+        series = self._panel[outcome]
+        vals = series.to_numpy() if series.dtype == np.float64 else \
+            series.to_numpy(dtype=np.float64, na_value=np.nan)
+        out[self._pidx[rows], col[rows]] = vals[rows]
         return out
+
+    def _k_offsets(self) -> tuple[np.ndarray, int]:
+        """Event time of each panel row minus the smallest, in a narrow integer type; and the smallest."""
+        return self._k_offset, self._kmin
 
     def outcome_at(self, outcome: str, horizon: int) -> pd.Series:
         """Outcome at event time ``horizon`` for every person (NaN = not observed)."""
@@ -747,9 +797,38 @@ def _check_linkage(persons: pd.DataFrame, min_share: float, near: pd.DataFrame) 
 
 
 # ---------------------------------------------------------------------- helpers
-def _unique_person_period(pcodes: np.ndarray, periods: pd.Series) -> bool:
+def _key_codes(keys: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Integer codes of a key column and the distinct keys (text held as codes: read, not recomputed)."""
+    if isinstance(keys.dtype, pd.CategoricalDtype):
+        return keys.cat.codes.to_numpy().astype(np.intp), pd.Index(keys.cat.categories, dtype=object)
+    codes, uniques = pd.factorize(keys)
+    return codes, pd.Index(uniques, dtype=object)
+
+
+def _n_distinct(codes: np.ndarray, mask: np.ndarray) -> int:
+    """Count the distinct codes among the rows of ``mask``."""
+    return int(np.unique(codes[mask]).size)
+
+
+def _person_k_order(pidx: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Row order by person, then event time: ``np.lexsort((k, pidx))`` in one stable sort.
+
+    The two are combined in one int64 key, which a stable sort orders in linear time when
+    the rows already come by person and period, as extracts usually do. Person × period
+    is unique, so the order is the same as the lexsort's.
+    """
+    if k.size == 0:
+        return np.arange(0, dtype=np.intp)
+    kmin = int(k.min())
+    span = int(k.max()) - kmin + 1
+    if float(pidx.max() + 1) * span >= 2.0**62:
+        return np.lexsort((k, pidx))
+    key = pidx.astype(np.int64) * span + (k - kmin)
+    return np.argsort(key, kind="stable")
+
+
+def _unique_person_period(pcodes: np.ndarray, ords: np.ndarray) -> bool:
     """Tell whether no person × period occurs twice (one int64 key per row, no Python objects)."""
-    ords = period_ordinals(periods)
     if len(ords) == 0:
         return True
     span = int(ords.max()) - int(ords.min()) + 1
@@ -849,14 +928,19 @@ def load_study(
         frames = {}
         for name, f in files.items():
             keys = cmap.source_names(name, set(KEY_COLUMNS) | set(cmap.key_columns(name)))
+            # the panel's text columns come as codes (parquet), decoded by the study once cut to its rows
+            text = cmap.source_names(name, set(TEXT_COLUMNS))
             frames[name] = read_table(f, table=name, options=cmap.read_options(name), key_columns=keys,
-                                      text_columns=cmap.source_names(name, set(TEXT_COLUMNS)))
+                                      text_columns=text, keep_codes=(keys | text) if name == "panel" else ())
         sources = {name: str(f) for name, f in files.items()}
+    ren = cmap.for_table("panel")
+    decode = [ren.get(c, c) for c in frames["panel"].attrs.pop(CODES_ATTR, [])]
     study = Study.from_frames(
         frames.pop("assignment"), frames.pop("panel"),
         households=frames.get("households"), benefits=frames.get("benefits"),
         takeup=frames.get("takeup"), sites=frames.get("sites"), frequency=frequency,
-        column_map=cmap, date_order=date_order, min_linked_share=min_linked_share, _outside=outside,
+        column_map=cmap, date_order=date_order, min_linked_share=min_linked_share, _decode=decode,
+        _owned=True, _outside=outside,
     )
     study._sources = sources
     return study

@@ -33,6 +33,9 @@ __all__ = [
     "check_values",
     "check_earnings_ceiling",
     "is_key_like",
+    "is_text_codes",
+    "distinct_values",
+    "decode_text",
     "OPTIONAL_KEYS",
     "P_RANDOM_PASS",
     "EARNINGS_CEILING_PER_MONTH",
@@ -50,6 +53,34 @@ def _example_keys(frame: pd.DataFrame, mask: np.ndarray | pd.Series, key: str = 
         return [v if not is_national_number(str(v)) else f"row {i}"
                 for i, v in zip(vals.index[:5], vals.iloc[:5])] + (["…"] if len(vals) > 5 else [])
     return [f"row {i}" for i in rows.index[:5]]
+
+
+def is_text_codes(col: pd.Series) -> bool:
+    """Tell whether a column is text held as codes: a ``Categorical`` whose categories are all strings."""
+    return (isinstance(col.dtype, pd.CategoricalDtype)
+            and pd.api.types.infer_dtype(col.cat.categories, skipna=False) == "string")
+
+
+def distinct_values(col: pd.Series) -> pd.Series:
+    """Return the distinct non-missing values of a column, in order of first appearance.
+
+    For a ``Categorical`` the categories that occur are read from the codes (one pass
+    over small integers, none over text), in the order of the categories.
+    """
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        cats = col.cat.categories
+        used = np.bincount(col.cat.codes.to_numpy().astype(np.intp) + 1, minlength=len(cats) + 1)[1:] > 0
+        return pd.Series(cats[used], dtype=cats.dtype)
+    uniq = pd.Series(pd.unique(col))
+    return uniq[uniq.notna()].reset_index(drop=True)
+
+
+def decode_text(col: pd.Series, missing: object = np.nan) -> pd.Series:
+    """Text held as codes back to an object column of the same strings (each one object, shared)."""
+    if not isinstance(col.dtype, pd.CategoricalDtype):
+        return col
+    words = np.append(col.cat.categories.to_numpy(dtype=object), np.array([missing], dtype=object))
+    return pd.Series(words[col.cat.codes.to_numpy()], index=col.index, name=col.name)
 
 
 def check_not_empty(frame: pd.DataFrame, table: str) -> None:
@@ -105,6 +136,25 @@ def check_keys_are_strings(frame: pd.DataFrame, table: str, keys: Iterable[str])
         if key not in frame.columns:
             continue
         col = frame[key]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            # keys held as codes: the rule runs on the distinct values; rows only for the message
+            if (col.cat.codes.to_numpy() < 0).any() and (table, key) not in OPTIONAL_KEYS:
+                mask = col.isna()
+                raise DataContractError(
+                    "has missing keys", table=table, column=key, n_rows=int(mask.sum()),
+                    examples=[f"row {i}" for i in frame.index[mask][:5]],
+                    fix="every row needs its pseudonymised key: ask the data provider for the missing keys "
+                        "(dropping the rows would bias the comparison if they differ by arm).",
+                )
+            if is_text_codes(col):
+                continue
+            texts = pd.Index([_key_text(v) for v in col.cat.categories], dtype=object)
+            if texts.is_unique and not texts.isna().any():
+                if out is frame:
+                    out = frame.copy(deep=False)
+                out[key] = col.cat.rename_categories(texts)
+                continue
+            col = col.astype(object)  # two categories give one text (1 and "1"): decided per row
         if col.isna().any() and (table, key) not in OPTIONAL_KEYS:
             mask = col.isna()
             raise DataContractError(
@@ -137,12 +187,17 @@ def looks_like_national_number(values: pd.Series) -> pd.Series:
 
     See :func:`ips_impact.errors.is_national_number`: ``YYMMDD`` (bis numbers with the
     month + 20 or + 40), a serial 001–998 and the mod-97 check of either century.
-    Integers of 10 digits are read with their lost leading zero.
+    Integers of 10 digits are read with their lost leading zero. ASCII text is screened
+    by Arrow's string kernels and array arithmetic (population extracts hold hundreds of
+    thousands of distinct keys); other text by :func:`is_national_number` value by value.
     """
     if pd.api.types.is_integer_dtype(values):
         s = values.astype("string").str.zfill(11)
     else:
         s = values.astype("string")
+    fast = _looks_like_nrn_ascii(s)
+    if fast is not None:
+        return pd.Series(fast, index=values.index)
     digits = s.str.replace(r"[.\- ]", "", regex=True)
     cand = digits.str.fullmatch(r"\d{11}").fillna(False).astype(bool)
     out = pd.Series(False, index=values.index)
@@ -151,11 +206,42 @@ def looks_like_national_number(values: pd.Series) -> pd.Series:
     return out
 
 
+_MONTH_DAYS = np.array((31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31), dtype=np.int64)
+
+
+def _looks_like_nrn_ascii(s: pd.Series) -> np.ndarray | None:
+    """:func:`is_national_number` of every value, vectorised; ``None`` unless all text is ASCII."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = pa.array(s.to_numpy(dtype=object, na_value=None), type=pa.string())
+    if pc.all(pc.string_is_ascii(arr)).as_py() is False:
+        return None  # str.isdigit and int() accept other digits: keep the exact rule
+    digits = pc.replace_substring_regex(arr, r"[.\- ]", "")
+    cand = pc.fill_null(pc.match_substring_regex(digits, r"^[0-9]{11}$"), False).to_numpy(zero_copy_only=False)
+    out = np.zeros(len(s), dtype=bool)
+    if not cand.any():
+        return out
+    raw = np.array(pc.filter(digits, pa.array(cand)).to_pylist(), dtype="S11")
+    d = raw.view(np.uint8).reshape(-1, 11).astype(np.int64) - 48
+    month = d[:, 2] * 10 + d[:, 3]
+    day = d[:, 4] * 10 + d[:, 5]
+    serial = d[:, 6] * 100 + d[:, 7] * 10 + d[:, 8]
+    month = np.where(month >= 40, month - 40, np.where(month >= 20, month - 20, month))
+    ok = (month <= 12) & (day <= 31) & (serial >= 1) & (serial <= 998)
+    ok &= ~((month > 0) & (day > _MONTH_DAYS[np.clip(month - 1, 0, 11)]))
+    body = d[:, :9] @ (10 ** np.arange(8, -1, -1, dtype=np.int64))
+    check = d[:, 9] * 10 + d[:, 10]
+    ok &= (97 - body % 97 == check) | (97 - (2_000_000_000 + body) % 97 == check)
+    out[cand] = ok
+    return out
+
+
 def _screened_columns(frame: pd.DataFrame, keys: Iterable[str]) -> list[str]:
     cols = []
     for c in frame.columns:
         s = frame[c]
-        if c in keys or s.dtype == object or isinstance(s.dtype, pd.StringDtype):
+        if c in keys or s.dtype == object or isinstance(s.dtype, pd.StringDtype) or is_text_codes(s):
             cols.append(c)
         elif pd.api.types.is_integer_dtype(s) and len(s) and s.max() >= 10**9 and s.min() >= 0:
             cols.append(c)
@@ -175,11 +261,10 @@ def check_no_national_numbers(frame: pd.DataFrame, table: str, keys: Iterable[st
 
     keys = tuple(keys)
     for col in _screened_columns(frame, keys):
-        uniq = pd.Series(pd.unique(frame[col]))  # distinct values first: dropping NA on them is cheaper
-        uniq = uniq[uniq.notna()].reset_index(drop=True)
+        uniq = distinct_values(frame[col])  # distinct values first: the screen never runs per row
         if uniq.empty:
             continue
-        if uniq.dtype == object:
+        if uniq.dtype == object and pd.api.types.infer_dtype(uniq, skipna=False) != "string":
             uniq = uniq.map(_key_text)
         flagged = looks_like_national_number(uniq)
         n_flag = int(flagged.sum())
@@ -233,8 +318,10 @@ def parse_arm(values: pd.Series) -> pd.Series:
         )
     if pd.api.types.is_bool_dtype(values):
         return values.astype("int8")
-    key = values.astype(object).map(lambda v: str(v).strip().lower())
-    parsed = key.map(_ARM_VALUES)
+    # each distinct label read once, spread to the rows by code
+    codes, labels = pd.factorize(values.astype(object))
+    read = pd.Series([str(v).strip().lower() for v in labels], dtype=object).map(_ARM_VALUES)
+    parsed = pd.Series(read.to_numpy(dtype="float64")[codes], index=values.index, name=values.name)
     bad = parsed.isna()
     if bad.any():
         raise DataContractError(
@@ -272,32 +359,34 @@ def check_contrast(arm: pd.Series, stratum: pd.Series) -> pd.Series:
 
 def check_binary(frame: pd.DataFrame, table: str, columns: Iterable[str]) -> pd.DataFrame:
     """Rule: 0/1 columns hold only 0, 1, True, False or missing. Returns them as float (NaN = missing)."""
-    out = frame
+    converted: dict[str, np.ndarray] = {}
     for col in columns:
         if col not in frame.columns:
             continue
         s = frame[col]
         if isinstance(s.dtype, pd.CategoricalDtype):
             s = s.astype(object)  # a 0/1 flag stored as category is read as the 0/1 it holds
-        if pd.api.types.is_bool_dtype(s):
-            vals = s.astype("float64")
-        elif pd.api.types.is_numeric_dtype(s):
-            vals = s.astype("float64")
+        if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
+            v = s.to_numpy(dtype="float64", na_value=np.nan)
         else:
             low = s.map(lambda v: v if pd.isna(v) else str(v).strip().lower())
             vals = low.map({"0": 0.0, "1": 1.0, "true": 1.0, "false": 0.0, "0.0": 0.0, "1.0": 1.0}).astype("float64")
             vals[low.notna() & vals.isna()] = -1.0  # flag unknown text
-        v = vals.to_numpy(dtype="float64", na_value=np.nan)
-        bad = pd.Series(~np.isnan(v) & (v != 0.0) & (v != 1.0), index=vals.index)
+            v = vals.to_numpy(dtype="float64", na_value=np.nan)
+        bad = ~np.isnan(v) & (v != 0.0) & (v != 1.0)
         if bad.any():
             raise DataContractError(
                 "is a 0/1 column but holds other values", table=table, column=col,
                 n_rows=int(bad.sum()), examples=sorted({str(v) for v in s[bad]})[:5],
                 fix="code it 1 = yes, 0 = no (missing allowed).",
             )
-        if out is frame:
-            out = frame.copy(deep=False)  # setting a column never writes into the caller's arrays
-        out[col] = vals
+        converted[col] = v
+    if not converted:
+        return frame
+    # one new frame holding the caller's other columns (no copy, nothing written into them)
+    out = pd.DataFrame({c: converted[c] if c in converted else frame[c] for c in frame.columns},
+                       index=frame.index, copy=False)
+    out.attrs = dict(frame.attrs)
     return out
 
 
@@ -396,16 +485,17 @@ def check_values(frame: pd.DataFrame, table: str, *, categorical: Iterable[str] 
                 )
             continue
         if s.dtype == object or isinstance(s.dtype, pd.StringDtype):
-            vals = s.dropna()
-            if vals.empty or not vals.map(lambda v: isinstance(v, str)).all():
+            # the rule is decided on the distinct values (in order of first appearance)
+            vals = distinct_values(s)
+            if vals.empty or pd.api.types.infer_dtype(vals, skipna=False) != "string":
                 continue
-            txt = vals.str.strip()
+            txt = vals.astype(object).str.strip()
             looks = txt.str.fullmatch(r"[+-]?(\d+([.,]\d+)?|[.,]\d+)")
             # digits only ('3', '0012') may be codes (clusters, sites): refused later if used as a number
             if looks.all() and txt.str.contains(r"[.,]\d", regex=True).any():
                 raise DataContractError(
                     f"holds numbers stored as text (e.g. {txt.iloc[0]!r}); read as text they would become "
-                    "categories (one dummy per value)", table=table, column=col, n_rows=int(len(vals)),
+                    "categories (one dummy per value)", table=table, column=col, n_rows=int(s.notna().sum()),
                     fix="read the file through ii.load_study with the decimal option of the mapping file "
                         "(decimal = \",\"), or convert: pd.to_numeric(frame[col].str.replace(',', '.')).",
                 )
@@ -460,11 +550,14 @@ _KEY_NAMES = {"insz", "niss", "rrn", "nrn", "ssin", "person", "household", "empl
 
 
 def validate_table(frame: pd.DataFrame, table: str, *, keys: Iterable[str] = (),
-                   categorical: Iterable[str] = ()) -> pd.DataFrame:
+                   categorical: Iterable[str] = (), keep_codes: Iterable[str] = ()) -> pd.DataFrame:
     """Run the generic rules of one table; returns the frame with keys as text and 0/1 as floats.
 
     ``keys`` are extra key columns declared in the mapping file; ``categorical`` the
-    columns the user asked to treat as categories.
+    columns the user asked to treat as categories. Key columns held as codes (a
+    ``Categorical``, as :func:`ips_impact.io.readers.read_table` gives with
+    ``keep_codes``) are checked on their distinct values and returned as object text,
+    except those of ``keep_codes``, which stay codes for the caller to decode.
     """
     schema = SCHEMAS[table]
     check_not_empty(frame, table)
@@ -485,6 +578,13 @@ def validate_table(frame: pd.DataFrame, table: str, *, keys: Iterable[str] = (),
     check_values(frame, table, categorical=categorical,
                  skip=set(all_keys) | set(PANEL_CATEGORICAL) | set(_TEXT_FIELDS))
     check_nonnegative(frame, table, schema.nonnegative)
+    keep = set(keep_codes)
+    coded = [k for k in all_keys if k in frame.columns and k not in keep
+             and isinstance(frame[k].dtype, pd.CategoricalDtype)]
+    if coded:
+        frame = frame.copy(deep=False)
+        for k in coded:
+            frame[k] = decode_text(frame[k])
     return frame
 
 

@@ -562,6 +562,25 @@ def parse_periods(
         periods) with the index of ``values``.
     """
     frequency = normalise_frequency(frequency, table=table)
+    if isinstance(values.dtype, pd.CategoricalDtype) and not values.cat.codes.lt(0).any():
+        # periods held as codes: read each distinct value once, spread by the codes (the
+        # categories as objects, so they are read exactly as an object column would be)
+        codes = values.cat.codes.to_numpy()
+        cats = values.cat.categories
+        used = np.bincount(codes.astype(np.intp), minlength=len(cats)) > 0
+        distinct = pd.Series(cats.to_numpy(dtype=object)[used], dtype=object)
+        try:
+            parsed, got = parse_periods(distinct, frequency, table=table, column=column)
+        except DataContractError:  # the message counts rows: say it from the rows
+            return parse_periods(values.astype(object), frequency, table=table, column=column)
+        if isinstance(parsed.dtype, pd.PeriodDtype):
+            by_cat = np.zeros(len(cats), dtype="int64")
+            by_cat[used] = parsed.array.asi8
+            arr = pd.arrays.PeriodArray(by_cat[codes], dtype=parsed.dtype)
+            return pd.Series(arr, index=values.index, name=values.name), got
+        by_cat = np.zeros(len(cats), dtype=parsed.dtype)
+        by_cat[used] = parsed.to_numpy()
+        return pd.Series(by_cat[codes], index=values.index, name=values.name), got
     if values.isna().any():
         raise DataContractError(
             "has missing periods",

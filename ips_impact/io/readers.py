@@ -22,7 +22,7 @@ import pandas as pd
 from ips_impact.errors import DataContractError
 from ips_impact.io.mapping import ReadOptions
 
-__all__ = ["read_table", "find_table_files", "text_to_numbers", "TABLE_NAMES", "TEXT_COLUMNS"]
+__all__ = ["read_table", "find_table_files", "text_to_numbers", "TABLE_NAMES", "TEXT_COLUMNS", "CODES_ATTR"]
 
 TABLE_NAMES = ("assignment", "panel", "households", "benefits", "takeup", "sites")
 _SUFFIXES = (".parquet", ".pq", ".csv", ".csv.gz", ".tsv", ".txt", ".xlsx", ".xlsm")
@@ -32,6 +32,8 @@ TEXT_COLUMNS = ("person_id", "household_id", "index_person_id", "employer_id", "
                 "site", "region", "role", "period", "month", "randomization_period", "randomization_date",
                 "ips_start_date", "valid_from", "valid_to", "assessment_date", "sep_code", "nace",
                 "joint_committee", "worker_class", "di_phase")
+#: ``DataFrame.attrs`` key listing the columns :func:`read_table` handed over as codes.
+CODES_ATTR = "ips_impact.text_codes"
 _NA = ["", "NA", "N/A", "NaN", "nan", "NULL", "null", "None"]
 _SEPARATORS = (";", ",", "\t", "|")
 _INT = re.compile(r"^[+-]?\d+$")
@@ -197,6 +199,7 @@ def read_table(
     options: ReadOptions | None = None,
     key_columns: Iterable[str] = (),
     text_columns: Iterable[str] = (),
+    keep_codes: Iterable[str] = (),
 ) -> pd.DataFrame:
     """Read one table; keys and codes as text, other columns as numbers where they are numbers.
 
@@ -207,6 +210,14 @@ def read_table(
     key_columns, text_columns
         Names *in the file* (before renaming) to keep as text, in addition to the
         contract's :data:`TEXT_COLUMNS`.
+    keep_codes
+        Names *in the file* of text columns to hand over dictionary-encoded, as a pandas
+        ``Categorical`` of the text (each distinct value once, rows as integer codes),
+        when the file stores them so (parquet); their names are listed in
+        ``frame.attrs[CODES_ATTR]``. :func:`~ips_impact.study.load_study` has them validated
+        on their distinct values and decoded once, after the panel is cut to the study's
+        rows: a person key repeated over 60 quarters is checked once, not 60 times.
+        Other file types give text columns as usual.
 
     Raises
     ------
@@ -224,7 +235,11 @@ def read_table(
     suffix = ".csv.gz" if low.endswith(".csv.gz") else path.suffix.lower()
     try:
         if suffix in (".parquet", ".pq"):
-            frame, decoded = _read_parquet(path, keep_text)
+            coded = frozenset(keep_codes) & keep_text
+            frame, decoded = _read_parquet(path, keep_text, coded)
+            held = sorted(c for c in coded if c in decoded and isinstance(frame[c].dtype, pd.CategoricalDtype))
+            if held:
+                frame.attrs[CODES_ATTR] = held
             for col in frame.columns:
                 if col in decoded:
                     continue  # text in the file: already str, missing as NaN
@@ -268,15 +283,17 @@ def read_table(
     )
 
 
-def _read_parquet(path: Path, keep_text: AbstractSet[str] = frozenset()) -> tuple[pd.DataFrame, set[str]]:
+def _read_parquet(path: Path, keep_text: AbstractSet[str] = frozenset(),
+                  keep_codes: AbstractSet[str] = frozenset()) -> tuple[pd.DataFrame, set[str]]:
     """``pd.read_parquet(path)``, with text columns decoded once per distinct value.
 
     Text columns are read dictionary-encoded (the text of each distinct key once, rows
     as integer codes) and expanded to the same object column ``pd.read_parquet`` gives
     (missing as ``None``), by a take of shared string objects instead of one Python
     string per row: a key repeated over 60 quarters is decoded once, not 60 times.
-    Columns of ``keep_text`` get missing as NaN, as :func:`_as_text` gives; their names
-    are returned as the second element.
+    Columns of ``keep_text`` get missing as NaN, as :func:`_as_text` gives; those of
+    ``keep_codes`` stay ``Categorical`` (missing as code -1, decoded to NaN later). The
+    names of both are returned as the second element.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -284,12 +301,26 @@ def _read_parquet(path: Path, keep_text: AbstractSet[str] = frozenset()) -> tupl
     schema = pq.read_schema(path)
     text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
     table = pq.read_table(path, read_dictionary=text, use_pandas_metadata=True)
-    frame = table.to_pandas()
+    columns = list(table.column_names)
+    meta = table.schema.pandas_metadata or {}
+    index_columns = {c for c in meta.get("index_columns", []) if isinstance(c, str)}  # restored by pandas
+    cats = {name: _categorical(table.column(name)) for name in text if name in columns and name not in index_columns}
+    # one block per column and the Arrow buffers released as they are converted: no
+    # consolidation copy of the whole table (peak: the file's table plus one column)
+    frame = table.drop_columns(list(cats)).to_pandas(split_blocks=True, self_destruct=True)
     del table
+    if cats:
+        frame = pd.DataFrame({c: (pd.Series(cats[c], index=frame.index, name=c) if c in cats else frame[c])
+                              for c in columns if c in cats or c in frame.columns}, index=frame.index, copy=False)
     decoded = set()
     for name in text:
+        if name not in frame.columns:
+            continue  # a text index of the writer's frame, restored as the index
         col = frame[name]
         if not isinstance(col.dtype, pd.CategoricalDtype):
+            continue
+        if name in keep_codes and pd.api.types.infer_dtype(col.cat.categories, skipna=False) == "string":
+            decoded.add(name)
             continue
         keep = name in keep_text and name not in ("period", "month")
         missing: object = np.nan if keep else None  # NaN as _as_text gives; None as pd.read_parquet does
@@ -301,6 +332,44 @@ def _read_parquet(path: Path, keep_text: AbstractSet[str] = frozenset()) -> tupl
     # allocates the study's frames (about 0.08 KB per row of peak memory)
     pa.default_memory_pool().release_unused()
     return frame, decoded
+
+
+def _categorical(column: object) -> pd.Categorical:
+    """Convert a dictionary-encoded Arrow column to one pandas ``Categorical`` (missing as code -1).
+
+    Each row group of a parquet file has its own dictionary; the dictionaries are unified
+    by one hash of their distinct values (categories in order of first appearance), and
+    the rows' indices remapped by integer takes, instead of Arrow's per-chunk unification.
+    """
+    import pyarrow as pa
+
+    chunks = [c for c in column.chunks if len(c)]  # type: ignore[attr-defined]
+    if not chunks:
+        return pd.Categorical([], categories=pd.Index([], dtype=object))
+    assert isinstance(chunks[0], pa.DictionaryArray)
+    # the record batches of one row group share its dictionary (the same buffers): each
+    # distinct dictionary is decoded once
+    slot: dict[tuple[int, ...], int] = {}
+    which: list[int] = []
+    dicts: list[np.ndarray] = []
+    for c in chunks:
+        key = (len(c.dictionary), *(b.address if b is not None else 0 for b in c.dictionary.buffers()))
+        if key not in slot:
+            slot[key] = len(dicts)
+            dicts.append(c.dictionary.to_numpy(zero_copy_only=False))
+        which.append(slot[key])
+    remap, categories = pd.factorize(np.concatenate(dicts))
+    starts = np.cumsum([0] + [len(d) for d in dicts])
+    codes = np.empty(sum(len(c) for c in chunks), dtype=np.int32)
+    pos = 0
+    for c, w in zip(chunks, which):
+        idx = (c.indices.fill_null(0) if c.null_count else c.indices).to_numpy()
+        part = remap[starts[w]:starts[w + 1]][idx] if starts[w + 1] > starts[w] else np.zeros(len(c), np.intp)
+        if c.null_count:
+            part[c.is_null().to_numpy(zero_copy_only=False)] = -1
+        codes[pos:pos + len(c)] = part
+        pos += len(c)
+    return pd.Categorical.from_codes(codes, categories=pd.Index(categories, dtype=object), validate=False)
 
 
 def _as_text(col: pd.Series) -> pd.Series:
