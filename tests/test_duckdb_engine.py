@@ -278,3 +278,29 @@ def test_assignment_without_key_gets_the_pandas_engines_error(delivery: Path, tr
     with pytest.raises(DataContractError) as duck:
         _load(delivery, engine="duckdb")
     assert "missing required column" in str(duck.value) and str(duck.value) == str(pandas.value)
+
+
+def test_handed_over_panel_is_the_pandas_readers_frame_sorted(delivery: Path) -> None:
+    """The hand-off itself (before from_frames): same columns, dtypes, codes and values, by (key, period)."""
+    from ips_impact.io import duck, readers
+    from ips_impact.io.schema import KEY_COLUMNS
+
+    cmap = ii.ColumnMap()
+    frames, outside, _ = duck.read_delivery(delivery, cmap)
+    got = frames["panel"]
+    keys = cmap.source_names("panel", set(KEY_COLUMNS))
+    text = duck._keep_text(cmap, "panel")
+    want = readers.read_table(delivery / "panel.parquet", table="panel", key_columns=keys | text,
+                              text_columns=text, keep_codes=text)
+    assert outside is not None and outside.n_rows == 0
+    assert got.attrs.get(readers.CODES_ATTR) == want.attrs.get(readers.CODES_ATTR)
+    assert list(got.columns) == list(want.columns)
+    assert [str(t) if str(t) != "category" else "category" for t in got.dtypes] == \
+        [str(t) if str(t) != "category" else "category" for t in want.dtypes]
+
+    def plain(f: pd.DataFrame) -> pd.DataFrame:
+        f = f.assign(**{c: f[c].astype(object).where(f[c].notna(), np.nan)
+                        for c in f.columns if isinstance(f[c].dtype, pd.CategoricalDtype)})
+        return f.sort_values(["person_id", "period"], kind="stable").reset_index(drop=True)
+
+    pd.testing.assert_frame_equal(plain(got), plain(want), check_exact=True)

@@ -57,7 +57,7 @@ import pandas as pd
 from ips_impact import validate as V
 from ips_impact.errors import DataContractError, LinkageError, UsageError
 from ips_impact.io.mapping import ColumnMap
-from ips_impact.io.readers import _SUFFIXES, TABLE_NAMES, TEXT_COLUMNS, _as_text, read_table
+from ips_impact.io.readers import _SUFFIXES, CODES_ATTR, TABLE_NAMES, TEXT_COLUMNS, _as_text, read_table
 from ips_impact.io.schema import KEY_COLUMNS
 
 __all__ = ["ENGINES", "Outside", "check_engine", "read_delivery", "find_tables", "import_duckdb"]
@@ -280,12 +280,14 @@ def _read(con: Any, parts: list[Path], table: str, cmap: ColumnMap) -> pd.DataFr
     if not _is_parquet(parts, table):
         return read_table(parts[0], table=table, options=cmap.read_options(table),
                           key_columns=cmap.source_names(table, set(KEY_COLUMNS) | set(cmap.key_columns(table))),
-                          text_columns=cmap.source_names(table, set(TEXT_COLUMNS)))
+                          text_columns=cmap.source_names(table, set(TEXT_COLUMNS)),
+                          keep_codes=_keep_text(cmap, table) if table == "panel" else ())
     schema, cols = _schema(parts, table)
     order = "file_row_number" if len(parts) == 1 else "filename, file_row_number"
     sql = (f"SELECT {', '.join(map(_q, cols))} FROM {_source(parts, filename=len(parts) > 1)} "
            f"ORDER BY {order}")
-    return _to_frame(_query(con, sql, table), schema, _keep_text(cmap, table), table=table, parts=parts)
+    return _to_frame(_query(con, sql, table), schema, _keep_text(cmap, table), table=table, parts=parts,
+                     keep_codes=_keep_text(cmap, table) if table == "panel" else ())
 
 
 def _read_panel(con: Any, parts: list[Path], cmap: ColumnMap, keep: set[str],
@@ -307,7 +309,8 @@ def _read_panel(con: Any, parts: list[Path], cmap: ColumnMap, keep: set[str],
         order = "file_row_number" if len(parts) == 1 else "filename, file_row_number"
         sql = (f"SELECT {', '.join(map(_q, cols))} FROM {_source(parts, filename=len(parts) > 1)} "
                f"ORDER BY {order}")
-        return _to_frame(_query(con, sql, "panel"), schema, keep_text, table="panel", parts=parts), None
+        return _to_frame(_query(con, sql, "panel"), schema, keep_text, table="panel", parts=parts,
+                         keep_codes=keep_text), None
     key = f"CAST(p.{_q(src)} AS VARCHAR)"
     # the distinct keys of the whole panel with their rows: small next to the panel (one per person)
     counts = _query(con, f"SELECT {key} AS k, count(*) AS n FROM {_source(parts)} AS p "
@@ -369,7 +372,8 @@ def _read_panel(con: Any, parts: list[Path], cmap: ColumnMap, keep: set[str],
     # the panel is read last: closing the connection hands DuckDB's memory back before
     # pandas allocates the frame (peak: the Arrow result and the frame, not DuckDB too)
     con.close()
-    return _to_frame(held.pop(), schema, keep_text, table="panel", parts=parts, coded=coded), outside
+    return _to_frame(held.pop(), schema, keep_text, table="panel", parts=parts, coded=coded,
+                     keep_codes=keep_text), outside
 
 
 def _is_text(t: Any) -> bool:
@@ -487,7 +491,8 @@ def _schema(parts: list[Path], table: str) -> tuple[Any, list[str]]:
 
 # ---------------------------------------------------------------------- Arrow → pandas
 def _to_frame(result: Any, schema: Any, keep_text: set[str], *, table: str,
-              parts: list[Path] | None = None, coded: Mapping[str, np.ndarray] | None = None) -> pd.DataFrame:
+              parts: list[Path] | None = None, coded: Mapping[str, np.ndarray] | None = None,
+              keep_codes: Iterable[str] = ()) -> pd.DataFrame:
     """DuckDB's Arrow result as the frame :func:`~ips_impact.io.readers.read_table` gives for parquet.
 
     The one place where the two engines' readings meet (align it with the pandas
@@ -496,7 +501,10 @@ def _to_frame(result: Any, schema: Any, keep_text: set[str], *, table: str,
     * text in the file (``string``): object, decoded once per distinct value (shared
       string objects); missing as NaN for the columns of ``keep_text`` (but ``period``
       and ``month``), as ``None`` otherwise — as ``_read_parquet`` does. Columns in
-      ``coded`` arrive as integer codes into those distinct values (joined in SQL);
+      ``coded`` arrive as integer codes into those distinct values (joined in SQL).
+      Text columns of ``keep_codes`` (and ``keep_text``) stay codes, a ``Categorical``
+      of the text listed in ``frame.attrs[CODES_ATTR]``, as ``read_table(...,
+      keep_codes=)`` hands them (``Study.from_frames`` decodes them once cut to its rows);
     * categories in the file (``dictionary``): ``Categorical`` with the categories
       pyarrow reads from the file;
     * anything else: cast back to the file's Arrow type and converted by one pyarrow
@@ -514,7 +522,9 @@ def _to_frame(result: Any, schema: Any, keep_text: set[str], *, table: str,
     if schema.metadata and b"pandas" in schema.metadata:
         meta = json.loads(schema.metadata[b"pandas"])
     has_nulls = _file_nulls(schema, parts or [], names)
-    text: dict[str, pd.Series] = {}
+    as_codes = set(keep_codes) & keep_text
+    held: list[str] = []
+    text: dict[str, Any] = {}
     rest: dict[str, Any] = {}
     for name in names:
         col = result.column(name)
@@ -523,12 +533,20 @@ def _to_frame(result: Any, schema: Any, keep_text: set[str], *, table: str,
             keep = name in keep_text and name not in ("period", "month")
             missing = np.nan if keep else None
             if coded and name in coded:
-                words = np.append(np.asarray(coded[name], dtype=object), np.array([missing], dtype=object))
-                codes = col.fill_null(-1).to_numpy().astype(np.int64) if len(col) else np.array([], np.int64)
-                text[name] = pd.Series(words[codes], name=name)
-                del codes
+                words = np.asarray(coded[name], dtype=object)
+                codes = col.fill_null(-1).to_numpy().astype(np.int32) if len(col) else np.array([], np.int32)
             else:
-                text[name] = _decode_text(col, name, missing)
+                words, codes = _dictionary(col)
+            del col
+            if name in as_codes and len(words):  # as the pandas reader: text categories stay codes
+                text[name] = pd.Categorical.from_codes(codes, categories=pd.Index(words, dtype=object),
+                                                       validate=False)
+                held.append(name)
+            else:
+                codes[codes < 0] = len(words)
+                text[name] = np.append(words, np.array([missing], dtype=object))[codes]
+            del codes
+            continue
         elif pa.types.is_dictionary(target):
             text[name] = _categorical(col, name, parts or [])
         else:
@@ -567,7 +585,8 @@ def _to_frame(result: Any, schema: Any, keep_text: set[str], *, table: str,
         frame = pd.DataFrame(index=pd.RangeIndex(len(next(iter(text.values()))) if text else 0))
     for name in names:  # back in the file's order, text columns inserted where they were
         if name in text:
-            frame.insert(names.index(name), name, text.pop(name).to_numpy())
+            values = text.pop(name)
+            frame.insert(names.index(name), name, values.to_numpy() if isinstance(values, pd.Series) else values)
     for name in frame.columns:
         t = schema.field(name).type
         if _is_text(t):
@@ -576,26 +595,22 @@ def _to_frame(result: Any, schema: Any, keep_text: set[str], *, table: str,
             if pd.api.types.is_datetime64_any_dtype(frame[name]) or name in ("period", "month"):
                 continue
             frame[name] = _as_text(frame[name])
+    if held:
+        frame.attrs[CODES_ATTR] = sorted(held)
     pa.default_memory_pool().release_unused()
     return frame
 
 
-def _decode_text(col: Any, name: str, missing: object) -> pd.Series:
-    """Decode a text column to object, one Python string per distinct value (codes taken into it)."""
+def _dictionary(col: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct values of a text column (object, first appearance) and each row's code (int32, -1 missing)."""
     import pyarrow as pa
 
     # one chunk first: unifying the dictionaries of a hundred batches costs more than the copy
     col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     enc = col if pa.types.is_dictionary(col.type) else col.dictionary_encode()
-    enc = pa.chunked_array([enc])
-    if enc.num_chunks == 0:
-        return pd.Series(np.array([], dtype=object), name=name)
-    words = np.append(enc.chunk(0).dictionary.to_numpy(zero_copy_only=False).astype(object),
-                      np.array([missing], dtype=object))
-    codes = np.concatenate([c.indices.fill_null(-1).to_numpy().astype(np.int64) for c in enc.chunks]) \
-        if enc.num_chunks else np.array([], dtype=np.int64)
-    codes[codes < 0] = len(words) - 1
-    return pd.Series(words[codes], name=name)
+    words = enc.dictionary.to_numpy(zero_copy_only=False).astype(object)
+    codes = enc.indices.fill_null(-1).to_numpy().astype(np.int32)
+    return words, codes
 
 
 def _categorical(col: Any, name: str, parts: list[Path]) -> pd.Series:
