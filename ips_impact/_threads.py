@@ -21,6 +21,19 @@ A large problem keeps the caller's threads only while the machine has idle cores
 processes, OpenBLAS threads that wait for a busy core make even a 250,000 × 20 QR ten
 times slower than one thread (measured on 2 cores at load 10).
 
+Threads change the last bits: OpenBLAS splits a threaded QR and the long products
+differently from a one-thread run, so a large problem fitted on an idle machine differs
+from the same fit on a busy one by ~1e-15 relative (measured on ``itt_by_period`` at
+250,000 persons: estimates and standard errors equal, the joint covariance not). The
+load average also lags: other jobs starting during a threaded call made it 3.5 times
+slower than one thread (10 s vs 2.8 s at load 8). Cap the threads (``OPENBLAS_NUM_THREADS=1``
+or ``threadpoolctl.threadpool_limits``) for bit-identical results at any size.
+
+Measured by ``benchmarks/bench_threads.py`` (default, one-thread and A/A children
+interleaved call by call, 2 cores at load ~5): default / one thread 0.86 (itt), 0.96
+(stacked CR2), 0.92 (itt_by_period), 0.86 (randomization engine), all inside the A/A
+noise; entering and leaving the cap costs 13–18 µs.
+
 The cap only ever lowers the thread count, so a caller that asked for one thread
 (a parallel worker of :mod:`ips_impact.parallel`) is never overridden by a hot path.
 One BLAS thread also makes results independent of the number of cores: the parallel
@@ -36,6 +49,8 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
+
+import numpy as np
 
 __all__ = [
     "LARGE_PROBLEM", "single_blas_thread", "hot_path", "blas_threads",
@@ -144,4 +159,7 @@ def fitted_size(self: Any, *args: Any, **kwargs: Any) -> float:
 
 def study_size(study: Any, *args: Any, **kwargs: Any) -> float:
     """Size of an estimator or randomization call on a study: persons × 20 regressors."""
-    return 20.0 * float(len(study.persons))
+    # Study.n_persons, not len(Study.persons): the latter copies the persons table
+    # (25 ms at 250,000 persons) on every call
+    n = getattr(study, "n_persons", None)
+    return 20.0 * float(n if isinstance(n, (int, np.integer)) else len(study.persons))
