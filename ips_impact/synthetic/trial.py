@@ -329,6 +329,30 @@ def _assemble(parts: list[dict[str, np.ndarray]]) -> pd.DataFrame:
     return frame
 
 
+def _assignment_frame(
+    pop: Any, arm: np.ndarray, pre_emp: np.ndarray, pre_earn: np.ndarray
+) -> pd.DataFrame:
+    """Return the assignment table: one row per participant, in the population's order."""
+    return pd.DataFrame({
+        "person_id": pop.person_id,
+        "arm": arm.astype(np.int64),
+        "randomization_date": pop.randomization_date.astype("datetime64[ns]"),
+        "stratum": pop.stratum,
+        "region": np.asarray(REGIONS, dtype=object)[pop.region],
+        "site": pop.site,
+        "household_id": pop.household_id,
+        "age": np.round(pop.age, 1),
+        "female": pop.female.astype(np.int64),
+        "education": np.asarray(EDUCATION, dtype=object)[pop.education],
+        "diagnosis": np.asarray(DIAGNOSIS, dtype=object)[pop.diagnosis],
+        "di_phase": np.where(pop.primary, "primary", "invalidity").astype(object),
+        "di_months": pop.di_months.astype(np.int64),
+        "household_type": np.asarray(HOUSEHOLD, dtype=object)[pop.household_type],
+        "pre_employment_share": np.round(pre_emp, 4),
+        "pre_earnings": np.round(pre_earn, 2),
+    })
+
+
 def _reveal(
     w: World, arm: np.ndarray, tables: tuple[str, ...], details: bool,
     pots: _truth.Potentials | None = None,
@@ -372,24 +396,7 @@ def _reveal(
             if ben is not None:
                 bens.append(ben)
     out: dict[str, Any] = {}
-    out["assignment"] = pd.DataFrame({
-        "person_id": pop.person_id,
-        "arm": arm.astype(np.int64),
-        "randomization_date": pop.randomization_date.astype("datetime64[ns]"),
-        "stratum": pop.stratum,
-        "region": np.asarray(REGIONS, dtype=object)[pop.region],
-        "site": pop.site,
-        "household_id": pop.household_id,
-        "age": np.round(pop.age, 1),
-        "female": pop.female.astype(np.int64),
-        "education": np.asarray(EDUCATION, dtype=object)[pop.education],
-        "diagnosis": np.asarray(DIAGNOSIS, dtype=object)[pop.diagnosis],
-        "di_phase": np.where(pop.primary, "primary", "invalidity").astype(object),
-        "di_months": pop.di_months.astype(np.int64),
-        "household_type": np.asarray(HOUSEHOLD, dtype=object)[pop.household_type],
-        "pre_employment_share": np.round(pre_emp, 4),
-        "pre_earnings": np.round(pre_earn, 2),
-    })
+    out["assignment"] = _assignment_frame(pop, arm, pre_emp, pre_earn)
     mg = w.member_group
     if mg is not None and "households" in tables:
         marm = arm[mg.index]
@@ -524,6 +531,58 @@ def generate(
         params=p, seed=int(seed), tables=tabs, job_details=details, _world=w,
         _pots=pots if small else None, **frames,
     )
+
+
+@dataclass(frozen=True)
+class _Draw:
+    """The columns of one synthetic trial that a simulation reads (see :func:`_draw`)."""
+
+    assignment: pd.DataFrame
+    panel: pd.DataFrame
+    truth: pd.DataFrame
+
+
+def _draw(
+    *, n_persons: int, seed: int, params: SyntheticParams, outcomes: Sequence[str],
+    assignment_columns: Sequence[str],
+) -> _Draw:
+    """Build columns of ``generate(..., tables=("assignment", "panel"), job_details=False)``.
+
+    The simulations of :func:`ips_impact.power.power` read a few columns of a trial:
+    ``assignment[assignment_columns]``, ``panel[["person_id", "period", *outcomes]]``
+    and the participants' rows of ``truth`` for ``outcomes``. This draws the same
+    sample (the same :func:`build_world`, hence the same random streams) and builds
+    only those columns: they are equal, bit for bit, to the ones :func:`generate`
+    returns (tests/test_synthetic_speed.py). The quarterly outcomes are deterministic
+    functions of the simulated monthly paths, each computed on its own, so restricting
+    the outcomes computed does not change any of them.
+    """
+    p = params
+    w = build_world(int(n_persons), int(seed), p, members=False)
+    g = w.participants
+    pre = [c for c in ("pre_employment_share", "pre_earnings") if c in assignment_columns]
+    wanted = tuple(dict.fromkeys([*outcomes, *(("employed", "earnings") if pre else ())]))
+    pots = _truth.potentials(w, g, wanted)
+    truth = _truth.ate_table(w, outcomes=tuple(dict.fromkeys(outcomes)), members=False, pots=pots)
+    pick = w.arm.astype(bool)[None, :]
+    qo = {o: np.where(pick, pots[1][o], pots[0][o]) for o in wanted}
+    pre_emp = np.zeros(w.pop.n)
+    pre_earn = np.zeros(w.pop.n)
+    hist = np.arange(w.origin - p.history_quarters, w.origin)
+    if pre and hist.size:
+        pre_emp = qo["employed"][hist].mean(axis=0)
+        pre_earn = qo["earnings"][hist].mean(axis=0)
+    a = _assignment_frame(w.pop, w.arm, pre_emp, pre_earn)
+    cols = np.arange(w.origin - p.pre_quarters, w.origin + p.post_quarters + 1)
+    qidx, labels = quarter_labels(g.start_month, w.n_quarters)
+    data: dict[str, np.ndarray] = {
+        "person_id": np.repeat(g.person_id, cols.size),
+        "period": labels[(qidx[:, None] + cols[None, :]).ravel()],
+    }
+    for o in dict.fromkeys(outcomes):
+        data[o] = np.ascontiguousarray(qo[o][cols].T).ravel()
+    keep = [c for c in dict.fromkeys(assignment_columns) if c in a.columns]
+    return _Draw(assignment=a[keep], panel=_assemble([data]), truth=truth)
 
 
 @dataclass(frozen=True)
