@@ -269,3 +269,16 @@ def test_the_generator_study_hands_anything_unusual_to_from_frames():
     from ips_impact.study import Study
 
     _same_study(_study_from_generator_frames(shuffled, tr.panel), Study.from_frames(shuffled, tr.panel))
+
+
+def test_a_family_is_bit_identical_on_worker_processes_of_a_local_cluster():
+    # worker processes (as a real cluster has), default chunking: chosen from the
+    # cluster's threads; the family's members and "any"/"all" rows all agree
+    distributed = pytest.importorskip("distributed")
+    kw = dict(family=[("work_on_di", 6), ("employed", 4)], sample_sizes=[150], n_replicates=6,
+              seed=3, params=ONE_COHORT)
+    ref = power("family", backend="serial", **kw)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        same(power("family", backend=client, **kw), ref)
+        same(power("family", backend=cluster.scheduler_address, chunk_size=5, **kw), ref)
