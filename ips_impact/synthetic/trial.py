@@ -250,9 +250,10 @@ def _panel_frame(
     K = cols.size
     qidx, labels = quarter_labels(g.start_month, w.n_quarters)
     period = labels[(qidx[:, None] + cols[None, :]).ravel()]
+    rows = slice(int(cols[0]), int(cols[-1]) + 1)  # the same rows as a[cols], without a copy
 
     def flat(a: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(a[cols].T).ravel()
+        return np.ascontiguousarray(a[rows].T).ravel()
 
     data: dict[str, Any] = {
         "person_id": np.repeat(g.person_id, K),
@@ -312,21 +313,19 @@ def _slim(q: dict[str, Any]) -> dict[str, np.ndarray]:
 def _assemble(parts: list[dict[str, np.ndarray]]) -> pd.DataFrame:
     """One frame from column dicts, column by column.
 
-    Columns are joined and handed to pandas one at a time (each part is freed as soon
-    as it is used), so building a 25-million-row panel never holds two copies of it.
+    Columns are joined one at a time (each part is freed as soon as it is used) and
+    handed to pandas without a copy, so building a 25-million-row panel never holds two
+    copies of it.
     """
     names = list(parts[0])
-    n = sum(len(part[names[0]]) for part in parts)
-    frame = pd.DataFrame(index=pd.RangeIndex(n))
+    columns = {}
     for name in names:
         cols = [part.pop(name) for part in parts]
-        col = cols[0] if len(cols) == 1 else np.concatenate(cols)
+        columns[name] = cols[0] if len(cols) == 1 else np.concatenate(cols)
         del cols
-        # an explicit dtype stops pandas from inferring the type of an object
-        # column, which costs ≈ 40 bytes a row of temporaries
-        frame[name] = pd.Series(col, dtype=col.dtype, copy=False)
-        del col
-    return frame
+    # one frame of the arrays as they are: no consolidation into blocks (a copy), and an
+    # object column keeps its dtype without pandas inferring the type of each value
+    return pd.DataFrame(columns, copy=False)
 
 
 def _assignment_frame(
@@ -579,8 +578,9 @@ def _draw(
         "person_id": np.repeat(g.person_id, cols.size),
         "period": labels[(qidx[:, None] + cols[None, :]).ravel()],
     }
+    rows = slice(int(cols[0]), int(cols[-1]) + 1)
     for o in dict.fromkeys(outcomes):
-        data[o] = np.ascontiguousarray(qo[o][cols].T).ravel()
+        data[o] = np.ascontiguousarray(qo[o][rows].T).ravel()
     keep = [c for c in dict.fromkeys(assignment_columns) if c in a.columns]
     return _Draw(assignment=a[keep], panel=_assemble([data]), truth=truth)
 
