@@ -30,6 +30,10 @@ over effect sizes crosses the target power (linear interpolation between grid ce
 Replicate r of cell g draws its sample from ``SeedSequence(seed)`` keyed on (g, r)
 (:func:`ips_impact.parallel.task_seed`), so results do not depend on the backend, the
 number of workers or the chunking; chunks are checkpointed (:mod:`ips_impact.parallel`).
+
+The package exports the function as ``ips_impact.power``, the same name as this module:
+take the module's other names with ``from ips_impact.power import mde, PowerResult``
+(``import ips_impact.power as m`` binds the function, which Python finds first).
 """
 
 from __future__ import annotations
@@ -282,8 +286,9 @@ def _truth_of(trial: Any, cell: _Cell, name: str, h: int) -> float:
     pop = "participants"
     if cell.estimand == "spillover":
         pop = "partners" if cell.spill_members == "partner" else "members"
-    sel = (t["population"] == pop) & (t["outcome"] == name) & (t["k"] == h) & (t["group"] == "all")
-    return float(t.loc[sel, "ate"].iloc[0])
+    sel = ((t["population"].to_numpy() == pop) & (t["outcome"].to_numpy() == name)
+           & (t["k"].to_numpy() == h) & (t["group"].to_numpy() == "all"))
+    return float(t["ate"].to_numpy()[sel][0])
 
 
 def _fit(study: Any, cell: _Cell, name: str, h: int) -> tuple[float, float, float]:

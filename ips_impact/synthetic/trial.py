@@ -288,8 +288,12 @@ def _benefit_frame(g: Group, mo: dict[str, np.ndarray], w: World) -> dict[str, n
     month = labels[(midx[:, None] + cols[None, :]).ravel()]
     K = cols.size
 
+    every = keep.size == g.m  # participants: everyone has insurer records
+
     def flat(a: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(a[cols][:, keep].T).ravel()
+        # the same values as a[cols][:, keep].T, with fewer copies (the months are a slice)
+        part = a[first:last] if every else a[first:last][:, keep]
+        return np.ascontiguousarray(part.T).ravel()
 
     phase = np.where(mo["on_di"], np.where(mo["invalidity"], 2, 1), 0).astype(np.int8)
     return {
