@@ -166,3 +166,23 @@ def test_the_hot_entry_points_choose_their_threads():
     for fn in (OLSDesign.__init__, OLSDesign.fit, itt, itt_by_period, linear_statistics,
                randomization_inference, randomization_ci, randomization_pretest):
         assert getattr(fn, "__wrapped__", None) is not None, fn.__qualname__
+
+
+def test_dask_chunks_follow_the_clusters_threads(reference, monkeypatch):
+    # about four chunks per thread of the cluster (all workers), not per local core
+    distributed = pytest.importorskip("distributed")
+    import ips_impact.parallel as parallel
+
+    sizes: list[int] = []
+    real = parallel._chunks
+
+    def spy(indices, size):
+        sizes.append(size)
+        return real(indices, size)
+
+    monkeypatch.setattr(parallel, "_chunks", spy)
+    with distributed.LocalCluster(n_workers=3, threads_per_worker=2, processes=False,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        got = run_tasks(simulate, tasks(), backend=client, n_workers=1)
+    assert blob(got) == blob(reference)
+    assert sizes[-1] == 2  # 42 tasks / (4 × 6 threads), rounded up
