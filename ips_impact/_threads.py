@@ -16,18 +16,17 @@ keep the user's setting when it is large enough for threads to pay.
   the number of matrix elements the call works on; below :data:`LARGE_PROBLEM` the
   call runs under :func:`single_blas_thread`, above it under the caller's setting.
 
-A large problem keeps the caller's threads only while the machine has idle cores (the
-1-minute load average below the number of cores): on a machine shared with other
-processes, OpenBLAS threads that wait for a busy core make even a 250,000 × 20 QR ten
-times slower than one thread (measured on 2 cores at load 10).
-
-Threads change the last bits: OpenBLAS splits a threaded QR and the long products
-differently from a one-thread run, so a large problem fitted on an idle machine differs
-from the same fit on a busy one by ~1e-15 relative (measured on ``itt_by_period`` at
-250,000 persons: estimates and standard errors equal, the joint covariance not). The
-load average also lags: other jobs starting during a threaded call made it 3.5 times
-slower than one thread (10 s vs 2.8 s at load 8). Cap the threads (``OPENBLAS_NUM_THREADS=1``
-or ``threadpoolctl.threadpool_limits``) for bit-identical results at any size.
+The rule depends on the size of the problem only, never on the machine's load: the
+same call on the same machine runs with the same threads, so it gives the same bits
+whenever it runs. (An earlier rule also capped large problems while the load average
+was high; threads change the last bits — OpenBLAS splits a threaded QR and the long
+products differently from a one-thread run, ~1e-15 relative on the joint covariance of
+``itt_by_period`` at 250,000 persons — so that rule made results depend on what else
+the machine was doing.) Large problems may still differ in the last bits between
+machines with different numbers of cores; cap the threads (``OPENBLAS_NUM_THREADS=1`` or
+``threadpoolctl.threadpool_limits``) for bit-identical results at any size and on any
+machine. On a machine shared with other jobs, threads that wait for a busy core can make
+a large fit slower than one thread would (10 s vs 2.8 s at load 8): cap them there too.
 
 Measured by ``benchmarks/bench_threads.py`` (default, one-thread and A/A children
 interleaved call by call, 2 cores at load ~5): default / one thread 0.86 (itt), 0.96
@@ -44,7 +43,6 @@ whatever the backend.
 from __future__ import annotations
 
 import functools
-import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -108,15 +106,6 @@ def single_blas_thread() -> Iterator[None]:
                 _saved.clear()
 
 
-def _idle_cores() -> bool:
-    """Whether the machine has a core to spare for a second BLAS thread."""
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):  # pragma: no cover - not POSIX
-        return True
-    return load < (os.cpu_count() or 1) - 0.5
-
-
 def hot_path(size: Callable[..., float]) -> Callable[[F], F]:
     """Decorate a hot entry point so that it picks its BLAS threading by problem size.
 
@@ -135,7 +124,7 @@ def hot_path(size: Callable[..., float]) -> Callable[[F], F]:
                 work = float(size(*args, **kwargs))
             except Exception:  # a bad argument is the function's to report, not ours
                 work = 0.0
-            if work >= LARGE_PROBLEM and _idle_cores():
+            if work >= LARGE_PROBLEM:  # size only: the same call gets the same threads
                 return fn(*args, **kwargs)
             with single_blas_thread():
                 return fn(*args, **kwargs)

@@ -136,7 +136,10 @@ def test_single_blas_thread_is_reentrant_and_restores():
     assert _threads.blas_threads() == before
 
 
-def test_hot_path_caps_small_problems_and_busy_machines(monkeypatch):
+def test_hot_path_caps_small_problems_by_size_only(monkeypatch):
+    """The threads depend on the problem's size, never on the machine's load (same bits every run)."""
+    import os
+
     seen = []
 
     @_threads.hot_path(lambda n: n)
@@ -144,12 +147,13 @@ def test_hot_path_caps_small_problems_and_busy_machines(monkeypatch):
         seen.append(_threads.blas_threads())
 
     before = _threads.blas_threads()
-    monkeypatch.setattr(_threads, "_idle_cores", lambda: True)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
     work(10)
     work(_threads.LARGE_PROBLEM)
-    monkeypatch.setattr(_threads, "_idle_cores", lambda: False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (64.0, 64.0, 64.0))
+    work(10)
     work(_threads.LARGE_PROBLEM)
-    assert seen == [1, before, 1]
+    assert seen == [1, before, 1, before]
 
 
 def test_the_hot_entry_points_choose_their_threads():
