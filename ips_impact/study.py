@@ -341,12 +341,16 @@ class Study:
 
         rand_period_ord = period_ordinals(persons["randomization_period"])
         # one sort and one gather of the randomized persons' rows (by person, then k)
-        rows = np.flatnonzero(is_person)
-        main_pidx = pidx[rows]
-        main_k = ords[rows] - rand_period_ord[main_pidx]
+        # (None: every row, already in that order, as extracts sorted by person and period come)
+        rows = None if bool(is_person.all()) else np.flatnonzero(is_person)
+        main_pidx = pidx if rows is None else pidx[rows]
+        main_k = (ords if rows is None else ords[rows]) - rand_period_ord[main_pidx]
         order_rows = _person_k_order(main_pidx, main_k)
-        take = rows[order_rows]
-        main_k, main_pidx = main_k[order_rows], main_pidx[order_rows]
+        if order_rows is None:
+            take = rows
+        else:
+            take = order_rows if rows is None else rows[order_rows]
+            main_k, main_pidx = main_k[order_rows], main_pidx[order_rows]
         del rows, order_rows, pidx, periods, ords  # 8 bytes a row each: not kept through the gather
         # what is needed of the other rows is taken first, so that each column of the file's
         # frame is freed as soon as it is gathered (peak: the file's frame plus one column)
@@ -358,22 +362,23 @@ class Study:
         if _outside is not None and len(_outside.keys):
             panel_unmatched = np.concatenate([np.asarray(panel_unmatched, dtype=object), _outside.keys])
         # rows already in study order in frames nobody else holds (load_study's): no copy
-        in_place = _owned and take.size == len(panel) and bool(np.array_equal(take, np.arange(take.size)))
+        in_place = _owned and take is None
         source = {c: panel[c] for c in panel.columns}
         del panel
         gathered = {}
         for c in list(source):
             col = source.pop(c)
             if c == "person_id":  # decoded once, for the rows kept: shared strings, no text per row
-                values = key_text[pcodes[take]]
+                values = key_text[pcodes if take is None else pcodes[take]]
                 del pcodes
             elif in_place:
                 values = col.array if isinstance(col.dtype, pd.api.extensions.ExtensionDtype) else col.to_numpy()
                 if c in decode:
                     values = V.decode_text(pd.Series(values)).to_numpy()
             else:
-                values = col.array.take(take) if isinstance(col.dtype, pd.api.extensions.ExtensionDtype) \
-                    else col.to_numpy().take(take)
+                every = np.arange(len(col)) if take is None else take  # a copy: the caller keeps its frame
+                values = col.array.take(every) if isinstance(col.dtype, pd.api.extensions.ExtensionDtype) \
+                    else col.to_numpy().take(every)
                 if c in decode:
                     values = V.decode_text(pd.Series(values)).to_numpy()
             del col
@@ -437,7 +442,7 @@ class Study:
         strata_codes, strata_labels = pd.factorize(persons["stratum"], sort=True)
         hh = None
         if "household_id" in persons.columns:
-            hcodes, _ = pd.factorize(persons["household_id"], sort=True)
+            hcodes = _sorted_codes(persons["household_id"])
             hh = hcodes
         design = Design(arm=persons["arm"].to_numpy(), stratum=strata_codes,
                         stratum_labels=tuple(str(s) for s in strata_labels), household=hh)
@@ -805,25 +810,40 @@ def _key_codes(keys: pd.Series) -> tuple[np.ndarray, pd.Index]:
     return codes, pd.Index(uniques, dtype=object)
 
 
+def _sorted_codes(values: pd.Series) -> np.ndarray:
+    """``pd.factorize(values, sort=True)[0]``, with text keys sorted as one fixed-width array."""
+    codes, uniques = pd.factorize(values)
+    if len(uniques) and pd.api.types.infer_dtype(uniques, skipna=False) == "string":
+        text = np.asarray(uniques, dtype=object).astype(str)
+        # numpy's unicode order is Python's (code points) except for trailing NULs it drops
+        if not any(t.endswith("\x00") for t in uniques):
+            rank = np.empty(len(text), dtype=np.intp)
+            rank[np.argsort(text, kind="stable")] = np.arange(len(text))
+            return np.where(codes >= 0, rank[np.maximum(codes, 0)], -1)
+    return pd.factorize(values, sort=True)[0]
+
+
 def _n_distinct(codes: np.ndarray, mask: np.ndarray) -> int:
     """Count the distinct codes among the rows of ``mask``."""
     return int(np.unique(codes[mask]).size)
 
 
-def _person_k_order(pidx: np.ndarray, k: np.ndarray) -> np.ndarray:
+def _person_k_order(pidx: np.ndarray, k: np.ndarray) -> np.ndarray | None:
     """Row order by person, then event time: ``np.lexsort((k, pidx))`` in one stable sort.
 
-    The two are combined in one int64 key, which a stable sort orders in linear time when
-    the rows already come by person and period, as extracts usually do. Person × period
-    is unique, so the order is the same as the lexsort's.
+    The two are combined in one int64 key; ``None`` when the rows already come in that
+    order, as extracts sorted by person and period do (then nothing is sorted or moved).
+    Person × period is unique, so the order is the same as the lexsort's.
     """
     if k.size == 0:
-        return np.arange(0, dtype=np.intp)
+        return None
     kmin = int(k.min())
     span = int(k.max()) - kmin + 1
     if float(pidx.max() + 1) * span >= 2.0**62:
         return np.lexsort((k, pidx))
     key = pidx.astype(np.int64) * span + (k - kmin)
+    if bool((key[1:] > key[:-1]).all()):
+        return None
     return np.argsort(key, kind="stable")
 
 
