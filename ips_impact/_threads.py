@@ -16,17 +16,20 @@ keep the user's setting when it is large enough for threads to pay.
   the number of matrix elements the call works on; below :data:`LARGE_PROBLEM` the
   call runs under :func:`single_blas_thread`, above it under the caller's setting.
 
-The rule depends on the size of the problem only, never on the machine's load: the
-same call on the same machine runs with the same threads, so it gives the same bits
-whenever it runs. (An earlier rule also capped large problems while the load average
-was high; threads change the last bits — OpenBLAS splits a threaded QR and the long
-products differently from a one-thread run, ~1e-15 relative on the joint covariance of
-``itt_by_period`` at 250,000 persons — so that rule made results depend on what else
-the machine was doing.) Large problems may still differ in the last bits between
-machines with different numbers of cores; cap the threads (``OPENBLAS_NUM_THREADS=1`` or
-``threadpoolctl.threadpool_limits``) for bit-identical results at any size and on any
-machine. On a machine shared with other jobs, threads that wait for a busy core can make
-a large fit slower than one thread would (10 s vs 2.8 s at load 8): cap them there too.
+By default every hot path runs on **one BLAS thread, whatever its size**; calls of at
+least :data:`LARGE_PROBLEM` elements keep the caller's threads only after
+:func:`allow_threads_on_large_problems` (an explicit choice, never the machine's load).
+Why not threads by default on large problems: measured on 2 cores, ``itt_by_period`` at
+250,000 persons took 1.06 s on one thread and 8.9–16.6 s with two while another job
+used the cores (load 3): OpenBLAS threads that wait for a busy core cost far more than
+they save, and researchers' machines are shared. And threads change the last bits
+(OpenBLAS splits a threaded QR and the long products differently, ~1e-15 relative on
+the joint covariance of ``itt_by_period`` at 250,000 persons), so results would depend
+on the number of cores; an earlier rule that switched threads on while the load average
+was low made them depend on what else the machine was doing. One thread gives the same
+bits on every run and every machine with the same BLAS. The cores are used by
+processes instead: the parallel runner of :mod:`ips_impact.parallel` (power studies,
+the validation report).
 
 Measured by ``benchmarks/bench_threads.py`` (default, one-thread and A/A children
 interleaved call by call, 2 cores at load ~5): default / one thread 0.86 (itt), 0.96
@@ -51,12 +54,13 @@ from typing import Any, TypeVar
 import numpy as np
 
 __all__ = [
-    "LARGE_PROBLEM", "single_blas_thread", "hot_path", "blas_threads",
+    "LARGE_PROBLEM", "single_blas_thread", "hot_path", "blas_threads", "allow_threads_on_large_problems",
     "design_size", "fitted_size", "study_size",
 ]
 
-#: Matrix elements (rows × columns of the design) from which BLAS threads pay on the
-#: reference machine: 250,000 persons × 20 regressors. Smaller calls run single-threaded.
+#: Matrix elements (rows × columns of the design) from which BLAS threads may pay on an
+#: idle machine: 250,000 persons × 20 regressors. Smaller calls always run single-threaded;
+#: larger ones too unless :func:`allow_threads_on_large_problems` was called.
 LARGE_PROBLEM = 5_000_000
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -106,6 +110,20 @@ def single_blas_thread() -> Iterator[None]:
                 _saved.clear()
 
 
+_large_threads = False
+
+
+def allow_threads_on_large_problems(enabled: bool = True) -> None:
+    """Let hot paths of at least :data:`LARGE_PROBLEM` elements keep the caller's BLAS threads.
+
+    Off by default (one BLAS thread everywhere: the same bits on every run and machine,
+    and no threads waiting for busy cores). Turn it on for a large extract on a machine
+    of your own; results may then differ in the last bits from one-thread runs.
+    """
+    global _large_threads
+    _large_threads = bool(enabled)
+
+
 def hot_path(size: Callable[..., float]) -> Callable[[F], F]:
     """Decorate a hot entry point so that it picks its BLAS threading by problem size.
 
@@ -124,7 +142,7 @@ def hot_path(size: Callable[..., float]) -> Callable[[F], F]:
                 work = float(size(*args, **kwargs))
             except Exception:  # a bad argument is the function's to report, not ours
                 work = 0.0
-            if work >= LARGE_PROBLEM:  # size only: the same call gets the same threads
+            if work >= LARGE_PROBLEM and _large_threads:  # an explicit choice, never the load
                 return fn(*args, **kwargs)
             with single_blas_thread():
                 return fn(*args, **kwargs)

@@ -136,24 +136,38 @@ def test_single_blas_thread_is_reentrant_and_restores():
     assert _threads.blas_threads() == before
 
 
-def test_hot_path_caps_small_problems_by_size_only(monkeypatch):
-    """The threads depend on the problem's size, never on the machine's load (same bits every run)."""
+def test_hot_path_caps_every_size_unless_asked_and_never_looks_at_the_load(monkeypatch):
+    """One BLAS thread by default at any size; large problems keep threads only when allowed."""
+    import contextlib
     import os
 
+    capped = []
+    real_cap = _threads.single_blas_thread
+
+    @contextlib.contextmanager
+    def recording_cap():
+        capped.append(True)
+        with real_cap():
+            yield
+
+    monkeypatch.setattr(_threads, "single_blas_thread", recording_cap)
     seen = []
 
     @_threads.hot_path(lambda n: n)
     def work(n):
-        seen.append(_threads.blas_threads())
+        seen.append(bool(capped) and capped.pop())
 
-    before = _threads.blas_threads()
-    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
-    work(10)
-    work(_threads.LARGE_PROBLEM)
-    monkeypatch.setattr(os, "getloadavg", lambda: (64.0, 64.0, 64.0))
-    work(10)
-    work(_threads.LARGE_PROBLEM)
-    assert seen == [1, before, 1, before]
+    for load in (0.0, 64.0):  # the machine's load changes nothing
+        monkeypatch.setattr(os, "getloadavg", lambda load=load: (load, load, load))
+        work(10)
+        work(_threads.LARGE_PROBLEM)
+        _threads.allow_threads_on_large_problems(True)
+        try:
+            work(10)
+            work(_threads.LARGE_PROBLEM)
+        finally:
+            _threads.allow_threads_on_large_problems(False)
+    assert seen == [True, True, True, False] * 2
 
 
 def test_the_hot_entry_points_choose_their_threads():
