@@ -313,7 +313,7 @@ def _read_panel(con: Any, parts: list[Path], cmap: ColumnMap, keep: set[str],
                          keep_codes=keep_text), None
     key = f"CAST(p.{_q(src)} AS VARCHAR)"
     # the distinct keys of the whole panel with their rows: small next to the panel (one per person)
-    counts = _query(con, f"SELECT {key} AS k, count(*) AS n FROM {_source(parts)} AS p "
+    counts = _query(con, f"SELECT {key} AS k, count(*) AS n FROM {_source(parts, row_number=False)} AS p "
                          f"WHERE p.{_q(src)} IS NOT NULL GROUP BY k ORDER BY k", "panel")
     raw = counts.column("k").to_numpy(zero_copy_only=False).astype(object)
     n = counts.column("n").to_numpy().astype(np.int64)
@@ -349,7 +349,7 @@ def _read_panel(con: Any, parts: list[Path], cmap: ColumnMap, keep: set[str],
         coded[src] = kept_raw
     if per is not None:
         if _is_text(schema.field(per).type):
-            periods = _query(con, f"SELECT DISTINCT p.{_q(per)} AS v FROM {_source(parts)} AS p "
+            periods = _query(con, f"SELECT DISTINCT p.{_q(per)} AS v FROM {_source(parts, row_number=False)} AS p "
                                   f"WHERE p.{_q(per)} IS NOT NULL ORDER BY v", "panel")
             values = periods.column("v").to_numpy(zero_copy_only=False).astype(object)
             con.register("_ii_periods", pa.table({"v": periods.column("v"),
@@ -366,7 +366,7 @@ def _read_panel(con: Any, parts: list[Path], cmap: ColumnMap, keep: set[str],
             select.append(f"q.code AS {_q(c)}")
         else:
             select.append(f"p.{_q(c)}")
-    sql = (f"SELECT {', '.join(select)} FROM {_source(parts)} AS p {' '.join(joins)} "
+    sql = (f"SELECT {', '.join(select)} FROM {_source(parts, row_number=False)} AS p {' '.join(joins)} "
            f"WHERE p.{_q(src)} IS NULL OR k.code IS NOT NULL ORDER BY {', '.join(sort)}")
     held = [_query(con, sql, "panel")]
     # the panel is read last: closing the connection hands DuckDB's memory back before
@@ -452,9 +452,10 @@ def _q(name: str) -> str:
     return '"' + str(name).replace('"', '""') + '"'
 
 
-def _source(parts: list[Path], *, filename: bool = False) -> str:
+def _source(parts: list[Path], *, filename: bool = False, row_number: bool = True) -> str:
     files = ", ".join("'" + str(p).replace("'", "''") + "'" for p in parts)
-    return f"read_parquet([{files}], file_row_number = true{', filename = true' if filename else ''})"
+    return (f"read_parquet([{files}]{', file_row_number = true' if row_number else ''}"
+            f"{', filename = true' if filename else ''})")
 
 
 def _query(con: Any, sql: str, table: str) -> Any:
