@@ -6,7 +6,8 @@ Run: ``python benchmarks/bench_power.py [--trials 1000]``
    months, 1,200 persons, ANCOVA with strata, HC2) on the local process backend with 2
    workers — target ≤ 30 s; the process pool's start-up is included;
 2. the same on a 2-worker ``dask.distributed.LocalCluster`` (worker processes, one
-   thread each) — target: within 1.5x of the process backend. The cluster's start-up
+   thread each, dask's worker profiler off as docs/power.md advises; ``--no-profile-off``
+   keeps dask's default) — target: within 1.5x of the process backend. The cluster's start-up
    (scheduler, nannies, workers, and importing ``ips_impact`` on the workers, which a
    long-lived cluster pays once) is timed and printed on its own line; the ratio is
    that of the run on the started cluster to the whole process-backend call. The
@@ -69,6 +70,7 @@ class CpuMeter:
     def __exit__(self, *exc: object) -> None:
         self.wall = time.perf_counter() - self.t0
         end = self._poll()
+        self.end = end
         self.cpu = sum(v - self.start.get(pid, 0.0) for pid, v in end.items())
 
 
@@ -85,8 +87,11 @@ def timed(label: str, fn: Callable[[], Any], *, at_most: float | None = None) ->
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--trials", type=int, default=1000)
+    ap.add_argument("--no-profile-off", action="store_true",
+                    help="keep dask's worker profiler on (dask's default)")
     args = ap.parse_args()
 
+    import dask
     import distributed
 
     import ips_impact as ii
@@ -99,12 +104,17 @@ def main() -> None:
     print(f"    CPU per trial {1000 * m_proc.cpu / n:.1f} ms (pool start-up included)")
 
     def start() -> tuple[Any, Any]:
-        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                           dashboard_address=None)
+        # one thread per worker, and dask's 10 ms statistical profiler off, as
+        # docs/power.md advises for power studies (it samples every worker thread)
+        with dask.config.set({"distributed.worker.profile.enabled": not args.no_profile_off}):
+            cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                               dashboard_address=None)
         client = distributed.Client(cluster)
         client.run(__import__, "ips_impact")  # what a long-lived cluster has done once
         return cluster, client
 
+    print(f"LocalCluster: 2 worker processes, 1 thread each, worker profiler "
+          f"{'on (dask default)' if args.no_profile_off else 'off'}")
     (cluster, client), m_start = timed("2-worker LocalCluster start-up (reported apart)", start)
     try:
         dask, m_dask = timed(f"{n} simulated trials on the started LocalCluster",

@@ -60,6 +60,8 @@ __all__ = ["run_tasks", "task_seed", "task_rng", "BACKENDS", "default_workers"]
 BACKENDS: tuple[str, ...] = ("auto", "serial", "processes", "dask")
 
 _MANIFEST = "manifest.json"
+#: Default chunks per worker (a dask cluster: per thread).
+_CHUNKS_PER_WORKER = 8
 _FORMAT = 1
 
 
@@ -261,8 +263,10 @@ def run_tasks(
         cluster has its own workers.
     chunk_size
         Tasks sent to a worker at once (and written to the checkpoint at once); default:
-        about four chunks per worker (per thread of a dask cluster, all its workers
-        counted), at most 250 tasks. Results do not depend on it.
+        about eight chunks per worker (per thread of a dask cluster, all its workers
+        counted), at most 250 tasks: enough that a worker slowed down by other work on
+        its machine leaves little for the others to wait for at the end. Results do not
+        depend on it.
     checkpoint
         Directory where finished chunks are kept; an interrupted call resumes from it.
     progress
@@ -290,7 +294,7 @@ def run_tasks(
     ckpt = _Checkpoint(checkpoint, fn, items) if checkpoint is not None else None
     done = ckpt.load() if ckpt is not None else {}
     todo = [i for i in range(n) if i not in done]
-    size = chunk_size or max(1, min(250, math.ceil(len(todo) / (4 * workers)) if todo else 1))
+    size = chunk_size or max(1, min(250, math.ceil(len(todo) / (_CHUNKS_PER_WORKER * workers)) if todo else 1))
     chunks = _chunks(todo, size)
     kind, target = _resolve_backend(backend, len(chunks), workers)
 
@@ -340,7 +344,7 @@ def _process_context() -> Any:
 def _run_dask(target: Any, fn: Callable[[Any], Any], items: list[Any], todo: list[int],
               chunks: list[list[int]] | None,
               finish: Callable[[list[int], list[Any]], None]) -> None:
-    """Run the chunks on a dask cluster; ``chunks=None``: about four per thread of the cluster.
+    """Run the chunks on a dask cluster; ``chunks=None``: about eight per thread of the cluster.
 
     The chunk size is chosen from the cluster's own threads (all workers), not from the
     cores of this machine, so that a large cluster is used whole; it changes no result.
@@ -353,7 +357,7 @@ def _run_dask(target: Any, fn: Callable[[Any], Any], items: list[Any], todo: lis
     try:
         if chunks is None:
             threads = max(1, sum(client.nthreads().values()))
-            chunks = _chunks(todo, max(1, min(250, math.ceil(len(todo) / (4 * threads)))))
+            chunks = _chunks(todo, max(1, min(250, math.ceil(len(todo) / (_CHUNKS_PER_WORKER * threads)))))
         futures = [
             client.submit(_run_chunk, fn, [items[i] for i in idx], pure=False) for idx in chunks
         ]

@@ -187,7 +187,7 @@ def test_the_hot_entry_points_choose_their_threads():
 
 
 def test_dask_chunks_follow_the_clusters_threads(reference, monkeypatch):
-    # about four chunks per thread of the cluster (all workers), not per local core
+    # about eight chunks per thread of the cluster (all workers), not per local core
     distributed = pytest.importorskip("distributed")
     import ips_impact.parallel as parallel
 
@@ -199,8 +199,8 @@ def test_dask_chunks_follow_the_clusters_threads(reference, monkeypatch):
         return real(indices, size)
 
     monkeypatch.setattr(parallel, "_chunks", spy)
-    with distributed.LocalCluster(n_workers=3, threads_per_worker=2, processes=False,
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
                                   dashboard_address=None) as cluster, distributed.Client(cluster) as client:
         got = run_tasks(simulate, tasks(), backend=client, n_workers=1)
     assert blob(got) == blob(reference)
-    assert sizes[-1] == 2  # 42 tasks / (4 × 6 threads), rounded up
+    assert sizes[-1] == 3  # 42 tasks / (8 chunks × 2 threads), rounded up; 1 local worker would give 6
