@@ -304,13 +304,10 @@ def _fit(study: Any, cell: _Cell, name: str, h: int) -> tuple[float, float, floa
         tidy = time_to_event(study, name, tau=h).tidy()
         row = tidy.loc[tidy["term"] == "rmst_difference"].iloc[0]
         return float(row["estimate"]), float(row["std_error"]), float(row["p_value"])
-    from ips_impact.estimators.itt import itt
-    from ips_impact.results import EffectResult
+    from ips_impact.estimators.itt import _itt_arm
 
-    res = itt(study, name, horizon=h, covariates=cell.covariates, adjustment=cell.adjustment)
-    if not isinstance(res, EffectResult):  # pragma: no cover - every simulated outcome is numeric
-        raise EstimationError(f"outcome {name!r} is categorical; power needs one effect per trial")
-    return float(res.estimate), float(res.std_error), float(res.p_value)
+    # itt's numbers without its result object (the same request, sample and variance rule)
+    return _itt_arm(study, name, horizon=h, covariates=cell.covariates, adjustment=cell.adjustment)
 
 
 _DESIGN_COLUMNS = (
