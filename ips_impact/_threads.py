@@ -16,10 +16,25 @@ keep the user's setting when it is large enough for threads to pay.
   the number of matrix elements the call works on; below :data:`LARGE_PROBLEM` the
   call runs under :func:`single_blas_thread`, above it under the caller's setting.
 
-A large problem keeps the caller's threads only while the machine has idle cores (the
-1-minute load average below the number of cores): on a machine shared with other
-processes, OpenBLAS threads that wait for a busy core make even a 250,000 × 20 QR ten
-times slower than one thread (measured on 2 cores at load 10).
+By default every hot path runs on **one BLAS thread, whatever its size**; calls of at
+least :data:`LARGE_PROBLEM` elements keep the caller's threads only after
+:func:`allow_threads_on_large_problems` (an explicit choice, never the machine's load).
+Why not threads by default on large problems: measured on 2 cores, ``itt_by_period`` at
+250,000 persons took 1.06 s on one thread and 8.9–16.6 s with two while another job
+used the cores (load 3): OpenBLAS threads that wait for a busy core cost far more than
+they save, and researchers' machines are shared. And threads change the last bits
+(OpenBLAS splits a threaded QR and the long products differently, ~1e-15 relative on
+the joint covariance of ``itt_by_period`` at 250,000 persons), so results would depend
+on the number of cores; an earlier rule that switched threads on while the load average
+was low made them depend on what else the machine was doing. One thread gives the same
+bits on every run and every machine with the same BLAS. The cores are used by
+processes instead: the parallel runner of :mod:`ips_impact.parallel` (power studies,
+the validation report).
+
+Measured by ``benchmarks/bench_threads.py`` (default, one-thread and A/A children
+interleaved call by call, 2 cores at load ~5): default / one thread 0.86 (itt), 0.96
+(stacked CR2), 0.92 (itt_by_period), 0.86 (randomization engine), all inside the A/A
+noise; entering and leaving the cap costs 13–18 µs.
 
 The cap only ever lowers the thread count, so a caller that asked for one thread
 (a parallel worker of :mod:`ips_impact.parallel`) is never overridden by a hot path.
@@ -31,19 +46,21 @@ whatever the backend.
 from __future__ import annotations
 
 import functools
-import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+import numpy as np
+
 __all__ = [
-    "LARGE_PROBLEM", "single_blas_thread", "hot_path", "blas_threads",
+    "LARGE_PROBLEM", "single_blas_thread", "hot_path", "blas_threads", "allow_threads_on_large_problems",
     "design_size", "fitted_size", "study_size",
 ]
 
-#: Matrix elements (rows × columns of the design) from which BLAS threads pay on the
-#: reference machine: 250,000 persons × 20 regressors. Smaller calls run single-threaded.
+#: Matrix elements (rows × columns of the design) from which BLAS threads may pay on an
+#: idle machine: 250,000 persons × 20 regressors. Smaller calls always run single-threaded;
+#: larger ones too unless :func:`allow_threads_on_large_problems` was called.
 LARGE_PROBLEM = 5_000_000
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -93,13 +110,18 @@ def single_blas_thread() -> Iterator[None]:
                 _saved.clear()
 
 
-def _idle_cores() -> bool:
-    """Whether the machine has a core to spare for a second BLAS thread."""
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):  # pragma: no cover - not POSIX
-        return True
-    return load < (os.cpu_count() or 1) - 0.5
+_large_threads = False
+
+
+def allow_threads_on_large_problems(enabled: bool = True) -> None:
+    """Let hot paths of at least :data:`LARGE_PROBLEM` elements keep the caller's BLAS threads.
+
+    Off by default (one BLAS thread everywhere: the same bits on every run and machine,
+    and no threads waiting for busy cores). Turn it on for a large extract on a machine
+    of your own; results may then differ in the last bits from one-thread runs.
+    """
+    global _large_threads
+    _large_threads = bool(enabled)
 
 
 def hot_path(size: Callable[..., float]) -> Callable[[F], F]:
@@ -120,7 +142,7 @@ def hot_path(size: Callable[..., float]) -> Callable[[F], F]:
                 work = float(size(*args, **kwargs))
             except Exception:  # a bad argument is the function's to report, not ours
                 work = 0.0
-            if work >= LARGE_PROBLEM and _idle_cores():
+            if work >= LARGE_PROBLEM and _large_threads:  # an explicit choice, never the load
                 return fn(*args, **kwargs)
             with single_blas_thread():
                 return fn(*args, **kwargs)
@@ -144,4 +166,7 @@ def fitted_size(self: Any, *args: Any, **kwargs: Any) -> float:
 
 def study_size(study: Any, *args: Any, **kwargs: Any) -> float:
     """Size of an estimator or randomization call on a study: persons × 20 regressors."""
-    return 20.0 * float(len(study.persons))
+    # Study.n_persons, not len(Study.persons): the latter copies the persons table
+    # (25 ms at 250,000 persons) on every call
+    n = getattr(study, "n_persons", None)
+    return 20.0 * float(n if isinstance(n, (int, np.integer)) else len(study.persons))

@@ -60,6 +60,8 @@ __all__ = ["run_tasks", "task_seed", "task_rng", "BACKENDS", "default_workers"]
 BACKENDS: tuple[str, ...] = ("auto", "serial", "processes", "dask")
 
 _MANIFEST = "manifest.json"
+#: Default chunks per worker (a dask cluster: per thread).
+_CHUNKS_PER_WORKER = 8
 _FORMAT = 1
 
 
@@ -261,7 +263,10 @@ def run_tasks(
         cluster has its own workers.
     chunk_size
         Tasks sent to a worker at once (and written to the checkpoint at once); default:
-        about four chunks per worker, at most 250 tasks. Results do not depend on it.
+        about eight chunks per worker (per thread of a dask cluster, all its workers
+        counted), at most 250 tasks: enough that a worker slowed down by other work on
+        its machine leaves little for the others to wait for at the end. Results do not
+        depend on it.
     checkpoint
         Directory where finished chunks are kept; an interrupted call resumes from it.
     progress
@@ -289,7 +294,7 @@ def run_tasks(
     ckpt = _Checkpoint(checkpoint, fn, items) if checkpoint is not None else None
     done = ckpt.load() if ckpt is not None else {}
     todo = [i for i in range(n) if i not in done]
-    size = chunk_size or max(1, min(250, math.ceil(len(todo) / (4 * workers)) if todo else 1))
+    size = chunk_size or max(1, min(250, math.ceil(len(todo) / (_CHUNKS_PER_WORKER * workers)) if todo else 1))
     chunks = _chunks(todo, size)
     kind, target = _resolve_backend(backend, len(chunks), workers)
 
@@ -320,7 +325,7 @@ def run_tasks(
                 for fut in as_completed(futures):
                     finish(futures[fut], fut.result())
         else:
-            _run_dask(target, fn, items, chunks, finish)
+            _run_dask(target, fn, items, todo, chunks if chunk_size is not None else None, finish)
     finally:
         bar.close()
     return [done[i] for i in range(n)]
@@ -336,14 +341,23 @@ def _process_context() -> Any:
     return multiprocessing.get_context("spawn")  # pragma: no cover - Windows
 
 
-def _run_dask(target: Any, fn: Callable[[Any], Any], items: list[Any], chunks: list[list[int]],
+def _run_dask(target: Any, fn: Callable[[Any], Any], items: list[Any], todo: list[int],
+              chunks: list[list[int]] | None,
               finish: Callable[[list[int], list[Any]], None]) -> None:
+    """Run the chunks on a dask cluster; ``chunks=None``: about eight per thread of the cluster.
+
+    The chunk size is chosen from the cluster's own threads (all workers), not from the
+    cores of this machine, so that a large cluster is used whole; it changes no result.
+    """
     from distributed import Client
     from distributed import as_completed as dask_as_completed
 
     own = isinstance(target, str)
     client = Client(target) if own else target
     try:
+        if chunks is None:
+            threads = max(1, sum(client.nthreads().values()))
+            chunks = _chunks(todo, max(1, min(250, math.ceil(len(todo) / (_CHUNKS_PER_WORKER * threads)))))
         futures = [
             client.submit(_run_chunk, fn, [items[i] for i in idx], pure=False) for idx in chunks
         ]

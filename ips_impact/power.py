@@ -30,6 +30,10 @@ over effect sizes crosses the target power (linear interpolation between grid ce
 Replicate r of cell g draws its sample from ``SeedSequence(seed)`` keyed on (g, r)
 (:func:`ips_impact.parallel.task_seed`), so results do not depend on the backend, the
 number of workers or the chunking; chunks are checkpointed (:mod:`ips_impact.parallel`).
+
+The package exports the function as ``ips_impact.power``, the same name as this module:
+take the module's other names with ``from ips_impact.power import mde, PowerResult``
+(``import ips_impact.power as m`` binds the function, which Python finds first).
 """
 
 from __future__ import annotations
@@ -282,8 +286,9 @@ def _truth_of(trial: Any, cell: _Cell, name: str, h: int) -> float:
     pop = "participants"
     if cell.estimand == "spillover":
         pop = "partners" if cell.spill_members == "partner" else "members"
-    sel = (t["population"] == pop) & (t["outcome"] == name) & (t["k"] == h) & (t["group"] == "all")
-    return float(t.loc[sel, "ate"].iloc[0])
+    sel = ((t["population"].to_numpy() == pop) & (t["outcome"].to_numpy() == name)
+           & (t["k"].to_numpy() == h) & (t["group"].to_numpy() == "all"))
+    return float(t["ate"].to_numpy()[sel][0])
 
 
 def _fit(study: Any, cell: _Cell, name: str, h: int) -> tuple[float, float, float]:
@@ -299,13 +304,10 @@ def _fit(study: Any, cell: _Cell, name: str, h: int) -> tuple[float, float, floa
         tidy = time_to_event(study, name, tau=h).tidy()
         row = tidy.loc[tidy["term"] == "rmst_difference"].iloc[0]
         return float(row["estimate"]), float(row["std_error"]), float(row["p_value"])
-    from ips_impact.estimators.itt import itt
-    from ips_impact.results import EffectResult
+    from ips_impact.estimators.itt import _itt_arm
 
-    res = itt(study, name, horizon=h, covariates=cell.covariates, adjustment=cell.adjustment)
-    if not isinstance(res, EffectResult):  # pragma: no cover - every simulated outcome is numeric
-        raise EstimationError(f"outcome {name!r} is categorical; power needs one effect per trial")
-    return float(res.estimate), float(res.std_error), float(res.p_value)
+    # itt's numbers without its result object (the same request, sample and variance rule)
+    return _itt_arm(study, name, horizon=h, covariates=cell.covariates, adjustment=cell.adjustment)
 
 
 _DESIGN_COLUMNS = (
@@ -325,14 +327,51 @@ def _slim_study(trial: Any, cell: _Cell) -> Any:
     Validation and linkage work column by column, so the outcome(s), the design columns
     and the covariates are kept and the other simulated outcomes and covariates are not
     read: the estimate is the same as on the full tables, at a fraction of the cost.
+    Without a household roster (every estimand but the spillover) the Study is built by
+    :func:`ips_impact.study._study_from_generator_frames`, equal to ``Study.from_frames``
+    on the generator's frames without re-running the delivery checks on them.
     """
-    from ips_impact.study import Study
+    from ips_impact.study import Study, _study_from_generator_frames
 
     outcomes = [name for name, _ in cell.members]
     a = trial.assignment
     keep_a = [c for c in (*_DESIGN_COLUMNS, *cell.covariates) if c in a.columns]
     keep_p = ["person_id", "period", *dict.fromkeys(outcomes)]
+    if trial.households is None:
+        return _study_from_generator_frames(a[keep_a], trial.panel[keep_p])
     return Study.from_frames(a[keep_a], trial.panel[keep_p], households=trial.households)
+
+
+class _Drawn:
+    """The columns of a synthetic trial that an itt or a family reads (see :func:`_draw_trial`)."""
+
+    households = None
+
+    def __init__(self, draw: Any) -> None:
+        self.assignment, self.panel, self.truth = draw.assignment, draw.panel, draw.truth
+
+
+def _draw_trial(cell: _Cell, seed: int) -> Any:
+    """Draw the synthetic trial of one replicate.
+
+    An itt or a family reads the assignment's design columns and covariates, the panel's
+    outcome columns and the participants' truth: only those are built
+    (:func:`ips_impact.synthetic.trial._draw`: the same sample as ``generate``, the same
+    columns bit for bit). The RMST truth and the spillover need the whole trial.
+    """
+    from ips_impact.synthetic import generate
+    from ips_impact.synthetic.trial import _draw
+
+    if cell.estimand in ("itt", "family"):
+        return _Drawn(_draw(n_persons=cell.n_persons, seed=seed, params=cell.params,
+                            outcomes=[name for name, _ in cell.members],
+                            assignment_columns=(*_DESIGN_COLUMNS, *cell.covariates)))
+    tables: tuple[str, ...] = ("assignment", "panel")
+    if cell.estimand == "spillover":
+        tables = ("assignment", "panel", "households")
+    return generate(
+        n_persons=cell.n_persons, seed=seed, params=cell.params, tables=tables, job_details=False
+    )
 
 
 def _replicate(task: tuple[_Cell, int, int, int]) -> tuple[np.ndarray, ...]:
@@ -345,17 +384,11 @@ def _replicate(task: tuple[_Cell, int, int, int]) -> tuple[np.ndarray, ...]:
     """
     from ips_impact.errors import IpsImpactError
     from ips_impact.parallel import task_seed
-    from ips_impact.synthetic import generate
 
     cell, root, g, r = task
     # the generator takes an integer seed: the task's own stream, keyed on (g, r)
     seed = int(task_seed(root, g, r).generate_state(1, np.uint64)[0] >> np.uint64(1))
-    tables: tuple[str, ...] = ("assignment", "panel")
-    if cell.estimand == "spillover":
-        tables = ("assignment", "panel", "households")
-    trial = generate(
-        n_persons=cell.n_persons, seed=seed, params=cell.params, tables=tables, job_details=False
-    )
+    trial = _draw_trial(cell, seed)
     m = len(cell.members)
     est, se, pv = (np.full(m, np.nan) for _ in range(3))
     failed = np.zeros(m)

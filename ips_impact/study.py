@@ -341,12 +341,16 @@ class Study:
 
         rand_period_ord = period_ordinals(persons["randomization_period"])
         # one sort and one gather of the randomized persons' rows (by person, then k)
-        rows = np.flatnonzero(is_person)
-        main_pidx = pidx[rows]
-        main_k = ords[rows] - rand_period_ord[main_pidx]
+        # (None: every row, already in that order, as extracts sorted by person and period come)
+        rows = None if bool(is_person.all()) else np.flatnonzero(is_person)
+        main_pidx = pidx if rows is None else pidx[rows]
+        main_k = (ords if rows is None else ords[rows]) - rand_period_ord[main_pidx]
         order_rows = _person_k_order(main_pidx, main_k)
-        take = rows[order_rows]
-        main_k, main_pidx = main_k[order_rows], main_pidx[order_rows]
+        if order_rows is None:
+            take = rows
+        else:
+            take = order_rows if rows is None else rows[order_rows]
+            main_k, main_pidx = main_k[order_rows], main_pidx[order_rows]
         del rows, order_rows, pidx, periods, ords  # 8 bytes a row each: not kept through the gather
         # what is needed of the other rows is taken first, so that each column of the file's
         # frame is freed as soon as it is gathered (peak: the file's frame plus one column)
@@ -358,22 +362,23 @@ class Study:
         if _outside is not None and len(_outside.keys):
             panel_unmatched = np.concatenate([np.asarray(panel_unmatched, dtype=object), _outside.keys])
         # rows already in study order in frames nobody else holds (load_study's): no copy
-        in_place = _owned and take.size == len(panel) and bool(np.array_equal(take, np.arange(take.size)))
+        in_place = _owned and take is None
         source = {c: panel[c] for c in panel.columns}
         del panel
         gathered = {}
         for c in list(source):
             col = source.pop(c)
             if c == "person_id":  # decoded once, for the rows kept: shared strings, no text per row
-                values = key_text[pcodes[take]]
+                values = key_text[pcodes if take is None else pcodes[take]]
                 del pcodes
             elif in_place:
                 values = col.array if isinstance(col.dtype, pd.api.extensions.ExtensionDtype) else col.to_numpy()
                 if c in decode:
                     values = V.decode_text(pd.Series(values)).to_numpy()
             else:
-                values = col.array.take(take) if isinstance(col.dtype, pd.api.extensions.ExtensionDtype) \
-                    else col.to_numpy().take(take)
+                every = np.arange(len(col)) if take is None else take  # a copy: the caller keeps its frame
+                values = col.array.take(every) if isinstance(col.dtype, pd.api.extensions.ExtensionDtype) \
+                    else col.to_numpy().take(every)
                 if c in decode:
                     values = V.decode_text(pd.Series(values)).to_numpy()
             del col
@@ -437,7 +442,7 @@ class Study:
         strata_codes, strata_labels = pd.factorize(persons["stratum"], sort=True)
         hh = None
         if "household_id" in persons.columns:
-            hcodes, _ = pd.factorize(persons["household_id"], sort=True)
+            hcodes = _sorted_codes(persons["household_id"])
             hh = hcodes
         design = Design(arm=persons["arm"].to_numpy(), stratum=strata_codes,
                         stratum_labels=tuple(str(s) for s in strata_labels), household=hh)
@@ -805,25 +810,40 @@ def _key_codes(keys: pd.Series) -> tuple[np.ndarray, pd.Index]:
     return codes, pd.Index(uniques, dtype=object)
 
 
+def _sorted_codes(values: pd.Series) -> np.ndarray:
+    """``pd.factorize(values, sort=True)[0]``, with text keys sorted as one fixed-width array."""
+    codes, uniques = pd.factorize(values)
+    if len(uniques) and pd.api.types.infer_dtype(uniques, skipna=False) == "string":
+        text = np.asarray(uniques, dtype=object).astype(str)
+        # numpy's unicode order is Python's (code points) except for trailing NULs it drops
+        if not any(t.endswith("\x00") for t in uniques):
+            rank = np.empty(len(text), dtype=np.intp)
+            rank[np.argsort(text, kind="stable")] = np.arange(len(text))
+            return np.where(codes >= 0, rank[np.maximum(codes, 0)], -1)
+    return pd.factorize(values, sort=True)[0]
+
+
 def _n_distinct(codes: np.ndarray, mask: np.ndarray) -> int:
     """Count the distinct codes among the rows of ``mask``."""
     return int(np.unique(codes[mask]).size)
 
 
-def _person_k_order(pidx: np.ndarray, k: np.ndarray) -> np.ndarray:
+def _person_k_order(pidx: np.ndarray, k: np.ndarray) -> np.ndarray | None:
     """Row order by person, then event time: ``np.lexsort((k, pidx))`` in one stable sort.
 
-    The two are combined in one int64 key, which a stable sort orders in linear time when
-    the rows already come by person and period, as extracts usually do. Person × period
-    is unique, so the order is the same as the lexsort's.
+    The two are combined in one int64 key; ``None`` when the rows already come in that
+    order, as extracts sorted by person and period do (then nothing is sorted or moved).
+    Person × period is unique, so the order is the same as the lexsort's.
     """
     if k.size == 0:
-        return np.arange(0, dtype=np.intp)
+        return None
     kmin = int(k.min())
     span = int(k.max()) - kmin + 1
     if float(pidx.max() + 1) * span >= 2.0**62:
         return np.lexsort((k, pidx))
     key = pidx.astype(np.int64) * span + (k - kmin)
+    if bool((key[1:] > key[:-1]).all()):
+        return None
     return np.argsort(key, kind="stable")
 
 
@@ -944,3 +964,151 @@ def load_study(
     )
     study._sources = sources
     return study
+
+
+# ---------------------------------------------------------------------- generator's frames
+def _study_from_generator_frames(assignment: pd.DataFrame, panel: pd.DataFrame) -> Study:
+    """Build the Study of an assignment and a panel made by ``ips_impact.synthetic``.
+
+    Equal to ``Study.from_frames(assignment, panel)`` (persons, panel, members, design,
+    covariates, ledger: tests/test_power_simulation.py), without re-running the delivery
+    checks, at a fraction of the cost (a power study builds a thousand Studies). Skipping
+    them is sound here, and only here: the frames come from our own generator
+    (``ips_impact.synthetic.generate``, or the power draw that builds a subset of its
+    columns), whose contract is tested on its own (tests/test_synthetic*.py): text keys
+    that are not national numbers, 0/1 flags as integers, one row per person × quarter,
+    non-negative amounts, canonical regions, randomization dates at midnight. What the
+    checks would *change* (0/1 flags as floats, periods parsed, rows ordered, derived
+    outcomes) is done here as there. Whatever the cheap guards below do not confirm — a
+    stratum with one arm, a person without a panel row, a panel row of a person not
+    randomized, unsorted or non-text keys, a code column to normalise — sends the frames
+    to ``Study.from_frames``, which handles it (set aside, ledger, warning, typed error)
+    as for any delivery.
+    """
+    # imported here: this function is appended to the module without touching its imports
+    from ips_impact.io.periods import date_to_period
+    from ips_impact.io.schema import SCHEMAS
+
+    def slow() -> Study:
+        return Study.from_frames(assignment, panel)
+
+    cols_a, cols_p = list(assignment.columns), list(panel.columns)
+    if not ({"person_id", "arm", "randomization_date", "stratum"} <= set(cols_a)
+            and "randomization_period" not in cols_a and cols_p[:2] == ["person_id", "period"]
+            and len(set(cols_a)) == len(cols_a) and len(set(cols_p)) == len(cols_p)
+            and isinstance(assignment.index, pd.RangeIndex) and isinstance(panel.index, pd.RangeIndex)
+            and assignment.index.start == 0 and panel.index.start == 0):
+        return slow()
+    ids = assignment["person_id"].to_numpy()
+    arm_in = assignment["arm"].to_numpy()
+    dates = assignment["randomization_date"]
+    stratum = assignment["stratum"]
+    if not (pd.api.types.is_integer_dtype(arm_in.dtype) and dates.dtype == "datetime64[ns]"
+            and stratum.dtype == object
+            and all(pd.api.types.infer_dtype(c, skipna=False) == "string" for c in
+                    (ids, panel["person_id"], stratum, assignment.get("household_id", stratum)))):
+        return slow()
+    day = dates.to_numpy()
+    region = assignment["region"].to_numpy() if "region" in cols_a else None
+    if (np.isnat(day).any() or (day.astype("datetime64[D]") != day).any()
+            or (region is not None and not set(pd.unique(region)) <= {"VL", "WAL", "BXL"})
+            or not (ids[1:] > ids[:-1]).all() or not np.isin(arm_in, (0, 1)).all()):
+        return slow()
+    s_codes, _ = pd.factorize(stratum)
+    n_arm1 = np.bincount(s_codes, weights=arm_in)
+    if ((n_arm1 == 0) | (n_arm1 == np.bincount(s_codes))).any():  # also "one arm overall"
+        return slow()
+    binary = set(SCHEMAS["panel"].binary)
+    amounts = set(SCHEMAS["panel"].nonnegative)
+    for c in cols_p[2:]:
+        v = panel[c].to_numpy()
+        if c in binary and not (v.dtype.kind in "biuf" and np.isin(v, (0, 1)).all()):
+            return slow()
+        if c in amounts and not (v.dtype.kind in "iuf" and (v >= 0).all()):
+            return slow()
+    # the periods are parsed once per distinct label (a few dozen), then spread by code
+    p_codes, p_labels = pd.factorize(panel["period"].to_numpy())
+    labels, freq = parse_periods(pd.Series(p_labels), None, table="panel", column="period")
+    periods = pd.Series(labels.array.take(p_codes))
+    rand_period = date_to_period(dates, freq)
+    pidx = pd.Index(ids).get_indexer(panel["person_id"].to_numpy())
+    if (pidx < 0).any():
+        return slow()
+    k = period_ordinals(periods) - period_ordinals(rand_period)[pidx]
+    order_rows = np.lexsort((k, pidx))
+    p_sorted, k_sorted = pidx[order_rows], k[order_rows]
+    new_person = np.r_[True, p_sorted[1:] != p_sorted[:-1]]
+    if (~new_person & np.r_[True, k_sorted[1:] == k_sorted[:-1]]).any():
+        return slow()  # a person × period twice
+    starts = np.flatnonzero(new_person)
+    if starts.size != ids.size:
+        return slow()  # a randomized person without a panel row
+    k_min = k_sorted[starts].astype(float)
+    k_max = k_sorted[np.r_[starts[1:], k_sorted.size] - 1].astype(float)
+    if (k_max < 0).any():
+        return slow()
+
+    cmap = ColumnMap.coerce(None)
+    # ---- persons (as L.build_persons and the linkage step make them)
+    first = {"person_id": assignment["person_id"], "arm": arm_in.astype("int8"), "stratum": stratum,
+             "randomization_period": rand_period, "randomization_date": dates}
+    names = [*first, *sorted(c for c in cols_a if c not in first)]
+    declared_keys = set(cmap.key_columns("assignment"))
+    covariates = tuple(c for c in names if c not in _ASSIGNMENT_RESERVED
+                       and c not in ("randomization_date", "randomization_period")
+                       and not V.is_key_like(c, declared_keys))
+    persons = pd.DataFrame({**{c: first[c] if c in first else assignment[c] for c in names},
+                            "linked": np.ones(ids.size, dtype=bool), "k_min": k_min, "k_max": k_max})
+    shape = (tuple(cols_p), tuple(str(panel[c].dtype) for c in cols_p))
+    if shape not in _GENERATOR_FRAME_TEMPLATES:
+        _GENERATOR_FRAME_TEMPLATES[shape] = _generator_templates(panel.iloc[:0], binary, freq)
+    templates = _GENERATOR_FRAME_TEMPLATES[shape]
+    if templates is None:
+        return slow()  # an outcome to derive or a code column to normalise: from_frames does it
+    members, near, extra = (t.copy() for t in templates)
+    # ---- panel: rows by person and k; validation turns the 0/1 flags into floats
+    data: dict[str, Any] = {"person_id": panel["person_id"].to_numpy().take(order_rows),
+                            "period": periods.array.take(order_rows), "k": k_sorted}
+    for c in sorted(c for c in cols_p if c not in _PANEL_KEYS):
+        v = panel[c].to_numpy().take(order_rows)
+        data[c] = v.astype("float64") if c in binary else v
+    data["_pidx"] = p_sorted
+    main = pd.DataFrame(data, copy=False)
+    strata_codes, strata_labels = pd.factorize(persons["stratum"], sort=True)
+    hh = pd.factorize(persons["household_id"], sort=True)[0] if "household_id" in persons.columns else None
+    design = Design(arm=persons["arm"].to_numpy(), stratum=strata_codes,
+                    stratum_labels=tuple(str(s) for s in strata_labels), household=hh)
+    return Study(
+        _token=_BUILD_TOKEN, persons=persons, panel=main, members=members, households=None,
+        design=design, ledger=Ledger().freeze(), frequency=freq, covariates=covariates, sites=None,
+        near_misses=near, min_linked_share=0.5, categorical=tuple(cmap.categorical("assignment")),
+        key_columns=tuple(sorted(declared_keys | set(cmap.key_columns("panel")))), extra_linkage=extra,
+    )
+
+
+#: Empty frames of a generator Study, by the panel's columns and dtypes (a power study
+#: builds a thousand Studies of the same shape; each gets copies of these).
+_GENERATOR_FRAME_TEMPLATES: dict[tuple[tuple[str, ...], tuple[str, ...]],
+                                 tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame] | None] = {}
+
+
+def _generator_templates(empty: pd.DataFrame, binary: set[str], freq: Frequency
+                         ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame] | None:
+    """Return the empty members panel, near misses and extra linkage of a roster-less Study.
+
+    As ``Study.from_frames`` makes them for a panel of these columns; ``None`` when the panel
+    has an outcome to derive or a code column to normalise (then from_frames is used).
+    """
+    cols = list(empty.columns)
+    empty = empty.assign(**{c: empty[c].astype("float64") for c in cols[2:] if c in binary})
+    if set(L.CODE_COLUMNS) & set(cols) or \
+            list(L.derive_outcomes(empty.assign(k=np.zeros(0, np.int64))).columns) != cols + ["k"]:
+        return None
+    no_persons = pd.DataFrame({"person_id": pd.Series([], dtype=object),
+                               "randomization_period": pd.Series([], dtype=object)})
+    members = L.derive_outcomes(L.members_panel(
+        empty, pd.DataFrame(columns=["person_id", "index_person_id", "household_id", "role"]), no_persons, freq))
+    mfirst = ["person_id", "index_person_id", "household_id", "role", "period", "k"]
+    members = members[mfirst + sorted(c for c in members.columns if c not in mfirst)]
+    extra = pd.DataFrame([], columns=["table", "n_persons_randomized", "n_persons_matched", "n_rows_unmatched"])
+    return members, L.near_misses("panel", [], []), extra

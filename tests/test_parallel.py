@@ -136,20 +136,38 @@ def test_single_blas_thread_is_reentrant_and_restores():
     assert _threads.blas_threads() == before
 
 
-def test_hot_path_caps_small_problems_and_busy_machines(monkeypatch):
+def test_hot_path_caps_every_size_unless_asked_and_never_looks_at_the_load(monkeypatch):
+    """One BLAS thread by default at any size; large problems keep threads only when allowed."""
+    import contextlib
+    import os
+
+    capped = []
+    real_cap = _threads.single_blas_thread
+
+    @contextlib.contextmanager
+    def recording_cap():
+        capped.append(True)
+        with real_cap():
+            yield
+
+    monkeypatch.setattr(_threads, "single_blas_thread", recording_cap)
     seen = []
 
     @_threads.hot_path(lambda n: n)
     def work(n):
-        seen.append(_threads.blas_threads())
+        seen.append(bool(capped) and capped.pop())
 
-    before = _threads.blas_threads()
-    monkeypatch.setattr(_threads, "_idle_cores", lambda: True)
-    work(10)
-    work(_threads.LARGE_PROBLEM)
-    monkeypatch.setattr(_threads, "_idle_cores", lambda: False)
-    work(_threads.LARGE_PROBLEM)
-    assert seen == [1, before, 1]
+    for load in (0.0, 64.0):  # the machine's load changes nothing
+        monkeypatch.setattr(os, "getloadavg", lambda load=load: (load, load, load))
+        work(10)
+        work(_threads.LARGE_PROBLEM)
+        _threads.allow_threads_on_large_problems(True)
+        try:
+            work(10)
+            work(_threads.LARGE_PROBLEM)
+        finally:
+            _threads.allow_threads_on_large_problems(False)
+    assert seen == [True, True, True, False] * 2
 
 
 def test_the_hot_entry_points_choose_their_threads():
@@ -166,3 +184,23 @@ def test_the_hot_entry_points_choose_their_threads():
     for fn in (OLSDesign.__init__, OLSDesign.fit, itt, itt_by_period, linear_statistics,
                randomization_inference, randomization_ci, randomization_pretest):
         assert getattr(fn, "__wrapped__", None) is not None, fn.__qualname__
+
+
+def test_dask_chunks_follow_the_clusters_threads(reference, monkeypatch):
+    # about eight chunks per thread of the cluster (all workers), not per local core
+    distributed = pytest.importorskip("distributed")
+    import ips_impact.parallel as parallel
+
+    sizes: list[int] = []
+    real = parallel._chunks
+
+    def spy(indices, size):
+        sizes.append(size)
+        return real(indices, size)
+
+    monkeypatch.setattr(parallel, "_chunks", spy)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        got = run_tasks(simulate, tasks(), backend=client, n_workers=1)
+    assert blob(got) == blob(reference)
+    assert sizes[-1] == 3  # 42 tasks / (8 chunks × 2 threads), rounded up; 1 local worker would give 6

@@ -92,3 +92,21 @@ def test_bad_design_inputs_are_typed_errors():
         mde_from_design(10, 10, design_effect=0.5)
     with pytest.raises(EstimationError, match="non-negative"):
         mde(-0.1)
+
+
+def test_the_power_function_and_the_power_module_are_both_reachable():
+    # ii.power is the function (the public name); the module of the same name stays
+    # importable: `import ips_impact.power` does not replace the function, and the
+    # module's names come with `from ips_impact.power import ...` or importlib
+    import importlib
+    import sys
+
+    import ips_impact
+    import ips_impact.power  # noqa: F401  (must not rebind ips_impact.power)
+
+    module = importlib.import_module("ips_impact.power")
+    assert callable(ips_impact.power) and ips_impact.power is module.power
+    assert sys.modules["ips_impact.power"] is module and module.__name__ == "ips_impact.power"
+    from ips_impact.power import PowerResult, mde_from_design
+
+    assert PowerResult is module.PowerResult and mde_from_design is module.mde_from_design

@@ -177,3 +177,14 @@ def test_outcome_matrix_by_lookup_equals_the_sorted_search() -> None:
         ks = rng.integers(lo - 5, hi + 5, rng.integers(1, 30))
         for outcome in ("employed", "earnings", "n_jobs"):
             np.testing.assert_array_equal(st.outcome_matrix(outcome, ks), reference(outcome, ks))
+
+
+def test_sorted_codes_equal_factorize_with_sort() -> None:
+    from ips_impact.study import _sorted_codes
+
+    rng = np.random.default_rng(5)
+    keys = pd.Series([f"H{v:05d}" for v in rng.integers(0, 3000, 10_000)] + [np.nan, "é1", "Z", "a", "H00001"],
+                     dtype=object).sample(frac=1, random_state=1)
+    np.testing.assert_array_equal(_sorted_codes(keys), pd.factorize(keys, sort=True)[0])
+    mixed = pd.Series(["b", 3, "a", None], dtype=object)  # not all text: pandas decides
+    np.testing.assert_array_equal(_sorted_codes(mixed), pd.factorize(mixed, sort=True)[0])

@@ -184,9 +184,14 @@ def simulate_paths(
     since = np.arange(-T, T + 1)
     shape_tab = effect_shape(since, p)
     decay_tab = np.exp(-np.maximum(since, 0) / max(p.ips_di_exit_fade_months, 1e-9))
+    # the two uniforms of each month, drawn in blocks of months: rng.random((B, 2, m))
+    # yields the numbers of B × (random(m), random(m)) in the same order, bit for bit
+    block = max(1, min(T, (1 << 21) // max(2 * m, 1)))
     for t in range(T):
-        u_emp = rng.random(m)
-        u_di = rng.random(m)
+        if t % block == 0:
+            u_block = rng.random((min(block, T - t), 2, m))
+        u_emp = u_block[t % block, 0]
+        u_di = u_block[t % block, 1]
         if t == 0:
             di0 = onset_col <= 0
             e0 = (u_emp < np.where(di0, p_emp0_di, p_emp0_no_di)) & (active_from <= 0)

@@ -250,9 +250,10 @@ def _panel_frame(
     K = cols.size
     qidx, labels = quarter_labels(g.start_month, w.n_quarters)
     period = labels[(qidx[:, None] + cols[None, :]).ravel()]
+    rows = slice(int(cols[0]), int(cols[-1]) + 1)  # the same rows as a[cols], without a copy
 
     def flat(a: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(a[cols].T).ravel()
+        return np.ascontiguousarray(a[rows].T).ravel()
 
     data: dict[str, Any] = {
         "person_id": np.repeat(g.person_id, K),
@@ -287,8 +288,12 @@ def _benefit_frame(g: Group, mo: dict[str, np.ndarray], w: World) -> dict[str, n
     month = labels[(midx[:, None] + cols[None, :]).ravel()]
     K = cols.size
 
+    every = keep.size == g.m  # participants: everyone has insurer records
+
     def flat(a: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(a[cols][:, keep].T).ravel()
+        # the same values as a[cols][:, keep].T, with fewer copies (the months are a slice)
+        part = a[first:last] if every else a[first:last][:, keep]
+        return np.ascontiguousarray(part.T).ravel()
 
     phase = np.where(mo["on_di"], np.where(mo["invalidity"], 2, 1), 0).astype(np.int8)
     return {
@@ -312,21 +317,43 @@ def _slim(q: dict[str, Any]) -> dict[str, np.ndarray]:
 def _assemble(parts: list[dict[str, np.ndarray]]) -> pd.DataFrame:
     """One frame from column dicts, column by column.
 
-    Columns are joined and handed to pandas one at a time (each part is freed as soon
-    as it is used), so building a 25-million-row panel never holds two copies of it.
+    Columns are joined one at a time (each part is freed as soon as it is used) and
+    handed to pandas without a copy, so building a 25-million-row panel never holds two
+    copies of it.
     """
     names = list(parts[0])
-    n = sum(len(part[names[0]]) for part in parts)
-    frame = pd.DataFrame(index=pd.RangeIndex(n))
+    columns = {}
     for name in names:
         cols = [part.pop(name) for part in parts]
-        col = cols[0] if len(cols) == 1 else np.concatenate(cols)
+        columns[name] = cols[0] if len(cols) == 1 else np.concatenate(cols)
         del cols
-        # an explicit dtype stops pandas from inferring the type of an object
-        # column, which costs ≈ 40 bytes a row of temporaries
-        frame[name] = pd.Series(col, dtype=col.dtype, copy=False)
-        del col
-    return frame
+    # one frame of the arrays as they are: no consolidation into blocks (a copy), and an
+    # object column keeps its dtype without pandas inferring the type of each value
+    return pd.DataFrame(columns, copy=False)
+
+
+def _assignment_frame(
+    pop: Any, arm: np.ndarray, pre_emp: np.ndarray, pre_earn: np.ndarray
+) -> pd.DataFrame:
+    """Return the assignment table: one row per participant, in the population's order."""
+    return pd.DataFrame({
+        "person_id": pop.person_id,
+        "arm": arm.astype(np.int64),
+        "randomization_date": pop.randomization_date.astype("datetime64[ns]"),
+        "stratum": pop.stratum,
+        "region": np.asarray(REGIONS, dtype=object)[pop.region],
+        "site": pop.site,
+        "household_id": pop.household_id,
+        "age": np.round(pop.age, 1),
+        "female": pop.female.astype(np.int64),
+        "education": np.asarray(EDUCATION, dtype=object)[pop.education],
+        "diagnosis": np.asarray(DIAGNOSIS, dtype=object)[pop.diagnosis],
+        "di_phase": np.where(pop.primary, "primary", "invalidity").astype(object),
+        "di_months": pop.di_months.astype(np.int64),
+        "household_type": np.asarray(HOUSEHOLD, dtype=object)[pop.household_type],
+        "pre_employment_share": np.round(pre_emp, 4),
+        "pre_earnings": np.round(pre_earn, 2),
+    })
 
 
 def _reveal(
@@ -372,24 +399,7 @@ def _reveal(
             if ben is not None:
                 bens.append(ben)
     out: dict[str, Any] = {}
-    out["assignment"] = pd.DataFrame({
-        "person_id": pop.person_id,
-        "arm": arm.astype(np.int64),
-        "randomization_date": pop.randomization_date.astype("datetime64[ns]"),
-        "stratum": pop.stratum,
-        "region": np.asarray(REGIONS, dtype=object)[pop.region],
-        "site": pop.site,
-        "household_id": pop.household_id,
-        "age": np.round(pop.age, 1),
-        "female": pop.female.astype(np.int64),
-        "education": np.asarray(EDUCATION, dtype=object)[pop.education],
-        "diagnosis": np.asarray(DIAGNOSIS, dtype=object)[pop.diagnosis],
-        "di_phase": np.where(pop.primary, "primary", "invalidity").astype(object),
-        "di_months": pop.di_months.astype(np.int64),
-        "household_type": np.asarray(HOUSEHOLD, dtype=object)[pop.household_type],
-        "pre_employment_share": np.round(pre_emp, 4),
-        "pre_earnings": np.round(pre_earn, 2),
-    })
+    out["assignment"] = _assignment_frame(pop, arm, pre_emp, pre_earn)
     mg = w.member_group
     if mg is not None and "households" in tables:
         marm = arm[mg.index]
@@ -524,6 +534,59 @@ def generate(
         params=p, seed=int(seed), tables=tabs, job_details=details, _world=w,
         _pots=pots if small else None, **frames,
     )
+
+
+@dataclass(frozen=True)
+class _Draw:
+    """The columns of one synthetic trial that a simulation reads (see :func:`_draw`)."""
+
+    assignment: pd.DataFrame
+    panel: pd.DataFrame
+    truth: pd.DataFrame
+
+
+def _draw(
+    *, n_persons: int, seed: int, params: SyntheticParams, outcomes: Sequence[str],
+    assignment_columns: Sequence[str],
+) -> _Draw:
+    """Build columns of ``generate(..., tables=("assignment", "panel"), job_details=False)``.
+
+    The simulations of :func:`ips_impact.power.power` read a few columns of a trial:
+    ``assignment[assignment_columns]``, ``panel[["person_id", "period", *outcomes]]``
+    and the participants' rows of ``truth`` for ``outcomes``. This draws the same
+    sample (the same :func:`build_world`, hence the same random streams) and builds
+    only those columns: they are equal, bit for bit, to the ones :func:`generate`
+    returns (tests/test_synthetic_speed.py). The quarterly outcomes are deterministic
+    functions of the simulated monthly paths, each computed on its own, so restricting
+    the outcomes computed does not change any of them.
+    """
+    p = params
+    w = build_world(int(n_persons), int(seed), p, members=False)
+    g = w.participants
+    pre = [c for c in ("pre_employment_share", "pre_earnings") if c in assignment_columns]
+    wanted = tuple(dict.fromkeys([*outcomes, *(("employed", "earnings") if pre else ())]))
+    pots = _truth.potentials(w, g, wanted)
+    truth = _truth.ate_table(w, outcomes=tuple(dict.fromkeys(outcomes)), members=False, pots=pots)
+    pick = w.arm.astype(bool)[None, :]
+    qo = {o: np.where(pick, pots[1][o], pots[0][o]) for o in wanted}
+    pre_emp = np.zeros(w.pop.n)
+    pre_earn = np.zeros(w.pop.n)
+    hist = np.arange(w.origin - p.history_quarters, w.origin)
+    if pre and hist.size:
+        pre_emp = qo["employed"][hist].mean(axis=0)
+        pre_earn = qo["earnings"][hist].mean(axis=0)
+    a = _assignment_frame(w.pop, w.arm, pre_emp, pre_earn)
+    cols = np.arange(w.origin - p.pre_quarters, w.origin + p.post_quarters + 1)
+    qidx, labels = quarter_labels(g.start_month, w.n_quarters)
+    data: dict[str, np.ndarray] = {
+        "person_id": np.repeat(g.person_id, cols.size),
+        "period": labels[(qidx[:, None] + cols[None, :]).ravel()],
+    }
+    rows = slice(int(cols[0]), int(cols[-1]) + 1)
+    for o in dict.fromkeys(outcomes):
+        data[o] = np.ascontiguousarray(qo[o][rows].T).ravel()
+    keep = [c for c in dict.fromkeys(assignment_columns) if c in a.columns]
+    return _Draw(assignment=a[keep], panel=_assemble([data]), truth=truth)
 
 
 @dataclass(frozen=True)

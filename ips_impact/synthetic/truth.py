@@ -73,8 +73,11 @@ def _table(y0s: dict, y1s: dict, outcomes: Sequence[str], cols: np.ndarray, ks: 
     labels = [lab for lab, k in zip(labels, keep) if k]
     ind = ind[:, keep]
     cs, ts = [], []
+    # the rows are consecutive: a slice is the same C-ordered rows as cols, without a copy
+    rows = slice(int(cols[0]), int(cols[-1]) + 1) if cols.size and np.array_equal(
+        cols, np.arange(cols[0], cols[0] + cols.size)) else cols
     for o in outcomes:
-        c, t, _ = _means(y0s[o][cols], y1s[o][cols], ind)
+        c, t, _ = _means(y0s[o][rows], y1s[o][rows], ind)
         cs.append(c)
         ts.append(t)
     return _frame(labels, ind.sum(axis=0), ks, outcomes, np.stack(cs), np.stack(ts))

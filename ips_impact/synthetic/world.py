@@ -303,6 +303,14 @@ def _pick(a: np.ndarray, sel: np.ndarray) -> np.ndarray:
     return np.where(sel.astype(bool)[None, :], a[:, 1, :], a[:, 0, :])
 
 
+def _round2(a: np.ndarray) -> np.ndarray:
+    """``np.round(a, 2)`` in place: numpy's own steps (× 100, rint, ÷ 100), no temporaries."""
+    np.multiply(a, 100.0, out=a)
+    np.rint(a, out=a)
+    np.true_divide(a, 100.0, out=a)
+    return a
+
+
 _FTE_OUTCOMES = frozenset({"earnings", "days_worked", "fte", "di_benefit"})
 
 
@@ -324,7 +332,9 @@ def monthly(
     emp = _pick(g.paths.employed, sel)
     di = _pick(g.paths.on_di, sel)
     spell_no = _pick(g.paths.spell, sel)
-    cur = (spell_no % np.int16(S)).astype(np.int32)  # spell draws are re-used cyclically
+    # spell draws are re-used cyclically; spell numbers count jobs from 0 (never
+    # negative), so with a power-of-two number of draws the remainder is a bit mask
+    cur = ((spell_no & np.int16(S - 1)) if S & (S - 1) == 0 else (spell_no % np.int16(S))).astype(np.int32)
     rows = np.arange(m, dtype=np.int32)[None, :]
     flat = rows * S + cur
     out: dict[str, np.ndarray] = {"employed": emp, "on_di": di, "flat": flat}
@@ -335,7 +345,7 @@ def monthly(
         world = np.where(sel.astype(bool)[:, None], g.spells.fte[1], g.spells.fte[0])
         table = np.concatenate([g.spells.fte[0], world], axis=1).ravel()  # (m, 2S)
         fte = table[rows * (2 * S) + cur + S * new]
-        fte[~emp] = 0.0
+        np.copyto(fte, 0.0, where=~emp)
         out["fte"] = fte
         del new
     del spell_no, cur
@@ -343,11 +353,15 @@ def monthly(
         inv = col >= (g.onset_col + 12)[None, :]  # invalidity after a year on DI
         out["invalidity"] = inv & di
     if wanted("di_benefit"):
-        cut = np.maximum(0.0, out["fte"] - p.authorised_work_threshold)  # 0 when not working
+        # in place, the same operations in the same order as
+        # round((1 - max(0, fte - threshold)) * full_rate, 2), 0 off DI
+        cut = np.subtract(out["fte"], p.authorised_work_threshold)
+        np.maximum(0.0, cut, out=cut)  # 0 when not working
+        np.subtract(1.0, cut, out=cut)
         full = np.where(inv, g.benefit_invalidity[None, :], g.benefit_primary[None, :])
-        full *= 1.0 - cut
-        full[~di] = 0.0
-        out["benefit"] = np.round(full, 2)
+        full *= cut
+        np.copyto(full, 0.0, where=~di)
+        out["benefit"] = _round2(full)
         del full, cut
     if wanted("unemployment_benefit", "sep_code"):
         retired = col >= g.retire_col[None, :]
@@ -398,11 +412,15 @@ def quarterly(
     if wanted("earnings"):
         wage = mo["fte"] * g.wage_ft[None, :]
         wage *= sp.wage_factor.ravel()[mo["flat"]]
-        out["earnings"] = np.round(q3(np.round(wage, 2)).sum(axis=1), 2)
+        out["earnings"] = _round2(q3(_round2(wage)).sum(axis=1))
         del wage
     if wanted("days_worked"):
-        days = np.round(p.days_per_month * (0.3 + 0.7 * mo["fte"]))
-        days[~emp_m] = 0.0
+        # round(days_per_month * (0.3 + 0.7 * fte)), in place (+ and * commute exactly)
+        days = np.multiply(mo["fte"], 0.7)
+        days += 0.3
+        days *= p.days_per_month
+        np.rint(days, out=days)  # np.round(x) is rint
+        np.copyto(days, 0.0, where=~emp_m)
         out["days_worked"] = q3(days).sum(axis=1).astype(np.int16)
         del days
     if wanted("fte"):
