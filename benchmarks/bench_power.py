@@ -117,7 +117,7 @@ def main() -> None:
           f"{'on (dask default)' if args.no_profile_off else 'off'}")
     (cluster, client), m_start = timed("2-worker LocalCluster start-up (reported apart)", start)
     try:
-        dask, m_dask = timed(f"{n} simulated trials on the started LocalCluster",
+        on_dask, m_dask = timed(f"{n} simulated trials on the started LocalCluster",
                              lambda: ii.power("itt", backend=client, **kw))
     finally:
         client.close()
@@ -127,7 +127,7 @@ def main() -> None:
     figure("  the same, cluster start-up included", (m_start.wall + m_dask.wall) / m_proc.wall, "x")
     figure("  the same in CPU time (run only)", m_dask.cpu / m_proc.cpu, "x")
     try:
-        pd.testing.assert_frame_equal(proc.replicates, dask.replicates, check_exact=True)
+        pd.testing.assert_frame_equal(proc.replicates, on_dask.replicates, check_exact=True)
         identical = 1.0
     except AssertionError:
         identical = 0.0

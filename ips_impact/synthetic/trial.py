@@ -333,27 +333,33 @@ def _assemble(parts: list[dict[str, np.ndarray]]) -> pd.DataFrame:
 
 
 def _assignment_frame(
-    pop: Any, arm: np.ndarray, pre_emp: np.ndarray, pre_earn: np.ndarray
+    pop: Any, arm: np.ndarray, pre_emp: np.ndarray, pre_earn: np.ndarray,
+    columns: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """Return the assignment table: one row per participant, in the population's order."""
-    return pd.DataFrame({
-        "person_id": pop.person_id,
-        "arm": arm.astype(np.int64),
-        "randomization_date": pop.randomization_date.astype("datetime64[ns]"),
-        "stratum": pop.stratum,
-        "region": np.asarray(REGIONS, dtype=object)[pop.region],
-        "site": pop.site,
-        "household_id": pop.household_id,
-        "age": np.round(pop.age, 1),
-        "female": pop.female.astype(np.int64),
-        "education": np.asarray(EDUCATION, dtype=object)[pop.education],
-        "diagnosis": np.asarray(DIAGNOSIS, dtype=object)[pop.diagnosis],
-        "di_phase": np.where(pop.primary, "primary", "invalidity").astype(object),
-        "di_months": pop.di_months.astype(np.int64),
-        "household_type": np.asarray(HOUSEHOLD, dtype=object)[pop.household_type],
-        "pre_employment_share": np.round(pre_emp, 4),
-        "pre_earnings": np.round(pre_earn, 2),
-    })
+    """Return the assignment table: one row per participant, in the population's order.
+
+    ``columns`` builds only those columns (in the table's order); ``None``: all of them.
+    """
+    build: dict[str, Any] = {
+        "person_id": lambda: pop.person_id,
+        "arm": lambda: arm.astype(np.int64),
+        "randomization_date": lambda: pop.randomization_date.astype("datetime64[ns]"),
+        "stratum": lambda: pop.stratum,
+        "region": lambda: np.asarray(REGIONS, dtype=object)[pop.region],
+        "site": lambda: pop.site,
+        "household_id": lambda: pop.household_id,
+        "age": lambda: np.round(pop.age, 1),
+        "female": lambda: pop.female.astype(np.int64),
+        "education": lambda: np.asarray(EDUCATION, dtype=object)[pop.education],
+        "diagnosis": lambda: np.asarray(DIAGNOSIS, dtype=object)[pop.diagnosis],
+        "di_phase": lambda: np.where(pop.primary, "primary", "invalidity").astype(object),
+        "di_months": lambda: pop.di_months.astype(np.int64),
+        "household_type": lambda: np.asarray(HOUSEHOLD, dtype=object)[pop.household_type],
+        "pre_employment_share": lambda: np.round(pre_emp, 4),
+        "pre_earnings": lambda: np.round(pre_earn, 2),
+    }
+    names = list(build) if columns is None else [c for c in build if c in set(columns)]
+    return pd.DataFrame({c: build[c]() for c in names})
 
 
 def _reveal(
@@ -575,7 +581,8 @@ def _draw(
     if pre and hist.size:
         pre_emp = qo["employed"][hist].mean(axis=0)
         pre_earn = qo["earnings"][hist].mean(axis=0)
-    a = _assignment_frame(w.pop, w.arm, pre_emp, pre_earn)
+    keep = list(dict.fromkeys(assignment_columns))
+    a = _assignment_frame(w.pop, w.arm, pre_emp, pre_earn, columns=keep)
     cols = np.arange(w.origin - p.pre_quarters, w.origin + p.post_quarters + 1)
     qidx, labels = quarter_labels(g.start_month, w.n_quarters)
     data: dict[str, np.ndarray] = {
@@ -585,8 +592,8 @@ def _draw(
     rows = slice(int(cols[0]), int(cols[-1]) + 1)
     for o in dict.fromkeys(outcomes):
         data[o] = np.ascontiguousarray(qo[o][rows].T).ravel()
-    keep = [c for c in dict.fromkeys(assignment_columns) if c in a.columns]
-    return _Draw(assignment=a[keep], panel=_assemble([data]), truth=truth)
+    return _Draw(assignment=a[[c for c in keep if c in a.columns]], panel=_assemble([data]),
+                 truth=truth)
 
 
 @dataclass(frozen=True)
