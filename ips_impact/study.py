@@ -150,7 +150,8 @@ class Study:
         self._k_offset = (self._k - self._kmin).astype(np.int16 if span < 2**15 else np.int64)
         self._extra_linkage: pd.DataFrame = parts["extra_linkage"]
         self._sites: pd.DataFrame | None = parts.get("sites")
-        self._near_misses: pd.DataFrame = parts.get("near_misses", L.near_misses("panel", [], []))
+        self._near_misses: pd.DataFrame = (parts["near_misses"] if "near_misses" in parts
+                                           else L.near_misses("panel", [], []))  # not built when given
         self._min_linked_share: float = parts.get("min_linked_share", 0.5)
         self._categorical: tuple[str, ...] = parts.get("categorical", ())
         self._key_columns: tuple[str, ...] = parts.get("key_columns", ())
