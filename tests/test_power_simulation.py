@@ -182,7 +182,7 @@ def test_a_refused_fit_is_counted_not_hidden(monkeypatch):
     # error the library raises for an undefined HC2 (serial backend: the patch applies).
     import ips_impact.estimators.itt as itt_module
 
-    real, calls = itt_module.itt, []
+    real, calls = itt_module._itt_arm, []  # what an itt replicate calls (itt's numbers)
 
     def sometimes_refused(*args, **kwargs):
         calls.append(1)
@@ -190,7 +190,7 @@ def test_a_refused_fit_is_counted_not_hidden(monkeypatch):
             raise EstimationError("observations with leverage one: HC2 is undefined")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(itt_module, "itt", sometimes_refused)
+    monkeypatch.setattr(itt_module, "_itt_arm", sometimes_refused)
     res = power("itt", sample_sizes=[30], n_replicates=4, seed=0, backend="serial")
     row = res.curve.iloc[0]
     assert row["n_failed"] == 2
