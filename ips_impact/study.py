@@ -1029,7 +1029,13 @@ def _study_from_generator_frames(assignment: pd.DataFrame, panel: pd.DataFrame) 
             return slow()
     # the periods are parsed once per distinct label (a few dozen), then spread by code
     p_codes, p_labels = pd.factorize(panel["period"].to_numpy())
-    labels, freq = parse_periods(pd.Series(p_labels), None, table="panel", column="period")
+    got = _GENERATOR_PERIODS.get(tuple(p_labels))  # replicates of a power study share their labels
+    if got is None:
+        got = parse_periods(pd.Series(p_labels), None, table="panel", column="period")
+        if len(_GENERATOR_PERIODS) >= 256:
+            _GENERATOR_PERIODS.clear()
+        _GENERATOR_PERIODS[tuple(p_labels)] = got
+    labels, freq = got
     periods = pd.Series(labels.array.take(p_codes))
     rand_period = date_to_period(dates, freq)
     pidx = pd.Index(ids).get_indexer(panel["person_id"].to_numpy())
@@ -1086,6 +1092,9 @@ def _study_from_generator_frames(assignment: pd.DataFrame, panel: pd.DataFrame) 
         key_columns=tuple(sorted(declared_keys | set(cmap.key_columns("panel")))), extra_linkage=extra,
     )
 
+
+#: Parsed period labels of generator panels (the labels → (periods, frequency)).
+_GENERATOR_PERIODS: dict[tuple[object, ...], tuple[pd.Series, Frequency]] = {}
 
 #: Empty frames of a generator Study, by the panel's columns and dtypes (a power study
 #: builds a thousand Studies of the same shape; each gets copies of these).
