@@ -640,7 +640,8 @@ class Study:
         offset, kmin = self._k_offsets()
         # column of each event time, by table look-up (k spans a few dozen values); a k
         # asked twice fills its first column only
-        lut = np.full(int(offset.max()) + 1, -1, dtype=np.intp)
+        # (the narrowest column type: the gather over every panel row writes a byte a row)
+        lut = np.full(int(offset.max()) + 1, -1, dtype=np.int8 if ks.size < 127 else np.intp)
         inside = np.flatnonzero((ks >= kmin) & (ks - kmin < lut.size))
         lut[(ks[inside] - kmin)[::-1]] = inside[::-1]
         col = lut[offset]
@@ -648,7 +649,8 @@ class Study:
         series = self._panel[outcome]
         vals = series.to_numpy() if series.dtype == np.float64 else \
             series.to_numpy(dtype=np.float64, na_value=np.nan)
-        out[self._pidx[rows], col[rows]] = vals[rows]
+        cell = self._pidx[rows] * ks.size + col[rows]  # row-major position in ``out``
+        out.reshape(-1)[cell] = vals[rows]
         return out
 
     def _k_offsets(self) -> tuple[np.ndarray, int]:
