@@ -148,6 +148,8 @@ class Study:
         self._kmin = int(self._k.min()) if self._k.size else 0
         span = int(self._k.max()) - self._kmin if self._k.size else 0
         self._k_offset = (self._k - self._kmin).astype(np.int16 if span < 2**15 else np.int64)
+        self._k_span = span
+        self._dense = _dense_rows(self._pidx, self._k, len(self._persons))
         self._extra_linkage: pd.DataFrame = parts["extra_linkage"]
         self._sites: pd.DataFrame | None = parts.get("sites")
         self._near_misses: pd.DataFrame = (parts["near_misses"] if "near_misses" in parts
@@ -637,18 +639,26 @@ class Study:
         if ks.size == 0 or self._k.size == 0:
             return out
         assert self._pidx is not None
+        series = self._panel[outcome]
+        vals = series.to_numpy() if series.dtype == np.float64 else \
+            series.to_numpy(dtype=np.float64, na_value=np.nan)
+        if self._dense is not None:
+            # every person's rows are consecutive event times: (person, k) is at a known row
+            start, first, count = self._dense
+            rel = ks[None, :] - first[:, None]
+            ok = (rel >= 0) & (rel < count[:, None])
+            ok &= ~pd.Index(ks).duplicated().reshape(1, -1)  # a k asked twice fills its first column
+            out[ok] = vals[(start[:, None] + rel)[ok]]
+            return out
         offset, kmin = self._k_offsets()
         # column of each event time, by table look-up (k spans a few dozen values); a k
         # asked twice fills its first column only
         # (the narrowest column type: the gather over every panel row writes a byte a row)
-        lut = np.full(int(offset.max()) + 1, -1, dtype=np.int8 if ks.size < 127 else np.intp)
+        lut = np.full(self._k_span + 1, -1, dtype=np.int8 if ks.size < 127 else np.intp)
         inside = np.flatnonzero((ks >= kmin) & (ks - kmin < lut.size))
         lut[(ks[inside] - kmin)[::-1]] = inside[::-1]
         col = lut[offset]
         rows = np.flatnonzero(col >= 0)
-        series = self._panel[outcome]
-        vals = series.to_numpy() if series.dtype == np.float64 else \
-            series.to_numpy(dtype=np.float64, na_value=np.nan)
         cell = self._pidx[rows] * ks.size + col[rows]  # row-major position in ``out``
         out.reshape(-1)[cell] = vals[rows]
         return out
@@ -811,6 +821,30 @@ def _key_codes(keys: pd.Series) -> tuple[np.ndarray, pd.Index]:
         return keys.cat.codes.to_numpy().astype(np.intp), pd.Index(keys.cat.categories, dtype=object)
     codes, uniques = pd.factorize(keys)
     return codes, pd.Index(uniques, dtype=object)
+
+
+def _dense_rows(pidx: np.ndarray | None, k: np.ndarray, n_persons: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Per person: first row, first event time and number of rows, when rows are dense.
+
+    Dense: rows by person, then k, and each person's event times consecutive (no gap),
+    as in LMD extracts; then the row of (person, k) is ``first row + k - first k``.
+    ``None`` otherwise (``outcome_matrix`` then looks every row up).
+    """
+    if pidx is None or pidx.size == 0:
+        return None
+    same = pidx[1:] == pidx[:-1]
+    if not bool(((pidx[1:] > pidx[:-1]) | (same & (k[1:] > k[:-1]))).all()):
+        return None  # not by person, then increasing k
+    count = np.bincount(pidx, minlength=n_persons)
+    start = np.cumsum(count) - count
+    linked = count > 0
+    first = np.zeros(n_persons, dtype=np.int64)
+    first[linked] = k[start[linked]]
+    last = k[(start + count - 1)[linked]]
+    if not bool((last - first[linked] + 1 == count[linked]).all()):
+        return None
+    return start, first, count
 
 
 def _sorted_codes(values: pd.Series) -> np.ndarray:

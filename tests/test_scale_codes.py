@@ -158,8 +158,16 @@ def test_outcome_matrix_by_lookup_equals_the_sorted_search() -> None:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        st = generate(n_persons=300, seed=3).study()
+        trial = generate(n_persons=300, seed=3)
+        dense = trial.study()
+        panel = trial.panel.sample(frac=0.8, random_state=2)  # gaps in the persons' quarters
+        gappy = ii.Study.from_frames(trial.assignment, panel)
+    assert dense._dense is not None and gappy._dense is None  # both look-ups are exercised
+    for st in (dense, gappy):
+        _compare_with_search(st)
 
+
+def _compare_with_search(st) -> None:
     def reference(outcome: str, ks: np.ndarray) -> np.ndarray:
         out = np.full((st.n_persons, ks.size), np.nan)
         order = np.argsort(ks, kind="stable")
