@@ -471,6 +471,14 @@ class Study:
         out["arm"] = self._design.arm.astype("int8")
         return out
 
+    def _persons_frame(self) -> pd.DataFrame:
+        """The persons table itself, for the estimators' reading (no copy: they never write to it).
+
+        Its ``arm`` equals :attr:`design`'s (both are fixed when the Study is built and
+        the Study cannot be changed); :attr:`persons` is the copy users get.
+        """
+        return self._persons
+
     @property
     def panel(self) -> pd.DataFrame:
         """Person × period rows of the randomized persons with event time ``k`` (a copy)."""
@@ -603,7 +611,7 @@ class Study:
             raise EstimationError("no randomized person is linked to the panel, so no event time is observed",
                                   table="panel", column="k",
                                   fix="see study.linkage_report() for the near misses of the keys.")
-        return int(self._k.min()), int(self._k.max())
+        return self._kmin, self._kmin + self._k_span
 
     def require_outcome(self, outcome: str, *, categorical_ok: bool = False) -> None:
         """Raise :class:`DataContractError` unless ``outcome`` is a usable panel column."""

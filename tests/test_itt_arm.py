@@ -35,3 +35,19 @@ def test_itt_arm_equals_itt(study, options, outcome) -> None:
         res = ii.itt(study, outcome, **options)
         got = _itt_arm(study, outcome, **options)
     assert got == (res.estimate, res.std_error, res.p_value)
+
+
+def test_estimators_read_the_persons_table_without_changing_it(study) -> None:
+    """itt and itt_by_period read Study._persons_frame() (no copy): it must stay as it was."""
+    import pandas as pd
+
+    before = pd.util.hash_pandas_object(study._persons_frame(), index=True).to_numpy().copy()
+    cols = list(study._persons_frame().columns)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ii.itt(study, "earnings", horizon=4, covariates=["age"], adjustment="lin", cluster="household_id",
+               subset="region == 'VL'")
+        ii.itt_by_period(study, "employed", periods=range(1, 7), covariates=["age"])
+        _itt_arm(study, "employed", horizon=3, strata=False, adjustment="none")
+    assert list(study._persons_frame().columns) == cols
+    assert (pd.util.hash_pandas_object(study._persons_frame(), index=True).to_numpy() == before).all()

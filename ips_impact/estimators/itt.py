@@ -193,7 +193,7 @@ def design_for_rows(
     which the default becomes there without covariates) is fitted: the caller then
     uses :func:`matched_pair_inference`.
     """
-    persons = study.persons
+    persons = study._persons_frame()  # read only: no copy of the table per fit
     adjustment = spec["adjustment"]
     if adjustment is None:  # the estimators resolve it once (with its reason); a replay may not have
         adjustment, _ = resolve_adjustment(None, study.design, strata=spec["strata"])
@@ -341,7 +341,7 @@ class _Prepared:
 def _stratum_codes(study: Any, strata: Any) -> np.ndarray:
     if strata is True:
         return np.asarray(study.design.stratum)
-    codes, _ = pd.factorize(study.persons[strata], sort=True)
+    codes, _ = pd.factorize(study._persons_frame()[strata], sort=True)
     return codes
 
 
@@ -365,7 +365,7 @@ def _category_values(study: Any, outcome: str, ks: np.ndarray) -> tuple[np.ndarr
     panel = study.panel
     rows = np.isin(panel["k"].to_numpy(), ks)
     sub = panel.loc[rows, ["person_id", "k", outcome]]
-    pidx = pd.Index(study.persons["person_id"]).get_indexer(sub["person_id"])
+    pidx = pd.Index(study._persons_frame()["person_id"]).get_indexer(sub["person_id"])
     col = sub[outcome]
     has = col.notna().to_numpy()
     codes, levels = pd.factorize(col.astype(str).where(has), sort=True)
@@ -398,7 +398,7 @@ def _prepare(study: Any, outcome: str, spec: dict[str, Any]) -> _Prepared:
         )
     if horizon is not None and window is not None:
         horizon_label(horizon, window)  # refuses both at once
-    persons = study.persons
+    persons = study._persons_frame()  # read only: no copy of the table per fit
     kmin, kmax = study.k_range
     if horizon is not None:
         ks = np.array([check_horizon(horizon)])
