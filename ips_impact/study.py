@@ -472,7 +472,7 @@ class Study:
         return out
 
     def _persons_frame(self) -> pd.DataFrame:
-        """The persons table itself, for the estimators' reading (no copy: they never write to it).
+        """Return the persons table itself, for the estimators' reading (no copy: they never write to it).
 
         Its ``arm`` equals :attr:`design`'s (both are fixed when the Study is built and
         the Study cannot be changed); :attr:`persons` is the copy users get.
