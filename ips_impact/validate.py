@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ips_impact.errors import DataContractError, DataWarning, DesignError, LinkageError, is_national_number
+from ips_impact.io.codes import decode_text, distinct_values, is_text_codes
 from ips_impact.io.schema import HOUSEHOLD_ROLES, KEY_COLUMNS, LIPRO_ROLES, PANEL_CATEGORICAL, SCHEMAS, TableSchema
 
 __all__ = [
@@ -53,34 +54,6 @@ def _example_keys(frame: pd.DataFrame, mask: np.ndarray | pd.Series, key: str = 
         return [v if not is_national_number(str(v)) else f"row {i}"
                 for i, v in zip(vals.index[:5], vals.iloc[:5])] + (["…"] if len(vals) > 5 else [])
     return [f"row {i}" for i in rows.index[:5]]
-
-
-def is_text_codes(col: pd.Series) -> bool:
-    """Tell whether a column is text held as codes: a ``Categorical`` whose categories are all strings."""
-    return (isinstance(col.dtype, pd.CategoricalDtype)
-            and pd.api.types.infer_dtype(col.cat.categories, skipna=False) == "string")
-
-
-def distinct_values(col: pd.Series) -> pd.Series:
-    """Return the distinct non-missing values of a column, in order of first appearance.
-
-    For a ``Categorical`` the categories that occur are read from the codes (one pass
-    over small integers, none over text), in the order of the categories.
-    """
-    if isinstance(col.dtype, pd.CategoricalDtype):
-        cats = col.cat.categories
-        used = np.bincount(col.cat.codes.to_numpy().astype(np.intp) + 1, minlength=len(cats) + 1)[1:] > 0
-        return pd.Series(cats[used], dtype=cats.dtype)
-    uniq = pd.Series(pd.unique(col))
-    return uniq[uniq.notna()].reset_index(drop=True)
-
-
-def decode_text(col: pd.Series, missing: object = np.nan) -> pd.Series:
-    """Text held as codes back to an object column of the same strings (each one object, shared)."""
-    if not isinstance(col.dtype, pd.CategoricalDtype):
-        return col
-    words = np.append(col.cat.categories.to_numpy(dtype=object), np.array([missing], dtype=object))
-    return pd.Series(words[col.cat.codes.to_numpy()], index=col.index, name=col.name)
 
 
 def check_not_empty(frame: pd.DataFrame, table: str) -> None:

@@ -57,7 +57,15 @@ import pandas as pd
 from ips_impact import validate as V
 from ips_impact.errors import DataContractError, LinkageError, UsageError
 from ips_impact.io.mapping import ColumnMap
-from ips_impact.io.readers import _SUFFIXES, CODES_ATTR, TABLE_NAMES, TEXT_COLUMNS, _as_text, read_table
+from ips_impact.io.readers import (
+    CODES_ATTR,
+    PARQUET_SUFFIXES,
+    TABLE_NAMES,
+    TEXT_COLUMNS,
+    _as_text,
+    find_table_parts,
+    read_table,
+)
 from ips_impact.io.schema import KEY_COLUMNS
 
 __all__ = ["ENGINES", "Outside", "check_engine", "read_delivery", "find_tables", "import_duckdb"]
@@ -66,8 +74,6 @@ __all__ = ["ENGINES", "Outside", "check_engine", "read_delivery", "find_tables",
 ENGINES = ("pandas", "duckdb")
 #: DuckDB settings :func:`read_delivery` accepts (``duckdb_config=`` of ``load_study``).
 SETTINGS = ("threads", "memory_limit", "temp_directory")
-_PARQUET = (".parquet", ".pq")
-_GLOB = set("*?[")
 
 
 @dataclass(frozen=True)
@@ -131,62 +137,11 @@ def _settings(config: Mapping[str, object] | None) -> dict[str, Any]:
 def find_tables(folder: str | Path, cmap: ColumnMap) -> dict[str, list[Path]]:
     """Find the files of each table: one file, a folder of parquet parts, or a glob of the ``file`` option.
 
-    File and folder names are matched without regard to case (``Panel/``,
-    ``assignment.PARQUET``); parts are sorted by name.
+    See :func:`ips_impact.io.readers.find_table_parts`; file and folder names are matched
+    without regard to case (``Panel/``, ``assignment.PARQUET``), parts sorted by name.
     """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DataContractError(f"{str(folder)!r} is not a folder",
-                                fix="pass the folder that holds assignment.* and panel.*.")
-    entries = sorted(p for p in folder.iterdir() if not p.name.startswith((".", "~$")))
-    found: dict[str, list[Path]] = {}
-    for name in TABLE_NAMES:
-        wanted = cmap.read_options(name).file
-        if wanted is not None and (_GLOB & set(wanted) or "/" in wanted):
-            parts = sorted(p for p in folder.glob(wanted) if p.is_file())
-            if not parts:
-                raise DataContractError(
-                    f"the mapping file names {wanted!r} for table '{name}' but no file matches it",
-                    table=name, examples=[p.name for p in entries][:5], fix="correct the file option.")
-            found[name] = parts
-            continue
-        if wanted is not None:
-            hits = [p for p in entries if p.name.lower() == wanted.lower()]
-            if not hits:
-                raise DataContractError(
-                    f"the mapping file names {wanted!r} for table '{name}' but the folder has no such file",
-                    table=name, examples=[p.name for p in entries][:5], fix="correct the file option.")
-        else:
-            hits = [p for p in entries if (p.is_file() and any(p.name.lower() == name + s for s in _SUFFIXES))
-                    or (p.is_dir() and p.name.lower() == name)]
-        if len(hits) > 1:
-            raise DataContractError(
-                f"several files hold table '{name}'", table=name,
-                examples=[h.name for h in hits], fix="keep one file per table, or name it with file = \"…\".",
-            )
-        if hits:
-            found[name] = _parts(hits[0], name) if hits[0].is_dir() else [hits[0]]
-    for name in ("assignment", "panel"):
-        if name not in found:
-            raise DataContractError(
-                f"no file for the required table '{name}' in {str(folder)!r}", table=name,
-                examples=[p.name for p in entries][:5],
-                fix=f"save it as {name}.parquet or {name}.csv (or a folder {name}/ of parquet parts) in that "
-                    f"folder, or name it with file = \"…\" under [{name}] in the mapping file.",
-            )
-    return found
-
-
-def _parts(directory: Path, table: str) -> list[Path]:
-    files = sorted(p for p in directory.iterdir() if p.is_file() and not p.name.startswith((".", "_")))
-    other = [p.name for p in files if p.suffix.lower() not in _PARQUET]
-    if other or not files:
-        raise DataContractError(
-            f"folder {directory.name!r} of table '{table}' must hold parquet parts only"
-            + (" and holds other files" if other else " and is empty"), table=table, examples=other[:5],
-            fix="keep only the .parquet parts in that folder (a table given as parts is read by "
-                "engine='duckdb'; convert text parts to parquet).")
-    return files
+    names = {t: cmap.read_options(t).file for t in TABLE_NAMES}
+    return find_table_parts(folder, files={t: f for t, f in names.items() if f})
 
 
 # ---------------------------------------------------------------------- reading
@@ -261,7 +216,7 @@ def _trim_heap() -> None:
 
 
 def _is_parquet(parts: list[Path], table: str) -> bool:
-    kinds = {p.suffix.lower() in _PARQUET for p in parts}
+    kinds = {p.suffix.lower() in PARQUET_SUFFIXES for p in parts}
     if len(parts) > 1 and kinds != {True}:
         raise DataContractError(f"table '{table}' is given as {len(parts)} files that are not all parquet",
                                 table=table, examples=[p.name for p in parts][:5],

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ips_impact.errors import DataContractError
+from ips_impact.io.codes import used_categories
 
 __all__ = [
     "DATE_ORDERS",
@@ -567,7 +568,7 @@ def parse_periods(
         # categories as objects, so they are read exactly as an object column would be)
         codes = values.cat.codes.to_numpy()
         cats = values.cat.categories
-        used = np.bincount(codes.astype(np.intp), minlength=len(cats)) > 0
+        used = used_categories(values)
         distinct = pd.Series(cats.to_numpy(dtype=object)[used], dtype=object)
         try:
             parsed, got = parse_periods(distinct, frequency, table=table, column=column)

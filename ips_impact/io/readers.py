@@ -20,9 +20,11 @@ import numpy as np
 import pandas as pd
 
 from ips_impact.errors import DataContractError
+from ips_impact.io.codes import decode_text
 from ips_impact.io.mapping import ReadOptions
 
-__all__ = ["read_table", "find_table_files", "text_to_numbers", "TABLE_NAMES", "TEXT_COLUMNS", "CODES_ATTR"]
+__all__ = ["read_table", "find_table_files", "find_table_parts", "PARQUET_SUFFIXES", "text_to_numbers",
+           "TABLE_NAMES", "TEXT_COLUMNS", "CODES_ATTR"]
 
 TABLE_NAMES = ("assignment", "panel", "households", "benefits", "takeup", "sites")
 _SUFFIXES = (".parquet", ".pq", ".csv", ".csv.gz", ".tsv", ".txt", ".xlsx", ".xlsm")
@@ -323,9 +325,8 @@ def _read_parquet(path: Path, keep_text: AbstractSet[str] = frozenset(),
             decoded.add(name)
             continue
         keep = name in keep_text and name not in ("period", "month")
-        missing: object = np.nan if keep else None  # NaN as _as_text gives; None as pd.read_parquet does
-        words = np.append(col.cat.categories.to_numpy(dtype=object), np.array([missing], dtype=object))
-        frame[name] = pd.Series(words[col.cat.codes.to_numpy()], index=frame.index, name=name)
+        # missing as NaN as _as_text gives; None as pd.read_parquet does
+        frame[name] = decode_text(col, np.nan if keep else None)
         if keep:
             decoded.add(name)
     # Arrow's allocator keeps the pages of the decoded file; hand them back before pandas
@@ -443,14 +444,39 @@ def find_table_files(folder: str | Path, *, files: dict[str, str] | None = None)
     File names are matched without regard to case (``Assignment.CSV``). ``files``
     gives the file of a table explicitly (the ``file`` option of the mapping file).
     """
+    return {name: paths[0] for name, paths in find_table_parts(folder, files=files, parts=False).items()}
+
+
+#: Parquet suffixes (a table given as a folder of parts holds only these).
+PARQUET_SUFFIXES = (".parquet", ".pq")
+_GLOB = set("*?[")
+
+
+def find_table_parts(folder: str | Path, *, files: dict[str, str] | None = None,
+                     parts: bool = True) -> dict[str, list[Path]]:
+    """Find the file(s) of each table: one file or, with ``parts``, a folder of parquet parts or a glob.
+
+    As :func:`find_table_files`; with ``parts`` a table may also be a folder of that name
+    holding parquet parts (``panel/part-2019.parquet``…; names starting with ``.`` or
+    ``_``, like Spark's ``_SUCCESS``, are skipped) or a glob in the ``file`` option
+    (``file = "lmd/part-*.parquet"``). Parts are sorted by name.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise DataContractError(f"{str(folder)!r} is not a folder",
                                 fix="pass the folder that holds assignment.* and panel.*.")
-    entries = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith((".", "~$")))
-    found: dict[str, Path] = {}
+    entries = sorted(p for p in folder.iterdir() if (parts or p.is_file()) and not p.name.startswith((".", "~$")))
+    found: dict[str, list[Path]] = {}
     for name in TABLE_NAMES:
         wanted = (files or {}).get(name)
+        if parts and wanted is not None and (_GLOB & set(wanted) or "/" in wanted):
+            matched = sorted(p for p in folder.glob(wanted) if p.is_file())
+            if not matched:
+                raise DataContractError(
+                    f"the mapping file names {wanted!r} for table '{name}' but no file matches it",
+                    table=name, examples=[p.name for p in entries][:5], fix="correct the file option.")
+            found[name] = matched
+            continue
         if wanted is not None:
             hits = [p for p in entries if p.name.lower() == wanted.lower()]
             if not hits:
@@ -458,20 +484,34 @@ def find_table_files(folder: str | Path, *, files: dict[str, str] | None = None)
                     f"the mapping file names {wanted!r} for table '{name}' but the folder has no such file",
                     table=name, examples=[p.name for p in entries][:5], fix="correct the file option.")
         else:
-            hits = [p for p in entries if any(p.name.lower() == name + s for s in _SUFFIXES)]
+            hits = [p for p in entries if (p.is_file() and any(p.name.lower() == name + s for s in _SUFFIXES))
+                    or (p.is_dir() and p.name.lower() == name)]
         if len(hits) > 1:
             raise DataContractError(
                 f"several files hold table '{name}'", table=name,
                 examples=[h.name for h in hits], fix="keep one file per table, or name it with file = \"…\".",
             )
         if hits:
-            found[name] = hits[0]
+            found[name] = _parts(hits[0], name) if hits[0].is_dir() else [hits[0]]
     for name in ("assignment", "panel"):
         if name not in found:
+            folder_too = f" (or a folder {name}/ of parquet parts)" if parts else ""
             raise DataContractError(
                 f"no file for the required table '{name}' in {str(folder)!r}", table=name,
                 examples=[p.name for p in entries][:5],
-                fix=f"save it as {name}.parquet or {name}.csv in that folder, or name it with "
+                fix=f"save it as {name}.parquet or {name}.csv{folder_too} in that folder, or name it with "
                     f"file = \"…\" under [{name}] in the mapping file.",
             )
     return found
+
+
+def _parts(directory: Path, table: str) -> list[Path]:
+    files = sorted(p for p in directory.iterdir() if p.is_file() and not p.name.startswith((".", "_")))
+    other = [p.name for p in files if p.suffix.lower() not in PARQUET_SUFFIXES]
+    if other or not files:
+        raise DataContractError(
+            f"folder {directory.name!r} of table '{table}' must hold parquet parts only"
+            + (" and holds other files" if other else " and is empty"), table=table, examples=other[:5],
+            fix="keep only the .parquet parts in that folder (a table given as parts is read by "
+                "engine='duckdb'; convert text parts to parquet).")
+    return files
