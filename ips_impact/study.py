@@ -374,14 +374,10 @@ class Study:
             if c == "person_id":  # decoded once, for the rows kept: shared strings, no text per row
                 values = key_text[pcodes if take is None else pcodes[take]]
                 del pcodes
-            elif in_place:
-                values = col.array if isinstance(col.dtype, pd.api.extensions.ExtensionDtype) else col.to_numpy()
-                if c in decode:
-                    values = V.decode_text(pd.Series(values)).to_numpy()
             else:
-                every = np.arange(len(col)) if take is None else take  # a copy: the caller keeps its frame
-                values = col.array.take(every) if isinstance(col.dtype, pd.api.extensions.ExtensionDtype) \
-                    else col.to_numpy().take(every)
+                values = col.array if isinstance(col.dtype, pd.api.extensions.ExtensionDtype) else col.to_numpy()
+                if not in_place:  # a copy: the caller keeps its frame
+                    values = values.take(np.arange(len(col)) if take is None else take)
                 if c in decode:
                     values = V.decode_text(pd.Series(values)).to_numpy()
             del col
@@ -658,7 +654,7 @@ class Study:
             ok &= ~pd.Index(ks).duplicated().reshape(1, -1)  # a k asked twice fills its first column
             out[ok] = vals[(start[:, None] + rel)[ok]]
             return out
-        offset, kmin = self._k_offsets()
+        offset, kmin = self._k_offset, self._kmin
         # column of each event time, by table look-up (k spans a few dozen values); a k
         # asked twice fills its first column only
         # (the narrowest column type: the gather over every panel row writes a byte a row)
@@ -670,10 +666,6 @@ class Study:
         cell = self._pidx[rows] * ks.size + col[rows]  # row-major position in ``out``
         out.reshape(-1)[cell] = vals[rows]
         return out
-
-    def _k_offsets(self) -> tuple[np.ndarray, int]:
-        """Event time of each panel row minus the smallest, in a narrow integer type; and the smallest."""
-        return self._k_offset, self._kmin
 
     def outcome_at(self, outcome: str, horizon: int) -> pd.Series:
         """Outcome at event time ``horizon`` for every person (NaN = not observed)."""
