@@ -97,6 +97,15 @@ def _key_text(v: object) -> object:
     return str(v)
 
 
+def _missing_keys(frame: pd.DataFrame, table: str, key: str, mask: pd.Series) -> DataContractError:
+    return DataContractError(
+        "has missing keys", table=table, column=key, n_rows=int(mask.sum()),
+        examples=[f"row {i}" for i in frame.index[mask][:5]],
+        fix="every row needs its pseudonymised key: ask the data provider for the missing keys "
+            "(dropping the rows would bias the comparison if they differ by arm).",
+    )
+
+
 def check_keys_are_strings(frame: pd.DataFrame, table: str, keys: Iterable[str]) -> pd.DataFrame:
     """Keys are pseudonymised text: numbers and bytes become text (decided on all values).
 
@@ -112,13 +121,7 @@ def check_keys_are_strings(frame: pd.DataFrame, table: str, keys: Iterable[str])
         if isinstance(col.dtype, pd.CategoricalDtype):
             # keys held as codes: the rule runs on the distinct values; rows only for the message
             if (col.cat.codes.to_numpy() < 0).any() and (table, key) not in OPTIONAL_KEYS:
-                mask = col.isna()
-                raise DataContractError(
-                    "has missing keys", table=table, column=key, n_rows=int(mask.sum()),
-                    examples=[f"row {i}" for i in frame.index[mask][:5]],
-                    fix="every row needs its pseudonymised key: ask the data provider for the missing keys "
-                        "(dropping the rows would bias the comparison if they differ by arm).",
-                )
+                raise _missing_keys(frame, table, key, col.isna())
             if is_text_codes(col):
                 continue
             texts = pd.Index([_key_text(v) for v in col.cat.categories], dtype=object)
@@ -129,13 +132,7 @@ def check_keys_are_strings(frame: pd.DataFrame, table: str, keys: Iterable[str])
                 continue
             col = col.astype(object)  # two categories give one text (1 and "1"): decided per row
         if col.isna().any() and (table, key) not in OPTIONAL_KEYS:
-            mask = col.isna()
-            raise DataContractError(
-                "has missing keys", table=table, column=key, n_rows=int(mask.sum()),
-                examples=[f"row {i}" for i in frame.index[mask][:5]],
-                fix="every row needs its pseudonymised key: ask the data provider for the missing keys "
-                    "(dropping the rows would bias the comparison if they differ by arm).",
-            )
+            raise _missing_keys(frame, table, key, col.isna())
         # infer_dtype is one C pass; the per-value map only runs on columns that need it
         if col.dtype == object and pd.api.types.infer_dtype(col, skipna=False) == "string":
             continue
