@@ -347,7 +347,8 @@ class Study:
         # (None: every row, already in that order, as extracts sorted by person and period come)
         rows = None if bool(is_person.all()) else np.flatnonzero(is_person)
         main_pidx = pidx if rows is None else pidx[rows]
-        main_k = (ords if rows is None else ords[rows]) - rand_period_ord[main_pidx]
+        main_k = rand_period_ord[main_pidx]  # k = period - randomization period, in place
+        np.subtract(ords if rows is None else ords[rows], main_k, out=main_k)
         order_rows = _person_k_order(main_pidx, main_k)
         if order_rows is None:
             take = rows
@@ -818,7 +819,10 @@ def _check_linkage(persons: pd.DataFrame, min_share: float, near: pd.DataFrame) 
 def _key_codes(keys: pd.Series) -> tuple[np.ndarray, pd.Index]:
     """Integer codes of a key column and the distinct keys (text held as codes: read, not recomputed)."""
     if isinstance(keys.dtype, pd.CategoricalDtype):
-        return keys.cat.codes.to_numpy().astype(np.intp), pd.Index(keys.cat.categories, dtype=object)
+        codes = keys.cat.codes.to_numpy()
+        # int32 codes (more than 32,767 keys) index as they are: no 8-byte copy per row
+        return (codes if codes.dtype == np.int32 else codes.astype(np.intp),
+                pd.Index(keys.cat.categories, dtype=object))
     codes, uniques = pd.factorize(keys)
     return codes, pd.Index(uniques, dtype=object)
 
@@ -878,7 +882,10 @@ def _person_k_order(pidx: np.ndarray, k: np.ndarray) -> np.ndarray | None:
     span = int(k.max()) - kmin + 1
     if float(pidx.max() + 1) * span >= 2.0**62:
         return np.lexsort((k, pidx))
-    key = pidx.astype(np.int64) * span + (k - kmin)
+    key = pidx.astype(np.int64)
+    key *= span
+    key += k
+    key -= kmin
     if bool((key[1:] > key[:-1]).all()):
         return None
     return np.argsort(key, kind="stable")
@@ -889,10 +896,16 @@ def _unique_person_period(pcodes: np.ndarray, ords: np.ndarray) -> bool:
     if len(ords) == 0:
         return True
     span = int(ords.max()) - int(ords.min()) + 1
-    cells = float(pcodes.max() + 1) * span
+    cells = float(int(pcodes.max()) + 1) * span
     if cells >= 2.0**62:
         return False  # let the general rule decide
-    key = pcodes.astype(np.int64) * span + (ords - ords.min())
+    # one int64 array, built in place (fresh memory is the dear part at 15 M rows)
+    key = pcodes.astype(np.int64)
+    key *= span
+    key += ords
+    key -= int(ords.min())
+    if bool((key[1:] > key[:-1]).all()):
+        return True  # rows by person, then period (as extracts come): strictly increasing keys
     if cells <= 4.0 * len(key) + 1_000_000:  # a dense grid: count the cells
         return bool(np.bincount(key, minlength=int(cells)).max() <= 1)
     return bool(pd.Index(key).is_unique)

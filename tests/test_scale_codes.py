@@ -196,3 +196,58 @@ def test_sorted_codes_equal_factorize_with_sort() -> None:
     np.testing.assert_array_equal(_sorted_codes(keys), pd.factorize(keys, sort=True)[0])
     mixed = pd.Series(["b", 3, "a", None], dtype=object)  # not all text: pandas decides
     np.testing.assert_array_equal(_sorted_codes(mixed), pd.factorize(mixed, sort=True)[0])
+
+
+def test_used_categories_marks_codes_seen_and_ignores_missing() -> None:
+    from ips_impact.io.codes import used_categories
+
+    col = pd.Series(pd.Categorical.from_codes([2, -1, 0, 2, -1], categories=["a", "b", "c", "d"]))
+    np.testing.assert_array_equal(used_categories(col), [True, False, True, False])
+    none = pd.Series(pd.Categorical.from_codes([-1, -1], categories=["a"]))
+    np.testing.assert_array_equal(used_categories(none), [False])
+
+
+def test_period_ordinals_are_a_read_only_view() -> None:
+    from ips_impact.io.periods import period_ordinals
+
+    s = pd.Series(pd.period_range("2018Q1", periods=6, freq="Q"))
+    o = period_ordinals(s)
+    np.testing.assert_array_equal(o, s.array.asi8)
+    with pytest.raises(ValueError):
+        o[0] = 0  # nothing can write into the caller's periods
+    ints = pd.Series(np.arange(5, dtype=np.int64))
+    oi = period_ordinals(ints)
+    with pytest.raises(ValueError):
+        oi[0] = 7
+    ints.iloc[0] = 3  # the caller's own Series stays writeable
+    assert ints.iloc[0] == 3
+
+
+@pytest.mark.parametrize("dtype", ["int8", "int64", "uint8", "bool"])
+def test_binary_integers_checked_on_their_bytes(dtype) -> None:
+    ok = pd.DataFrame({"employed": np.array([0, 1, 1, 0], dtype=dtype)})
+    out = V.check_binary(ok, "panel", ["employed"])
+    assert out["employed"].dtype == np.float64
+    np.testing.assert_array_equal(out["employed"], [0.0, 1.0, 1.0, 0.0])
+    if dtype != "bool":
+        bad = pd.DataFrame({"employed": np.array([0, 2, 1, 2, 0], dtype=dtype)})
+        with pytest.raises(DataContractError, match=r"2 rows.*Examples: '2'"):
+            V.check_binary(bad, "panel", ["employed"])
+
+
+def test_unique_person_period_fast_paths() -> None:
+    from ips_impact.study import _unique_person_period
+
+    codes = np.repeat(np.arange(4), 3).astype(np.int32)
+    ords = np.tile(np.arange(200, 203), 4).astype(np.int64)
+    assert _unique_person_period(codes, ords)  # sorted: strictly increasing keys
+    rng = np.random.default_rng(0)
+    p = rng.permutation(codes.size)
+    assert _unique_person_period(codes[p], ords[p])  # shuffled: counted on the grid
+    dup_o = ords.copy()
+    dup_o[1] = dup_o[0]
+    assert not _unique_person_period(codes, dup_o)
+    assert not _unique_person_period(codes[p], dup_o[p])
+    far = ords * 10**7  # a sparse grid: the hash rule
+    assert _unique_person_period(codes[p], far[p])
+    assert not _unique_person_period(codes[p], (dup_o * 10**7)[p])

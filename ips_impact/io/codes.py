@@ -15,8 +15,10 @@ __all__ = ["is_text_codes", "used_categories", "distinct_values", "decode_text"]
 
 def used_categories(col: pd.Series) -> np.ndarray:
     """Boolean mask of the categories of a ``Categorical`` column that occur in its rows."""
-    cats = col.cat.categories
-    return np.bincount(col.cat.codes.to_numpy().astype(np.intp) + 1, minlength=len(cats) + 1)[1:] > 0
+    # one scatter of True over the codes; a missing row (code -1) marks the extra last slot
+    seen = np.zeros(len(col.cat.categories) + 1, dtype=bool)
+    seen[col.cat.codes.to_numpy()] = True
+    return seen[:-1]
 
 
 def is_text_codes(col: pd.Series) -> bool:

@@ -616,10 +616,17 @@ def date_to_period(dates: pd.Series, frequency: str) -> pd.Series:
 
 
 def period_ordinals(periods: pd.Series) -> np.ndarray:
-    """Integer ordinals of a period Series (consecutive periods differ by 1)."""
+    """Integer ordinals of a period Series (consecutive periods differ by 1), read-only.
+
+    For periods, a view of the ordinals the Series holds, not a copy (15 M panel rows:
+    120 MB not allocated); it is read-only, so nothing can write into the Series.
+    """
     if isinstance(periods.dtype, pd.PeriodDtype):
-        return periods.array.asi8.copy()
-    return periods.to_numpy(dtype="int64")
+        out = periods.array.asi8.view()
+    else:
+        out = periods.to_numpy(dtype="int64").view()  # a view: the flag never reaches the Series' array
+    out.flags.writeable = False
+    return out
 
 
 def period_labels(periods: pd.Series) -> pd.Series:
