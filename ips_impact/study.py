@@ -650,6 +650,13 @@ class Study:
         if self._dense is not None:
             # every person's rows are consecutive event times: (person, k) is at a known row
             start, first, count = self._dense
+            lo, hi = int(ks.min()), int(ks.max())
+            if bool(((first <= lo) & (hi < first + count)).all()) and not pd.Index(ks).has_duplicates:
+                # everyone observed over the whole range (a full extract): one index array,
+                # gathered straight into the result
+                idx = (start - first)[:, None] + ks[None, :]
+                np.take(vals, idx, out=out)
+                return out
             rel = ks[None, :] - first[:, None]
             ok = (rel >= 0) & (rel < count[:, None])
             ok &= ~pd.Index(ks).duplicated().reshape(1, -1)  # a k asked twice fills its first column

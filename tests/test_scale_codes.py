@@ -162,8 +162,14 @@ def test_outcome_matrix_by_lookup_equals_the_sorted_search() -> None:
         dense = trial.study()
         panel = trial.panel.sample(frac=0.8, random_state=2)  # gaps in the persons' quarters
         gappy = ii.Study.from_frames(trial.assignment, panel)
+        # dense rows, but persons followed over different spans (the whole-range gather
+        # must not apply to persons missing some of the event times asked)
+        k = trial.panel.groupby("person_id").cumcount()
+        late = trial.panel["person_id"].isin(trial.assignment["person_id"].iloc[::2])
+        short = ii.Study.from_frames(trial.assignment, trial.panel[(k >= 3) | ~late])
     assert dense._dense is not None and gappy._dense is None  # both look-ups are exercised
-    for st in (dense, gappy):
+    assert short._dense is not None and (short._dense[1] != dense._dense[1]).any()
+    for st in (dense, gappy, short):
         _compare_with_search(st)
 
 
@@ -181,8 +187,9 @@ def _compare_with_search(st) -> None:
 
     rng = np.random.default_rng(0)
     lo, hi = st.k_range
-    for _ in range(60):  # repeated, unsorted and out-of-range event times included
-        ks = rng.integers(lo - 5, hi + 5, rng.integers(1, 30))
+    inside = [rng.permutation(np.arange(lo, hi + 1)), np.arange(lo + 2, lo + 9), np.array([hi, lo])]
+    for ks in inside + [rng.integers(lo - 5, hi + 5, rng.integers(1, 30)) for _ in range(60)]:
+        # in range, then repeated, unsorted and out-of-range event times included
         for outcome in ("employed", "earnings", "n_jobs"):
             np.testing.assert_array_equal(st.outcome_matrix(outcome, ks), reference(outcome, ks))
 

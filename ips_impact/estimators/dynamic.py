@@ -261,7 +261,8 @@ def itt_by_period(
                 categories.append(w.category)
         j = rd.arm_index
         B = design.coef(Yg)  # (K, m): one product for every k of the group
-        E = Yg - rd.X @ B
+        E = rd.X @ B
+        np.subtract(Yg, E, out=E)  # the residuals in place: one (m, K) array, not two
         S = design.scores(E, j)  # (G, m)
         var = design.scale * np.einsum("gm,gm->m", S, S)
         welch = (rd.adjustment == "none" and rd.X.shape[1] == 2 and ctype == "HC2")
