@@ -258,3 +258,20 @@ def test_unique_person_period_fast_paths() -> None:
     far = ords * 10**7  # a sparse grid: the hash rule
     assert _unique_person_period(codes[p], far[p])
     assert not _unique_person_period(codes[p], (dup_o * 10**7)[p])
+
+
+def test_dictionary_chunks_unify_with_missing_rows() -> None:
+    import pyarrow as pa
+
+    words = [f"w{i:03d}" for i in range(128)]
+    d8 = pa.array(words)
+    chunks = [
+        pa.DictionaryArray.from_arrays(pa.array([127, None, 0, 5], type=pa.int8()), d8),  # the slot past int8
+        pa.DictionaryArray.from_arrays(pa.array([None, None], type=pa.int8()), pa.array([], type=pa.string())),
+        pa.DictionaryArray.from_arrays(pa.array([1, 0, None], type=pa.int8()), pa.array(["zz", "w005"])),
+        pa.DictionaryArray.from_arrays(pa.array([], type=pa.int8()), pa.array(["q"])),
+    ]
+    got = readers._categorical(pa.chunked_array(chunks))
+    want = ["w127", None, "w000", "w005", None, None, "w005", "zz", None]
+    assert [None if pd.isna(v) else v for v in got] == want
+    assert list(got.categories) == [*words, "zz"]  # first appearance over the dictionaries

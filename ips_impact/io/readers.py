@@ -361,14 +361,17 @@ def _categorical(column: object) -> pd.Categorical:
         which.append(slot[key])
     remap, categories = pd.factorize(np.concatenate(dicts))
     starts = np.cumsum([0] + [len(d) for d in dicts])
+    # each dictionary's codes, then -1 in one extra slot where its missing rows point
+    tables = [np.append(remap[starts[w]:starts[w + 1]], -1).astype(np.int32) for w in range(len(dicts))]
     codes = np.empty(sum(len(c) for c in chunks), dtype=np.int32)
     pos = 0
     for c, w in zip(chunks, which):
-        idx = (c.indices.fill_null(0) if c.null_count else c.indices).to_numpy()
-        part = remap[starts[w]:starts[w + 1]][idx] if starts[w + 1] > starts[w] else np.zeros(len(c), np.intp)
-        if c.null_count:
-            part[c.is_null().to_numpy(zero_copy_only=False)] = -1
-        codes[pos:pos + len(c)] = part
+        n_dict = len(tables[w]) - 1
+        idx = c.indices
+        if c.null_count:  # int32 first: the extra slot may not fit the narrow index type
+            idx = idx.cast(pa.int32()).fill_null(n_dict)
+        idx = idx.to_numpy()
+        np.take(tables[w], idx, out=codes[pos:pos + len(c)])  # gathered straight into place
         pos += len(c)
     return pd.Categorical.from_codes(codes, categories=pd.Index(categories, dtype=object), validate=False)
 
