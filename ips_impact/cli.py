@@ -60,6 +60,8 @@ __all__ = [
     "existing_file",
     "output_dir",
     "progress",
+    "add_engine_options",
+    "engine_options",
 ]
 
 EXIT_OK = 0
@@ -110,6 +112,31 @@ class _Progress:
 def progress(args: argparse.Namespace) -> Callable[[str], None]:
     """Return a progress printer that respects ``--quiet``."""
     return _Progress(bool(getattr(args, "quiet", False)))
+
+
+def add_engine_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``--engine`` and the DuckDB settings of :func:`ips_impact.load_study` to a command."""
+    parser.add_argument("--engine", default="pandas", choices=["pandas", "duckdb"],
+                        help="reader of the delivery: 'duckdb' reads, filters and joins the parquet "
+                             "tables in DuckDB, for extracts larger than memory (the same Study)")
+    parser.add_argument("--duckdb-memory-limit", default=None, metavar="SIZE",
+                        help="with --engine duckdb: memory DuckDB may use, e.g. 8GB "
+                             "(default: a quarter of the physical memory)")
+    parser.add_argument("--duckdb-temp-directory", default=None, metavar="DIR",
+                        help="with --engine duckdb: where DuckDB spills what does not fit "
+                             "(default: a temporary folder, removed afterwards)")
+
+
+def engine_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments of :func:`ips_impact.load_study` from :func:`add_engine_options`' options."""
+    engine = getattr(args, "engine", "pandas")
+    config = {k: v for k, v in (("memory_limit", getattr(args, "duckdb_memory_limit", None)),
+                                ("temp_directory", getattr(args, "duckdb_temp_directory", None)))
+              if v is not None}
+    if config and engine != "duckdb":
+        raise UsageError(f"--duckdb-{next(iter(config)).replace('_', '-')} applies to --engine duckdb only",
+                         fix="add --engine duckdb, or drop the DuckDB setting.")
+    return {"engine": engine, **({"duckdb_config": config} if config else {})}
 
 
 # ---------------------------------------------------------------- argparse types

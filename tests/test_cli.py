@@ -151,3 +151,16 @@ def test_validate_strict_fails_on_a_warning(tmp_path, capsys):
     assert "Ledger" in out and "Linkage of randomized persons" in out
     assert main(["-q", "validate", str(tmp_path), "--strict"]) == 2
     assert "--strict" in capsys.readouterr().err
+
+
+def test_validate_with_the_duckdb_engine_prints_the_same_reports(tmp_path, capsys):
+    frames = make_frames(n=20, periods=6)
+    for name, f in frames.items():
+        f.to_parquet(tmp_path / f"{name}.parquet", index=False)
+    assert main(["--quiet", "validate", str(tmp_path)]) == 0
+    by_pandas = capsys.readouterr().out
+    assert main(["--quiet", "validate", str(tmp_path), "--engine", "duckdb",
+                 "--duckdb-temp-directory", str(tmp_path / "spill")]) == 0
+    assert capsys.readouterr().out == by_pandas
+    assert main(["--quiet", "validate", str(tmp_path), "--engine", "polars"]) == 64
+    assert "invalid choice" in capsys.readouterr().err

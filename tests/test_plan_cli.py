@@ -106,3 +106,24 @@ def test_run_strict_fails_on_deviations(capsys, tmp_path):
     assert "itt.not_there.k6" in capsys.readouterr().out
     assert main([*args, "--strict"]) == 2
     assert "not filled" in capsys.readouterr().err
+
+
+def test_run_with_the_duckdb_engine_saves_the_same_analysis(capsys, tmp_path):
+    plan = tmp_path / "plan.toml"
+    plan.write_text(PLAN, encoding="utf-8")
+    out_a, out_b = tmp_path / "pandas", tmp_path / "duckdb"
+    assert main(["--quiet", "run", str(SAMPLE), "--out", str(out_a), "--plan", str(plan),
+                 "--n-permutations", "9"]) == 0
+    assert main(["--quiet", "run", str(SAMPLE), "--out", str(out_b), "--plan", str(plan),
+                 "--n-permutations", "9", "--engine", "duckdb", "--duckdb-memory-limit", "1GB"]) == 0
+    capsys.readouterr()
+    pd_a, pd_b = ii.load_analysis(out_a).tidy(), ii.load_analysis(out_b).tidy()
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(pd_a, pd_b, check_exact=True)
+    # a DuckDB setting without the DuckDB engine is a usage error, before any reading
+    assert main(["--quiet", "run", str(SAMPLE), "--out", str(tmp_path / "o"), "--plan", str(plan),
+                 "--duckdb-memory-limit", "1GB"]) == 64
+    err = capsys.readouterr().err
+    assert "--duckdb-memory-limit applies to --engine duckdb only" in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()

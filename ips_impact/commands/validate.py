@@ -6,7 +6,7 @@ import argparse
 import warnings
 from typing import Any
 
-from ips_impact.cli import existing_file, existing_path, progress
+from ips_impact.cli import add_engine_options, engine_options, existing_file, existing_path, progress
 
 
 def register(subparsers: Any) -> None:
@@ -22,6 +22,7 @@ def register(subparsers: Any) -> None:
                    help="panel period frequency (detected when omitted)")
     v.add_argument("--strict", action="store_true", default=False,
                    help="fail (exit 2) when validation raises any warning")
+    add_engine_options(v)
     v.set_defaults(func=run)
 
 
@@ -30,10 +31,12 @@ def run(args: argparse.Namespace) -> int:
     from ips_impact.errors import DataContractError, IpsImpactWarning
     from ips_impact.study import load_study
 
-    progress(args)(f"reading and validating {args.path}")
+    load_options = engine_options(args)  # a bad combination is refused before any reading
+    progress(args)(f"reading and validating {args.path}"
+                   + (" with DuckDB" if load_options["engine"] == "duckdb" else ""))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", IpsImpactWarning)
-        study = load_study(args.path, frequency=args.frequency, column_map=args.column_map)
+        study = load_study(args.path, frequency=args.frequency, column_map=args.column_map, **load_options)
     print(study)
     print()
     print(study.linkage_report())

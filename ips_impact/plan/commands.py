@@ -1,6 +1,6 @@
 """``ips-impact run``, ``ips-impact diff`` and ``ips-impact plan``.
 
-``run PATH --out DIR [--plan PLAN] [--column-map F] [--n-permutations N] [--seed S]``
+``run PATH --out DIR [--plan PLAN] [--column-map F] [--engine duckdb] [--n-permutations N] [--seed S]``
     read and validate the delivery in PATH, run the plan (default: the registered
     analysis shipped with the package), save the Analysis to DIR atomically, print its
     summary. Exit 2 on a data, design or plan error; with ``--strict`` also when an
@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ips_impact.cli import nonnegative_int, positive_int
+from ips_impact.cli import add_engine_options, engine_options, nonnegative_int, positive_int
 
 __all__ = ["register", "run_command", "diff_command", "plan_command"]
 
@@ -86,6 +86,7 @@ def register(subparsers: Any) -> None:
     r.add_argument(
         "--column-map", type=Path, default=None, help="TOML mapping file of the delivery"
     )
+    add_engine_options(r)
     r.add_argument(
         "--frequency",
         default=None,
@@ -164,11 +165,13 @@ def run_command(args: argparse.Namespace) -> int:
             raise _Usage(f"--{name.replace('_', '-')} {str(f)!r} is not an existing file")
     if args.out.exists() and not args.out.is_dir():
         raise _Usage(f"--out {str(args.out)!r} is an existing file, not a folder")
+    load_options = engine_options(args)
     t0 = time.perf_counter()
     plan = AnalysisPlan.from_toml(args.plan) if args.plan is not None else AnalysisPlan.default()
     _say(args, f"plan: {plan.name} ({len(plan.estimands)} estimands)")
-    _say(args, f"reading and validating {args.path}")
-    study = load_study(args.path, frequency=args.frequency, column_map=args.column_map)
+    _say(args, f"reading and validating {args.path}"
+         + (" with DuckDB" if load_options["engine"] == "duckdb" else ""))
+    study = load_study(args.path, frequency=args.frequency, column_map=args.column_map, **load_options)
     inputs = find_table_files(args.path)
     progress: bool | str = "auto" if args.progress is None else bool(args.progress)
     if getattr(args, "quiet", False):
