@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +23,12 @@ from ips_impact.synthetic.world import (
     OUTCOMES,
     Group,
     World,
+    aggregate,
     build_world,
+    job_details,
     map_chunks,
     month_labels,
+    monthly,
     quarter_labels,
     quarterly,
     redraw,
@@ -362,6 +366,180 @@ def _assignment_frame(
     return pd.DataFrame({c: build[c]() for c in names})
 
 
+# ---------------------------------------------------------------------- one pass
+class _Sink:
+    """Output arrays allocated once and filled in place by chunks (from several threads).
+
+    Each chunk writes its own rows, so no part is concatenated afterwards (one copy of
+    each table, built on the chunk threads instead of one thread at the end).
+    """
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.shape = shape
+        self.arrays: dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str, dtype: Any) -> np.ndarray:
+        with self._lock:
+            a = self.arrays.get(name)
+            if a is None:
+                a = self.arrays[name] = np.empty(self.shape, dtype=dtype)
+        if a.dtype != np.dtype(dtype):  # pragma: no cover - internal consistency
+            raise TypeError(f"column {name}: {a.dtype} then {np.dtype(dtype)}")
+        return a
+
+    def ordered(self, names: Sequence[str]) -> dict[str, np.ndarray]:
+        return {n: self.arrays.pop(n) for n in names if n in self.arrays}
+
+
+def _put(sink: _Sink, name: str, lo: int, src: np.ndarray, lut: np.ndarray | None = None) -> None:
+    """Write ``src`` (persons × periods) as the rows ``lo:lo + src.size`` of ``name``."""
+    dst = sink.get(name, src.dtype if lut is None else object)
+    dst = dst[lo:lo + src.size].reshape(src.shape)
+    if lut is None:
+        np.copyto(dst, src)
+    else:
+        dst[...] = lut[src]
+
+
+_DETAILS = ("sep_code", "worker_class", "nace")
+_BENEFIT_COLUMNS = ("person_id", "month", "on_di", "di_phase", "di_benefit", "authorised_work")
+
+
+def _one_pass(
+    w: World, g: Group, arm: np.ndarray, *, details: bool, benefits: bool,
+    panel: _Sink, panel_at: int, bens: _Sink | None, bens_at: int,
+    pre: tuple[np.ndarray, np.ndarray] | None,
+) -> _truth.Potentials:
+    """Potential outcomes of ``g`` and its revealed panel and benefit rows, in one pass.
+
+    Each chunk of persons simulates the monthly states of both worlds once. The
+    quarterly outcomes of world a are the potential outcomes Y(a) (returned, for the
+    truth); the revealed ones are Y(arm) = where(arm, Y(1), Y(0)), and the revealed
+    monthly states where(arm, world 1, world 0) give the job details and the monthly
+    benefit records: every step from months to quarters is elementwise per person, so
+    this is, bit for bit, :func:`quarterly` of the revealed world (what ``_reveal``
+    computes).
+    """
+    p = w.params
+    keep = frozenset(OUTCOMES) | {"di_phase"}  # as truth.potentials
+    cols = np.arange(w.origin - p.pre_quarters, w.origin + p.post_quarters + 1)
+    K = cols.size
+    rows = slice(int(cols[0]), int(cols[-1]) + 1)
+    qidx, qlab = quarter_labels(g.start_month, w.n_quarters) if g.m else (None, None)
+    first, last = 3 * int(cols[0]), 3 * (int(cols[-1]) + 1)
+    mcols = np.arange(first, last)
+    midx, mlab = month_labels(g.start_month, w.n_quarters * 3) if g.m else (None, None)
+    nben = np.concatenate([[0], np.cumsum(g.benefit_rows)])  # benefit persons before each
+    hist = np.arange(w.origin - p.history_quarters, w.origin)
+    pots = (_Sink((w.n_quarters, g.m)), _Sink((w.n_quarters, g.m)))
+    order: list[str] = []  # outcomes in the order quarterly() returns them
+
+    def part(a: int, b: int) -> None:
+        sub = subgroup(g, a, b)
+        m = b - a
+        q0 = aggregate(sub, monthly(sub, np.zeros(m, np.int8), p, need=keep), p, details=False, need=keep)
+        q1 = aggregate(sub, monthly(sub, np.ones(m, np.int8), p, need=keep), p, details=False, need=keep)
+        mo0, mo1 = q0.pop("_monthly"), q1.pop("_monthly")
+        order[:] = list(q0)  # the same in every chunk
+        for sink, q in zip(pots, (q0, q1)):
+            for o, v in q.items():
+                sink.get(o, v.dtype)[:, a:b] = v
+        pick = arm[a:b].astype(bool)[None, :]
+        qo = {o: np.where(pick, q1[o], q0[o]) for o in q0}
+        del q0, q1
+        if pre is not None and hist.size:
+            pre[0][a:b] = qo["employed"][hist].mean(axis=0)
+            pre[1][a:b] = qo["earnings"][hist].mean(axis=0)
+        if details:
+            def at_end(k: str) -> np.ndarray:  # revealed state in the last month of each quarter
+                return np.where(pick, mo1[k][2::3], mo0[k][2::3])
+
+            qo.update(job_details(sub.spells, at_end("employed"), at_end("flat"), at_end("on_di"),
+                                  at_end("retired"), at_end("ub")))
+        lo = panel_at + a * K
+        _put(panel, "person_id", lo, np.broadcast_to(sub.person_id[:, None], (m, K)))
+        _put(panel, "period", lo, qlab[qidx[a:b, None] + cols[None, :]])
+        for name in _PANEL_COLUMNS[2:]:
+            if name in qo:
+                lut = {"worker_class": _WC_LUT, "nace": _NACE_LUT, "di_phase": _PHASE}.get(name)
+                _put(panel, name, lo, qo[name][rows].T, lut)
+        del qo
+        if not (benefits and bens is not None) or nben[b] == nben[a]:
+            return
+        keep_b = np.flatnonzero(sub.benefit_rows)
+        every = keep_b.size == m
+
+        def rev(k: str) -> np.ndarray:  # revealed monthly state, persons × months
+            x1, x0 = mo1[k][first:last], mo0[k][first:last]
+            if not every:
+                x1, x0 = x1[:, keep_b], x0[:, keep_b]
+                return np.where(pick[:, keep_b], x1, x0).T
+            return np.where(pick, x1, x0).T
+
+        on_di = rev("on_di")
+        phase = np.where(on_di, np.where(rev("invalidity"), 2, 1), 0).astype(np.int8)
+        lo = bens_at + int(nben[a]) * mcols.size
+        n_b = keep_b.size
+        _put(bens, "person_id", lo, np.broadcast_to(sub.person_id[keep_b, None], (n_b, mcols.size)))
+        _put(bens, "month", lo, mlab[midx[a + keep_b, None] + mcols[None, :]])
+        _put(bens, "on_di", lo, on_di.astype(np.int8))
+        _put(bens, "di_phase", lo, phase, _PHASE)
+        _put(bens, "di_benefit", lo, rev("benefit"))
+        _put(bens, "authorised_work", lo, rev("authorised").astype(np.int8))
+
+    map_chunks(part, g.m)
+    return pots[0].ordered(order), pots[1].ordered(order)
+
+
+def _generate(
+    w: World, tabs: tuple[str, ...], details: bool, small: bool
+) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame, pd.DataFrame, _truth.Potentials | None]:
+    """Frames and truths of :func:`generate`, each group in one pass (:func:`_one_pass`).
+
+    The same tables, bit for bit, as the truths computed from :func:`_truth.potentials`
+    and the frames from :func:`_reveal` (tests/test_synthetic_speed.py). A group's
+    potential outcomes are freed once its truth is computed (the participants' are
+    returned when ``small``, for :meth:`SyntheticTrial.rerandomize`).
+    """
+    pop = w.pop
+    p = w.params
+    arm = w.arm
+    g = w.participants
+    mg = w.member_group if "households" in tabs else None
+    benefits = "benefits" in tabs
+    K = p.pre_quarters + p.post_quarters + 1
+    n_rows = (g.m + (mg.m if mg is not None else 0)) * K
+    panel = _Sink((n_rows,))
+    n_ben = int(g.benefit_rows.sum()) + (int(mg.benefit_rows.sum()) if mg is not None else 0)
+    bens = _Sink((n_ben * 3 * K,)) if benefits else None
+    pre = (np.zeros(pop.n), np.zeros(pop.n))
+    pots: _truth.Potentials | None = _one_pass(
+        w, g, arm, details=details, benefits=benefits, panel=panel, panel_at=0,
+        bens=bens, bens_at=0, pre=pre,
+    )
+    members = "households" in tabs
+    truth = _truth.ate_table(w, members=members, pots=pots, populations=("participants",))
+    truth_late = _truth.late_table(w, pots=pots)
+    truth_rmst = _truth.rmst_table(w, pots=pots)
+    if not small:
+        pots = None  # free them before the members' pass
+    if mg is not None:
+        mpots = _one_pass(
+            w, mg, arm[mg.index], details=details, benefits=benefits, panel=panel,
+            panel_at=g.m * K, bens=bens, bens_at=int(g.benefit_rows.sum()) * 3 * K, pre=None,
+        )
+        mtruth = _truth.ate_table(w, members=True, member_pots=mpots, populations=("partners", "members"))
+        del mpots
+        truth = pd.concat([truth, mtruth], ignore_index=True)
+    out: dict[str, Any] = {"assignment": _assignment_frame(pop, arm, pre[0], pre[1])}
+    out["panel"] = pd.DataFrame(panel.ordered(_PANEL_COLUMNS), copy=False)
+    out["benefits"] = (pd.DataFrame(bens.ordered(_BENEFIT_COLUMNS), copy=False)
+                       if bens is not None and n_ben else None)
+    out.update(_other_frames(w, arm, tabs))
+    return out, truth, truth_late, truth_rmst, pots
+
+
 def _reveal(
     w: World, arm: np.ndarray, tables: tuple[str, ...], details: bool,
     pots: _truth.Potentials | None = None,
@@ -426,6 +604,14 @@ def _reveal(
                 bens.append(ben)
     out["panel"] = _assemble(panels)
     out["benefits"] = _assemble(bens) if bens else None
+    out.update(_other_frames(w, arm, tables))
+    return out
+
+
+def _other_frames(w: World, arm: np.ndarray, tables: tuple[str, ...]) -> dict[str, Any]:
+    """Build the roster and take-up tables (``None`` when not asked for)."""
+    pop = w.pop
+    out: dict[str, Any] = {}
     if "households" in tables:
         from ips_impact.synthetic.households import roster_frame
 
@@ -521,20 +707,10 @@ def generate(
     details = (set(tabs) != {"assignment", "panel"}) if job_details is None else bool(job_details)
     members = "households" in tabs
     w = build_world(int(n_persons), int(seed), p, members=members)
-    pots: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = _truth.potentials(w, w.participants)
-    truth = _truth.ate_table(w, members=members, pots=pots)
-    truth_late = _truth.late_table(w, pots=pots)
-    truth_rmst = _truth.rmst_table(w, pots=pots)
-    # keep the potential outcomes for rerandomize() when they are small (coverage
-    # simulations); large samples recompute them from the monthly paths instead,
-    # and free them before the frames are built unless the panel is read off them
+    # keep the participants' potential outcomes for rerandomize() when they are small
+    # (coverage simulations); large samples recompute them from the monthly paths
     small = n_persons * w.n_quarters <= _KEEP_POTENTIALS_CELLS
-    fast = not details and "benefits" not in tabs
-    if not (small or fast):
-        pots = None  # free them before the frames are built
-    frames = _reveal(w, w.arm, tabs, details, pots)
-    if not small:
-        pots = None
+    frames, truth, truth_late, truth_rmst, pots = _generate(w, tabs, details, small)
     return SyntheticTrial(
         truth=truth, truth_late=truth_late, truth_rmst=truth_rmst,
         params=p, seed=int(seed), tables=tabs, job_details=details, _world=w,

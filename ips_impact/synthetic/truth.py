@@ -107,7 +107,8 @@ def _member_masks(w: World) -> dict[str, np.ndarray]:
 
 def ate_table(
     w: World, *, outcomes: Sequence[str] = OUTCOMES, members: bool = True,
-    pots: Potentials | None = None,
+    pots: Potentials | None = None, member_pots: Potentials | None = None,
+    populations: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Sample average effects for every population, outcome, k in the panel, region.
 
@@ -115,6 +116,10 @@ def ate_table(
     with ``ate = mean_i(Y_i(1) - Y_i(0))`` over the persons of the population (and
     region ``group``; members are grouped by their index person's region) at event
     time ``k`` (quarters since the randomization quarter).
+
+    ``pots`` and ``member_pots`` are the participants' and the members' potential
+    outcomes when already computed; ``populations`` restricts the rows to those
+    populations (in :data:`POPULATIONS` order; default: all, members only if ``members``).
     """
     p = w.params
     ks = np.arange(-p.pre_quarters, p.post_quarters + 1)
@@ -123,10 +128,14 @@ def ate_table(
     if members and w.member_group is not None:
         masks = _member_masks(w)
         parts += [(name, w.member_group, masks[name]) for name in ("partners", "members")]
+    if populations is not None:
+        parts = [part for part in parts if part[0] in set(populations)]
     frames = []
     cache: dict[int, Potentials] = {}
     if pots is not None:
         cache[id(w.participants)] = pots
+    if member_pots is not None and w.member_group is not None:
+        cache[id(w.member_group)] = member_pots
     for name, g, mask in parts:
         if id(g) not in cache:
             cache[id(g)] = _potentials(w, g, outcomes)
