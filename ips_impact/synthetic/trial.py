@@ -393,13 +393,18 @@ class _Sink:
 
 
 def _put(sink: _Sink, name: str, lo: int, src: np.ndarray, lut: np.ndarray | None = None) -> None:
-    """Write ``src`` (persons × periods) as the rows ``lo:lo + src.size`` of ``name``."""
-    dst = sink.get(name, src.dtype if lut is None else object)
+    """Write ``src`` (persons × periods) as the rows ``lo:lo + src.size`` of ``name``.
+
+    With ``lut``, the rows are ``lut[src]``, taken straight into the column (an object
+    column costs one reference per cell; a temporary would cost three).
+    """
+    dst = sink.get(name, src.dtype if lut is None else lut.dtype)
     dst = dst[lo:lo + src.size].reshape(src.shape)
     if lut is None:
         np.copyto(dst, src)
     else:
-        dst[...] = lut[src]
+        # "wrap" is Python's negative indexing for the codes -1 of _NACE_LUT / _WC_LUT
+        np.take(lut, src, out=dst, mode="wrap")
 
 
 _DETAILS = ("sep_code", "worker_class", "nace")
@@ -458,8 +463,8 @@ def _one_pass(
             qo.update(job_details(sub.spells, at_end("employed"), at_end("flat"), at_end("on_di"),
                                   at_end("retired"), at_end("ub")))
         lo = panel_at + a * K
-        _put(panel, "person_id", lo, np.broadcast_to(sub.person_id[:, None], (m, K)))
-        _put(panel, "period", lo, qlab[qidx[a:b, None] + cols[None, :]])
+        _put(panel, "person_id", lo, np.broadcast_to(np.arange(m)[:, None], (m, K)), sub.person_id)
+        _put(panel, "period", lo, qidx[a:b, None] + cols[None, :], qlab)
         for name in _PANEL_COLUMNS[2:]:
             if name in qo:
                 lut = {"worker_class": _WC_LUT, "nace": _NACE_LUT, "di_phase": _PHASE}.get(name)
@@ -481,8 +486,8 @@ def _one_pass(
         phase = np.where(on_di, np.where(rev("invalidity"), 2, 1), 0).astype(np.int8)
         lo = bens_at + int(nben[a]) * mcols.size
         n_b = keep_b.size
-        _put(bens, "person_id", lo, np.broadcast_to(sub.person_id[keep_b, None], (n_b, mcols.size)))
-        _put(bens, "month", lo, mlab[midx[a + keep_b, None] + mcols[None, :]])
+        _put(bens, "person_id", lo, np.broadcast_to(keep_b[:, None], (n_b, mcols.size)), sub.person_id)
+        _put(bens, "month", lo, midx[a + keep_b, None] + mcols[None, :], mlab)
         _put(bens, "on_di", lo, on_di.astype(np.int8))
         _put(bens, "di_phase", lo, phase, _PHASE)
         _put(bens, "di_benefit", lo, rev("benefit"))
@@ -518,9 +523,7 @@ def _generate(
         w, g, arm, details=details, benefits=benefits, panel=panel, panel_at=0,
         bens=bens, bens_at=0, pre=pre,
     )
-    members = "households" in tabs
-    truth = _truth.ate_table(w, members=members, pots=pots, populations=("participants",))
-    truth_late = _truth.late_table(w, pots=pots)
+    truth, truth_late = _truth.participant_tables(w, pots)
     truth_rmst = _truth.rmst_table(w, pots=pots)
     if not small:
         pots = None  # free them before the members' pass
