@@ -371,50 +371,76 @@ class _Sink:
     """Output arrays allocated once and filled in place by chunks (from several threads).
 
     Each chunk writes its own rows, so no part is concatenated afterwards (one copy of
-    each table, built on the chunk threads instead of one thread at the end).
+    each table, built on the chunk threads instead of one thread at the end). A text
+    column is held as integer codes into its lookup table until :meth:`ordered`: an
+    object array costs a reference per cell, and is built under the GIL.
     """
 
     def __init__(self, shape: tuple[int, ...]) -> None:
         self.shape = shape
         self.arrays: dict[str, np.ndarray] = {}
+        self.luts: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
 
-    def get(self, name: str, dtype: Any) -> np.ndarray:
+    def get(self, name: str, dtype: Any, lut: np.ndarray | None = None) -> np.ndarray:
         with self._lock:
             a = self.arrays.get(name)
             if a is None:
                 a = self.arrays[name] = np.empty(self.shape, dtype=dtype)
-        if a.dtype != np.dtype(dtype):  # pragma: no cover - internal consistency
-            raise TypeError(f"column {name}: {a.dtype} then {np.dtype(dtype)}")
+                if lut is not None:
+                    self.luts[name] = lut
+        if a.dtype != np.dtype(dtype) or self.luts.get(name) is not lut:  # pragma: no cover
+            raise TypeError(f"column {name}: inconsistent chunks")  # internal consistency
         return a
 
     def ordered(self, names: Sequence[str]) -> dict[str, np.ndarray]:
-        return {n: self.arrays.pop(n) for n in names if n in self.arrays}
+        """Return the columns ``names`` (those written), text decoded, and empty the sink."""
+        out = {}
+        for n in names:
+            if n in self.arrays:
+                a = self.arrays.pop(n)
+                lut = self.luts.pop(n, None)
+                # "wrap" is Python's negative indexing (code -1 of _NACE_LUT / _WC_LUT)
+                out[n] = a if lut is None else np.take(lut, a, mode="wrap")
+                del a
+        return out
 
 
 def _put(sink: _Sink, name: str, lo: int, src: np.ndarray, lut: np.ndarray | None = None) -> None:
     """Write ``src`` (persons × periods) as the rows ``lo:lo + src.size`` of ``name``.
 
-    With ``lut``, the rows are ``lut[src]``, taken straight into the column (an object
-    column costs one reference per cell; a temporary would cost three).
+    With ``lut``, ``src`` holds codes: the column is ``lut[codes]`` (see :class:`_Sink`).
     """
-    dst = sink.get(name, src.dtype if lut is None else lut.dtype)
-    dst = dst[lo:lo + src.size].reshape(src.shape)
-    if lut is None:
-        np.copyto(dst, src)
-    else:
-        # "wrap" is Python's negative indexing for the codes -1 of _NACE_LUT / _WC_LUT
-        np.take(lut, src, out=dst, mode="wrap")
+    dst = sink.get(name, src.dtype, lut)
+    np.copyto(dst[lo:lo + src.size].reshape(src.shape), src)
 
 
 _DETAILS = ("sep_code", "worker_class", "nace")
 _BENEFIT_COLUMNS = ("person_id", "month", "on_di", "di_phase", "di_benefit", "authorised_work")
 
 
+@dataclass(frozen=True)
+class _Labels:
+    """Text labels shared by the groups written to the same tables, and each person's codes."""
+
+    person_lut: np.ndarray  # person_id of the groups, concatenated
+    quarter: np.ndarray  # code in quarter_lut of each person's quarter column 0
+    quarter_lut: np.ndarray
+    month: np.ndarray  # code in month_lut of each person's month column 0
+    month_lut: np.ndarray
+
+    @classmethod
+    def of(cls, w: World, groups: Sequence[Group]) -> _Labels:
+        start = np.concatenate([x.start_month for x in groups])
+        q, qlut = quarter_labels(start, w.n_quarters)
+        mo, mlut = month_labels(start, w.n_quarters * 3)
+        return cls(np.concatenate([x.person_id for x in groups]), q, qlut, mo, mlut)
+
+
 def _one_pass(
     w: World, g: Group, arm: np.ndarray, *, details: bool, benefits: bool,
     panel: _Sink, panel_at: int, bens: _Sink | None, bens_at: int,
-    pre: tuple[np.ndarray, np.ndarray] | None,
+    pre: tuple[np.ndarray, np.ndarray] | None, labels: _Labels, at: int,
 ) -> _truth.Potentials:
     """Potential outcomes of ``g`` and its revealed panel and benefit rows, in one pass.
 
@@ -424,17 +450,17 @@ def _one_pass(
     monthly states where(arm, world 1, world 0) give the job details and the monthly
     benefit records: every step from months to quarters is elementwise per person, so
     this is, bit for bit, :func:`quarterly` of the revealed world (what ``_reveal``
-    computes).
+    computes). ``labels`` are the person, quarter and month labels of all the groups
+    written to the same tables, ``g``'s persons from position ``at``.
     """
     p = w.params
     keep = frozenset(OUTCOMES) | {"di_phase"}  # as truth.potentials
     cols = np.arange(w.origin - p.pre_quarters, w.origin + p.post_quarters + 1)
     K = cols.size
     rows = slice(int(cols[0]), int(cols[-1]) + 1)
-    qidx, qlab = quarter_labels(g.start_month, w.n_quarters) if g.m else (None, None)
+    qidx, midx = labels.quarter[at:at + g.m], labels.month[at:at + g.m]
     first, last = 3 * int(cols[0]), 3 * (int(cols[-1]) + 1)
     mcols = np.arange(first, last)
-    midx, mlab = month_labels(g.start_month, w.n_quarters * 3) if g.m else (None, None)
     nben = np.concatenate([[0], np.cumsum(g.benefit_rows)])  # benefit persons before each
     hist = np.arange(w.origin - p.history_quarters, w.origin)
     pots = (_Sink((w.n_quarters, g.m)), _Sink((w.n_quarters, g.m)))
@@ -463,8 +489,9 @@ def _one_pass(
             qo.update(job_details(sub.spells, at_end("employed"), at_end("flat"), at_end("on_di"),
                                   at_end("retired"), at_end("ub")))
         lo = panel_at + a * K
-        _put(panel, "person_id", lo, np.broadcast_to(np.arange(m)[:, None], (m, K)), sub.person_id)
-        _put(panel, "period", lo, qidx[a:b, None] + cols[None, :], qlab)
+        pid = np.arange(at + a, at + b, dtype=np.int32)[:, None]
+        _put(panel, "person_id", lo, np.broadcast_to(pid, (m, K)), labels.person_lut)
+        _put(panel, "period", lo, (qidx[a:b, None] + cols[None, :]).astype(np.int32), labels.quarter_lut)
         for name in _PANEL_COLUMNS[2:]:
             if name in qo:
                 lut = {"worker_class": _WC_LUT, "nace": _NACE_LUT, "di_phase": _PHASE}.get(name)
@@ -486,8 +513,9 @@ def _one_pass(
         phase = np.where(on_di, np.where(rev("invalidity"), 2, 1), 0).astype(np.int8)
         lo = bens_at + int(nben[a]) * mcols.size
         n_b = keep_b.size
-        _put(bens, "person_id", lo, np.broadcast_to(keep_b[:, None], (n_b, mcols.size)), sub.person_id)
-        _put(bens, "month", lo, midx[a + keep_b, None] + mcols[None, :], mlab)
+        pid_b = pid[keep_b]
+        _put(bens, "person_id", lo, np.broadcast_to(pid_b, (n_b, mcols.size)), labels.person_lut)
+        _put(bens, "month", lo, (midx[a + keep_b, None] + mcols[None, :]).astype(np.int32), labels.month_lut)
         _put(bens, "on_di", lo, on_di.astype(np.int8))
         _put(bens, "di_phase", lo, phase, _PHASE)
         _put(bens, "di_benefit", lo, rev("benefit"))
@@ -519,9 +547,10 @@ def _generate(
     n_ben = int(g.benefit_rows.sum()) + (int(mg.benefit_rows.sum()) if mg is not None else 0)
     bens = _Sink((n_ben * 3 * K,)) if benefits else None
     pre = (np.zeros(pop.n), np.zeros(pop.n))
+    labels = _Labels.of(w, [g] if mg is None else [g, mg])
     pots: _truth.Potentials | None = _one_pass(
         w, g, arm, details=details, benefits=benefits, panel=panel, panel_at=0,
-        bens=bens, bens_at=0, pre=pre,
+        bens=bens, bens_at=0, pre=pre, labels=labels, at=0,
     )
     truth, truth_late = _truth.participant_tables(w, pots)
     truth_rmst = _truth.rmst_table(w, pots=pots)
@@ -531,6 +560,7 @@ def _generate(
         mpots = _one_pass(
             w, mg, arm[mg.index], details=details, benefits=benefits, panel=panel,
             panel_at=g.m * K, bens=bens, bens_at=int(g.benefit_rows.sum()) * 3 * K, pre=None,
+            labels=labels, at=g.m,
         )
         mtruth = _truth.ate_table(w, members=True, member_pots=mpots, populations=("partners", "members"))
         del mpots
