@@ -36,6 +36,19 @@ def test_frames_are_bit_identical_to_the_generator_before_the_speed_ups(monkeypa
     assert digest(trial.rerandomize(3).panel) == "64136714f45d2b0c"
 
 
+@pytest.mark.parametrize("threads", [2, 3])
+def test_paths_simulated_in_parts_on_threads_are_bit_identical(monkeypatch, threads):
+    # large groups simulate their months in parts of persons on threads (same uniforms)
+    import ips_impact.synthetic.dynamics as dyn
+
+    monkeypatch.setattr(dyn, "_PATH_SPLIT_MIN", 40)
+    monkeypatch.setattr(dyn, "_PATH_THREADS", threads)
+    trial = generate(n_persons=300, seed=0)
+    for name, expected in BEFORE[(300, 0)].items():
+        assert digest(getattr(trial, name)) == expected, name
+    assert digest(trial.rerandomize(3).panel) == "64136714f45d2b0c"
+
+
 @pytest.mark.parametrize("n,seed,post,outcomes,columns", [
     (1200, 3, 6, ["work_on_di"], ["person_id", "arm", "stratum", "region", "site", "household_id"]),
     (300, 5, 10, ["earnings", "employed", "work_on_di"], ["person_id", "pre_employment_share",
