@@ -13,7 +13,7 @@ person is month ``t`` of their window and quarter ``q = t // 3`` is event time
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -193,26 +193,34 @@ def simulate_paths(
     per_person = (rand_col, onset_col, retire_col, di_exit_from, active_from, h_in_no_di,
                   h_in_di_pre, h_in_di_post, h_out_no_di, h_out_di)
 
-    def run(sl: slice, uniforms: Callable[[int], np.ndarray]) -> np.ndarray:
+    # the two uniforms of each month, drawn in blocks of months: rng.random((B, 2, m))
+    # yields the numbers of B × (random(m), random(m)) in the same order, bit for bit
+    block = max(1, min(T, (1 << 21) // max(2 * m, 1)))
+    u_block = [np.empty((0, 2, m))]
+
+    def run(sl: slice) -> Generator[None, None, np.ndarray]:
         """Simulate months 0..T-1 of the persons ``sl`` into the records.
 
         A person's path depends only on their inputs and uniforms, so the persons can
-        be simulated in parts. Returns their ``spell_at_rand``.
+        be simulated in parts. Pauses before each block of months (until its uniforms
+        are drawn into ``u_block``); returns their ``spell_at_rand``.
         """
-        return _months(sl, uniforms, *(a[sl] for a in per_person), boost[:, sl],
+        return _months(sl, *(a[sl] for a in per_person), boost[:, sl],
                        di_exit_mult[:, sl], spell_fte[:, sl])
 
     def _months(
-        sl: slice, uniforms: Callable[[int], np.ndarray], rand_col: np.ndarray,
+        sl: slice, rand_col: np.ndarray,
         onset_col: np.ndarray, retire_col: np.ndarray, di_exit_from: np.ndarray,
         active_from: np.ndarray, h_in_no_di: np.ndarray, h_in_di_pre: np.ndarray,
         h_in_di_post: np.ndarray, h_out_no_di: np.ndarray, h_out_di: np.ndarray,
         boost: np.ndarray, di_exit_mult: np.ndarray, spell_fte: np.ndarray,
-    ) -> np.ndarray:
+    ) -> Generator[None, None, np.ndarray]:
         m = rand_col.size
         for t in range(T):
-            u = uniforms(t)
-            u_emp, u_di = u[0], u[1]
+            if t % block == 0:
+                yield
+            u_emp = u_block[0][t % block, 0, sl]
+            u_di = u_block[0][t % block, 1, sl]
             if t == 0:
                 di0 = onset_col <= 0
                 e0 = (u_emp < np.where(di0, p_emp0_di, p_emp0_no_di)) & (active_from <= 0)
@@ -265,30 +273,36 @@ def simulate_paths(
             sp_rec[t, :, sl] = spell
         return spell_at_rand
 
-    threads = min(_PATH_THREADS, m // _PATH_SPLIT_MIN)
-    if threads <= 1:
-        # the two uniforms of each month, drawn in blocks of months: rng.random((B, 2, m))
-        # yields the numbers of B × (random(m), random(m)) in the same order, bit for bit
-        block = max(1, min(T, (1 << 21) // max(2 * m, 1)))
-        u_block = np.empty((0, 2, m))
+    threads = max(1, min(_PATH_THREADS, m // _PATH_SPLIT_MIN))
+    # large groups: the persons in parts on threads (numpy releases the GIL), each
+    # block of months once its uniforms are drawn (the same numbers, in the same order)
+    bounds = np.linspace(0, m, threads + 1).astype(np.int64)
+    parts = [run(slice(int(a), int(b))) for a, b in zip(bounds[:-1], bounds[1:])]
+    done: dict[int, np.ndarray] = {}
 
-        def uniforms(t: int) -> np.ndarray:
-            nonlocal u_block
-            if t % block == 0:
-                u_block = rng.random((min(block, T - t), 2, m))
-            return u_block[t % block]
+    def advance(i: int) -> None:
+        try:
+            next(parts[i])
+        except StopIteration as stop:
+            done[i] = stop.value
 
-        spell_at_rand = run(slice(0, m), uniforms)
-    else:
-        # large groups: every month's uniforms drawn first (the same numbers, in the same
-        # order), then the persons in parts on threads (numpy releases the GIL)
-        u_all = rng.random((T, 2, m))
-        bounds = np.linspace(0, m, threads + 1).astype(np.int64)
-        parts = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            done = list(pool.map(lambda sl: run(sl, lambda t: u_all[t, :, sl]), parts))
-        del u_all
-        spell_at_rand = np.concatenate(done)
+    for i in range(threads):
+        advance(i)  # up to the first block
+    pool = ThreadPoolExecutor(max_workers=threads) if threads > 1 else None
+    try:
+        for t0 in range(0, T, block):
+            u_block[0] = rng.random((min(block, T - t0), 2, m))
+            if pool is None:
+                advance(0)
+            else:
+                list(pool.map(advance, range(threads)))
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    for i in range(threads):
+        if i not in done:  # T = 0 or a part still waits after the last block
+            advance(i)
+    spell_at_rand = np.concatenate([done[i] for i in range(threads)])
     return Paths(
         employed=emp_rec, on_di=di_rec, spell=sp_rec, n_months=T, origin=origin,
         spell_at_rand=spell_at_rand,
