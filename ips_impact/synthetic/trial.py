@@ -400,10 +400,20 @@ class _Sink:
             if n in self.arrays:
                 a = self.arrays.pop(n)
                 lut = self.luts.pop(n, None)
-                # "wrap" is Python's negative indexing (code -1 of _NACE_LUT / _WC_LUT)
-                out[n] = a if lut is None else np.take(lut, a, mode="wrap")
+                out[n] = a if lut is None else _decode(lut, a)
                 del a
         return out
+
+
+_PIECE = 1 << 20  # cells decoded at once: the index temporaries stay small and re-used
+
+
+def _decode(lut: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """``lut[codes]`` by pieces (codes -1 are the last entry, as in Python indexing)."""
+    out = np.empty(codes.shape, dtype=lut.dtype)
+    for i in range(0, codes.size, _PIECE):
+        np.take(lut, codes[i:i + _PIECE], out=out[i:i + _PIECE], mode="wrap")
+    return out
 
 
 def _put(sink: _Sink, name: str, lo: int, src: np.ndarray, lut: np.ndarray | None = None) -> None:
