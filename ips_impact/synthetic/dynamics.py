@@ -190,23 +190,10 @@ def simulate_paths(
     since = np.arange(-T, T + 1)
     shape_tab = effect_shape(since, p)
     decay_tab = np.exp(-np.maximum(since, 0) / max(p.ips_di_exit_fade_months, 1e-9))
-    per_person = (rand_col, onset_col, retire_col, di_exit_from, active_from, h_in_no_di,
-                  h_in_di_pre, h_in_di_post, h_out_no_di, h_out_di)
-
     # the two uniforms of each month, drawn in blocks of months: rng.random((B, 2, m))
     # yields the numbers of B × (random(m), random(m)) in the same order, bit for bit
     block = max(1, min(T, (1 << 21) // max(2 * m, 1)))
     u_block = [np.empty((0, 2, m))]
-
-    def run(sl: slice) -> Generator[None, None, np.ndarray]:
-        """Simulate months 0..T-1 of the persons ``sl`` into the records.
-
-        A person's path depends only on their inputs and uniforms, so the persons can
-        be simulated in parts. Pauses before each block of months (until its uniforms
-        are drawn into ``u_block``); returns their ``spell_at_rand``.
-        """
-        return _months(sl, *(a[sl] for a in per_person), boost[:, sl],
-                       di_exit_mult[:, sl], spell_fte[:, sl])
 
     def _months(
         sl: slice, rand_col: np.ndarray,
@@ -272,6 +259,18 @@ def simulate_paths(
             di_rec[t, :, sl] = di
             sp_rec[t, :, sl] = spell
         return spell_at_rand
+
+    def run(sl: slice) -> Generator[None, None, np.ndarray]:
+        """Simulate months 0..T-1 of the persons ``sl`` into the records.
+
+        A person's path depends only on their inputs and uniforms, so the persons can
+        be simulated in parts. Pauses before each block of months (until its uniforms
+        are drawn into ``u_block``); returns their ``spell_at_rand``.
+        """
+        return _months(sl, rand_col[sl], onset_col[sl], retire_col[sl], di_exit_from[sl],
+                       active_from[sl], h_in_no_di[sl], h_in_di_pre[sl], h_in_di_post[sl],
+                       h_out_no_di[sl], h_out_di[sl], boost[:, sl], di_exit_mult[:, sl],
+                       spell_fte[:, sl])
 
     threads = max(1, min(_PATH_THREADS, m // _PATH_SPLIT_MIN))
     # large groups: the persons in parts on threads (numpy releases the GIL), each

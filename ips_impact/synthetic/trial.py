@@ -558,14 +558,14 @@ def _generate(
     bens = _Sink((n_ben * 3 * K,)) if benefits else None
     pre = (np.zeros(pop.n), np.zeros(pop.n))
     labels = _Labels.of(w, [g] if mg is None else [g, mg])
-    pots: _truth.Potentials | None = _one_pass(
+    pots = _one_pass(
         w, g, arm, details=details, benefits=benefits, panel=panel, panel_at=0,
         bens=bens, bens_at=0, pre=pre, labels=labels, at=0,
     )
     truth, truth_late = _truth.participant_tables(w, pots)
     truth_rmst = _truth.rmst_table(w, pots=pots)
-    if not small:
-        pots = None  # free them before the members' pass
+    kept = pots if small else None
+    del pots  # free them before the members' pass (unless kept)
     if mg is not None:
         mpots = _one_pass(
             w, mg, arm[mg.index], details=details, benefits=benefits, panel=panel,
@@ -580,7 +580,7 @@ def _generate(
     out["benefits"] = (pd.DataFrame(bens.ordered(_BENEFIT_COLUMNS), copy=False)
                        if bens is not None and n_ben else None)
     out.update(_other_frames(w, arm, tabs))
-    return out, truth, truth_late, truth_rmst, pots
+    return out, truth, truth_late, truth_rmst, kept
 
 
 def _reveal(

@@ -93,14 +93,20 @@ def _tables(y0s: dict, y1s: dict, outcomes: Sequence[str], cols: np.ndarray, ks:
     # the rows are consecutive: a slice is the same C-ordered rows as cols, without a copy
     rows = slice(int(cols[0]), int(cols[-1]) + 1) if cols.size and np.array_equal(
         cols, np.arange(cols[0], cols[0] + cols.size)) else cols
+    # one pair of float64 buffers for all outcomes (a fresh array per outcome costs its
+    # pages again); the same values and layout as astype(np.float64)
+    y0 = y1 = np.empty((0, 0))
     for o in outcomes:
-        y0 = y0s[o][rows].astype(np.float64)
-        y1 = y1s[o][rows].astype(np.float64)
+        a0, a1 = y0s[o][rows], y1s[o][rows]
+        if y0.shape != a0.shape:
+            y0, y1 = np.empty(a0.shape), np.empty(a1.shape)
+        np.copyto(y0, a0)
+        np.copyto(y1, a1)
         for j, (_, ind) in enumerate(specs):
             c, t, _ = _means_f(y0, y1, ind)
             cs[j].append(c)
             ts[j].append(t)
-        del y0, y1
+    del y0, y1
     return [_frame(labels, ind.sum(axis=0), ks, outcomes, np.stack(c), np.stack(t))
             for (labels, ind), c, t in zip(specs, cs, ts)]
 
