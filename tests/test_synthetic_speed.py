@@ -36,6 +36,19 @@ def test_frames_are_bit_identical_to_the_generator_before_the_speed_ups(monkeypa
     assert digest(trial.rerandomize(3).panel) == "64136714f45d2b0c"
 
 
+@pytest.mark.parametrize("threads", [2, 3])
+def test_paths_simulated_in_parts_on_threads_are_bit_identical(monkeypatch, threads):
+    # large groups simulate their months in parts of persons on threads (same uniforms)
+    import ips_impact.synthetic.dynamics as dyn
+
+    monkeypatch.setattr(dyn, "_PATH_SPLIT_MIN", 40)
+    monkeypatch.setattr(dyn, "_PATH_THREADS", threads)
+    trial = generate(n_persons=300, seed=0)
+    for name, expected in BEFORE[(300, 0)].items():
+        assert digest(getattr(trial, name)) == expected, name
+    assert digest(trial.rerandomize(3).panel) == "64136714f45d2b0c"
+
+
 @pytest.mark.parametrize("n,seed,post,outcomes,columns", [
     (1200, 3, 6, ["work_on_di"], ["person_id", "arm", "stratum", "region", "site", "household_id"]),
     (300, 5, 10, ["earnings", "employed", "work_on_di"], ["person_id", "pre_employment_share",
@@ -60,3 +73,47 @@ def test_the_power_draw_is_the_generators_columns_bit_for_bit(n, seed, post, out
     key = ["outcome", "k", "group"]
     pd.testing.assert_frame_equal(d.truth.sort_values(key).reset_index(drop=True),
                                   want.sort_values(key).reset_index(drop=True), check_exact=True)
+
+
+@pytest.mark.parametrize("tables,details", [
+    (("assignment", "panel", "households", "benefits", "takeup"), None),
+    (("assignment", "panel"), None),
+    (("assignment", "panel"), True),
+    (("assignment", "panel", "benefits"), False),
+    (("assignment", "panel", "households"), True),
+])
+@pytest.mark.parametrize("chunk,threads", [(world.CHUNK, 1), (53, 2)])
+def test_the_one_pass_generator_equals_the_three_passes(monkeypatch, tables, details, chunk, threads):
+    # generate() builds the truth and the revealed frames in one pass over each group;
+    # the reference is the truth from truth.potentials and the frames from _reveal
+    # (quarterly() of the revealed world), computed on the same world
+    import dataclasses
+
+    from ips_impact.synthetic import SyntheticParams
+    from ips_impact.synthetic import truth as T
+    from ips_impact.synthetic.trial import _reveal
+
+    monkeypatch.setattr(world, "CHUNK", chunk)
+    monkeypatch.setattr(world, "CHUNK_THREADS", threads)
+    p = dataclasses.replace(SyntheticParams(), pre_quarters=3, post_quarters=7, history_quarters=5)
+    trial = generate(n_persons=240, seed=11, params=p, tables=tables, job_details=details)
+    w = trial._world
+    ref = _reveal(w, w.arm, trial.tables, trial.job_details)
+    for name in ("assignment", "panel", "households", "benefits", "takeup"):
+        got, want = getattr(trial, name), ref[name]
+        if want is None:
+            assert got is None, name
+        else:
+            pd.testing.assert_frame_equal(got, want, check_exact=True)
+            assert digest(got) == digest(want), name
+    members = "households" in trial.tables
+    pd.testing.assert_frame_equal(trial.truth, T.ate_table(w, members=members), check_exact=True)
+    pd.testing.assert_frame_equal(trial.truth_late, T.late_table(w), check_exact=True)
+    pd.testing.assert_frame_equal(trial.truth_rmst, T.rmst_table(w), check_exact=True)
+    # the potential outcomes kept for rerandomize() are those of truth.potentials
+    pots = T.potentials(w, w.participants)
+    for a in (0, 1):
+        assert list(trial._pots[a]) == list(pots[a])
+        for o in pots[a]:
+            assert trial._pots[a][o].dtype == pots[a][o].dtype
+            assert (trial._pots[a][o] == pots[a][o]).all(), o

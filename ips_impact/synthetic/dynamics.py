@@ -13,6 +13,8 @@ person is month ``t`` of their window and quarter ``q = t // 3`` is event time
 
 from __future__ import annotations
 
+from collections.abc import Generator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +25,10 @@ __all__ = ["Paths", "SpellDraws", "simulate_paths", "draw_spells", "effect_shape
 
 #: Number of pre-drawn job spells per person; spell ``j`` re-uses draw ``j % N_SPELLS``.
 N_SPELLS = 16
+
+#: Threads for the months of a large group, and the smallest part worth a thread.
+_PATH_THREADS = 2
+_PATH_SPLIT_MIN = 65_536
 
 NACE = np.array(list("GQNCIPOHMSFJ"), dtype=object)
 _NACE_P = np.array([0.16, 0.18, 0.06, 0.10, 0.08, 0.06, 0.06, 0.06, 0.06, 0.08, 0.05, 0.05])
@@ -187,61 +193,115 @@ def simulate_paths(
     # the two uniforms of each month, drawn in blocks of months: rng.random((B, 2, m))
     # yields the numbers of B × (random(m), random(m)) in the same order, bit for bit
     block = max(1, min(T, (1 << 21) // max(2 * m, 1)))
-    for t in range(T):
-        if t % block == 0:
-            u_block = rng.random((min(block, T - t), 2, m))
-        u_emp = u_block[t % block, 0]
-        u_di = u_block[t % block, 1]
-        if t == 0:
-            di0 = onset_col <= 0
-            e0 = (u_emp < np.where(di0, p_emp0_di, p_emp0_no_di)) & (active_from <= 0)
-            emp = np.stack([e0, e0])
-            di = np.stack([di0, di0])
-            spell = np.zeros((2, m), dtype=np.int16)
-            spell_at_rand = np.zeros(m, dtype=np.int16)
-            fte_now = np.stack([spell_fte[0, :, 0], spell_fte[0, :, 0]])
-        else:
-            retired = (t >= retire_col) | (t < active_from)
-            onset = t == onset_col
-            # DI onset (before randomization): the job usually ends
-            lose = onset & (u_di < onset_job_loss)
-            di = di | onset
-            emp = emp & ~lose
-            # DI exit after randomization, more likely when working above half time
-            s_idx = np.clip(t - rand_col, -T, T) + T
-            decay = decay_tab[s_idx]
-            rate = np.where(
-                emp,
-                np.where(fte_now > 0.5, di_exit[2], di_exit[1]) * (1.0 + di_exit_mult * decay),
-                di_exit[0],
-            )
-            leave = di & (t >= di_exit_from) & (u_di < rate)
-            # relapse: a person who left DI after randomization and is out of work
-            # returns to DI (incapacity recognised again)
-            back = (~di) & (~emp) & (t >= di_exit_from) & (t > onset_col) & (u_di < di_reentry)
-            di = ((di & ~leave) | back) & ~retired
-            # job loss / job finding with one common uniform per person and month
-            s = t - rand_col
-            shape = shape_tab[s_idx]
-            base = np.where(di, np.where(s >= 0, h_in_di_post, h_in_di_pre), h_in_no_di)
-            h_in = np.minimum(base * (1.0 + boost * shape), 0.95)
-            h_out = np.where(di, h_out_di, h_out_no_di)
-            stay = emp & ~(u_emp < h_out)
-            enter = (~emp) & (u_emp < h_in)
-            emp = (stay | enter) & ~retired
-            spell = spell + enter.astype(np.int16)
-            # part-time fraction of the new jobs (jobs started by the randomization
-            # month are the same in both worlds; later ones use their world's draw)
-            ai, ii = np.nonzero(enter)
-            if ai.size:
-                j = spell[ai, ii].astype(np.int64) % S
-                post = t > rand_col[ii]
-                fte_now[ai, ii] = np.where(post, spell_fte[ai, ii, j], spell_fte[0, ii, j])
-        # jobs held by the randomization month are the same in both worlds
-        spell_at_rand = np.where(t <= rand_col, spell[0], spell_at_rand)
-        emp_rec[t] = emp
-        di_rec[t] = di
-        sp_rec[t] = spell
+    u_block = [np.empty((0, 2, m))]
+
+    def _months(
+        sl: slice, rand_col: np.ndarray,
+        onset_col: np.ndarray, retire_col: np.ndarray, di_exit_from: np.ndarray,
+        active_from: np.ndarray, h_in_no_di: np.ndarray, h_in_di_pre: np.ndarray,
+        h_in_di_post: np.ndarray, h_out_no_di: np.ndarray, h_out_di: np.ndarray,
+        boost: np.ndarray, di_exit_mult: np.ndarray, spell_fte: np.ndarray,
+    ) -> Generator[None, None, np.ndarray]:
+        m = rand_col.size
+        for t in range(T):
+            if t % block == 0:
+                yield
+            u_emp = u_block[0][t % block, 0, sl]
+            u_di = u_block[0][t % block, 1, sl]
+            if t == 0:
+                di0 = onset_col <= 0
+                e0 = (u_emp < np.where(di0, p_emp0_di, p_emp0_no_di)) & (active_from <= 0)
+                emp = np.stack([e0, e0])
+                di = np.stack([di0, di0])
+                spell = np.zeros((2, m), dtype=np.int16)
+                spell_at_rand = np.zeros(m, dtype=np.int16)
+                fte_now = np.stack([spell_fte[0, :, 0], spell_fte[0, :, 0]])
+            else:
+                retired = (t >= retire_col) | (t < active_from)
+                onset = t == onset_col
+                # DI onset (before randomization): the job usually ends
+                lose = onset & (u_di < onset_job_loss)
+                di = di | onset
+                emp = emp & ~lose
+                # DI exit after randomization, more likely when working above half time
+                s_idx = np.clip(t - rand_col, -T, T) + T
+                decay = decay_tab[s_idx]
+                rate = np.where(
+                    emp,
+                    np.where(fte_now > 0.5, di_exit[2], di_exit[1]) * (1.0 + di_exit_mult * decay),
+                    di_exit[0],
+                )
+                leave = di & (t >= di_exit_from) & (u_di < rate)
+                # relapse: a person who left DI after randomization and is out of work
+                # returns to DI (incapacity recognised again)
+                back = (~di) & (~emp) & (t >= di_exit_from) & (t > onset_col) & (u_di < di_reentry)
+                di = ((di & ~leave) | back) & ~retired
+                # job loss / job finding with one common uniform per person and month
+                s = t - rand_col
+                shape = shape_tab[s_idx]
+                base = np.where(di, np.where(s >= 0, h_in_di_post, h_in_di_pre), h_in_no_di)
+                h_in = np.minimum(base * (1.0 + boost * shape), 0.95)
+                h_out = np.where(di, h_out_di, h_out_no_di)
+                stay = emp & ~(u_emp < h_out)
+                enter = (~emp) & (u_emp < h_in)
+                emp = (stay | enter) & ~retired
+                spell = spell + enter.astype(np.int16)
+                # part-time fraction of the new jobs (jobs started by the randomization
+                # month are the same in both worlds; later ones use their world's draw)
+                ai, ii = np.nonzero(enter)
+                if ai.size:
+                    j = spell[ai, ii].astype(np.int64) % S
+                    post = t > rand_col[ii]
+                    fte_now[ai, ii] = np.where(post, spell_fte[ai, ii, j], spell_fte[0, ii, j])
+            # jobs held by the randomization month are the same in both worlds
+            spell_at_rand = np.where(t <= rand_col, spell[0], spell_at_rand)
+            emp_rec[t, :, sl] = emp
+            di_rec[t, :, sl] = di
+            sp_rec[t, :, sl] = spell
+        return spell_at_rand
+
+    def run(sl: slice) -> Generator[None, None, np.ndarray]:
+        """Simulate months 0..T-1 of the persons ``sl`` into the records.
+
+        A person's path depends only on their inputs and uniforms, so the persons can
+        be simulated in parts. Pauses before each block of months (until its uniforms
+        are drawn into ``u_block``); returns their ``spell_at_rand``.
+        """
+        return _months(sl, rand_col[sl], onset_col[sl], retire_col[sl], di_exit_from[sl],
+                       active_from[sl], h_in_no_di[sl], h_in_di_pre[sl], h_in_di_post[sl],
+                       h_out_no_di[sl], h_out_di[sl], boost[:, sl], di_exit_mult[:, sl],
+                       spell_fte[:, sl])
+
+    threads = max(1, min(_PATH_THREADS, m // _PATH_SPLIT_MIN))
+    # large groups: the persons in parts on threads (numpy releases the GIL), each
+    # block of months once its uniforms are drawn (the same numbers, in the same order)
+    bounds = np.linspace(0, m, threads + 1).astype(np.int64)
+    parts = [run(slice(int(a), int(b))) for a, b in zip(bounds[:-1], bounds[1:])]
+    done: dict[int, np.ndarray] = {}
+
+    def advance(i: int) -> None:
+        try:
+            next(parts[i])
+        except StopIteration as stop:
+            done[i] = stop.value
+
+    for i in range(threads):
+        advance(i)  # up to the first block
+    pool = ThreadPoolExecutor(max_workers=threads) if threads > 1 else None
+    try:
+        for t0 in range(0, T, block):
+            u_block[0] = rng.random((min(block, T - t0), 2, m))
+            if pool is None:
+                advance(0)
+            else:
+                list(pool.map(advance, range(threads)))
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    for i in range(threads):
+        if i not in done:  # T = 0 or a part still waits after the last block
+            advance(i)
+    spell_at_rand = np.concatenate([done[i] for i in range(threads)])
     return Paths(
         employed=emp_rec, on_di=di_rec, spell=sp_rec, n_months=T, origin=origin,
         spell_at_rand=spell_at_rand,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +23,12 @@ from ips_impact.synthetic.world import (
     OUTCOMES,
     Group,
     World,
+    aggregate,
     build_world,
+    job_details,
     map_chunks,
     month_labels,
+    monthly,
     quarter_labels,
     quarterly,
     redraw,
@@ -362,6 +366,223 @@ def _assignment_frame(
     return pd.DataFrame({c: build[c]() for c in names})
 
 
+# ---------------------------------------------------------------------- one pass
+class _Sink:
+    """Output arrays allocated once and filled in place by chunks (from several threads).
+
+    Each chunk writes its own rows, so no part is concatenated afterwards (one copy of
+    each table, built on the chunk threads instead of one thread at the end). A text
+    column is held as integer codes into its lookup table until :meth:`ordered`: an
+    object array costs a reference per cell, and is built under the GIL.
+    """
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.shape = shape
+        self.arrays: dict[str, np.ndarray] = {}
+        self.luts: dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str, dtype: Any, lut: np.ndarray | None = None) -> np.ndarray:
+        with self._lock:
+            a = self.arrays.get(name)
+            if a is None:
+                a = self.arrays[name] = np.empty(self.shape, dtype=dtype)
+                if lut is not None:
+                    self.luts[name] = lut
+        if a.dtype != np.dtype(dtype) or self.luts.get(name) is not lut:  # pragma: no cover
+            raise TypeError(f"column {name}: inconsistent chunks")  # internal consistency
+        return a
+
+    def ordered(self, names: Sequence[str]) -> dict[str, np.ndarray]:
+        """Return the columns ``names`` (those written), text decoded, and empty the sink."""
+        out = {}
+        for n in names:
+            if n in self.arrays:
+                a = self.arrays.pop(n)
+                lut = self.luts.pop(n, None)
+                out[n] = a if lut is None else _decode(lut, a)
+                del a
+        return out
+
+
+_PIECE = 1 << 20  # cells decoded at once: the index temporaries stay small and re-used
+
+
+def _decode(lut: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """``lut[codes]`` by pieces (codes -1 are the last entry, as in Python indexing)."""
+    out = np.empty(codes.shape, dtype=lut.dtype)
+    for i in range(0, codes.size, _PIECE):
+        np.take(lut, codes[i:i + _PIECE], out=out[i:i + _PIECE], mode="wrap")
+    return out
+
+
+def _put(sink: _Sink, name: str, lo: int, src: np.ndarray, lut: np.ndarray | None = None) -> None:
+    """Write ``src`` (persons × periods) as the rows ``lo:lo + src.size`` of ``name``.
+
+    With ``lut``, ``src`` holds codes: the column is ``lut[codes]`` (see :class:`_Sink`).
+    """
+    dst = sink.get(name, src.dtype, lut)
+    np.copyto(dst[lo:lo + src.size].reshape(src.shape), src)
+
+
+_DETAILS = ("sep_code", "worker_class", "nace")
+_BENEFIT_COLUMNS = ("person_id", "month", "on_di", "di_phase", "di_benefit", "authorised_work")
+
+
+@dataclass(frozen=True)
+class _Labels:
+    """Text labels shared by the groups written to the same tables, and each person's codes."""
+
+    person_lut: np.ndarray  # person_id of the groups, concatenated
+    quarter: np.ndarray  # code in quarter_lut of each person's quarter column 0
+    quarter_lut: np.ndarray
+    month: np.ndarray  # code in month_lut of each person's month column 0
+    month_lut: np.ndarray
+
+    @classmethod
+    def of(cls, w: World, groups: Sequence[Group]) -> _Labels:
+        start = np.concatenate([x.start_month for x in groups])
+        q, qlut = quarter_labels(start, w.n_quarters)
+        mo, mlut = month_labels(start, w.n_quarters * 3)
+        return cls(np.concatenate([x.person_id for x in groups]), q, qlut, mo, mlut)
+
+
+def _one_pass(
+    w: World, g: Group, arm: np.ndarray, *, details: bool, benefits: bool,
+    panel: _Sink, panel_at: int, bens: _Sink | None, bens_at: int,
+    pre: tuple[np.ndarray, np.ndarray] | None, labels: _Labels, at: int,
+) -> _truth.Potentials:
+    """Potential outcomes of ``g`` and its revealed panel and benefit rows, in one pass.
+
+    Each chunk of persons simulates the monthly states of both worlds once. The
+    quarterly outcomes of world a are the potential outcomes Y(a) (returned, for the
+    truth); the revealed ones are Y(arm) = where(arm, Y(1), Y(0)), and the revealed
+    monthly states where(arm, world 1, world 0) give the job details and the monthly
+    benefit records: every step from months to quarters is elementwise per person, so
+    this is, bit for bit, :func:`quarterly` of the revealed world (what ``_reveal``
+    computes). ``labels`` are the person, quarter and month labels of all the groups
+    written to the same tables, ``g``'s persons from position ``at``.
+    """
+    p = w.params
+    keep = frozenset(OUTCOMES) | {"di_phase"}  # as truth.potentials
+    cols = np.arange(w.origin - p.pre_quarters, w.origin + p.post_quarters + 1)
+    K = cols.size
+    rows = slice(int(cols[0]), int(cols[-1]) + 1)
+    qidx, midx = labels.quarter[at:at + g.m], labels.month[at:at + g.m]
+    first, last = 3 * int(cols[0]), 3 * (int(cols[-1]) + 1)
+    mcols = np.arange(first, last)
+    nben = np.concatenate([[0], np.cumsum(g.benefit_rows)])  # benefit persons before each
+    hist = np.arange(w.origin - p.history_quarters, w.origin)
+    pots = (_Sink((w.n_quarters, g.m)), _Sink((w.n_quarters, g.m)))
+    order: list[str] = []  # outcomes in the order quarterly() returns them
+
+    def part(a: int, b: int) -> None:
+        sub = subgroup(g, a, b)
+        m = b - a
+        q0 = aggregate(sub, monthly(sub, np.zeros(m, np.int8), p, need=keep), p, details=False, need=keep)
+        q1 = aggregate(sub, monthly(sub, np.ones(m, np.int8), p, need=keep), p, details=False, need=keep)
+        mo0, mo1 = q0.pop("_monthly"), q1.pop("_monthly")
+        order[:] = list(q0)  # the same in every chunk
+        for sink, q in zip(pots, (q0, q1)):
+            for o, v in q.items():
+                sink.get(o, v.dtype)[:, a:b] = v
+        pick = arm[a:b].astype(bool)[None, :]
+        qo = {o: np.where(pick, q1[o], q0[o]) for o in q0}
+        del q0, q1
+        if pre is not None and hist.size:
+            pre[0][a:b] = qo["employed"][hist].mean(axis=0)
+            pre[1][a:b] = qo["earnings"][hist].mean(axis=0)
+        if details:
+            def at_end(k: str) -> np.ndarray:  # revealed state in the last month of each quarter
+                return np.where(pick, mo1[k][2::3], mo0[k][2::3])
+
+            qo.update(job_details(sub.spells, at_end("employed"), at_end("flat"), at_end("on_di"),
+                                  at_end("retired"), at_end("ub")))
+        lo = panel_at + a * K
+        pid = np.arange(at + a, at + b, dtype=np.int32)[:, None]
+        _put(panel, "person_id", lo, np.broadcast_to(pid, (m, K)), labels.person_lut)
+        _put(panel, "period", lo, (qidx[a:b, None] + cols[None, :]).astype(np.int32), labels.quarter_lut)
+        for name in _PANEL_COLUMNS[2:]:
+            if name in qo:
+                lut = {"worker_class": _WC_LUT, "nace": _NACE_LUT, "di_phase": _PHASE}.get(name)
+                _put(panel, name, lo, qo[name][rows].T, lut)
+        del qo
+        if not (benefits and bens is not None) or nben[b] == nben[a]:
+            return
+        keep_b = np.flatnonzero(sub.benefit_rows)
+        every = keep_b.size == m
+
+        def rev(k: str) -> np.ndarray:  # revealed monthly state, persons × months
+            x1, x0 = mo1[k][first:last], mo0[k][first:last]
+            if not every:
+                x1, x0 = x1[:, keep_b], x0[:, keep_b]
+                return np.where(pick[:, keep_b], x1, x0).T
+            return np.where(pick, x1, x0).T
+
+        on_di = rev("on_di")
+        phase = np.where(on_di, np.where(rev("invalidity"), 2, 1), 0).astype(np.int8)
+        lo = bens_at + int(nben[a]) * mcols.size
+        n_b = keep_b.size
+        pid_b = pid[keep_b]
+        _put(bens, "person_id", lo, np.broadcast_to(pid_b, (n_b, mcols.size)), labels.person_lut)
+        _put(bens, "month", lo, (midx[a + keep_b, None] + mcols[None, :]).astype(np.int32), labels.month_lut)
+        _put(bens, "on_di", lo, on_di.astype(np.int8))
+        _put(bens, "di_phase", lo, phase, _PHASE)
+        _put(bens, "di_benefit", lo, rev("benefit"))
+        _put(bens, "authorised_work", lo, rev("authorised").astype(np.int8))
+
+    map_chunks(part, g.m)
+    return pots[0].ordered(order), pots[1].ordered(order)
+
+
+def _generate(
+    w: World, tabs: tuple[str, ...], details: bool, small: bool
+) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame, pd.DataFrame, _truth.Potentials | None]:
+    """Frames and truths of :func:`generate`, each group in one pass (:func:`_one_pass`).
+
+    The same tables, bit for bit, as the truths computed from :func:`_truth.potentials`
+    and the frames from :func:`_reveal` (tests/test_synthetic_speed.py). A group's
+    potential outcomes are freed once its truth is computed (the participants' are
+    returned when ``small``, for :meth:`SyntheticTrial.rerandomize`).
+    """
+    pop = w.pop
+    p = w.params
+    arm = w.arm
+    g = w.participants
+    mg = w.member_group if "households" in tabs else None
+    benefits = "benefits" in tabs
+    K = p.pre_quarters + p.post_quarters + 1
+    n_rows = (g.m + (mg.m if mg is not None else 0)) * K
+    panel = _Sink((n_rows,))
+    n_ben = int(g.benefit_rows.sum()) + (int(mg.benefit_rows.sum()) if mg is not None else 0)
+    bens = _Sink((n_ben * 3 * K,)) if benefits else None
+    pre = (np.zeros(pop.n), np.zeros(pop.n))
+    labels = _Labels.of(w, [g] if mg is None else [g, mg])
+    pots = _one_pass(
+        w, g, arm, details=details, benefits=benefits, panel=panel, panel_at=0,
+        bens=bens, bens_at=0, pre=pre, labels=labels, at=0,
+    )
+    truth, truth_late = _truth.participant_tables(w, pots)
+    truth_rmst = _truth.rmst_table(w, pots=pots)
+    kept = pots if small else None
+    del pots  # free them before the members' pass (unless kept)
+    if mg is not None:
+        mpots = _one_pass(
+            w, mg, arm[mg.index], details=details, benefits=benefits, panel=panel,
+            panel_at=g.m * K, bens=bens, bens_at=int(g.benefit_rows.sum()) * 3 * K, pre=None,
+            labels=labels, at=g.m,
+        )
+        mtruth = _truth.ate_table(w, members=True, member_pots=mpots, populations=("partners", "members"))
+        del mpots
+        truth = pd.concat([truth, mtruth], ignore_index=True)
+    out: dict[str, Any] = {"assignment": _assignment_frame(pop, arm, pre[0], pre[1])}
+    out["panel"] = pd.DataFrame(panel.ordered(_PANEL_COLUMNS), copy=False)
+    out["benefits"] = (pd.DataFrame(bens.ordered(_BENEFIT_COLUMNS), copy=False)
+                       if bens is not None and n_ben else None)
+    out.update(_other_frames(w, arm, tabs))
+    return out, truth, truth_late, truth_rmst, kept
+
+
 def _reveal(
     w: World, arm: np.ndarray, tables: tuple[str, ...], details: bool,
     pots: _truth.Potentials | None = None,
@@ -426,6 +647,14 @@ def _reveal(
                 bens.append(ben)
     out["panel"] = _assemble(panels)
     out["benefits"] = _assemble(bens) if bens else None
+    out.update(_other_frames(w, arm, tables))
+    return out
+
+
+def _other_frames(w: World, arm: np.ndarray, tables: tuple[str, ...]) -> dict[str, Any]:
+    """Build the roster and take-up tables (``None`` when not asked for)."""
+    pop = w.pop
+    out: dict[str, Any] = {}
     if "households" in tables:
         from ips_impact.synthetic.households import roster_frame
 
@@ -521,20 +750,10 @@ def generate(
     details = (set(tabs) != {"assignment", "panel"}) if job_details is None else bool(job_details)
     members = "households" in tabs
     w = build_world(int(n_persons), int(seed), p, members=members)
-    pots: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = _truth.potentials(w, w.participants)
-    truth = _truth.ate_table(w, members=members, pots=pots)
-    truth_late = _truth.late_table(w, pots=pots)
-    truth_rmst = _truth.rmst_table(w, pots=pots)
-    # keep the potential outcomes for rerandomize() when they are small (coverage
-    # simulations); large samples recompute them from the monthly paths instead,
-    # and free them before the frames are built unless the panel is read off them
+    # keep the participants' potential outcomes for rerandomize() when they are small
+    # (coverage simulations); large samples recompute them from the monthly paths
     small = n_persons * w.n_quarters <= _KEEP_POTENTIALS_CELLS
-    fast = not details and "benefits" not in tabs
-    if not (small or fast):
-        pots = None  # free them before the frames are built
-    frames = _reveal(w, w.arm, tabs, details, pots)
-    if not small:
-        pots = None
+    frames, truth, truth_late, truth_rmst, pots = _generate(w, tabs, details, small)
     return SyntheticTrial(
         truth=truth, truth_late=truth_late, truth_rmst=truth_rmst,
         params=p, seed=int(seed), tables=tabs, job_details=details, _world=w,

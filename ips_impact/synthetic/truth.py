@@ -42,11 +42,16 @@ def _groups(region: np.ndarray) -> tuple[list[str], np.ndarray]:
 
 def _means(y0: np.ndarray, y1: np.ndarray, ind: np.ndarray) -> tuple[np.ndarray, ...]:
     """Means of Y(0), Y(1) (K, m) within each group of ``ind`` (m, G) → (G, K) each."""
+    return _means_f(y0.astype(np.float64), y1.astype(np.float64), ind)
+
+
+def _means_f(y0: np.ndarray, y1: np.ndarray, ind: np.ndarray) -> tuple[np.ndarray, ...]:
+    """:func:`_means` of outcomes already converted to float64."""
     w = ind.astype(np.float64)
     n = w.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        c = (y0.astype(np.float64) @ w / n).T
-        t = (y1.astype(np.float64) @ w / n).T
+        c = (y0 @ w / n).T
+        t = (y1 @ w / n).T
     return c, t, n
 
 
@@ -67,20 +72,43 @@ def _frame(labels: list[str], n: np.ndarray, ks: np.ndarray, outcomes: Sequence[
 
 def _table(y0s: dict, y1s: dict, outcomes: Sequence[str], cols: np.ndarray, ks: np.ndarray,
            region: np.ndarray, mask: np.ndarray) -> pd.DataFrame:
-    labels, ind = _groups(region)
-    ind = ind & mask[:, None]
-    keep = ind.any(axis=0)
-    labels = [lab for lab, k in zip(labels, keep) if k]
-    ind = ind[:, keep]
-    cs, ts = [], []
+    return _tables(y0s, y1s, outcomes, cols, ks, region, [mask])[0]
+
+
+def _tables(y0s: dict, y1s: dict, outcomes: Sequence[str], cols: np.ndarray, ks: np.ndarray,
+            region: np.ndarray, masks: Sequence[np.ndarray]) -> list[pd.DataFrame]:
+    """:func:`_table` for several subsets ``masks`` of the same persons.
+
+    Each outcome is converted to float64 once for all the subsets (the conversion, not
+    the products, is most of the time on large samples); the products are the same.
+    """
+    labels0, ind0 = _groups(region)
+    specs = []
+    for mask in masks:
+        ind = ind0 & mask[:, None]
+        keep = ind.any(axis=0)
+        specs.append(([lab for lab, k in zip(labels0, keep) if k], ind[:, keep]))
+    cs: list[list[np.ndarray]] = [[] for _ in specs]
+    ts: list[list[np.ndarray]] = [[] for _ in specs]
     # the rows are consecutive: a slice is the same C-ordered rows as cols, without a copy
     rows = slice(int(cols[0]), int(cols[-1]) + 1) if cols.size and np.array_equal(
         cols, np.arange(cols[0], cols[0] + cols.size)) else cols
+    # one pair of float64 buffers for all outcomes (a fresh array per outcome costs its
+    # pages again); the same values and layout as astype(np.float64)
+    y0 = y1 = np.empty((0, 0))
     for o in outcomes:
-        c, t, _ = _means(y0s[o][rows], y1s[o][rows], ind)
-        cs.append(c)
-        ts.append(t)
-    return _frame(labels, ind.sum(axis=0), ks, outcomes, np.stack(cs), np.stack(ts))
+        a0, a1 = y0s[o][rows], y1s[o][rows]
+        if y0.shape != a0.shape:
+            y0, y1 = np.empty(a0.shape), np.empty(a1.shape)
+        np.copyto(y0, a0)
+        np.copyto(y1, a1)
+        for j, (_, ind) in enumerate(specs):
+            c, t, _ = _means_f(y0, y1, ind)
+            cs[j].append(c)
+            ts[j].append(t)
+    del y0, y1
+    return [_frame(labels, ind.sum(axis=0), ks, outcomes, np.stack(c), np.stack(t))
+            for (labels, ind), c, t in zip(specs, cs, ts)]
 
 
 Potentials = tuple[dict[str, np.ndarray], dict[str, np.ndarray]]
@@ -107,7 +135,8 @@ def _member_masks(w: World) -> dict[str, np.ndarray]:
 
 def ate_table(
     w: World, *, outcomes: Sequence[str] = OUTCOMES, members: bool = True,
-    pots: Potentials | None = None,
+    pots: Potentials | None = None, member_pots: Potentials | None = None,
+    populations: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Sample average effects for every population, outcome, k in the panel, region.
 
@@ -115,6 +144,10 @@ def ate_table(
     with ``ate = mean_i(Y_i(1) - Y_i(0))`` over the persons of the population (and
     region ``group``; members are grouped by their index person's region) at event
     time ``k`` (quarters since the randomization quarter).
+
+    ``pots`` and ``member_pots`` are the participants' and the members' potential
+    outcomes when already computed; ``populations`` restricts the rows to those
+    populations (in :data:`POPULATIONS` order; default: all, members only if ``members``).
     """
     p = w.params
     ks = np.arange(-p.pre_quarters, p.post_quarters + 1)
@@ -123,17 +156,27 @@ def ate_table(
     if members and w.member_group is not None:
         masks = _member_masks(w)
         parts += [(name, w.member_group, masks[name]) for name in ("partners", "members")]
+    if populations is not None:
+        parts = [part for part in parts if part[0] in set(populations)]
     frames = []
     cache: dict[int, Potentials] = {}
     if pots is not None:
         cache[id(w.participants)] = pots
-    for name, g, mask in parts:
+    if member_pots is not None and w.member_group is not None:
+        cache[id(w.member_group)] = member_pots
+    for g in list({id(g): g for _, g, _ in parts}.values()):  # each group once, in order
+        items = [(name, mask) for name, gg, mask in parts if gg is g]
         if id(g) not in cache:
             cache[id(g)] = _potentials(w, g, outcomes)
         y0s, y1s = cache[id(g)]
-        df = _table(y0s, y1s, outcomes, cols, ks, g.region, mask)
-        df.insert(0, "population", name)
-        frames.append(df)
+        dfs = _tables(y0s, y1s, outcomes, cols, ks, g.region, [mask for _, mask in items])
+        for (name, _), df in zip(items, dfs):
+            df.insert(0, "population", name)
+            frames.append(df)
+    return _ate_frame(frames)
+
+
+def _ate_frame(frames: list[pd.DataFrame]) -> pd.DataFrame:
     out = pd.concat(frames, ignore_index=True).rename(columns={"effect": "ate"})
     out["estimand"] = "ATE"
     return out
@@ -154,13 +197,32 @@ def late_table(
     g = w.participants
     comp = w.pop.takeup_if_ips & ~w.pop.takeup_if_control
     y0s, y1s = pots if pots is not None else _potentials(w, g, outcomes)
-    out = _table(y0s, y1s, outcomes, cols, ks, g.region, comp)
-    labels, ind = _groups(g.region)
+    return _late_frame(w, _table(y0s, y1s, outcomes, cols, ks, g.region, comp))
+
+
+def _late_frame(w: World, out: pd.DataFrame) -> pd.DataFrame:
+    labels, ind = _groups(w.participants.region)
     sizes = dict(zip(labels, ind.sum(axis=0).tolist()))
     out = out.rename(columns={"n": "n_compliers", "effect": "late"})
     out.insert(4, "complier_share", out["n_compliers"] / out["group"].map(sizes).astype(np.float64))
     out["estimand"] = "LATE"
     return out
+
+
+def participant_tables(w: World, pots: Potentials) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``ate_table(w, pots=pots, populations=["participants"])`` and ``late_table(w, pots=pots)``.
+
+    Both at once: each outcome of the potential outcomes is converted once.
+    """
+    p = w.params
+    ks = np.arange(-p.pre_quarters, p.post_quarters + 1)
+    cols = w.origin + ks
+    g = w.participants
+    comp = w.pop.takeup_if_ips & ~w.pop.takeup_if_control
+    ate, late = _tables(pots[0], pots[1], OUTCOMES, cols, ks, g.region,
+                        [np.ones(g.m, dtype=bool), comp])
+    ate.insert(0, "population", "participants")
+    return _ate_frame([ate]), _late_frame(w, late)
 
 
 def first_event_time(event: np.ndarray, origin: int, start: int) -> np.ndarray:
