@@ -334,12 +334,17 @@ def _slim_study(trial: Any, cell: _Cell) -> Any:
     from ips_impact.study import Study, _study_from_generator_frames
 
     outcomes = [name for name, _ in cell.members]
-    a = trial.assignment
-    keep_a = [c for c in (*_DESIGN_COLUMNS, *cell.covariates) if c in a.columns]
+    a, panel = trial.assignment, trial.panel
+    keep_a = [c for c in dict.fromkeys((*_DESIGN_COLUMNS, *cell.covariates)) if c in a.columns]
     keep_p = ["person_id", "period", *dict.fromkeys(outcomes)]
+    # the power draw builds these columns only: selecting them again would copy the frames
+    if list(a.columns) != keep_a:
+        a = a[keep_a]
+    if list(panel.columns) != keep_p:
+        panel = panel[keep_p]
     if trial.households is None:
-        return _study_from_generator_frames(a[keep_a], trial.panel[keep_p])
-    return Study.from_frames(a[keep_a], trial.panel[keep_p], households=trial.households)
+        return _study_from_generator_frames(a, panel)
+    return Study.from_frames(a, panel, households=trial.households)
 
 
 class _Drawn:

@@ -592,8 +592,10 @@ def _draw(
     rows = slice(int(cols[0]), int(cols[-1]) + 1)
     for o in dict.fromkeys(outcomes):
         data[o] = np.ascontiguousarray(qo[o][rows].T).ravel()
-    return _Draw(assignment=a[[c for c in keep if c in a.columns]], panel=_assemble([data]),
-                 truth=truth)
+    order = [c for c in keep if c in a.columns]
+    if list(a.columns) != order:  # built in the table's order; the caller's order asked
+        a = a[order]
+    return _Draw(assignment=a, panel=_assemble([data]), truth=truth)
 
 
 @dataclass(frozen=True)
