@@ -282,6 +282,8 @@ def _truth_of(trial: Any, cell: _Cell, name: str, h: int) -> float:
     if cell.estimand == "rmst":
         rt = trial.rmst_truth(name, taus=[h])
         return float(rt.loc[rt["group"] == "all", "difference"].iloc[0])
+    if isinstance(trial, _Drawn):
+        return trial.draw.ate(name, h)
     t = trial.truth
     pop = "participants"
     if cell.estimand == "spillover":
@@ -353,14 +355,15 @@ class _Drawn:
     households = None
 
     def __init__(self, draw: Any) -> None:
-        self.assignment, self.panel, self.truth = draw.assignment, draw.panel, draw.truth
+        self.draw = draw
+        self.assignment, self.panel = draw.assignment, draw.panel
 
 
 def _draw_trial(cell: _Cell, seed: int) -> Any:
     """Draw the synthetic trial of one replicate.
 
     An itt or a family reads the assignment's design columns and covariates, the panel's
-    outcome columns and the participants' truth: only those are built
+    outcome columns and the participants' sample effects: only those are built
     (:func:`ips_impact.synthetic.trial._draw`: the same sample as ``generate``, the same
     columns bit for bit). The RMST truth and the spillover need the whole trial.
     """
