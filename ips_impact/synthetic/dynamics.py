@@ -196,6 +196,14 @@ def simulate_paths(
         last_shared = 0
     split = max(last_shared + 1, 1)
     w_boost, w_mult = boost[:1], di_exit_mult[:1]
+    # the months in which someone can be retired or too young to work, start DI, leave
+    # DI, be before randomization
+    first_retired = int(retire_col.min()) if m else T
+    last_inactive = int(active_from.max()) if m else 0
+    onset_months = np.zeros(T + 1, dtype=bool)
+    onset_months[onset_col[(onset_col >= 0) & (onset_col < T)]] = True
+    first_exit = int(di_exit_from.min()) if m else T
+    last_rand = int(rand_col.max()) if m else -1
     for t in range(T):
         if t % block == 0:
             u_block = rng.random((min(block, T - t), 2, m))
@@ -210,34 +218,46 @@ def simulate_paths(
             spell_at_rand = np.zeros(m, dtype=np.int16)
             fte_now = spell_fte[0, :, 0][None].copy()
         else:
-            retired = (t >= retire_col) | (t < active_from)
-            onset = t == onset_col
-            # DI onset (before randomization): the job usually ends
-            lose = onset & (u_di < onset_job_loss)
-            di = di | onset
-            emp = emp & ~lose
-            # DI exit after randomization, more likely when working above half time
+            # what no one can do this month is not computed (its result is known):
+            # retire or be too young, start DI, leave DI; and the boost is 0 while the
+            # worlds are one
+            active = ~((t >= retire_col) | (t < active_from)) if t >= first_retired or t < last_inactive else None
+            if onset_months[t]:
+                onset = t == onset_col
+                # DI onset (before randomization): the job usually ends
+                lose = onset & (u_di < onset_job_loss)
+                di = di | onset
+                emp = emp & ~lose
             s = t - rand_col
             s_idx = np.minimum(np.maximum(s, -T), T) + T  # np.clip(s, -T, T) + T
-            decay = decay_tab[s_idx]
-            rate = np.where(
-                emp,
-                np.where(fte_now > 0.5, di_exit[2], di_exit[1]) * (1.0 + w_mult * decay),
-                di_exit[0],
-            )
-            leave = di & (t >= di_exit_from) & (u_di < rate)
-            # relapse: a person who left DI after randomization and is out of work
-            # returns to DI (incapacity recognised again)
-            back = (~di) & (~emp) & (t >= di_exit_from) & (t > onset_col) & (u_di < di_reentry)
-            di = ((di & ~leave) | back) & ~retired
+            if t >= first_exit:
+                # DI exit after randomization, more likely when working above half time
+                decay = decay_tab[s_idx]
+                rate = np.where(
+                    emp,
+                    np.where(fte_now > 0.5, di_exit[2], di_exit[1]) * (1.0 + w_mult * decay),
+                    di_exit[0],
+                )
+                leave = di & (t >= di_exit_from) & (u_di < rate)
+                # relapse: a person who left DI after randomization and is out of work
+                # returns to DI (incapacity recognised again)
+                back = (~di) & (~emp) & (t >= di_exit_from) & (t > onset_col) & (u_di < di_reentry)
+                di = (di & ~leave) | back
+            if active is not None:
+                di = di & active
             # job loss / job finding with one common uniform per person and month
-            shape = shape_tab[s_idx]
             base = np.where(di, np.where(s >= 0, h_in_di_post, h_in_di_pre), h_in_no_di)
-            h_in = np.minimum(base * (1.0 + w_boost * shape), 0.95)
+            if t < split:
+                h_in = np.minimum(base, 0.95)  # base * (1 + boost * 0), exactly
+            else:
+                shape = shape_tab[s_idx]
+                h_in = np.minimum(base * (1.0 + w_boost * shape), 0.95)
             h_out = np.where(di, h_out_di, h_out_no_di)
             stay = emp & ~(u_emp < h_out)
             enter = (~emp) & (u_emp < h_in)
-            emp = (stay | enter) & ~retired
+            emp = stay | enter
+            if active is not None:
+                emp = emp & active
             spell = spell + enter.astype(np.int16)
             # part-time fraction of the new jobs (jobs started by the randomization
             # month are the same in both worlds; later ones use their world's draw)
@@ -247,7 +267,8 @@ def simulate_paths(
                 post = t > rand_col[ii]
                 fte_now[ai, ii] = np.where(post, spell_fte[ai, ii, j], spell_fte[0, ii, j])
         # jobs held by the randomization month are the same in both worlds
-        spell_at_rand = np.where(t <= rand_col, spell[0], spell_at_rand)
+        if t <= last_rand:
+            spell_at_rand = np.where(t <= rand_col, spell[0], spell_at_rand)
         emp_rec[t] = emp
         di_rec[t] = di
         sp_rec[t] = spell
