@@ -1042,13 +1042,13 @@ def _study_from_generator_frames(assignment: pd.DataFrame, panel: pd.DataFrame) 
     if not (pd.api.types.is_integer_dtype(arm_in.dtype) and dates.dtype == "datetime64[ns]"
             and stratum.dtype == object
             and all(pd.api.types.infer_dtype(c, skipna=False) == "string" for c in
-                    (ids, panel["person_id"], stratum, assignment.get("household_id", stratum)))):
+                    (ids, stratum, assignment.get("household_id", stratum)))):
         return slow()
     day = dates.to_numpy()
     region = assignment["region"].to_numpy() if "region" in cols_a else None
     if (np.isnat(day).any() or (day.astype("datetime64[D]") != day).any()
             or (region is not None and not set(pd.unique(region)) <= {"VL", "WAL", "BXL"})
-            or not (ids[1:] > ids[:-1]).all() or not np.isin(arm_in, (0, 1)).all()):
+            or not (ids[1:] > ids[:-1]).all() or not _zero_one(arm_in)):
         return slow()
     # the design's stratum codes (sorted labels), computed once for the check and the design
     strata_codes, strata_labels = pd.factorize(stratum, sort=True)
@@ -1059,7 +1059,7 @@ def _study_from_generator_frames(assignment: pd.DataFrame, panel: pd.DataFrame) 
     amounts = set(SCHEMAS["panel"].nonnegative)
     for c in cols_p[2:]:
         v = panel[c].to_numpy()
-        if c in binary and not (v.dtype.kind in "biuf" and np.isin(v, (0, 1)).all()):
+        if c in binary and not (v.dtype.kind in "biuf" and _zero_one(v)):
             return slow()
         if c in amounts and not (v.dtype.kind in "iuf" and (v >= 0).all()):
             return slow()
@@ -1081,12 +1081,18 @@ def _study_from_generator_frames(assignment: pd.DataFrame, panel: pd.DataFrame) 
     if K * ids.size == panel_ids.size and (panel_ids == np.repeat(ids, K)).all():
         pidx = np.repeat(np.arange(ids.size, dtype=np.intp), K)  # the generator's row order
     else:
+        if pd.api.types.infer_dtype(panel_ids, skipna=False) != "string":
+            return slow()
         pidx = pd.Index(ids).get_indexer(panel_ids)
         if (pidx < 0).any():
             return slow()
     # the ordinals of the labels, spread by code (as period_ordinals(periods), without the copy)
     k = period_ordinals(labels).take(p_codes) - period_ordinals(rand_period)[pidx]
-    order_rows = np.lexsort((k, pidx))
+    same = pidx[1:] == pidx[:-1]
+    if (pidx[1:] >= pidx[:-1]).all() and (k[1:][same] >= k[:-1][same]).all():
+        order_rows = np.arange(pidx.size)  # already by person and k: what lexsort returns
+    else:
+        order_rows = np.lexsort((k, pidx))
     p_sorted, k_sorted = pidx[order_rows], k[order_rows]
     new_person = np.r_[True, p_sorted[1:] != p_sorted[:-1]]
     if (~new_person & np.r_[True, k_sorted[1:] == k_sorted[:-1]]).any():
@@ -1137,6 +1143,11 @@ def _study_from_generator_frames(assignment: pd.DataFrame, panel: pd.DataFrame) 
         near_misses=near, min_linked_share=0.5, categorical=tuple(cmap.categorical("assignment")),
         key_columns=tuple(sorted(declared_keys | set(cmap.key_columns("panel")))), extra_linkage=extra,
     )
+
+
+def _zero_one(v: np.ndarray) -> bool:
+    """``np.isin(v, (0, 1)).all()`` for a numeric array, without isin's sort."""
+    return bool(((v == 0) | (v == 1)).all())
 
 
 def _values(column: pd.Series) -> Any:

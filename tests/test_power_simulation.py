@@ -272,6 +272,10 @@ def test_the_generator_study_hands_anything_unusual_to_from_frames():
     # panel rows in another order than the generator's (person by person, k up)
     rows = tr.panel.sample(frac=1.0, random_state=2).reset_index(drop=True)
     _same_study(_study_from_generator_frames(tr.assignment, rows), Study.from_frames(tr.assignment, rows))
+    no_key = tr.panel.copy()
+    no_key.loc[7, "person_id"] = None  # not the generator's row order, and not text
+    with pytest.raises(DataContractError, match="missing keys"):
+        _study_from_generator_frames(tr.assignment, no_key)
 
 
 def test_the_generator_studys_shortcuts_equal_what_they_replace():
