@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import hashlib
 
-import numpy as np
 import pandas as pd
 import pytest
 
 import ips_impact.synthetic.world as world
-from ips_impact.errors import DataContractError
 from ips_impact.synthetic import generate
 
 # sha256 (first 16 hex digits) of each table, hashed with pandas.util.hash_pandas_object
@@ -59,36 +57,6 @@ def test_the_power_draw_is_the_generators_columns_bit_for_bit(n, seed, post, out
     pd.testing.assert_frame_equal(d.panel, full.panel[["person_id", "period", *outcomes]], check_exact=True)
     t = full.truth
     want = t[(t["population"] == "participants") & t["outcome"].isin(outcomes)]
-    assert len(want) == len(set(outcomes)) * len(d.groups) * d.ks.size
-    for row in want.itertuples():  # every effect, to the bit (NaN in a group nobody is in)
-        got = d.ate(row.outcome, row.k, row.group)
-        assert got == row.ate or (np.isnan(got) and np.isnan(row.ate)), row
-    with pytest.raises(DataContractError, match="no truth"):
-        d.ate(outcomes[0], post + 1)
-
-
-# generated BEFORE the monthly simulation ran the months in which both worlds are one
-# world only once (commit 8f1c778): short histories move the first month in which the
-# worlds can differ (the randomization month) to the start of the window
-SHORT = {
-    (0, 0, 5): {"assignment": "02650dbb820213f9", "panel": "d6e2fcb7565e1094",
-                "households": "57da102ea93cffec", "benefits": "be58754368f06ea2",
-                "truth": "a5ff9982b91758dd"},
-    (2, 1, 3): {"assignment": "f3b2a67a6ab48c24", "panel": "c859e1a31c8b3b43",
-                "households": "57da102ea93cffec", "benefits": "92ff3d1f1823d230",
-                "truth": "3001e400c428ec9f"},
-}
-
-
-@pytest.mark.parametrize("spans", sorted(SHORT))
-def test_short_histories_are_bit_identical_to_the_generator_before(spans):
-    import dataclasses
-
-    from ips_impact.synthetic import SyntheticParams
-
-    history, pre, post = spans
-    p = dataclasses.replace(SyntheticParams(), history_quarters=history, pre_quarters=pre,
-                            post_quarters=post, **({"effect_ramp_months": 0.0} if history else {}))
-    trial = generate(n_persons=150, seed=11, params=p)
-    for name, expected in SHORT[spans].items():
-        assert digest(getattr(trial, name)) == expected, name
+    key = ["outcome", "k", "group"]
+    pd.testing.assert_frame_equal(d.truth.sort_values(key).reset_index(drop=True),
+                                  want.sort_values(key).reset_index(drop=True), check_exact=True)

@@ -556,6 +556,20 @@ class _Draw:
     groups: tuple[str, ...]
     ks: np.ndarray
     effects: dict[str, np.ndarray]
+    _means: dict[str, tuple[np.ndarray, np.ndarray]] = field(repr=False, default_factory=dict)
+    _sizes: np.ndarray = field(repr=False, default=None)  # type: ignore[assignment]
+
+    @property
+    def truth(self) -> pd.DataFrame:
+        """The participants' rows of :attr:`SyntheticTrial.truth` for the drawn outcomes (built on demand)."""
+        names = list(self.effects)
+        c = np.stack([self._means[o][0] for o in names])
+        t = np.stack([self._means[o][1] for o in names])
+        df = _truth._frame(list(self.groups), self._sizes, self.ks, names, c, t)
+        df.insert(0, "population", "participants")
+        df = df.rename(columns={"effect": "ate"})
+        df["estimand"] = "ATE"
+        return df
 
     def ate(self, outcome: str, k: int, group: str = "all") -> float:
         """Return the participants' sample effect of ``outcome`` at event time ``k`` in ``group``."""
@@ -603,10 +617,11 @@ def _draw(
     keep = ind.any(axis=0)
     ind = ind[:, keep]
     groups = tuple(lab for lab, k in zip(labels, keep) if k)
-    effects = {}
+    effects, means = {}, {}
     for o in names:
         c, t, _ = _truth._means(y0[o][rows], y1[o][rows], ind)
         effects[o] = t - c
+        means[o] = (c, t)
     pick = w.arm.astype(bool)[None, :]
     qo = {o: np.where(pick, y1[o], y0[o]) for o in wanted}
     pre_emp = np.zeros(w.pop.n)
@@ -627,7 +642,8 @@ def _draw(
     }
     for o in names:
         data[o] = np.ascontiguousarray(qo[o][rows].T).ravel()
-    return _Draw(assignment=a, panel=_assemble([data]), groups=groups, ks=ks, effects=effects)
+    return _Draw(assignment=a, panel=_assemble([data]), groups=groups, ks=ks, effects=effects,
+                 _means=means, _sizes=ind.sum(axis=0))
 
 
 @dataclass(frozen=True)
