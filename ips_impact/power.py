@@ -323,6 +323,12 @@ _DESIGN_COLUMNS = (
 )
 
 
+#: What an itt or a family reads of the design: the arm, the strata and the randomization
+#: date (event time); region, site and households only by request (covariates, subset,
+#: cluster), which power does not make
+_ITT_DESIGN_COLUMNS = ("person_id", "arm", "randomization_date", "stratum")
+
+
 def _slim_study(trial: Any, cell: _Cell) -> Any:
     """Build the Study of a simulated trial with only the columns the estimand reads.
 
@@ -337,7 +343,8 @@ def _slim_study(trial: Any, cell: _Cell) -> Any:
 
     outcomes = [name for name, _ in cell.members]
     a, panel = trial.assignment, trial.panel
-    keep_a = [c for c in dict.fromkeys((*_DESIGN_COLUMNS, *cell.covariates)) if c in a.columns]
+    design = _ITT_DESIGN_COLUMNS if trial.households is None else _DESIGN_COLUMNS
+    keep_a = [c for c in dict.fromkeys((*design, *cell.covariates)) if c in a.columns]
     keep_p = ["person_id", "period", *dict.fromkeys(outcomes)]
     # the power draw builds these columns only: selecting them again would copy the frames
     if list(a.columns) != keep_a:
@@ -373,7 +380,7 @@ def _draw_trial(cell: _Cell, seed: int) -> Any:
     if cell.estimand in ("itt", "family"):
         return _Drawn(_draw(n_persons=cell.n_persons, seed=seed, params=cell.params,
                             outcomes=[name for name, _ in cell.members],
-                            assignment_columns=(*_DESIGN_COLUMNS, *cell.covariates)))
+                            assignment_columns=(*_ITT_DESIGN_COLUMNS, *cell.covariates)))
     tables: tuple[str, ...] = ("assignment", "panel")
     if cell.estimand == "spillover":
         tables = ("assignment", "panel", "households")
