@@ -282,6 +282,8 @@ def _truth_of(trial: Any, cell: _Cell, name: str, h: int) -> float:
     if cell.estimand == "rmst":
         rt = trial.rmst_truth(name, taus=[h])
         return float(rt.loc[rt["group"] == "all", "difference"].iloc[0])
+    if isinstance(trial, _Drawn):
+        return trial.draw.ate(name, h)
     t = trial.truth
     pop = "participants"
     if cell.estimand == "spillover":
@@ -321,6 +323,12 @@ _DESIGN_COLUMNS = (
 )
 
 
+#: What an itt or a family reads of the design: the arm, the strata and the randomization
+#: date (event time); region, site and households only by request (covariates, subset,
+#: cluster), which power does not make
+_ITT_DESIGN_COLUMNS = ("person_id", "arm", "randomization_date", "stratum")
+
+
 def _slim_study(trial: Any, cell: _Cell) -> Any:
     """Build the Study of a simulated trial with only the columns the estimand reads.
 
@@ -334,12 +342,18 @@ def _slim_study(trial: Any, cell: _Cell) -> Any:
     from ips_impact.study import Study, _study_from_generator_frames
 
     outcomes = [name for name, _ in cell.members]
-    a = trial.assignment
-    keep_a = [c for c in (*_DESIGN_COLUMNS, *cell.covariates) if c in a.columns]
+    a, panel = trial.assignment, trial.panel
+    design = _ITT_DESIGN_COLUMNS if trial.households is None else _DESIGN_COLUMNS
+    keep_a = [c for c in dict.fromkeys((*design, *cell.covariates)) if c in a.columns]
     keep_p = ["person_id", "period", *dict.fromkeys(outcomes)]
+    # the power draw builds these columns only: selecting them again would copy the frames
+    if list(a.columns) != keep_a:
+        a = a[keep_a]
+    if list(panel.columns) != keep_p:
+        panel = panel[keep_p]
     if trial.households is None:
-        return _study_from_generator_frames(a[keep_a], trial.panel[keep_p])
-    return Study.from_frames(a[keep_a], trial.panel[keep_p], households=trial.households)
+        return _study_from_generator_frames(a, panel)
+    return Study.from_frames(a, panel, households=trial.households)
 
 
 class _Drawn:
@@ -348,14 +362,15 @@ class _Drawn:
     households = None
 
     def __init__(self, draw: Any) -> None:
-        self.assignment, self.panel, self.truth = draw.assignment, draw.panel, draw.truth
+        self.draw = draw
+        self.assignment, self.panel = draw.assignment, draw.panel
 
 
 def _draw_trial(cell: _Cell, seed: int) -> Any:
     """Draw the synthetic trial of one replicate.
 
     An itt or a family reads the assignment's design columns and covariates, the panel's
-    outcome columns and the participants' truth: only those are built
+    outcome columns and the participants' sample effects: only those are built
     (:func:`ips_impact.synthetic.trial._draw`: the same sample as ``generate``, the same
     columns bit for bit). The RMST truth and the spillover need the whole trial.
     """
@@ -365,7 +380,7 @@ def _draw_trial(cell: _Cell, seed: int) -> Any:
     if cell.estimand in ("itt", "family"):
         return _Drawn(_draw(n_persons=cell.n_persons, seed=seed, params=cell.params,
                             outcomes=[name for name, _ in cell.members],
-                            assignment_columns=(*_DESIGN_COLUMNS, *cell.covariates)))
+                            assignment_columns=(*_ITT_DESIGN_COLUMNS, *cell.covariates)))
     tables: tuple[str, ...] = ("assignment", "panel")
     if cell.estimand == "spillover":
         tables = ("assignment", "panel", "households")

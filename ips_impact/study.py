@@ -1043,7 +1043,6 @@ def _study_from_generator_frames(assignment: pd.DataFrame, panel: pd.DataFrame) 
     as for any delivery.
     """
     # imported here: this function is appended to the module without touching its imports
-    from ips_impact.io.periods import date_to_period
     from ips_impact.io.schema import SCHEMAS
 
     def slow() -> Study:
@@ -1063,29 +1062,32 @@ def _study_from_generator_frames(assignment: pd.DataFrame, panel: pd.DataFrame) 
     if not (pd.api.types.is_integer_dtype(arm_in.dtype) and dates.dtype == "datetime64[ns]"
             and stratum.dtype == object
             and all(pd.api.types.infer_dtype(c, skipna=False) == "string" for c in
-                    (ids, panel["person_id"], stratum, assignment.get("household_id", stratum)))):
+                    (ids, stratum, assignment.get("household_id", stratum)))):
         return slow()
     day = dates.to_numpy()
     region = assignment["region"].to_numpy() if "region" in cols_a else None
     if (np.isnat(day).any() or (day.astype("datetime64[D]") != day).any()
             or (region is not None and not set(pd.unique(region)) <= {"VL", "WAL", "BXL"})
-            or not (ids[1:] > ids[:-1]).all() or not np.isin(arm_in, (0, 1)).all()):
+            or not (ids[1:] > ids[:-1]).all() or not _zero_one(arm_in)):
         return slow()
-    s_codes, _ = pd.factorize(stratum)
-    n_arm1 = np.bincount(s_codes, weights=arm_in)
-    if ((n_arm1 == 0) | (n_arm1 == np.bincount(s_codes))).any():  # also "one arm overall"
+    # the design's stratum codes (sorted labels), computed once for the check and the design
+    strata_codes, strata_labels = pd.factorize(stratum, sort=True)
+    n_arm1 = np.bincount(strata_codes, weights=arm_in)
+    if ((n_arm1 == 0) | (n_arm1 == np.bincount(strata_codes))).any():  # also "one arm overall"
         return slow()
     binary = set(SCHEMAS["panel"].binary)
     amounts = set(SCHEMAS["panel"].nonnegative)
     for c in cols_p[2:]:
         v = panel[c].to_numpy()
-        if c in binary and not (v.dtype.kind in "biuf" and np.isin(v, (0, 1)).all()):
+        if c in binary and not (v.dtype.kind in "biuf" and _zero_one(v)):
             return slow()
         if c in amounts and not (v.dtype.kind in "iuf" and (v >= 0).all()):
             return slow()
     # the periods are parsed once per distinct label (a few dozen), then spread by code
-    p_codes, p_labels = pd.factorize(panel["period"].to_numpy())
-    got = _GENERATOR_PERIODS.get(tuple(p_labels))  # replicates of a power study share their labels
+    # sorted, the labels of the replicates of a power study are nearly always the same
+    # (in the order of first appearance they hardly ever are): the cache hits
+    p_codes, p_labels = pd.factorize(panel["period"].to_numpy(), sort=True)
+    got = _GENERATOR_PERIODS.get(tuple(p_labels))
     if got is None:
         got = parse_periods(pd.Series(p_labels), None, table="panel", column="period")
         if len(_GENERATOR_PERIODS) >= 256:
@@ -1093,12 +1095,24 @@ def _study_from_generator_frames(assignment: pd.DataFrame, panel: pd.DataFrame) 
         _GENERATOR_PERIODS[tuple(p_labels)] = got
     labels, freq = got
     periods = pd.Series(labels.array.take(p_codes))
-    rand_period = date_to_period(dates, freq)
-    pidx = pd.Index(ids).get_indexer(panel["person_id"].to_numpy())
-    if (pidx < 0).any():
-        return slow()
-    k = period_ordinals(periods) - period_ordinals(rand_period)[pidx]
-    order_rows = np.lexsort((k, pidx))
+    rand_period = _generator_rand_period(dates, day, freq)
+    panel_ids = panel["person_id"].to_numpy()
+    K = panel_ids.size // max(ids.size, 1)
+    if K * ids.size == panel_ids.size and (panel_ids == np.repeat(ids, K)).all():
+        pidx = np.repeat(np.arange(ids.size, dtype=np.intp), K)  # the generator's row order
+    else:
+        if pd.api.types.infer_dtype(panel_ids, skipna=False) != "string":
+            return slow()
+        pidx = pd.Index(ids).get_indexer(panel_ids)
+        if (pidx < 0).any():
+            return slow()
+    # the ordinals of the labels, spread by code (as period_ordinals(periods), without the copy)
+    k = period_ordinals(labels).take(p_codes) - period_ordinals(rand_period)[pidx]
+    same = pidx[1:] == pidx[:-1]
+    if (pidx[1:] >= pidx[:-1]).all() and (k[1:][same] >= k[:-1][same]).all():
+        order_rows = np.arange(pidx.size)  # already by person and k: what lexsort returns
+    else:
+        order_rows = np.lexsort((k, pidx))
     p_sorted, k_sorted = pidx[order_rows], k[order_rows]
     new_person = np.r_[True, p_sorted[1:] != p_sorted[:-1]]
     if (~new_person & np.r_[True, k_sorted[1:] == k_sorted[:-1]]).any():
@@ -1113,15 +1127,18 @@ def _study_from_generator_frames(assignment: pd.DataFrame, panel: pd.DataFrame) 
 
     cmap = ColumnMap.coerce(None)
     # ---- persons (as L.build_persons and the linkage step make them)
-    first = {"person_id": assignment["person_id"], "arm": arm_in.astype("int8"), "stratum": stratum,
-             "randomization_period": rand_period, "randomization_date": dates}
+    first = {"person_id": ids, "arm": arm_in.astype("int8"), "stratum": stratum.to_numpy(),
+             "randomization_period": rand_period.array, "randomization_date": day}
     names = [*first, *sorted(c for c in cols_a if c not in first)]
     declared_keys = set(cmap.key_columns("assignment"))
     covariates = tuple(c for c in names if c not in _ASSIGNMENT_RESERVED
                        and c not in ("randomization_date", "randomization_period")
                        and not V.is_key_like(c, declared_keys))
-    persons = pd.DataFrame({**{c: first[c] if c in first else assignment[c] for c in names},
-                            "linked": np.ones(ids.size, dtype=bool), "k_min": k_min, "k_max": k_max})
+    # columns as arrays, not copied (building from Series aligns their indexes and copies):
+    # the Study holds the assignment's columns, which the generator's caller hands over
+    persons = pd.DataFrame({**{c: first[c] if c in first else _values(assignment[c]) for c in names},
+                            "linked": np.ones(ids.size, dtype=bool), "k_min": k_min, "k_max": k_max},
+                           copy=False)
     shape = (tuple(cols_p), tuple(str(panel[c].dtype) for c in cols_p))
     if shape not in _GENERATOR_FRAME_TEMPLATES:
         _GENERATOR_FRAME_TEMPLATES[shape] = _generator_templates(panel.iloc[:0], binary, freq)
@@ -1137,8 +1154,7 @@ def _study_from_generator_frames(assignment: pd.DataFrame, panel: pd.DataFrame) 
         data[c] = v.astype("float64") if c in binary else v
     data["_pidx"] = p_sorted
     main = pd.DataFrame(data, copy=False)
-    strata_codes, strata_labels = pd.factorize(persons["stratum"], sort=True)
-    hh = pd.factorize(persons["household_id"], sort=True)[0] if "household_id" in persons.columns else None
+    hh = _sorted_codes(persons["household_id"].to_numpy()) if "household_id" in persons.columns else None
     design = Design(arm=persons["arm"].to_numpy(), stratum=strata_codes,
                     stratum_labels=tuple(str(s) for s in strata_labels), household=hh)
     return Study(
@@ -1147,6 +1163,39 @@ def _study_from_generator_frames(assignment: pd.DataFrame, panel: pd.DataFrame) 
         near_misses=near, min_linked_share=0.5, categorical=tuple(cmap.categorical("assignment")),
         key_columns=tuple(sorted(declared_keys | set(cmap.key_columns("panel")))), extra_linkage=extra,
     )
+
+
+def _zero_one(v: np.ndarray) -> bool:
+    """``np.isin(v, (0, 1)).all()`` for a numeric array, without isin's sort."""
+    return bool(((v == 0) | (v == 1)).all())
+
+
+def _values(column: pd.Series) -> Any:
+    """Return the values of a column: a numpy array, or the array of an extension dtype."""
+    return column.to_numpy() if isinstance(column.dtype, np.dtype) else column.array
+
+
+def _sorted_codes(text: np.ndarray) -> np.ndarray:
+    """``pd.factorize(text, sort=True)[0]`` for an object array of str (no missing value).
+
+    As fixed-width unicode the labels sort in C by code point, which is the order of
+    Python's str comparison that pandas sorts by: the same codes, in a fraction of the time.
+    """
+    return np.unique(text.astype(str), return_inverse=True)[1].astype(np.intp).ravel()
+
+
+def _generator_rand_period(dates: pd.Series, day: np.ndarray, freq: Frequency) -> pd.Series:
+    """``date_to_period(dates, freq)``; quarters straight from the month numbers.
+
+    The ordinal of a quarter (Q-DEC) counts quarters from 1970Q1, which is
+    ``months since 1970-01 // 3`` (floor division, so also before 1970).
+    """
+    if freq != "Q":
+        from ips_impact.io.periods import date_to_period
+
+        return date_to_period(dates, freq)
+    ords = day.astype("datetime64[M]").astype(np.int64) // 3
+    return pd.Series(pd.arrays.PeriodArray(ords, dtype=pd.PeriodDtype("Q-DEC")))
 
 
 #: Parsed period labels of generator panels (the labels → (periods, frequency)).

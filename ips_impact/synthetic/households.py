@@ -43,9 +43,15 @@ class Members:
 
 
 def draw_households(
-    pop: Population, p: SyntheticParams, rng: np.random.Generator, rng_ids: np.random.Generator
+    pop: Population, p: SyntheticParams, rng: np.random.Generator, rng_ids: np.random.Generator,
+    *, members: bool = True,
 ) -> tuple[Population, Members, np.ndarray]:
-    """Draw household members; return the population with household ids and DI situation."""
+    """Draw household members; return the population with household ids and DI situation.
+
+    ``members=False`` draws the household ids and DI situations only (the members are
+    then empty): the members' attributes and keys are the last draws of their streams,
+    so everything else is the same as with ``members=True``.
+    """
     n = pop.n
     hh = pop.household_type
     t_single, t_couple, t_cc, t_one = (HOUSEHOLD.index(h) for h in HOUSEHOLD)
@@ -68,6 +74,11 @@ def draw_households(
     situation = np.where(
         has_children | (has_partner & ~partner_earns), 0, np.where(has_partner, 2, 1)
     ).astype(np.int8)
+
+    if not members:
+        index_lipro = _index_lipro(hh, married, t_single, t_one, t_cc)
+        return (dataclasses.replace(pop, household_id=pseudonyms(rng_ids, n, "H"), situation=situation),
+                _no_members(), index_lipro)
 
     # every attribute is drawn for every participant (partners) or for four child
     # slots per participant, then selected: the draws do not depend on how many
@@ -144,13 +155,29 @@ def draw_households(
         pid = members.person_id.copy()
         pid[clash] = new
         members = dataclasses.replace(members, person_id=pid)
-    index_lipro = np.where(
+    index_lipro = _index_lipro(hh, married, t_single, t_one, t_cc)
+    pop = dataclasses.replace(pop, household_id=hid, situation=situation)
+    return pop, members, index_lipro
+
+
+def _index_lipro(hh: np.ndarray, married: np.ndarray, t_single: int, t_one: int, t_cc: int) -> np.ndarray:
+    """LIPRO code of each participant (the index person of the roster)."""
+    return np.where(
         hh == t_single, "SING",
         np.where(hh == t_one, "H1PA", np.where(married, np.where(hh == t_cc, "MAR+", "MAR0"),
                                                np.where(hh == t_cc, "UNM+", "UNM0"))),
     ).astype(object)
-    pop = dataclasses.replace(pop, household_id=hid, situation=situation)
-    return pop, members, index_lipro
+
+
+def _no_members() -> Members:
+    """Members of a sample drawn without them (every array empty)."""
+    day = np.empty(0, dtype="datetime64[D]")
+    obj, num, flag = np.empty(0, dtype=object), np.empty(0), np.empty(0, dtype=bool)
+    return Members(
+        person_id=obj, index=np.empty(0, dtype=np.int64), role=obj, lipro=obj, age=num,
+        has_panel=flag, baseline=flag, valid_from=day, valid_to=day, employability=num,
+        wage_ft=num, on_di=flag, effect=num, entry_rate=num, exit_rate=num,
+    )
 
 
 def roster_frame(pop: Population, members: Members, index_lipro: np.ndarray) -> pd.DataFrame:

@@ -763,11 +763,43 @@ def generate(
 
 @dataclass(frozen=True)
 class _Draw:
-    """The columns of one synthetic trial that a simulation reads (see :func:`_draw`)."""
+    """The columns of one synthetic trial that a simulation reads (see :func:`_draw`).
+
+    ``effects[outcome]`` holds the participants' sample effects ``mean(Y(1) - Y(0))``
+    (the ``ate`` column of :attr:`SyntheticTrial.truth`), one row per group of
+    ``groups`` ("all" and the regions present), one column per event time of ``ks``.
+    """
 
     assignment: pd.DataFrame
     panel: pd.DataFrame
-    truth: pd.DataFrame
+    groups: tuple[str, ...]
+    ks: np.ndarray
+    effects: dict[str, np.ndarray]
+    _means: dict[str, tuple[np.ndarray, np.ndarray]] = field(repr=False, default_factory=dict)
+    _sizes: np.ndarray = field(repr=False, default=None)  # type: ignore[assignment]
+
+    @property
+    def truth(self) -> pd.DataFrame:
+        """The participants' rows of :attr:`SyntheticTrial.truth` for the drawn outcomes (built on demand)."""
+        names = list(self.effects)
+        c = np.stack([self._means[o][0] for o in names])
+        t = np.stack([self._means[o][1] for o in names])
+        df = _truth._frame(list(self.groups), self._sizes, self.ks, names, c, t)
+        df.insert(0, "population", "participants")
+        df = df.rename(columns={"effect": "ate"})
+        df["estimand"] = "ATE"
+        return df
+
+    def ate(self, outcome: str, k: int, group: str = "all") -> float:
+        """Return the participants' sample effect of ``outcome`` at event time ``k`` in ``group``."""
+        col = int(k) - int(self.ks[0])
+        if not 0 <= col < self.ks.size or group not in self.groups or outcome not in self.effects:
+            raise DataContractError(
+                f"no truth for {outcome!r} at k = {k} in group {group!r}", table="truth",
+                fix=f"draw it: outcomes {sorted(self.effects)}, k {int(self.ks[0])}..{int(self.ks[-1])}, "
+                f"groups {list(self.groups)}",
+            )
+        return float(self.effects[outcome][self.groups.index(group), col])
 
 
 def _draw(
@@ -778,41 +810,59 @@ def _draw(
 
     The simulations of :func:`ips_impact.power.power` read a few columns of a trial:
     ``assignment[assignment_columns]``, ``panel[["person_id", "period", *outcomes]]``
-    and the participants' rows of ``truth`` for ``outcomes``. This draws the same
-    sample (the same :func:`build_world`, hence the same random streams) and builds
-    only those columns: they are equal, bit for bit, to the ones :func:`generate`
-    returns (tests/test_synthetic_speed.py). The quarterly outcomes are deterministic
-    functions of the simulated monthly paths, each computed on its own, so restricting
-    the outcomes computed does not change any of them.
+    and the participants' sample effects of ``outcomes`` (the ``ate`` of ``truth``).
+    This draws the same sample (the same :func:`build_world`, hence the same random
+    streams) and builds only those: they are equal, bit for bit, to what
+    :func:`generate` returns (tests/test_synthetic_speed.py). The quarterly outcomes are
+    deterministic functions of the simulated monthly paths, each computed on its own,
+    so restricting the outcomes computed does not change any of them; the effects are
+    the truth table's own means (:func:`ips_impact.synthetic.truth.ate_table`: the
+    same arrays, the same operations), without the table.
     """
+    from ips_impact.synthetic.world import quarterly_chunked
+
     p = params
     w = build_world(int(n_persons), int(seed), p, members=False)
     g = w.participants
     pre = [c for c in ("pre_employment_share", "pre_earnings") if c in assignment_columns]
-    wanted = tuple(dict.fromkeys([*outcomes, *(("employed", "earnings") if pre else ())]))
-    pots = _truth.potentials(w, g, wanted)
-    truth = _truth.ate_table(w, outcomes=tuple(dict.fromkeys(outcomes)), members=False, pots=pots)
+    names = tuple(dict.fromkeys(outcomes))
+    wanted = frozenset((*names, *(("employed", "earnings") if pre else ())))
+    y0 = quarterly_chunked(g, np.zeros(g.m, dtype=np.int8), p, details=False, only=wanted)
+    y1 = quarterly_chunked(g, np.ones(g.m, dtype=np.int8), p, details=False, only=wanted)
+    ks = np.arange(-p.pre_quarters, p.post_quarters + 1)
+    rows = slice(int(w.origin + ks[0]), int(w.origin + ks[-1]) + 1)
+    # the groups and weights of truth._table for the participants (everyone in the sample)
+    labels, ind = _truth._groups(g.region)
+    keep = ind.any(axis=0)
+    ind = ind[:, keep]
+    groups = tuple(lab for lab, k in zip(labels, keep) if k)
+    effects, means = {}, {}
+    for o in names:
+        c, t, _ = _truth._means(y0[o][rows], y1[o][rows], ind)
+        effects[o] = t - c
+        means[o] = (c, t)
     pick = w.arm.astype(bool)[None, :]
-    qo = {o: np.where(pick, pots[1][o], pots[0][o]) for o in wanted}
+    qo = {o: np.where(pick, y1[o], y0[o]) for o in wanted}
     pre_emp = np.zeros(w.pop.n)
     pre_earn = np.zeros(w.pop.n)
     hist = np.arange(w.origin - p.history_quarters, w.origin)
     if pre and hist.size:
         pre_emp = qo["employed"][hist].mean(axis=0)
         pre_earn = qo["earnings"][hist].mean(axis=0)
-    keep = list(dict.fromkeys(assignment_columns))
-    a = _assignment_frame(w.pop, w.arm, pre_emp, pre_earn, columns=keep)
-    cols = np.arange(w.origin - p.pre_quarters, w.origin + p.post_quarters + 1)
-    qidx, labels = quarter_labels(g.start_month, w.n_quarters)
+    keep_a = list(dict.fromkeys(assignment_columns))
+    a = _assignment_frame(w.pop, w.arm, pre_emp, pre_earn, columns=keep_a)
+    order = [c for c in keep_a if c in a.columns]
+    if list(a.columns) != order:  # built in the table's order; the caller's order asked
+        a = a[order]
+    qidx, labels_q = quarter_labels(g.start_month, w.n_quarters)
     data: dict[str, np.ndarray] = {
-        "person_id": np.repeat(g.person_id, cols.size),
-        "period": labels[(qidx[:, None] + cols[None, :]).ravel()],
+        "person_id": np.repeat(g.person_id, ks.size),
+        "period": labels_q[(qidx[:, None] + (w.origin + ks)[None, :]).ravel()],
     }
-    rows = slice(int(cols[0]), int(cols[-1]) + 1)
-    for o in dict.fromkeys(outcomes):
+    for o in names:
         data[o] = np.ascontiguousarray(qo[o][rows].T).ravel()
-    return _Draw(assignment=a[[c for c in keep if c in a.columns]], panel=_assemble([data]),
-                 truth=truth)
+    return _Draw(assignment=a, panel=_assemble([data]), groups=groups, ks=ks, effects=effects,
+                 _means=means, _sizes=ind.sum(axis=0))
 
 
 @dataclass(frozen=True)

@@ -119,7 +119,7 @@ def build_world(n: int, seed: int, p: SyntheticParams, *, members: bool = True) 
     """
     rngs = rngs_for(seed)
     pop = draw_population(n, p, rngs)
-    pop, mem, index_lipro = draw_households(pop, p, rngs["households"], rngs["ids"])
+    pop, mem, index_lipro = draw_households(pop, p, rngs["households"], rngs["ids"], members=members)
     # design: complete randomization within strata, p_treated of each stratum
     n_strata = int(pop.stratum_code.max()) + 1
     size = np.bincount(pop.stratum_code, minlength=n_strata)
