@@ -203,6 +203,24 @@ def simulate_paths(
         boost: np.ndarray, di_exit_mult: np.ndarray, spell_fte: np.ndarray,
     ) -> Generator[None, None, np.ndarray]:
         m = rand_col.size
+        # Up to the first month in which someone's two worlds can differ, they are the
+        # same world: the IPS boost is 0 up to the randomization month (shape 0), DI can
+        # end only from di_exit_from on, and jobs found by the randomization month take
+        # the control draw. Those months are simulated once (arrays (1, m)) and recorded
+        # for both worlds.
+        last_shared = int(min(rand_col.min(), di_exit_from.min() - 1)) if m else 0
+        if not (shape_tab[: T + 1] == 0.0).all():  # a boost before randomization: none shared
+            last_shared = 0
+        split = max(last_shared + 1, 1)
+        w_boost, w_mult = boost[:1], di_exit_mult[:1]
+        # the months in which someone can be retired or too young to work, start DI,
+        # leave DI, be before randomization
+        first_retired = int(retire_col.min()) if m else T
+        last_inactive = int(active_from.max()) if m else 0
+        onset_months = np.zeros(T + 1, dtype=bool)
+        onset_months[onset_col[(onset_col >= 0) & (onset_col < T)]] = True
+        first_exit = int(di_exit_from.min()) if m else T
+        last_rand = int(rand_col.max()) if m else -1
         for t in range(T):
             if t % block == 0:
                 yield
@@ -211,40 +229,53 @@ def simulate_paths(
             if t == 0:
                 di0 = onset_col <= 0
                 e0 = (u_emp < np.where(di0, p_emp0_di, p_emp0_no_di)) & (active_from <= 0)
-                emp = np.stack([e0, e0])
-                di = np.stack([di0, di0])
-                spell = np.zeros((2, m), dtype=np.int16)
+                emp = e0[None]
+                di = di0[None]
+                spell = np.zeros((1, m), dtype=np.int16)
                 spell_at_rand = np.zeros(m, dtype=np.int16)
-                fte_now = np.stack([spell_fte[0, :, 0], spell_fte[0, :, 0]])
+                fte_now = spell_fte[0, :, 0][None].copy()
             else:
-                retired = (t >= retire_col) | (t < active_from)
-                onset = t == onset_col
-                # DI onset (before randomization): the job usually ends
-                lose = onset & (u_di < onset_job_loss)
-                di = di | onset
-                emp = emp & ~lose
-                # DI exit after randomization, more likely when working above half time
-                s_idx = np.clip(t - rand_col, -T, T) + T
-                decay = decay_tab[s_idx]
-                rate = np.where(
-                    emp,
-                    np.where(fte_now > 0.5, di_exit[2], di_exit[1]) * (1.0 + di_exit_mult * decay),
-                    di_exit[0],
-                )
-                leave = di & (t >= di_exit_from) & (u_di < rate)
-                # relapse: a person who left DI after randomization and is out of work
-                # returns to DI (incapacity recognised again)
-                back = (~di) & (~emp) & (t >= di_exit_from) & (t > onset_col) & (u_di < di_reentry)
-                di = ((di & ~leave) | back) & ~retired
-                # job loss / job finding with one common uniform per person and month
+                # what no one can do this month is not computed (its result is known):
+                # retire or be too young, start DI, leave DI; and the boost is 0 while
+                # the worlds are one
+                inactive = t >= first_retired or t < last_inactive
+                active = ~((t >= retire_col) | (t < active_from)) if inactive else None
+                if onset_months[t]:
+                    onset = t == onset_col
+                    # DI onset (before randomization): the job usually ends
+                    lose = onset & (u_di < onset_job_loss)
+                    di = di | onset
+                    emp = emp & ~lose
                 s = t - rand_col
-                shape = shape_tab[s_idx]
+                s_idx = np.minimum(np.maximum(s, -T), T) + T  # np.clip(s, -T, T) + T
+                if t >= first_exit:
+                    # DI exit after randomization, more likely when working above half time
+                    decay = decay_tab[s_idx]
+                    rate = np.where(
+                        emp,
+                        np.where(fte_now > 0.5, di_exit[2], di_exit[1]) * (1.0 + w_mult * decay),
+                        di_exit[0],
+                    )
+                    leave = di & (t >= di_exit_from) & (u_di < rate)
+                    # relapse: a person who left DI after randomization and is out of work
+                    # returns to DI (incapacity recognised again)
+                    back = (~di) & (~emp) & (t >= di_exit_from) & (t > onset_col) & (u_di < di_reentry)
+                    di = (di & ~leave) | back
+                if active is not None:
+                    di = di & active
+                # job loss / job finding with one common uniform per person and month
                 base = np.where(di, np.where(s >= 0, h_in_di_post, h_in_di_pre), h_in_no_di)
-                h_in = np.minimum(base * (1.0 + boost * shape), 0.95)
+                if t < split:
+                    h_in = np.minimum(base, 0.95)  # base * (1 + boost * 0), exactly
+                else:
+                    shape = shape_tab[s_idx]
+                    h_in = np.minimum(base * (1.0 + w_boost * shape), 0.95)
                 h_out = np.where(di, h_out_di, h_out_no_di)
                 stay = emp & ~(u_emp < h_out)
                 enter = (~emp) & (u_emp < h_in)
-                emp = (stay | enter) & ~retired
+                emp = stay | enter
+                if active is not None:
+                    emp = emp & active
                 spell = spell + enter.astype(np.int16)
                 # part-time fraction of the new jobs (jobs started by the randomization
                 # month are the same in both worlds; later ones use their world's draw)
@@ -254,10 +285,17 @@ def simulate_paths(
                     post = t > rand_col[ii]
                     fte_now[ai, ii] = np.where(post, spell_fte[ai, ii, j], spell_fte[0, ii, j])
             # jobs held by the randomization month are the same in both worlds
-            spell_at_rand = np.where(t <= rand_col, spell[0], spell_at_rand)
+            if t <= last_rand:
+                spell_at_rand = np.where(t <= rand_col, spell[0], spell_at_rand)
             emp_rec[t, :, sl] = emp
             di_rec[t, :, sl] = di
             sp_rec[t, :, sl] = spell
+            if t + 1 == split:  # from the next month on the worlds can differ: one state each
+                emp = np.concatenate([emp, emp])
+                di = np.concatenate([di, di])
+                spell = np.concatenate([spell, spell])
+                fte_now = np.concatenate([fte_now, fte_now])
+                w_boost, w_mult = boost, di_exit_mult
         return spell_at_rand
 
     def run(sl: slice) -> Generator[None, None, np.ndarray]:
