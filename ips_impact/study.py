@@ -1154,7 +1154,7 @@ def _study_from_generator_frames(assignment: pd.DataFrame, panel: pd.DataFrame) 
         data[c] = v.astype("float64") if c in binary else v
     data["_pidx"] = p_sorted
     main = pd.DataFrame(data, copy=False)
-    hh = _sorted_codes(persons["household_id"].to_numpy()) if "household_id" in persons.columns else None
+    hh = _generator_sorted_codes(persons["household_id"].to_numpy()) if "household_id" in persons.columns else None
     design = Design(arm=persons["arm"].to_numpy(), stratum=strata_codes,
                     stratum_labels=tuple(str(s) for s in strata_labels), household=hh)
     return Study(
@@ -1175,7 +1175,7 @@ def _values(column: pd.Series) -> Any:
     return column.to_numpy() if isinstance(column.dtype, np.dtype) else column.array
 
 
-def _sorted_codes(text: np.ndarray) -> np.ndarray:
+def _generator_sorted_codes(text: np.ndarray) -> np.ndarray:
     """``pd.factorize(text, sort=True)[0]`` for an object array of str (no missing value).
 
     As fixed-width unicode the labels sort in C by code point, which is the order of

@@ -129,7 +129,7 @@ def draw_households(
     # household keys before member keys: their number is fixed (one per participant),
     # so changing the household composition never changes them
     hid = pseudonyms(rng_ids, n, "H")
-    members = Members(
+    drawn = Members(
         person_id=pseudonyms(rng_ids, n_p + n_c, "P"),
         index=np.concatenate([pi, ci]),
         role=np.concatenate([np.full(n_p, "partner", dtype=object), np.full(n_c, "child", dtype=object)]),
@@ -147,17 +147,17 @@ def draw_households(
         exit_rate=np.concatenate([np.full(n_p, p.partner_exit_rate), np.full(n_c, p.child_exit_rate)]),
     )
     # the pseudonyms of members must not collide with those of participants
-    clash = pd.Index(pop.person_id).get_indexer(members.person_id) >= 0
+    clash = pd.Index(pop.person_id).get_indexer(drawn.person_id) >= 0
     if clash.any():  # astronomically rare; re-draw deterministically
         new = pseudonyms(rng_ids, int(clash.sum()) + n, "P")
-        taken = pd.Index(np.concatenate([pop.person_id, members.person_id]))
+        taken = pd.Index(np.concatenate([pop.person_id, drawn.person_id]))
         new = new[taken.get_indexer(new) < 0][: clash.sum()]
-        pid = members.person_id.copy()
+        pid = drawn.person_id.copy()
         pid[clash] = new
-        members = dataclasses.replace(members, person_id=pid)
+        drawn = dataclasses.replace(drawn, person_id=pid)
     index_lipro = _index_lipro(hh, married, t_single, t_one, t_cc)
     pop = dataclasses.replace(pop, household_id=hid, situation=situation)
-    return pop, members, index_lipro
+    return pop, drawn, index_lipro
 
 
 def _index_lipro(hh: np.ndarray, married: np.ndarray, t_single: int, t_one: int, t_cc: int) -> np.ndarray:

@@ -776,7 +776,7 @@ class _Draw:
     ks: np.ndarray
     effects: dict[str, np.ndarray]
     _means: dict[str, tuple[np.ndarray, np.ndarray]] = field(repr=False, default_factory=dict)
-    _sizes: np.ndarray = field(repr=False, default=None)  # type: ignore[assignment]
+    _sizes: np.ndarray | None = field(repr=False, default=None)
 
     @property
     def truth(self) -> pd.DataFrame:
@@ -784,6 +784,7 @@ class _Draw:
         names = list(self.effects)
         c = np.stack([self._means[o][0] for o in names])
         t = np.stack([self._means[o][1] for o in names])
+        assert self._sizes is not None, "built by _draw"
         df = _truth._frame(list(self.groups), self._sizes, self.ks, names, c, t)
         df.insert(0, "population", "participants")
         df = df.rename(columns={"effect": "ate"})
@@ -833,7 +834,7 @@ def _draw(
     rows = slice(int(w.origin + ks[0]), int(w.origin + ks[-1]) + 1)
     # the groups and weights of truth._table for the participants (everyone in the sample)
     labels, ind = _truth._groups(g.region)
-    keep = ind.any(axis=0)
+    keep = np.asarray(ind.any(axis=0))
     ind = ind[:, keep]
     groups = tuple(lab for lab, k in zip(labels, keep) if k)
     effects, means = {}, {}
