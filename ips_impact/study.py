@@ -1108,11 +1108,9 @@ def _study_from_generator_frames(assignment: pd.DataFrame, panel: pd.DataFrame) 
             return slow()
     # the ordinals of the labels, spread by code (as period_ordinals(periods), without the copy)
     k = period_ordinals(labels).take(p_codes) - period_ordinals(rand_period)[pidx]
-    same = pidx[1:] == pidx[:-1]
-    if (pidx[1:] >= pidx[:-1]).all() and (k[1:][same] >= k[:-1][same]).all():
-        order_rows = np.arange(pidx.size)  # already by person and k: what lexsort returns
-    else:
-        order_rows = np.lexsort((k, pidx))
+    order_rows = _person_k_order(pidx, k)  # None: already by person and k (the generator's order)
+    if order_rows is None:
+        order_rows = np.arange(pidx.size)
     p_sorted, k_sorted = pidx[order_rows], k[order_rows]
     new_person = np.r_[True, p_sorted[1:] != p_sorted[:-1]]
     if (~new_person & np.r_[True, k_sorted[1:] == k_sorted[:-1]]).any():
@@ -1154,7 +1152,7 @@ def _study_from_generator_frames(assignment: pd.DataFrame, panel: pd.DataFrame) 
         data[c] = v.astype("float64") if c in binary else v
     data["_pidx"] = p_sorted
     main = pd.DataFrame(data, copy=False)
-    hh = _generator_sorted_codes(persons["household_id"].to_numpy()) if "household_id" in persons.columns else None
+    hh = _sorted_codes(persons["household_id"]) if "household_id" in persons.columns else None
     design = Design(arm=persons["arm"].to_numpy(), stratum=strata_codes,
                     stratum_labels=tuple(str(s) for s in strata_labels), household=hh)
     return Study(
@@ -1173,15 +1171,6 @@ def _zero_one(v: np.ndarray) -> bool:
 def _values(column: pd.Series) -> Any:
     """Return the values of a column: a numpy array, or the array of an extension dtype."""
     return column.to_numpy() if isinstance(column.dtype, np.dtype) else column.array
-
-
-def _generator_sorted_codes(text: np.ndarray) -> np.ndarray:
-    """``pd.factorize(text, sort=True)[0]`` for an object array of str (no missing value).
-
-    As fixed-width unicode the labels sort in C by code point, which is the order of
-    Python's str comparison that pandas sorts by: the same codes, in a fraction of the time.
-    """
-    return np.unique(text.astype(str), return_inverse=True)[1].astype(np.intp).ravel()
 
 
 def _generator_rand_period(dates: pd.Series, day: np.ndarray, freq: Frequency) -> pd.Series:
