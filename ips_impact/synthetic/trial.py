@@ -833,10 +833,8 @@ def _draw(
     ks = np.arange(-p.pre_quarters, p.post_quarters + 1)
     rows = slice(int(w.origin + ks[0]), int(w.origin + ks[-1]) + 1)
     # the groups and weights of truth._table for the participants (everyone in the sample)
-    labels, ind = _truth._groups(g.region)
-    keep = np.asarray(ind.any(axis=0))
-    ind = ind[:, keep]
-    groups = tuple(lab for lab, k in zip(labels, keep) if k)
+    present, ind = _truth._present(*_truth._groups(g.region))
+    groups = tuple(present)
     effects, means = {}, {}
     for o in names:
         c, t, _ = _truth._means(y0[o][rows], y1[o][rows], ind)

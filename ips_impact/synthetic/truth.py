@@ -40,6 +40,12 @@ def _groups(region: np.ndarray) -> tuple[list[str], np.ndarray]:
     return labels, np.stack(cols, axis=1)
 
 
+def _present(labels: list[str], ind: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """Keep the groups of :func:`_groups` that hold someone (labels, indicator columns)."""
+    keep = np.asarray(ind.any(axis=0))
+    return [lab for lab, k in zip(labels, keep) if k], ind[:, keep]
+
+
 def _means(y0: np.ndarray, y1: np.ndarray, ind: np.ndarray) -> tuple[np.ndarray, ...]:
     """Means of Y(0), Y(1) (K, m) within each group of ``ind`` (m, G) → (G, K) each."""
     return _means_f(y0.astype(np.float64), y1.astype(np.float64), ind)
@@ -83,11 +89,7 @@ def _tables(y0s: dict, y1s: dict, outcomes: Sequence[str], cols: np.ndarray, ks:
     the products, is most of the time on large samples); the products are the same.
     """
     labels0, ind0 = _groups(region)
-    specs = []
-    for mask in masks:
-        ind = ind0 & mask[:, None]
-        keep = ind.any(axis=0)
-        specs.append(([lab for lab, k in zip(labels0, keep) if k], ind[:, keep]))
+    specs = [_present(labels0, ind0 & mask[:, None]) for mask in masks]
     cs: list[list[np.ndarray]] = [[] for _ in specs]
     ts: list[list[np.ndarray]] = [[] for _ in specs]
     # the rows are consecutive: a slice is the same C-ordered rows as cols, without a copy
