@@ -336,22 +336,20 @@ def check_binary(frame: pd.DataFrame, table: str, columns: Iterable[str]) -> pd.
         s = frame[col]
         if isinstance(s.dtype, pd.CategoricalDtype):
             s = s.astype(object)  # a 0/1 flag stored as category is read as the 0/1 it holds
-        bad: np.ndarray | None
         if isinstance(s.dtype, np.dtype) and s.dtype.kind in "biu":
             # plain integers (no missing): checked on their own bytes, one float copy made
             raw = s.to_numpy()
-            bad = (raw != 0) & (raw != 1) if s.dtype.kind != "b" else np.zeros(len(raw), dtype=bool)
+            bad = (raw != 0) & (raw != 1)
             v = raw.astype(np.float64)
-        elif pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
-            v = s.to_numpy(dtype="float64", na_value=np.nan)
-            bad = None
         else:
-            low = s.map(lambda v: v if pd.isna(v) else str(v).strip().lower())
-            vals = low.map({"0": 0.0, "1": 1.0, "true": 1.0, "false": 0.0, "0.0": 0.0, "1.0": 1.0}).astype("float64")
-            vals[low.notna() & vals.isna()] = -1.0  # flag unknown text
-            v = vals.to_numpy(dtype="float64", na_value=np.nan)
-            bad = None
-        if bad is None:
+            if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
+                v = s.to_numpy(dtype="float64", na_value=np.nan)
+            else:
+                low = s.map(lambda v: v if pd.isna(v) else str(v).strip().lower())
+                vals = low.map({"0": 0.0, "1": 1.0, "true": 1.0, "false": 0.0, "0.0": 0.0,
+                                "1.0": 1.0}).astype("float64")
+                vals[low.notna() & vals.isna()] = -1.0  # flag unknown text
+                v = vals.to_numpy(dtype="float64", na_value=np.nan)
             bad = ~np.isnan(v) & (v != 0.0) & (v != 1.0)
         if bad.any():
             raise DataContractError(
