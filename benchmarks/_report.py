@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["figure", "summary"]
+__all__ = ["figure", "figure_ci", "summary"]
 
 _results: list[bool] = []
 
@@ -45,6 +45,30 @@ def figure(name: str, value: float, unit: str, *, at_most: float | None = None,
         target = f"≥ {_fmt(at_least, unit)}"
     _results.append(ok)
     print(f"{name:.<58} {shown:>12}   (target {target})   {'PASS' if ok else 'FAIL'}", flush=True)
+    return ok
+
+
+def figure_ci(name: str, value: float, low: float, high: float, unit: str, *, at_most: float,
+              resolution: float) -> bool:
+    """Print a noisy figure with its 95% confidence interval, its target and a verdict.
+
+    For a ratio whose true value may equal its target (two processes that run the same
+    code), a point estimate against the target is a coin flip. The verdict is therefore
+    a test: **PASS** when the interval reaches the target (no evidence that the figure
+    exceeds it) *and* is narrow enough to have found an excess (``high - low`` at most
+    ``2 * resolution``); **FAIL** when the whole interval lies above the target (the
+    figure exceeds it beyond noise, however wide the interval); **INCONCLUSIVE** (not a
+    pass) when the interval reaches the target but is too wide to tell: measure more.
+    """
+    shown = f"{_fmt(value, unit)} [{_fmt(low, unit)}, {_fmt(high, unit)}]"
+    if math.isfinite(low) and low > at_most:
+        ok, verdict = False, "FAIL"  # above the target beyond noise, however wide the interval
+    elif not (math.isfinite(low) and math.isfinite(high)) or high - low > 2 * resolution:
+        ok, verdict = False, "INCONCLUSIVE"
+    else:
+        ok, verdict = True, "PASS"
+    _results.append(ok)
+    print(f"{name:.<58} {shown:>24}   (target ≤ {_fmt(at_most, unit)}, 95% CI)   {verdict}", flush=True)
     return ok
 
 
