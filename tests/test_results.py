@@ -94,6 +94,29 @@ def test_result_is_frozen_and_isolated_from_inputs():
     assert r.tidy().loc[0, "estimate"] == 0.095
 
 
+def test_ledger_frame_already_in_shape_is_still_copied_and_read_only():
+    # a ledger with a plain index and the columns in order is not reshaped, but the
+    # result must still hold its own read-only copy of it
+    ledger = pd.DataFrame({"reason": ["outcome missing"], "n_rows": [4], "n_treated": [1],
+                           "n_control": [3]})
+    spec = {"periods": (1, 2, 3), "covariates": ("age",)}
+    r = _effect(ledger=ledger, spec=spec)
+    ledger.loc[0, "n_rows"] = 99
+    ledger["extra"] = 1
+    assert r.ledger.loc[0, "n_rows"] == 4
+    assert list(r.ledger.columns) == ["reason", "n_rows", "n_treated", "n_control"]
+    with pytest.raises(ValueError):
+        r.ledger.loc[0, "n_rows"] = 5
+    with pytest.raises(ValueError):
+        r.ledger["n_treated"].to_numpy()[0] = 5
+    assert r.spec["periods"] == (1, 2, 3)
+    # a ledger out of order or with another index is normalised as before
+    shuffled = ledger[["n_control", "reason", "n_treated", "n_rows"]].set_axis([7], axis=0)
+    r2 = _effect(ledger=shuffled)
+    assert list(r2.ledger.columns[:4]) == ["reason", "n_rows", "n_treated", "n_control"]
+    assert list(r2.ledger.index) == [0]
+
+
 def test_from_fit_takes_se_from_vcov():
     params = pd.Series({"(Intercept)": 0.3, "arm": 0.1, "age": -0.01})
     v = np.array([[0.04, 0.001, 0.0], [0.001, 0.0009, 0.0], [0.0, 0.0, 0.0001]])

@@ -181,19 +181,30 @@ def frozen_frame(frame: pd.DataFrame | pd.Series) -> pd.DataFrame | pd.Series:
         arr = frame.to_numpy(copy=True)
         arr.setflags(write=False)
         return pd.DataFrame(arr, index=frame.index.copy(), columns=frame.columns.copy(), copy=False)
-    cols: dict[Any, np.ndarray] = {}
-    for i, col in enumerate(frame.columns):
-        arr = frame.iloc[:, i].to_numpy(copy=True)
-        arr.setflags(write=False)
-        cols[col] = arr
     if frame.columns.has_duplicates:
         raise EstimationError(
             "a result table has duplicate column names",
             column=[str(c) for c in frame.columns[frame.columns.duplicated()]],
             fix="give every column of the table a distinct name.",
         )
+    cols: dict[Any, np.ndarray] = {}
+    for col, series in frame.items():  # distinct names: one Series per column, no positional lookups
+        arr = series.to_numpy(copy=True)
+        arr.setflags(write=False)
+        cols[col] = arr
     out = pd.DataFrame(cols, index=frame.index.copy(), columns=frame.columns, copy=False)
     return out
+
+
+#: Types that are immutable as they are: freeze returns them and the key check skips them
+#: before any ``isinstance`` test (the ABC checks cost ~1 µs each, and a result's spec
+#: holds dozens of them: the event times of an ``itt_by_period``)
+_ATOMS: frozenset[type] = frozenset({str, int, float, bool, type(None), complex, bytes})
+
+
+def _atoms(value: tuple[Any, ...]) -> bool:
+    """Tell whether every element of a plain tuple is an atom (the tuple is already frozen)."""
+    return all(type(v) in _ATOMS for v in value)
 
 
 def freeze(value: Any) -> Any:
@@ -203,6 +214,9 @@ def freeze(value: Any) -> Any:
     :class:`FrozenMapping` of frozen values; lists/tuples → tuples; sets →
     frozensets. Other values are returned as they are.
     """
+    kind = type(value)
+    if kind in _ATOMS or (kind is tuple and _atoms(value)):
+        return value
     if isinstance(value, (pd.DataFrame, pd.Series)):
         return frozen_frame(value)
     if isinstance(value, np.ndarray):
@@ -220,6 +234,9 @@ def freeze(value: Any) -> Any:
 
 def _check_no_person_key(value: Any, where: str) -> None:
     """Refuse a table that holds a person or household key (disclosure control)."""
+    kind = type(value)
+    if kind in _ATOMS or (kind is tuple and _atoms(value)):
+        return
     if isinstance(value, (pd.DataFrame, pd.Series)):
         labels = list(value.columns) if isinstance(value, pd.DataFrame) else [value.name]
         names = {str(c) for c in labels} | {str(n) for n in value.index.names}
@@ -245,7 +262,10 @@ def _normalise_ledger(ledger: Any) -> pd.DataFrame:
         frame["reason"] = frame["reason"].astype(object)
         return frame
     if isinstance(ledger, pd.DataFrame):
-        frame = ledger.reset_index(drop=True)
+        index = ledger.index
+        plain = isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1 and index.name is None
+        # the frame is frozen (copied) after this: no copy here when there is nothing to change
+        frame = ledger if plain else ledger.reset_index(drop=True)
     else:
         records = list(ledger)
         if not records:
@@ -260,7 +280,10 @@ def _normalise_ledger(ledger: Any) -> pd.DataFrame:
             fix=f"build the ledger with the columns {', '.join(LEDGER_COLUMNS)}.",
         )
     rest = [c for c in frame.columns if c not in LEDGER_COLUMNS]
-    return frame[list(LEDGER_COLUMNS) + rest]
+    ordered = list(LEDGER_COLUMNS) + rest
+    if list(frame.columns) == ordered:
+        return frame
+    return frame[ordered]
 
 
 # -------------------------------------------------------------------------- inference
