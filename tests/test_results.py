@@ -511,3 +511,21 @@ def test_balance_summary_lists_warnings_and_rows_set_aside():
     # the same ending as every other result
     r = _effect(warnings=("w",), ledger=[{"reason": "x", "n_rows": 1, "n_treated": 1, "n_control": 0}])
     assert r.summary().endswith("Warnings:\n  - w\n\nRows set aside:\n  - x: 1 (treated 1, control 0)")
+
+
+def test_estimators_record_the_frequency_in_a_frozen_spec():
+    # records_frequency adds spec["frequency"] to the result it was just handed; the
+    # result must be what rebuilding it with that spec would give, and stay frozen
+    import pickle
+
+    import ips_impact as ii
+
+    study = ii.synthetic.generate(n_persons=300, seed=4, tables=("assignment", "panel")).study()
+    for r in (ii.itt(study, "employed", horizon=4),
+              ii.itt_by_period(study, "employed", periods=range(1, 5))):
+        assert r.spec["frequency"] == str(study.frequency)
+        rebuilt = dataclasses.replace(r, spec=dict(r.spec))
+        assert rebuilt.to_json() == r.to_json()
+        with pytest.raises(TypeError):
+            r.spec["frequency"] = "month"  # type: ignore[index]
+        assert pickle.loads(pickle.dumps(r)).to_json() == r.to_json()

@@ -210,17 +210,19 @@ def records_frequency(fn: Callable[..., Any]) -> Callable[..., Any]:
     (``"k = 6 (18 months)"``) from ``spec["frequency"]``; one decorator gives every
     estimator that rule instead of one line in each spec builder.
     """
-    import dataclasses
     import functools
 
-    from ips_impact.results.base import ResultBase
+    from ips_impact.results.base import ResultBase, freeze
 
     @functools.wraps(fn)
     def inner(study: Any, *args: Any, **kwargs: Any) -> Any:
         out = fn(study, *args, **kwargs)
         freq = getattr(study, "frequency", None)
         if freq is not None and isinstance(out, ResultBase) and "frequency" not in out.spec:
-            out = dataclasses.replace(out, spec={**out.spec, "frequency": str(freq)})
+            # the result was built just now and nobody else holds it: give its frozen spec
+            # one more frozen entry instead of building (and freezing) the result again
+            # with dataclasses.replace (no __post_init__ reads the spec)
+            object.__setattr__(out, "spec", freeze({**out.spec, "frequency": str(freq)}))
         return out
 
     return inner
