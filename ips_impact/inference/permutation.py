@@ -128,34 +128,59 @@ def n_assignments(arm: np.ndarray, stratum: np.ndarray | None = None) -> int:
 
 
 # -------------------------------------------------------------------- Monte Carlo
-def _fill_chunk(
-    u: np.ndarray, blocks: list[tuple[np.ndarray, int]], n: int
-) -> np.ndarray:
+@dataclass(frozen=True)
+class _Layout:
+    """The persons in stratum order, once per design: each stratum a contiguous span.
+
+    ``order`` lists the positions stratum by stratum (each stratum's positions in the
+    order of :func:`_blocks`), ``inverse`` puts them back, ``spans`` holds
+    ``(start, stop, m_s)`` of every stratum in ``order``.
+    """
+
+    order: np.ndarray
+    inverse: np.ndarray
+    spans: tuple[tuple[int, int, int], ...]
+
+    @classmethod
+    def of(cls, blocks: list[tuple[np.ndarray, int]], n: int) -> _Layout:
+        order = np.concatenate([pos for pos, _ in blocks]) if blocks else np.zeros(0, dtype=np.int64)
+        inverse = np.empty(n, dtype=np.intp)
+        inverse[order] = np.arange(n)
+        ends = np.cumsum([pos.size for pos, _ in blocks])
+        starts = ends - np.asarray([pos.size for pos, _ in blocks])
+        return cls(order, inverse, tuple((int(a), int(e), m) for a, e, (_, m) in zip(starts, ends, blocks)))
+
+
+def _fill_chunk(u: np.ndarray, layout: _Layout) -> np.ndarray:
     """Turn uniforms ``u`` (b, n) into assignments.
 
     In each stratum, treat the m_s persons with the smallest ``u`` — a uniformly random
     m_s-subset of the stratum.
     """
-    out = np.zeros((u.shape[0], n), dtype=np.int8)
-    for pos, m in blocks:
-        ns = pos.size
+    # one gather into stratum order, then every stratum is a slice (no fancy indexing
+    # per stratum), and one gather back: 85 -> 40 ms for 2,048 draws of 1,200 persons in
+    # 12 strata, the same draws
+    uo = np.take(u, layout.order, axis=1)
+    out = np.zeros(u.shape, dtype=np.int8)
+    for a, e, m in layout.spans:
         if m == 0:
             continue
-        if m == ns:
-            out[:, pos] = 1
+        if m == e - a:
+            out[:, a:e] = 1
             continue
-        ub = u[:, pos]
+        ub = uo[:, a:e]
         # m-th smallest value per row by selection (O(n_s)), not a full sort.
         kth = np.partition(ub, m - 1, axis=1)[:, m - 1 : m]
-        z = ub <= kth
-        # Exact float64 ties (probability ~ n_s^2 / 2^54 per row) would treat too
-        # many: repair those rows with a stable sort so counts are always exact.
-        wrong = np.flatnonzero(z.sum(axis=1) != m)
-        if wrong.size:
+        z = out[:, a:e].view(np.bool_)
+        np.less_equal(ub, kth, out=z)
+        # Every row holds at least its m smallest; exact float64 ties (probability
+        # ~ n_s^2 / 2^54 per row) would treat too many. One count over the block finds
+        # them; those rows are repaired with a stable sort so counts are always exact.
+        if np.count_nonzero(z) != m * z.shape[0]:
+            wrong = np.flatnonzero(np.count_nonzero(z, axis=1) != m)
             ranks = np.argsort(np.argsort(ub[wrong], axis=1, kind="stable"), axis=1)
             z[wrong] = ranks < m
-        out[:, pos] = z
-    return out
+    return np.take(out, layout.inverse, axis=1)
 
 
 def iter_assignments(
@@ -179,12 +204,12 @@ def iter_assignments(
     n_permutations = _check_positive(n_permutations, "n_permutations")
     chunk_size = _check_positive(chunk_size, "chunk_size")
     seed = _check_seed(seed)
-    blocks = _blocks(arm, codes)
+    layout = _Layout.of(_blocks(arm, codes), arm.size)
     rng = np.random.Generator(np.random.PCG64(seed))
     done = 0
     while done < n_permutations:
         b = min(chunk_size, n_permutations - done)
-        yield _fill_chunk(rng.random((b, arm.size)), blocks, arm.size)
+        yield _fill_chunk(rng.random((b, arm.size)), layout)
         done += b
 
 
