@@ -21,7 +21,8 @@ least :data:`LARGE_PROBLEM` elements keep the caller's threads only after
 :func:`allow_threads_on_large_problems` (an explicit choice, never the machine's load).
 Why not threads by default on large problems: measured on 2 cores, ``itt_by_period`` at
 250,000 persons took 1.06 s on one thread and 8.9–16.6 s with two while another job
-used the cores (load 3): OpenBLAS threads that wait for a busy core cost far more than
+used the cores (load 3), and on an idle machine 0.43 s with one and 0.45 s with two
+(43% more CPU): OpenBLAS threads that wait for a busy core cost far more than
 they save, and researchers' machines are shared. And threads change the last bits
 (OpenBLAS splits a threaded QR and the long products differently, ~1e-15 relative on
 the joint covariance of ``itt_by_period`` at 250,000 persons), so results would depend
@@ -33,11 +34,11 @@ the validation report).
 
 Measured by ``benchmarks/bench_threads.py`` (20 rounds of fresh default, one-thread and
 A/A children, calls interleaved in random order, 2 cores, idle): default / one thread
-1.00 [0.98, 1.02] (itt), 0.98 [0.96, 1.01] (stacked CR2), 1.00 [0.98, 1.02]
-(itt_by_period), 1.01 [0.98, 1.03] (randomization engine), 95% intervals that all reach
-1.0; with the cap turned off in the default child (``--positive-control``) itt is 1.30
-[1.05, 1.87]. Both kinds execute the same instructions within 0.2% (callgrind).
-Entering and leaving the cap costs about 10 µs.
+1.01 [0.99, 1.04] (itt), 1.00 [0.98, 1.04] (stacked CR2), 0.98 [0.95, 1.01]
+(itt_by_period), 1.00 [0.97, 1.04] (randomization engine), 95% intervals that all reach
+1.0; with the cap turned off in the default child (``--positive-control``) itt is 1.43
+[1.16, 2.12], the stacked CR2 fit 1.55 [1.05, 2.18]. Both kinds execute the same
+instructions within 0.2% (callgrind). Entering and leaving the cap costs 10–12 µs.
 
 The cap only ever lowers the thread count, so a caller that asked for one thread
 (a parallel worker of :mod:`ips_impact.parallel`) is never overridden by a hot path.
