@@ -78,6 +78,12 @@ def main() -> None:
     if args.child:
         child(args.child, args.calls)
         return
+    import shutil
+
+    missing = [tool for tool in ("valgrind", "callgrind_control") if shutil.which(tool) is None]
+    if missing:  # an optional benchmark: say what it needs instead of a traceback in `make bench`
+        print(f"skipped: {' and '.join(missing)} not found on PATH (Debian: apt-get install valgrind)")
+        return
     for name in [c.strip() for c in args.cases.split(",") if c.strip()]:
         if name not in CASES:
             raise SystemExit(f"unknown case {name!r}; choose among {', '.join(CASES)}")
