@@ -11,7 +11,9 @@ keep the user's setting when it is large enough for threads to pay.
 * :func:`single_blas_thread` — a context manager that caps BLAS at one thread. It is
   re-entrant and safe across Python threads (a reference count: the first to enter
   sets the cap, the last to leave restores the setting), so nested hot paths and the
-  threads of a dask worker do not undo one another's cap.
+  threads of a dask worker do not undo one another's cap. It holds in any Python
+  thread: threadpoolctl (3.8) lets only the first thread that set a limit change
+  OpenBLAS and ignores the others, so the cap takes that control for itself.
 * :func:`hot_path` — a decorator: ``@hot_path(size)`` with ``size(*args, **kwargs)``
   the number of matrix elements the call works on; below :data:`LARGE_PROBLEM` the
   call runs under :func:`single_blas_thread`, above it under the caller's setting.
@@ -87,6 +89,22 @@ def _libs() -> list[Any]:
     return [lib for lib in _controller.lib_controllers if lib.user_api == "blas"]
 
 
+def _set_threads(lib: Any, n: int) -> None:
+    """Set one BLAS library's thread count from whichever Python thread we are in.
+
+    threadpoolctl 3.8 lets only a "controlling thread" (the first one to set a limit,
+    while it lives) change the process-wide OpenBLAS pool and silently ignores the
+    others: a cap entered in a dask worker's task thread, or any thread but the one
+    that first set a limit, did nothing, and that thread's fits ran on every core. The
+    cap here is already shared across Python threads (the reference count below), so
+    this thread takes control for the call. Older threadpoolctl has no such rule.
+    """
+    clear = getattr(type(lib), "clear_controlling_thread", None)
+    if clear is not None:
+        clear(force=True)
+    lib.set_num_threads(n)
+
+
 def blas_threads() -> int:
     """Return the largest BLAS thread count in force (1 inside :func:`single_blas_thread`)."""
     return max((int(lib.num_threads) for lib in _libs()), default=1)
@@ -101,7 +119,7 @@ def single_blas_thread() -> Iterator[None]:
             libs = _libs()
             _saved[:] = [(lib, int(lib.num_threads)) for lib in libs]
             for lib in libs:
-                lib.set_num_threads(1)
+                _set_threads(lib, 1)
         _depth += 1
     try:
         yield
@@ -110,7 +128,7 @@ def single_blas_thread() -> Iterator[None]:
             _depth -= 1
             if _depth == 0:
                 for lib, n in _saved:
-                    lib.set_num_threads(n)
+                    _set_threads(lib, n)
                 _saved.clear()
 
 

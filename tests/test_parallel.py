@@ -136,6 +136,40 @@ def test_single_blas_thread_is_reentrant_and_restores():
     assert _threads.blas_threads() == before
 
 
+def test_the_cap_holds_in_every_python_thread():
+    # threadpoolctl 3.8 lets only its "controlling thread" (the first to set a limit)
+    # change OpenBLAS and silently ignores the others; the cap must still hold in a
+    # worker thread (a dask task, a ThreadPoolExecutor) after the main thread used it
+    import threading
+
+    libs = _threads._libs()
+    before = [int(lib.num_threads) for lib in libs]
+    try:
+        for lib in libs:  # as in a process started with the default threads
+            _threads._set_threads(lib, 2)
+        assert _threads.blas_threads() == 2
+        with _threads.single_blas_thread():  # the main thread takes control first
+            assert _threads.blas_threads() == 1
+        seen: list[int] = []
+
+        def task() -> None:
+            with _threads.single_blas_thread():
+                seen.append(_threads.blas_threads())
+            seen.append(_threads.blas_threads())
+
+        for _ in range(2):
+            t = threading.Thread(target=task)
+            t.start()
+            t.join()
+        assert seen == [1, 2, 1, 2]
+        with _threads.single_blas_thread():  # and back in the main thread
+            assert _threads.blas_threads() == 1
+        assert _threads.blas_threads() == 2
+    finally:
+        for lib, n in zip(libs, before):
+            _threads._set_threads(lib, n)
+
+
 def test_hot_path_caps_every_size_unless_asked_and_never_looks_at_the_load(monkeypatch):
     """One BLAS thread by default at any size; large problems keep threads only when allowed."""
     import contextlib
