@@ -40,6 +40,7 @@ from ips_impact.io.duck import Outside
 from ips_impact.io.mapping import ColumnMap
 from ips_impact.io.periods import (
     Frequency,
+    date_to_period,
     normalise_frequency,
     parse_periods,
     period_ordinals,
@@ -1095,7 +1096,7 @@ def _study_from_generator_frames(assignment: pd.DataFrame, panel: pd.DataFrame) 
         _GENERATOR_PERIODS[tuple(p_labels)] = got
     labels, freq = got
     periods = pd.Series(labels.array.take(p_codes))
-    rand_period = _generator_rand_period(dates, day, freq)
+    rand_period = date_to_period(dates, freq)
     panel_ids = panel["person_id"].to_numpy()
     K = panel_ids.size // max(ids.size, 1)
     if K * ids.size == panel_ids.size and (panel_ids == np.repeat(ids, K)).all():
@@ -1171,20 +1172,6 @@ def _zero_one(v: np.ndarray) -> bool:
 def _values(column: pd.Series) -> Any:
     """Return the values of a column: a numpy array, or the array of an extension dtype."""
     return column.to_numpy() if isinstance(column.dtype, np.dtype) else column.array
-
-
-def _generator_rand_period(dates: pd.Series, day: np.ndarray, freq: Frequency) -> pd.Series:
-    """``date_to_period(dates, freq)``; quarters straight from the month numbers.
-
-    The ordinal of a quarter (Q-DEC) counts quarters from 1970Q1, which is
-    ``months since 1970-01 // 3`` (floor division, so also before 1970).
-    """
-    if freq != "Q":
-        from ips_impact.io.periods import date_to_period
-
-        return date_to_period(dates, freq)
-    ords = day.astype("datetime64[M]").astype(np.int64) // 3
-    return pd.Series(pd.arrays.PeriodArray(ords, dtype=pd.PeriodDtype("Q-DEC")))
 
 
 #: Parsed period labels of generator panels (the labels → (periods, frequency)).

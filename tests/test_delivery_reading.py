@@ -13,7 +13,7 @@ from conftest import make_frames
 import ips_impact as ii
 from ips_impact import errors as E
 from ips_impact.io.mapping import ColumnMap
-from ips_impact.io.periods import parse_dates, parse_periods
+from ips_impact.io.periods import date_to_period, parse_dates, parse_periods
 from ips_impact.io.readers import read_table, text_to_numbers
 
 
@@ -279,3 +279,18 @@ def test_unknown_sep_codes_are_refused(frames):
     p = frames["panel"].drop(columns="employed").assign(sep_code="werknemer")
     with pytest.raises(E.DataContractError, match="not LMD codes.*panel.values.sep_code"):
         ii.Study.from_frames(frames["assignment"], p)
+
+
+@pytest.mark.parametrize("unit", ["ns", "us", "s"])
+def test_date_to_period_equals_pandas_to_period(unit):
+    # quarters, months and years are read off month counts; they must be pandas' own
+    # periods for any date (before 1970 too, with a time of day, NaT) and keep the index
+    rng = np.random.default_rng(0)
+    days = rng.integers(-40_000, 40_000, 3_000).astype("datetime64[D]").astype(f"datetime64[{unit}]")
+    d = pd.Series(days + rng.integers(0, 86_400, 3_000).astype("timedelta64[s]"),
+                  index=rng.permutation(3_000), name="randomization_date")
+    d.iloc[[3, 77, 2_000]] = pd.NaT
+    for ours, theirs in (("Q", "Q-DEC"), ("M", "M"), ("Y", "Y-DEC"), ("W", "W-SUN")):
+        got = date_to_period(d, ours)
+        pd.testing.assert_series_equal(got, d.dt.to_period(theirs))
+        assert np.array_equal(got.array.asi8, d.dt.to_period(theirs).array.asi8)

@@ -612,7 +612,20 @@ def date_to_period(dates: pd.Series, frequency: str) -> pd.Series:
             table="assignment", column="randomization_date",
             fix="give an integer 'randomization_period' column instead of dates.",
         )
+    if frequency in _MONTHS_PER and isinstance(dates.dtype, np.dtype) and dates.dtype.kind == "M":
+        # a quarter, month or year ordinal counts from 1970's first: (months since
+        # 1970-01) // months per period (floor division, so also before 1970), the
+        # ordinals ``dt.to_period`` gives, without its per-date conversion
+        day = dates.to_numpy()
+        months = day.astype("datetime64[M]").astype(np.int64)
+        ords = np.where(np.isnat(day), np.iinfo(np.int64).min, months // _MONTHS_PER[frequency])
+        arr = pd.arrays.PeriodArray(ords, dtype=pd.PeriodDtype(_PANDAS_FREQ[frequency]))
+        return pd.Series(arr, index=dates.index, name=dates.name)
     return dates.dt.to_period(_PANDAS_FREQ[frequency])
+
+
+#: Months in one period of the frequencies whose ordinals are month counts
+_MONTHS_PER = {"M": 1, "Q": 3, "Y": 12}
 
 
 def period_ordinals(periods: pd.Series) -> np.ndarray:
