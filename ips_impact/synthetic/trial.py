@@ -767,21 +767,26 @@ class _Draw:
 
     ``effects[outcome]`` holds the participants' sample effects ``mean(Y(1) - Y(0))``
     (the ``ate`` column of :attr:`SyntheticTrial.truth`), one row per group of
-    ``groups`` ("all" and the regions present), one column per event time of ``ks``.
+    ``groups`` ("all" and the regions present), one column per event time of ``ks``:
+    the difference of the group means of Y(1) and Y(0) kept in ``_means``.
     """
 
     assignment: pd.DataFrame
     panel: pd.DataFrame
     groups: tuple[str, ...]
     ks: np.ndarray
-    effects: dict[str, np.ndarray]
     _means: dict[str, tuple[np.ndarray, np.ndarray]] = field(repr=False, default_factory=dict)
     _sizes: np.ndarray | None = field(repr=False, default=None)
 
     @property
+    def effects(self) -> dict[str, np.ndarray]:
+        """Sample effects of every drawn outcome (groups × event times)."""
+        return {o: t - c for o, (c, t) in self._means.items()}
+
+    @property
     def truth(self) -> pd.DataFrame:
         """The participants' rows of :attr:`SyntheticTrial.truth` for the drawn outcomes (built on demand)."""
-        names = list(self.effects)
+        names = list(self._means)
         c = np.stack([self._means[o][0] for o in names])
         t = np.stack([self._means[o][1] for o in names])
         assert self._sizes is not None, "built by _draw"
@@ -794,13 +799,15 @@ class _Draw:
     def ate(self, outcome: str, k: int, group: str = "all") -> float:
         """Return the participants' sample effect of ``outcome`` at event time ``k`` in ``group``."""
         col = int(k) - int(self.ks[0])
-        if not 0 <= col < self.ks.size or group not in self.groups or outcome not in self.effects:
+        if not 0 <= col < self.ks.size or group not in self.groups or outcome not in self._means:
             raise DataContractError(
                 f"no truth for {outcome!r} at k = {k} in group {group!r}", table="truth",
-                fix=f"draw it: outcomes {sorted(self.effects)}, k {int(self.ks[0])}..{int(self.ks[-1])}, "
+                fix=f"draw it: outcomes {sorted(self._means)}, k {int(self.ks[0])}..{int(self.ks[-1])}, "
                 f"groups {list(self.groups)}",
             )
-        return float(self.effects[outcome][self.groups.index(group), col])
+        c, t = self._means[outcome]
+        g = self.groups.index(group)
+        return float(t[g, col] - c[g, col])
 
 
 def _draw(
@@ -835,10 +842,9 @@ def _draw(
     # the groups and weights of truth._table for the participants (everyone in the sample)
     present, ind = _truth._present(*_truth._groups(g.region))
     groups = tuple(present)
-    effects, means = {}, {}
+    means = {}
     for o in names:
         c, t, _ = _truth._means(y0[o][rows], y1[o][rows], ind)
-        effects[o] = t - c
         means[o] = (c, t)
     pick = w.arm.astype(bool)[None, :]
     qo = {o: np.where(pick, y1[o], y0[o]) for o in wanted}
@@ -860,8 +866,8 @@ def _draw(
     }
     for o in names:
         data[o] = np.ascontiguousarray(qo[o][rows].T).ravel()
-    return _Draw(assignment=a, panel=_assemble([data]), groups=groups, ks=ks, effects=effects,
-                 _means=means, _sizes=ind.sum(axis=0))
+    return _Draw(assignment=a, panel=_assemble([data]), groups=groups, ks=ks, _means=means,
+                 _sizes=ind.sum(axis=0))
 
 
 @dataclass(frozen=True)
