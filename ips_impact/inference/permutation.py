@@ -143,11 +143,11 @@ class _Layout:
 
     @classmethod
     def of(cls, blocks: list[tuple[np.ndarray, int]], n: int) -> _Layout:
-        order = np.concatenate([pos for pos, _ in blocks]) if blocks else np.zeros(0, dtype=np.int64)
+        order = np.concatenate([pos for pos, _ in blocks])  # _check_arm_stratum: n >= 1
         inverse = np.empty(n, dtype=np.intp)
         inverse[order] = np.arange(n)
         ends = np.cumsum([pos.size for pos, _ in blocks])
-        starts = ends - np.asarray([pos.size for pos, _ in blocks])
+        starts = np.r_[0, ends[:-1]]
         return cls(order, inverse, tuple((int(a), int(e), m) for a, e, (_, m) in zip(starts, ends, blocks)))
 
 
